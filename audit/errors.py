@@ -1,0 +1,83 @@
+"""One hierarchy of typed errors; only the CLI turns them into a message and an exit code.
+
+::
+
+    RempartError                  exit 2 unless stated
+    ├── InputError                bad input from a user: one line naming file, line, what
+    │   ├── InventoryError        inventory file or its values
+    │   ├── PolicyError           policy file: file, line and YAML path of the fault
+    │   ├── TargetError           a target URI that does not parse or validate
+    │   ├── ScopeError            a target outside the declared scope
+    │   └── OptionError           a command-line option that makes no sense
+    ├── DependencyError           a required program or extra is missing (nmap, WeasyPrint)
+    ├── StoreError                the SQLite store cannot be opened or written
+    ├── ReportError               a report cannot be rendered or written
+    └── ObservationError          raised inside a check; the engine turns it into an
+                                  ``error`` finding with its reason (never reaches the CLI)
+"""
+
+from __future__ import annotations
+
+from audit.models import Reason
+
+
+class RempartError(Exception):
+    """Base of every error Rempart raises on purpose."""
+
+    exit_code = 2
+
+
+class InputError(RempartError):
+    """Bad input: the message names the file, the line and what is wrong."""
+
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None):
+        self.source = source
+        self.line = line
+        self.detail = message
+        where = ""
+        if source:
+            where = f"{source}:{line}: " if line else f"{source}: "
+        super().__init__(f"{where}{message}")
+
+
+class InventoryError(InputError):
+    """The inventory file, or a value in it, is wrong."""
+
+
+class PolicyError(InputError):
+    """A policy file does not validate; it is refused whole."""
+
+
+class TargetError(InputError):
+    """A target URI does not parse or validate."""
+
+
+class ScopeError(InputError):
+    """A target lies outside the declared scope: nothing is sent to it."""
+
+
+class OptionError(InputError):
+    """A command-line option is wrong."""
+
+
+class DependencyError(RempartError):
+    """A program or optional extra Rempart needs is not installed."""
+
+
+class StoreError(RempartError):
+    """The SQLite store cannot be opened, migrated or written."""
+
+
+class ReportError(RempartError):
+    """A report cannot be rendered or written."""
+
+
+class ObservationError(RempartError):
+    """A check could not observe something; carries a :class:`Reason`.
+
+    Checks may raise it; the engine converts it into data (a :class:`Problem`).
+    """
+
+    def __init__(self, reason: Reason, message: str):
+        self.reason = reason
+        super().__init__(message)

@@ -1,0 +1,97 @@
+"""The contract between the engine and a check family.
+
+A check family is an object with a ``name``, the URI ``schemes`` it serves, the
+resource types it documents, a ``parse`` function that validates a target URI, and a
+``collect`` function that observes one target and returns an :class:`Observation`.
+Families register through the ``rempart.checks`` entry-point group; the built-in
+ones are registered the same way (and loaded first, see :mod:`audit.registry`).
+
+Checks never decide pass or fail: they return facts. Everything that touches the
+network comes in through the :class:`CheckContext` the engine passes down, which is
+plain, picklable data, so a check can run in a thread, a process or a cluster worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import SplitResult
+
+from audit.models import Observation, Target
+
+
+@dataclass(frozen=True)
+class FactDoc:
+    """One documented fact of a resource type (part of the public contract)."""
+
+    name: str
+    type: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ResourceTypeDoc:
+    """A resource type a family produces, and the facts policies may rely on."""
+
+    name: str
+    description: str
+    facts: tuple[FactDoc, ...]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The declared perimeter, as checks may need it (AWS checks the account id)."""
+
+    networks: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    aws_accounts: tuple[str, ...] = ()
+
+    @property
+    def is_declared(self) -> bool:
+        """True when the inventory declared any perimeter at all."""
+        return bool(self.networks or self.domains or self.aws_accounts)
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """Settings a check observes with; plain data, no live connections.
+
+    ``options`` carries family-specific settings from the inventory (for instance the
+    ``aws:`` block), keyed by family name.
+    """
+
+    timeout: float = 30.0
+    ca_file: str | None = None
+    scope: Scope = field(default_factory=Scope)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    is_root: bool = False
+
+    def family_options(self, family: str) -> Mapping[str, Any]:
+        """The inventory settings for one family (empty when none were given)."""
+        value = self.options.get(family, {})
+        return value if isinstance(value, Mapping) else {}
+
+
+ParseFn = Callable[[SplitResult, str], Target]
+"""Validate a split URI (and the raw text, for messages) into a Target, or raise TargetError."""
+
+CollectFn = Callable[[Target, CheckContext], Observation]
+"""Observe one target. Must respect ``ctx.timeout`` and return problems as data."""
+
+
+@dataclass(frozen=True)
+class CheckFamily:
+    """A pluggable check family: what it scans and the facts it returns."""
+
+    name: str
+    description: str
+    schemes: tuple[str, ...]
+    resource_types: tuple[ResourceTypeDoc, ...]
+    parse: ParseFn
+    collect: CollectFn
+    permissions: Callable[[], Mapping[str, Any]] | None = None
+
+    def resource_type_names(self) -> tuple[str, ...]:
+        """Names of the resource types this family can produce."""
+        return tuple(rt.name for rt in self.resource_types)
