@@ -93,6 +93,10 @@ class Target:
     params: tuple[tuple[str, str], ...] = ()
     system: str = "adhoc"
     from_command_line: bool = False
+    addresses: tuple[str, ...] = ()
+    """Addresses the scope guard resolved ``host`` to and found in scope. When set,
+    a check connects only to these (never re-resolves), so DNS cannot move a target
+    out of scope between the check and the connection."""
 
     def param(self, name: str, default: str | None = None) -> str | None:
         """Return a query parameter, or ``default`` when it was not given."""

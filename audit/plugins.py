@@ -91,6 +91,10 @@ class CheckFamily:
     parse: ParseFn
     collect: CollectFn
     permissions: Callable[[], Mapping[str, Any]] | None = None
+    scope_kind: str = "network"
+    """``network``: the engine checks host/CIDR against the declared networks and domains
+    before anything is sent; ``account``: the family checks the cloud account id against
+    ``ctx.scope.aws_accounts`` itself, once it knows it (STS), before collecting."""
 
     def resource_type_names(self) -> tuple[str, ...]:
         """Names of the resource types this family can produce."""
