@@ -1,0 +1,191 @@
+"""Framework catalogues: what a control id means, and which controls our rules cover.
+
+A catalogue (``policies/frameworks/<id>.yaml``) lists the controls of one framework (ANSSI
+hygiene guide, NIS 2 Art. 21(2), ISO/IEC 27001:2022 Annex A, …) with French and English
+titles and, where the framework has them, a level and a family. Rules cite controls by id
+(``controls: {nis2: 21.2.h}``); the policy loader calls :func:`unknown_controls` so a typo
+is refused before a scan rather than silently reported as "not assessed".
+
+Coverage answers the committee's question "what does this tool check for us, and what
+stays manual?": a control with at least one rule is *automated*, the others are *manual*.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from audit.errors import InputError
+from policies import BUILTIN_DIR
+
+
+class _Strict(BaseModel):
+    """Catalogue files are input: unknown keys are mistakes, models are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Family(_Strict):
+    """A group of controls (ISO theme, CIS control, ANSSI chapter) used by the heatmap."""
+
+    title: str
+    title_en: str
+
+
+class Control(_Strict):
+    """One control of a framework, as the catalogue describes it."""
+
+    id: str
+    title: str
+    title_en: str
+    level: str | None = None
+    family: str | None = None
+    aliases: tuple[str, ...] = ()
+    measures: tuple[str, ...] = ()
+
+    def label(self, lang: str) -> str:
+        """The title in the reader's language (French unless English is asked for)."""
+        return self.title_en if lang == "en" else self.title
+
+
+class Framework(_Strict):
+    """A whole catalogue: header (source and version are mandatory) and controls."""
+
+    framework: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str
+    title_en: str
+    publisher: str
+    version: str
+    source: str
+    url: str
+    levels: tuple[str, ...] = ()
+    families: dict[str, Family] = Field(default_factory=dict)
+    controls: tuple[Control, ...]
+
+    def label(self, lang: str) -> str:
+        """The framework's title in the reader's language."""
+        return self.title_en if lang == "en" else self.title
+
+    @functools.cached_property
+    def _index(self) -> dict[str, Control]:
+        index: dict[str, Control] = {}
+        for control in self.controls:
+            for name in (control.id, *control.aliases):
+                index[name] = control
+        return index
+
+    def control(self, control_id: str) -> Control | None:
+        """The control named ``control_id`` (its id or an alias), or None."""
+        return self._index.get(control_id)
+
+    def family_of(self, control: Control) -> str:
+        """The family key of a control: declared, else the longest matching id prefix."""
+        if control.family:
+            return control.family
+        best = ""
+        for key in self.families:
+            if control.id.startswith(f"{key}.") and len(key) > len(best):
+                best = key
+        return best or control.id
+
+    def family_label(self, key: str, lang: str) -> str:
+        """Readable name of a family key (the key itself when the catalogue has none)."""
+        family = self.families.get(key)
+        if family is None:
+            return key
+        return f"{key} — {family.title_en if lang == 'en' else family.title}"
+
+
+def catalogue_dir() -> Path:
+    """Where the shipped catalogues live (inside the installed ``policies`` package)."""
+    return BUILTIN_DIR / "frameworks"
+
+
+def load_framework(path: Path) -> Framework:
+    """Read and validate one catalogue file; the file stem must equal its ``framework``."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        framework = Framework.model_validate(raw)
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise InputError(f"invalid framework catalogue: {exc}", source=str(path)) from None
+    if framework.framework != path.stem:
+        raise InputError(f"framework id {framework.framework!r} differs from file name",
+                         source=str(path))
+    _refuse_duplicates(framework, path)
+    return framework
+
+
+def _refuse_duplicates(framework: Framework, path: Path) -> None:
+    seen: set[str] = set()
+    for control in framework.controls:
+        for name in (control.id, *control.aliases):
+            if name in seen:
+                raise InputError(f"control id {name!r} appears twice", source=str(path))
+            seen.add(name)
+
+
+@functools.cache
+def load_catalogues() -> dict[str, Framework]:
+    """Every shipped catalogue by framework id (read once per process)."""
+    return {path.stem: load_framework(path) for path in sorted(catalogue_dir().glob("*.yaml"))}
+
+
+def get_framework(framework_id: str) -> Framework | None:
+    """The catalogue of ``framework_id``, or None when no such framework ships."""
+    return load_catalogues().get(framework_id)
+
+
+def unknown_controls(rule_controls: Mapping[str, Sequence[str]]) -> list[str]:
+    """The ``framework:id`` pairs of a rule that no catalogue knows (empty: all valid)."""
+    catalogues = load_catalogues()
+    unknown: list[str] = []
+    for framework_id, ids in rule_controls.items():
+        framework = catalogues.get(framework_id)
+        for control_id in ids:
+            if framework is None or framework.control(str(control_id)) is None:
+                unknown.append(f"{framework_id}:{control_id}")
+    return unknown
+
+
+def canonical_id(framework_id: str, control_id: str) -> str:
+    """The catalogue id of ``control_id`` (resolving aliases); unchanged when unknown."""
+    framework = get_framework(framework_id)
+    control = framework.control(control_id) if framework else None
+    return control.id if control else control_id
+
+
+@dataclass(frozen=True)
+class ControlCoverage:
+    """One control and the rules that give evidence for it (none: checked by hand)."""
+
+    control: Control
+    family: str
+    rules: tuple[str, ...]
+
+    @property
+    def is_manual(self) -> bool:
+        """True when no shipped rule maps to the control."""
+        return not self.rules
+
+
+RuleControls = tuple[str, Mapping[str, Sequence[str]]]
+"""A rule id and its ``controls`` mapping, as the policy loader compiles them."""
+
+
+def coverage(framework: Framework, rules: Iterable[RuleControls]) -> list[ControlCoverage]:
+    """Every control of ``framework`` with the ids of the rules that map to it."""
+    by_control: dict[str, list[str]] = {c.id: [] for c in framework.controls}
+    for rule_id, controls in rules:
+        for control_id in controls.get(framework.framework, ()):
+            control = framework.control(str(control_id))
+            if control is not None and rule_id not in by_control[control.id]:
+                by_control[control.id].append(rule_id)
+    return [
+        ControlCoverage(c, framework.family_of(c), tuple(sorted(by_control[c.id])))
+        for c in framework.controls
+    ]
