@@ -1,0 +1,398 @@
+"""The ``rempart`` command line: thin click commands over the library.
+
+Typed errors become one line on stderr and an exit code here, and only here:
+0 nothing failed at or above ``--fail-on``; 1 something did; 2 usage, inventory,
+policy or scope error (nothing was scanned); 3 ``--fail-on`` was given and some rule
+could not be evaluated (a gate fails closed). Heavy modules are imported inside the
+commands so ``rempart --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from audit.registry import Families
+    from audit.store import Store
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+STATUSES = ("pass", "fail", "error", "skip")
+
+
+def _db_option(func: Any) -> Any:
+    return click.option("--db", "db_path", envvar="REMPART_DB", default="rempart.db",
+                        show_default=True, help="SQLite store (also $REMPART_DB).")(func)
+
+
+def _families() -> Families:
+    from audit.registry import allowed_plugins, load_families
+
+    ctx = click.get_current_context()
+    return load_families(allowed_plugins(ctx.find_root().params.get("plugins")))
+
+
+def _open_store(path: str, readonly: bool = False) -> Store:
+    from audit.store import Store
+
+    return Store(path, readonly=readonly)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="rempart", prog_name="rempart")
+@click.option("--plugins", envvar="REMPART_PLUGINS", default=None,
+              help="Comma-separated allow-list of check families to load (also $REMPART_PLUGINS).")
+def cli(plugins: str | None) -> None:
+    """Rempart audits TLS endpoints, exposed ports and cloud accounts against declarative
+    policies, keeps every finding with its history, and writes committee reports."""
+
+
+# --- scan ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@click.option("-i", "--inventory", type=click.Path(dir_okay=False), help="Inventory YAML file.")
+@click.option("-p", "--policy", "policies", multiple=True,
+              help="Built-in policy name or policy file (repeatable).")
+@_db_option
+@click.option("-o", "--output", "outputs", multiple=True,
+              help="Write a report; format from the extension (repeatable).")
+@click.option("--format", "fmt", default=None, help="Report format, when -o has no extension.")
+@click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+              help="Exit 1 if a finding fails at or above this severity (3 on errors).")
+@click.option("--ca-file", type=click.Path(dir_okay=False), default=None,
+              help="Extra trust anchors (PEM) for private PKIs.")
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Per-target timeout in seconds.")
+@click.option("--concurrency", type=int, default=32, show_default=True,
+              help="Targets observed at once.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary table.")
+def scan(targets: Sequence[str], inventory: str | None, policies: Sequence[str], db_path: str,
+         outputs: Sequence[str], fmt: str | None, lang: str, fail_on: str | None,
+         ca_file: str | None, timeout: float, concurrency: int, quiet: bool) -> None:
+    """Scan TARGETS (URIs such as tls://host, ports://10.0.0.0/28, aws://profile)."""
+    from audit.planning import ScanRequest, build_plan
+    from audit.scanui import run_with_ui
+
+    families = _families()
+    request = ScanRequest(tuple(targets), inventory, tuple(policies), ca_file, timeout,
+                          concurrency)
+    plan = build_plan(request, families)
+    _preflight(plan, families)
+    _check_outputs(outputs, fmt)
+    store = _open_store(db_path)
+    summary = run_with_ui(plan, families, store, quiet=quiet)
+    _write_reports(store, summary.id, outputs, fmt, lang)
+    sys.exit(_gate(store, summary.id, fail_on))
+
+
+def _preflight(plan: Any, families: Families) -> None:
+    """Let families refuse early (a missing program) before the store is touched."""
+    for scheme in {t.scheme for t in plan.targets}:
+        family = families.by_scheme[scheme]
+        check = getattr(family, "preflight", None)
+        if callable(check):
+            check()
+
+
+def _check_outputs(outputs: Sequence[str], fmt: str | None) -> None:
+    from audit.registry import load_renderers, renderer_for
+
+    renderers = load_renderers()
+    for path in outputs:
+        renderer_for(path, fmt, renderers)
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            from audit.errors import OptionError
+
+            raise OptionError(f"-o {path}: directory {parent} does not exist")
+
+
+def _write_reports(store: Store, scan_id: int, outputs: Sequence[str], fmt: str | None,
+                   lang: str) -> None:
+    if not outputs:
+        return
+    from audit import __version__
+    from audit.reporting import RenderOptions
+    from audit.writing import write_report
+
+    data = store.load_report(scan_id, tool_version=__version__)
+    for path in outputs:
+        write_report(data, path, fmt, RenderOptions(lang=lang))
+        click.echo(f"report written: {path}", err=True)
+
+
+def _gate(store: Store, scan_id: int, fail_on: str | None) -> int:
+    """Exit code per DESIGN.md; accepted findings do not trip the gate, expired ones do."""
+    if fail_on is None:
+        return 0
+    from audit.models import Lifecycle, Severity
+
+    threshold = Severity(fail_on).rank
+    findings = store.findings(scan_id)
+    failing = [f for f in findings if f.status.value == "fail"
+               and f.severity.rank >= threshold and f.lifecycle is not Lifecycle.ACCEPTED]
+    if failing:
+        return 1
+    if any(f.status.value == "error" for f in findings):
+        return 3
+    return 0
+
+
+# --- report ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--scan", "scan_id", type=int, default=None, help="Scan id (default: latest).")
+@click.option("-o", "--output", "outputs", multiple=True, required=True,
+              help="Output file; format from the extension (repeatable).")
+@click.option("--format", "fmt", default=None)
+@click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
+@_db_option
+def report(scan_id: int | None, outputs: Sequence[str], fmt: str | None, lang: str,
+           db_path: str) -> None:
+    """Render a scan from the store (html, pdf, md, json, csv, sarif, junit, ocsf)."""
+    _check_outputs(outputs, fmt)
+    store = _open_store(db_path)
+    _write_reports(store, scan_id or store.latest_scan_id(), outputs, fmt, lang)
+
+
+# --- findings, diff, acceptances -------------------------------------------------------
+
+
+@cli.command()
+@click.option("--scan", "scan_id", type=int, default=None, help="Scan id (default: latest).")
+@click.option("--status", type=click.Choice(STATUSES), default=None)
+@click.option("--severity", type=click.Choice(SEVERITIES), default=None)
+@click.option("--system", default=None)
+@click.option("--rule", default=None)
+@click.option("--target", default=None)
+@click.option("--all", "show_all", is_flag=True, help="Include passing and skipped findings.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@_db_option
+def findings(scan_id: int | None, status: str | None, severity: str | None,
+             system: str | None, rule: str | None, target: str | None, show_all: bool,
+             as_json: bool, db_path: str) -> None:
+    """List the findings of a scan (failing and errors by default)."""
+    from audit.views import print_findings
+
+    store = _open_store(db_path)
+    scan_id = scan_id or store.latest_scan_id()
+    items = store.findings(scan_id, status=status, severity=severity, system=system,
+                           rule=rule, target=target)
+    if status is None and not show_all:
+        items = [f for f in items if f.status.value in ("fail", "error")]
+    print_findings(items, as_json)
+
+
+@cli.command()
+@click.argument("old", type=int, required=False)
+@click.argument("new", type=int, required=False)
+@click.option("--json", "as_json", is_flag=True)
+@_db_option
+def diff(old: int | None, new: int | None, as_json: bool, db_path: str) -> None:
+    """Compare two scans (default: the last two complete ones): new, resolved, still open."""
+    from audit.views import diff_scans, print_diff
+
+    store = _open_store(db_path)
+    if (old is None) != (new is None):
+        from audit.errors import OptionError
+
+        raise OptionError("give both OLD and NEW scan ids, or neither")
+    if old is None or new is None:
+        complete = [s.id for s in store.scans(("complete",))]
+        if len(complete) < 2:
+            from audit.errors import OptionError
+
+            raise OptionError("diff needs two complete scans in the store")
+        old, new = complete[-2], complete[-1]
+    print_diff(diff_scans(store, old, new), as_json)
+
+
+@cli.command()
+@click.argument("finding")
+@click.argument("resource", required=False)
+@click.option("--owner", required=True, help="Who owns the accepted risk (a named person).")
+@click.option("--reason", required=True, help="Why the risk is accepted.")
+@click.option("--until", "until", required=True, help="Expiry date YYYY-MM-DD (≤ 3 years).")
+@click.option("--compensating", default="", help="Compensating measures.")
+@click.option("--decided-by", default="", help="Who decided (e.g. the committee).")
+@_db_option
+def accept(finding: str, resource: str | None, owner: str, reason: str, until: str,
+           compensating: str, decided_by: str, db_path: str) -> None:
+    """Accept a risk: FINGERPRINT, or RULE_ID RESOURCE_KEY."""
+    from datetime import date
+
+    from audit.errors import OptionError
+    from audit.store import fingerprint_for
+
+    try:
+        expiry = date.fromisoformat(until)
+    except ValueError:
+        raise OptionError(f"--until {until!r}: expected a date YYYY-MM-DD") from None
+    store = _open_store(db_path)
+    if resource is None:
+        fp, rule_id, key = store.find_fingerprint(finding)
+    else:
+        fp, rule_id, key = fingerprint_for(finding, resource), finding, resource
+    item = store.accept(fingerprint_=fp, rule_id=rule_id, resource_key=key, owner=owner,
+                        reason=reason, until=expiry, compensating=compensating,
+                        decided_by=decided_by)
+    click.echo(f"accepted #{item.id}: {rule_id} on {key} until {item.until} (owner: {owner})")
+
+
+@cli.command()
+@click.argument("acceptance_id", type=int)
+@_db_option
+def unaccept(acceptance_id: int, db_path: str) -> None:
+    """Revoke an acceptance by its id (it stays in the audit trail)."""
+    item = _open_store(db_path).unaccept(acceptance_id)
+    click.echo(f"revoked acceptance #{item.id} ({item.rule_id} on {item.resource_key})")
+
+
+@cli.command()
+@click.option("--expiring", type=int, default=None, help="Only those expiring within DAYS.")
+@click.option("--json", "as_json", is_flag=True)
+@_db_option
+def acceptances(expiring: int | None, as_json: bool, db_path: str) -> None:
+    """List live risk acceptances (owner, reason, expiry)."""
+    from audit.views import print_acceptances
+
+    print_acceptances(_open_store(db_path).acceptances(include_revoked=False), expiring, as_json)
+
+
+# --- policy ----------------------------------------------------------------------------
+
+
+@cli.group()
+def policy() -> None:
+    """List, show, validate policies; print their JSON Schema."""
+
+
+@policy.command("list")
+def policy_list() -> None:
+    """Built-in policy packs."""
+    from audit.planning import load_all_builtin
+
+    for pack in load_all_builtin(_families().resource_types()):
+        click.echo(f"{pack.name:<24} {len(pack.rules):>3} rules  v{pack.version}  {pack.title}")
+
+
+@policy.command("show")
+@click.argument("name")
+def policy_show(name: str) -> None:
+    """Show a policy's rules (built-in name or file)."""
+    from audit.planning import resolve_policy
+    from audit.views import print_policy
+
+    print_policy(resolve_policy(name, _families().resource_types()))
+
+
+@policy.command("validate")
+@click.argument("files", nargs=-1, required=True)
+def policy_validate(files: Sequence[str]) -> None:
+    """Validate policy files; exit 2 on the first that does not validate."""
+    from pathlib import Path
+
+    from audit.policy import check_unique_ids, load_policy
+
+    known = _families().resource_types()
+    loaded = [load_policy(Path(f), known) for f in files]
+    check_unique_ids(loaded)
+    for item in loaded:
+        click.echo(f"ok: {item.source} ({item.name}, {len(item.rules)} rules)")
+
+
+@policy.command("schema")
+def policy_schema_cmd() -> None:
+    """Print the JSON Schema of policy files (for editors)."""
+    from audit.policy import policy_schema
+
+    click.echo(json.dumps(policy_schema(), indent=2))
+
+
+# --- checks ----------------------------------------------------------------------------
+
+
+@cli.group()
+def checks() -> None:
+    """Describe the loaded check families."""
+
+
+@checks.command("list")
+@click.option("--facts", is_flag=True, help="Document every resource type's facts.")
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "json"]), default="text")
+def checks_list(facts: bool, fmt: str) -> None:
+    """Each family, its target schemes and resource types."""
+    from audit.views import describe_families
+
+    click.echo(describe_families(_families(), facts, fmt), nl=False)
+
+
+@checks.command("permissions")
+@click.argument("family")
+def checks_permissions(family: str) -> None:
+    """Print the read-only permissions a family needs (an IAM policy for aws)."""
+    from audit.errors import OptionError
+
+    families = _families()
+    chosen = families.by_name.get(family)
+    if chosen is None:
+        raise OptionError(f"unknown check family {family!r} "
+                          f"(loaded: {', '.join(sorted(families.by_name))})")
+    if chosen.permissions is None:
+        raise OptionError(f"check family {family!r} needs no cloud permissions")
+    click.echo(json.dumps(chosen.permissions(), indent=2))
+
+
+def _register_extensions() -> None:
+    """Commands that live in their own modules (governance, demo) join the main group."""
+    import importlib
+
+    for name in ("audit.cli_governance", "audit.cli_demo"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(cli)
+
+
+_register_extensions()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the CLI, turning typed errors into one line and an exit code."""
+    from audit.errors import RempartError
+
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="rempart",
+                 standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("rempart: aborted", err=True)
+        sys.exit(130)
+    except RempartError as exc:
+        click.echo(f"rempart: error: {_one_line(str(exc))}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("rempart: interrupted", err=True)
+        sys.stdout.flush()
+        os._exit(130)
+    sys.exit(0)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

@@ -1,0 +1,270 @@
+"""Run checks, evaluate rules, stream findings into the store.
+
+One job per target goes to a :class:`concurrent.futures.Executor` (a thread pool by
+default; any Executor fits the seam). Collecting is I/O and happens in the workers;
+evaluating and storing happen here, in the parent, as each target completes, so the
+store has a single writer and a scan killed halfway keeps every target it finished.
+
+A target that could not be observed yields an ``error`` finding, with the reason, for
+every rule that would have applied: never a silent pass, never a fake fail.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from audit.errors import ObservationError
+from audit.evaluate import AllOf, AnyOf, Condition, Each, Leaf, Not, evaluate
+from audit.models import (
+    Finding,
+    Observation,
+    Problem,
+    Reason,
+    Resource,
+    ScanSummary,
+    Status,
+    SystemInfo,
+    Target,
+)
+from audit.plugins import CheckContext, CheckFamily
+from audit.policy import Policy, Rule
+from audit.registry import Families
+from audit.store import Store
+
+DEFAULT_CONCURRENCY = 32
+
+
+@dataclass(frozen=True)
+class BoundRule:
+    """A rule with the parameters it evaluates with (defaults + inventory overrides)."""
+
+    rule: Rule
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """Everything a scan needs, validated: targets in scope, policies, settings."""
+
+    targets: tuple[Target, ...]
+    policies: tuple[Policy, ...]
+    context: CheckContext
+    systems: tuple[SystemInfo, ...] = ()
+    inventory: str | None = None
+    scope_declared: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    tool_version: str = ""
+
+    def rules_by_type(self) -> dict[str, list[BoundRule]]:
+        """Rules grouped by the resource type they judge."""
+        grouped: dict[str, list[BoundRule]] = {}
+        for policy in self.policies:
+            for rule in policy.rules:
+                grouped.setdefault(rule.resource, []).append(BoundRule(rule, policy.params))
+        return grouped
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI uses to draw progress; all optional."""
+
+    on_start: Callable[[int], None] = lambda total: None
+    on_target: Callable[[Target, Observation, Sequence[Finding]], None] = (
+        lambda target, observation, findings: None)
+
+
+@dataclass
+class _Running:
+    """Bookkeeping for one submitted target."""
+
+    target: Target
+    started: list[float] = field(default_factory=list)
+
+
+# --- evaluation ------------------------------------------------------------------------
+
+
+def describe(condition: Condition, params: Mapping[str, Any] | None = None) -> str:
+    """A short human reading of a condition, for finding messages."""
+    params = params or {}
+    if isinstance(condition, Leaf):
+        value = params.get(condition.param) if condition.param else condition.value
+        return f"{condition.key} {condition.op}" + ("" if value is None else f" {value!r}")
+    if isinstance(condition, AllOf):
+        return " and ".join(f"({describe(c, params)})" for c in condition.conditions)
+    if isinstance(condition, AnyOf):
+        return " or ".join(f"({describe(c, params)})" for c in condition.conditions)
+    if isinstance(condition, Not):
+        return f"not ({describe(condition.condition, params)})"
+    assert isinstance(condition, Each)
+    return f"each {condition.key}: {describe(condition.expect, params)}"
+
+
+def _finding(bound: BoundRule, resource: Resource, status: Status, message: str,
+             evidence: Any = None, reason: Reason | None = None) -> Finding:
+    rule = bound.rule
+    return Finding(
+        rule_id=rule.id, policy=rule.policy, title=rule.title, resource_type=rule.resource,
+        resource_key=resource.key, target=resource.target, system=resource.system,
+        status=status, severity=rule.severity, message=message, evidence=evidence,
+        controls=rule.controls, remediation=rule.remediation, reason=reason)
+
+
+def evaluate_rule(bound: BoundRule, resource: Resource) -> Finding:
+    """One rule on one resource: pass, fail, skip (``where`` false) or error (unknown fact)."""
+    rule = bound.rule
+    unknown = [resource.unknown[name] for name in sorted(rule.reads) if name in resource.unknown]
+    if unknown:
+        problem = unknown[0]
+        return _finding(bound, resource, Status.ERROR,
+                        f"could not be evaluated: {problem.message}", reason=problem.reason)
+    if rule.where is not None and not evaluate(rule.where, resource.facts, bound.params).holds:
+        return _finding(bound, resource, Status.SKIP, "not applicable")
+    outcome = evaluate(rule.expect, resource.facts, bound.params)
+    if outcome.holds:
+        return _finding(bound, resource, Status.PASS, "ok", outcome.evidence)
+    return _finding(bound, resource, Status.FAIL,
+                    f"expected {describe(rule.expect, bound.params)}", outcome.evidence)
+
+
+def evaluate_observation(observation: Observation, family: CheckFamily,
+                         rules: Mapping[str, list[BoundRule]]) -> list[Finding]:
+    """Every finding for one observed target: evaluated rules, then problems as errors."""
+    findings: dict[str, Finding] = {}
+    for resource in observation.resources:
+        for bound in rules.get(resource.type, ()):
+            finding = evaluate_rule(bound, resource)
+            findings.setdefault(finding.fingerprint, finding)
+    for problem in observation.problems:
+        for finding in problem_findings(observation.target, problem, family, rules):
+            findings.setdefault(finding.fingerprint, finding)
+    return list(findings.values())
+
+
+def problem_findings(target: Target, problem: Problem, family: CheckFamily,
+                     rules: Mapping[str, list[BoundRule]]) -> Iterable[Finding]:
+    """``error`` findings for every rule a problem kept from being evaluated."""
+    types = (problem.resource_type,) if problem.resource_type else family.resource_type_names()
+    key = problem.key or target.key
+    placeholder = Resource(type="", key=key, target=target.uri, system=target.system, facts={})
+    for resource_type in types:
+        for bound in rules.get(resource_type, ()):
+            if problem.facts and not (bound.rule.reads & set(problem.facts)):
+                continue
+            yield _finding(bound, placeholder, Status.ERROR,
+                           f"could not be evaluated: {problem.message}", reason=problem.reason)
+
+
+# --- collection ------------------------------------------------------------------------
+
+
+def observe(family: CheckFamily, target: Target, ctx: CheckContext) -> Observation:
+    """Run a check; whatever goes wrong becomes a problem, never an exception."""
+    started = time.monotonic()
+    try:
+        observation = family.collect(target, ctx)
+    except ObservationError as exc:
+        observation = Observation(target, problems=(Problem(exc.reason, str(exc)),))
+    except Exception as exc:  # noqa: BLE001 - a crashing check must not end the scan
+        message = f"check {family.name!r} failed: {type(exc).__name__}: {exc}"
+        observation = Observation(target, problems=(Problem(Reason.BUG, message[:500]),))
+    return replace(observation, target=target, duration_s=time.monotonic() - started)
+
+
+def _timed_observe(family: CheckFamily, target: Target, ctx: CheckContext,
+                   running: _Running) -> Observation:
+    running.started.append(time.monotonic())
+    return observe(family, target, ctx)
+
+
+def hard_limit(ctx: CheckContext) -> float:
+    """How long a target may run before the engine gives up on it (checks should not
+    get near it: they honour ``ctx.timeout`` themselves; this guards against bugs)."""
+    return ctx.timeout * 4 + 30
+
+
+def run_scan(plan: ScanPlan, families: Families, store: Store, *,
+             executor: Executor | None = None, progress: Progress | None = None) -> ScanSummary:
+    """Scan every target of the plan and return the closed scan row.
+
+    On KeyboardInterrupt (Ctrl-C, or SIGTERM turned into it by the CLI) the scan row is
+    closed as ``interrupted`` and the exception propagates.
+    """
+    progress = progress or Progress()
+    rules = plan.rules_by_type()
+    scan_id = store.begin_scan(
+        policies=[f"{p.name}@{p.version}" for p in plan.policies], inventory=plan.inventory,
+        scope_declared=plan.scope_declared, targets=[t.uri for t in plan.targets],
+        systems=plan.systems, tool_version=plan.tool_version)
+    own = executor is None
+    pool = executor or ThreadPoolExecutor(max_workers=max(1, plan.concurrency),
+                                          thread_name_prefix="check")
+    status = "failed"
+    try:
+        _collect_all(plan, families, store, scan_id, pool, rules, progress)
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        if own:
+            pool.shutdown(wait=False, cancel_futures=True)
+        summary = store.finish_scan(scan_id, status)
+        _store_scores(store, scan_id, plan.tool_version)
+    return summary
+
+
+def _collect_all(plan: ScanPlan, families: Families, store: Store, scan_id: int,
+                 pool: Executor, rules: Mapping[str, list[BoundRule]],
+                 progress: Progress) -> None:
+    progress.on_start(len(plan.targets))
+    pending: dict[Future[Observation], _Running] = {}
+    for target in plan.targets:
+        running = _Running(target)
+        family = families.by_scheme[target.scheme]
+        pending[pool.submit(_timed_observe, family, target, plan.context, running)] = running
+    limit = hard_limit(plan.context)
+    while pending:
+        done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+        for future in done:
+            running = pending.pop(future)
+            _store_one(running.target, _result(future, running.target), families, store,
+                       scan_id, rules, progress)
+        for future, running in list(pending.items()):
+            if running.started and time.monotonic() - running.started[0] > limit:
+                pending.pop(future)
+                future.cancel()
+                problem = Problem(Reason.TIMEOUT, f"no result within {limit:.0f} s")
+                observation = Observation(running.target, problems=(problem,))
+                _store_one(running.target, observation, families, store, scan_id, rules,
+                           progress)
+
+
+def _result(future: Future[Observation], target: Target) -> Observation:
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - executor-level failures (lost worker, pickling)
+        reason = Reason.WORKER_LOST if "worker" in type(exc).__name__.lower() else Reason.BUG
+        return Observation(target, problems=(Problem(reason, f"{type(exc).__name__}: {exc}"),))
+
+
+def _store_one(target: Target, observation: Observation, families: Families, store: Store,
+               scan_id: int, rules: Mapping[str, list[BoundRule]], progress: Progress) -> None:
+    family = families.by_scheme[target.scheme]
+    findings = evaluate_observation(observation, family, rules)
+    stamped = store.record(scan_id, observation.resources, findings)
+    progress.on_target(target, observation, stamped)
+
+
+def _store_scores(store: Store, scan_id: int, tool_version: str) -> None:
+    """Persist the governance score snapshot when that layer is installed."""
+    try:
+        from audit.governance import score_snapshot  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return
+    data = store.load_report(scan_id, tool_version=tool_version)
+    store.set_scores(scan_id, score_snapshot(data))

@@ -1,0 +1,271 @@
+"""Evaluate declarative conditions over a resource's facts.
+
+Conditions come from validated policy models (:mod:`audit.policy`) as plain frozen
+dataclasses. Keys are JMESPath expressions (the ``jmespath`` package); a missing key
+is JMESPath ``null`` — "absent" — never an exception, and ordering operators on null or
+on mismatched types are simply false. No input may make the evaluator raise: anything
+unexpected becomes a false condition with the value it looked at as evidence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+
+MISSING_PARAM = object()
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """``{key, op, value}`` or ``{key, op, param}``."""
+
+    key: str
+    op: str
+    value: Any = None
+    param: str | None = None
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Every sub-condition holds."""
+
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """At least one sub-condition holds."""
+
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    """The sub-condition does not hold."""
+
+    condition: Condition
+
+
+@dataclass(frozen=True)
+class Each:
+    """Every element of the list at ``key`` satisfies ``expect`` (relative keys)."""
+
+    key: str
+    expect: Condition
+
+
+Condition = Leaf | AllOf | AnyOf | Not | Each
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Whether a condition held, and the evidence: the values it looked at."""
+
+    holds: bool
+    evidence: Any
+
+
+@lru_cache(maxsize=4096)
+def compile_key(expression: str) -> Any:
+    """Compile a JMESPath expression once (raises JMESPathError on bad syntax)."""
+    return jmespath.compile(expression)
+
+
+def search(expression: str, facts: Any) -> Any:
+    """The value at ``expression`` in ``facts``; None when absent or not computable."""
+    try:
+        return compile_key(expression).search(facts)
+    except (JMESPathError, TypeError, ValueError, RecursionError):
+        return None
+
+
+def _as_set(value: Any) -> set[Any] | None:
+    """A set view of a list/tuple/set of hashable items, or None when not possible."""
+    if isinstance(value, list | tuple | set | frozenset):
+        try:
+            return set(value)
+        except TypeError:
+            return None
+    return None
+
+
+def _ordered(fn: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    """Wrap an ordering comparison so null or mismatched types give False."""
+
+    def compare(fact: Any, value: Any) -> bool:
+        if fact is None or value is None or isinstance(fact, bool) != isinstance(value, bool):
+            return False
+        try:
+            return bool(fn(fact, value))
+        except TypeError:
+            return False
+
+    return compare
+
+
+def _op_in(fact: Any, value: Any) -> bool:
+    return isinstance(value, list | tuple) and _safe_contains(value, fact)
+
+
+def _op_contains(fact: Any, value: Any) -> bool:
+    if isinstance(fact, str):
+        return isinstance(value, str) and value in fact
+    if isinstance(fact, list | tuple):
+        return _safe_contains(fact, value)
+    if isinstance(fact, dict):
+        return isinstance(value, str) and value in fact
+    return False
+
+
+def _safe_contains(container: Sequence[Any], item: Any) -> bool:
+    return any(_equal(element, item) for element in container)
+
+
+def _equal(left: Any, right: Any) -> bool:
+    """Equality that keeps True apart from 1 (YAML and JSON both have booleans)."""
+    if isinstance(left, bool) != isinstance(right, bool):
+        return False
+    try:
+        return bool(left == right)
+    except Exception:  # noqa: BLE001 - exotic objects must not crash evaluation
+        return False
+
+
+def _op_subset(fact: Any, value: Any) -> bool:
+    fact_set, value_set = _as_set(fact), _as_set(value)
+    return fact_set is not None and value_set is not None and fact_set <= value_set
+
+
+def _op_disjoint(fact: Any, value: Any) -> bool:
+    fact_set, value_set = _as_set(fact), _as_set(value)
+    return fact_set is not None and value_set is not None and fact_set.isdisjoint(value_set)
+
+
+@lru_cache(maxsize=1024)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _op_matches(fact: Any, value: Any) -> bool:
+    if fact is None or not isinstance(value, str):
+        return False
+    try:
+        return _regex(value).search(str(fact)) is not None
+    except re.error:
+        return False
+
+
+OPERATORS: Mapping[str, Callable[[Any, Any], bool]] = {
+    "eq": _equal,
+    "ne": lambda fact, value: not _equal(fact, value),
+    "lt": _ordered(lambda a, b: a < b),
+    "le": _ordered(lambda a, b: a <= b),
+    "gt": _ordered(lambda a, b: a > b),
+    "ge": _ordered(lambda a, b: a >= b),
+    "in": _op_in,
+    "not_in": lambda fact, value: not _op_in(fact, value),
+    "contains": _op_contains,
+    "not_contains": lambda fact, value: not _op_contains(fact, value),
+    "subset_of": _op_subset,
+    "disjoint_from": _op_disjoint,
+    "matches": _op_matches,
+    "exists": lambda fact, _value: fact is not None,
+    "absent": lambda fact, _value: fact is None,
+}
+"""Every operator of the policy language; the policy loader validates names against it."""
+
+VALUELESS_OPS = frozenset({"exists", "absent"})
+
+
+def evaluate(condition: Condition, facts: Any, params: Mapping[str, Any]) -> Outcome:
+    """Evaluate ``condition`` on ``facts``; never raises on data."""
+    if isinstance(condition, Leaf):
+        return _leaf(condition, facts, params)
+    if isinstance(condition, AllOf):
+        outcomes = [evaluate(c, facts, params) for c in condition.conditions]
+        return Outcome(all(o.holds for o in outcomes), _merge(outcomes))
+    if isinstance(condition, AnyOf):
+        outcomes = [evaluate(c, facts, params) for c in condition.conditions]
+        return Outcome(any(o.holds for o in outcomes), _merge(outcomes))
+    if isinstance(condition, Not):
+        inner = evaluate(condition.condition, facts, params)
+        return Outcome(not inner.holds, inner.evidence)
+    return _each(condition, facts, params)
+
+
+def _leaf(leaf: Leaf, facts: Any, params: Mapping[str, Any]) -> Outcome:
+    fact = search(leaf.key, facts)
+    value = params.get(leaf.param, MISSING_PARAM) if leaf.param else leaf.value
+    if value is MISSING_PARAM:
+        return Outcome(False, {leaf.key: fact})
+    return Outcome(OPERATORS[leaf.op](fact, value), {leaf.key: fact})
+
+
+def _each(each: Each, facts: Any, params: Mapping[str, Any]) -> Outcome:
+    items = search(each.key, facts)
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        return Outcome(False, {each.key: items})
+    failing = [item for item in items if not evaluate(each.expect, item, params).holds]
+    return Outcome(not failing, {each.key: failing if failing else items})
+
+
+def _merge(outcomes: Sequence[Outcome]) -> Any:
+    """Combine the evidence of sub-conditions into one mapping where possible."""
+    merged: dict[str, Any] = {}
+    for outcome in outcomes:
+        if isinstance(outcome.evidence, dict):
+            merged.update(outcome.evidence)
+    return merged
+
+
+def referenced_facts(condition: Condition | None) -> frozenset[str]:
+    """Top-level fact names a condition reads (for the unknown-fact check)."""
+    if condition is None:
+        return frozenset()
+    if isinstance(condition, Leaf):
+        return _root_fields(condition.key)
+    if isinstance(condition, AllOf | AnyOf):
+        names: set[str] = set()
+        for sub in condition.conditions:
+            names |= referenced_facts(sub)
+        return frozenset(names)
+    if isinstance(condition, Not):
+        return referenced_facts(condition.condition)
+    return _root_fields(condition.key)
+
+
+@lru_cache(maxsize=4096)
+def _root_fields(expression: str) -> frozenset[str]:
+    """The fields an expression reads from its root object (walks the JMESPath AST)."""
+    try:
+        tree = compile_key(expression).parsed
+    except JMESPathError:
+        return frozenset()
+    found: set[str] = set()
+    _walk_root(tree, found)
+    return frozenset(found)
+
+
+def _walk_root(node: Any, found: set[str]) -> None:
+    """Collect field names read at the root: the left-most field of each path."""
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    children = node.get("children", [])
+    if kind == "field":
+        found.add(str(node.get("value")))
+    elif kind in {"subexpression", "index_expression", "projection", "filter_projection",
+                  "value_projection", "flatten", "pipe"}:
+        if children:
+            _walk_root(children[0], found)
+    else:
+        for child in children:
+            _walk_root(child, found)

@@ -1,0 +1,333 @@
+"""Inventory files, target URIs and the scope guard.
+
+The inventory says what to scan and what we are *allowed* to scan. Every target URI is
+validated by its family before anything runs, and the scope guard refuses any target
+outside the declared perimeter before a single packet leaves. With no scope declared,
+only loopback targets and targets named on the command line are scanned.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from audit.errors import InventoryError, ScopeError, TargetError
+from audit.models import SystemInfo, Target
+from audit.plugins import Scope
+from audit.registry import Families
+from audit.yamlfile import YamlDocument, format_path, load_yaml
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+RESOLVE_TIMEOUT_S = 5.0
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScopeModel(_Frozen):
+    """The authorised perimeter."""
+
+    networks: list[str] = Field(default_factory=list)
+    domains: list[str] = Field(default_factory=list)
+    aws_accounts: list[str] = Field(default_factory=list)
+
+    @field_validator("networks")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a network (CIDR)") from None
+        return values
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, values: list[str]) -> list[str]:
+        from audit.uri import is_hostname
+
+        for value in values:
+            if not is_hostname(value):
+                raise ValueError(f"{value!r} is not a domain name")
+        return [v.lower().rstrip(".") for v in values]
+
+    @field_validator("aws_accounts", mode="before")
+    @classmethod
+    def _accounts(cls, values: Any) -> Any:
+        if isinstance(values, list):
+            for value in values:
+                if not (isinstance(value, str | int) and str(value).isdigit()
+                        and len(str(value)) == 12):
+                    raise ValueError(f"{value!r} is not a 12-digit AWS account id "
+                                     "(quote it so YAML keeps leading zeros)")
+            return [str(v) for v in values]
+        return values
+
+
+class SystemModel(_Frozen):
+    """A service the committee homologates, with its owner and targets."""
+
+    name: str = Field(min_length=1)
+    owner: str = ""
+    criticality: Literal["low", "medium", "high", "critical"] = "medium"
+    description: str = ""
+    targets: list[str] = Field(default_factory=list)
+
+
+class TrustModel(_Frozen):
+    """Extra trust anchors for private PKIs."""
+
+    ca_file: str | None = None
+
+
+class InventoryModel(_Frozen):
+    """An inventory file."""
+
+    scope: ScopeModel = Field(default_factory=ScopeModel)
+    systems: list[SystemModel] = Field(default_factory=list)
+    policies: list[str] = Field(default_factory=list)
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    trust: TrustModel = Field(default_factory=TrustModel)
+    sla: dict[Literal["critical", "high", "medium", "low", "info"], int] = Field(
+        default_factory=dict)
+    aws: Any = None
+    tls: dict[str, Any] = Field(default_factory=dict)
+    ports: dict[str, Any] = Field(default_factory=dict)
+    executor: str | None = None
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """A validated inventory: systems, targets, scope and settings."""
+
+    source: str | None
+    scope: Scope
+    systems: tuple[SystemInfo, ...]
+    targets: tuple[Target, ...]
+    policies: tuple[str, ...] = ()
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    ca_file: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    sla: Mapping[str, int] = field(default_factory=dict)
+
+
+def parse_target(raw: str, families: Families, system: str = "adhoc",
+                 from_command_line: bool = False) -> Target:
+    """Validate one target URI through the family that owns its scheme."""
+    text = raw.strip()
+    if not text or any(ord(ch) < 32 or ch.isspace() for ch in text):
+        raise TargetError(f"{raw!r}: a target URI cannot be empty or contain spaces or "
+                          "control characters")
+    if "://" not in text:
+        raise TargetError(f"{raw!r}: not a URI; write scheme://host, e.g. tls://{text}")
+    try:
+        split = urlsplit(text)
+    except ValueError as exc:
+        raise TargetError(f"{raw!r}: {exc}") from None
+    scheme = split.scheme.lower()
+    family = families.by_scheme.get(scheme)
+    if family is None:
+        known = ", ".join(sorted(families.by_scheme)) or "none loaded"
+        raise TargetError(f"{raw!r}: unknown scheme {scheme!r} (known: {known})")
+    target = family.parse(split, text)
+    return replace(target, system=system, from_command_line=from_command_line)
+
+
+def load_inventory(path: Path, families: Families) -> Inventory:
+    """Read and validate an inventory file (targets included); raise InventoryError."""
+    doc = load_yaml(path, InventoryError)
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise InventoryError("an inventory must be a mapping", source=doc.source, line=1)
+    try:
+        model = InventoryModel.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(exc, doc) from None
+    return _inventory(model, doc, families, path)
+
+
+def _validation_error(exc: ValidationError, doc: YamlDocument) -> InventoryError:
+    first = exc.errors()[0]
+    loc = list(first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = f"unknown field {loc[-1]!r}"
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    return InventoryError(f"{format_path(loc)}: {message}", source=doc.source,
+                          line=doc.line_of(loc))
+
+
+def _inventory(model: InventoryModel, doc: YamlDocument, families: Families,
+               path: Path) -> Inventory:
+    systems, targets, seen_names = [], [], set()
+    seen_targets: set[str] = set()
+    for index, system in enumerate(model.systems):
+        if system.name in seen_names:
+            raise InventoryError(f"systems[{index}].name: duplicate system {system.name!r}",
+                                 source=doc.source, line=doc.line_of(["systems", index, "name"]))
+        seen_names.add(system.name)
+        systems.append(SystemInfo(system.name, system.owner, system.criticality,
+                                  system.description))
+        for t_index, raw in enumerate(system.targets):
+            where = ["systems", index, "targets", t_index]
+            try:
+                target = parse_target(raw, families, system.name)
+            except TargetError as exc:
+                raise InventoryError(f"{format_path(where)}: {exc.detail}", source=doc.source,
+                                     line=doc.line_of(where)) from None
+            if target.uri not in seen_targets:
+                seen_targets.add(target.uri)
+                targets.append(target)
+    ca_file = _ca_file(model.trust.ca_file, path, doc)
+    options = {name: getattr(model, name) for name in ("aws", "tls", "ports")
+               if getattr(model, name)}
+    scope = Scope(tuple(model.scope.networks), tuple(model.scope.domains),
+                  tuple(model.scope.aws_accounts))
+    return Inventory(doc.source, scope, tuple(systems), tuple(targets), tuple(model.policies),
+                     model.params, ca_file, options, dict(model.sla))
+
+
+def _ca_file(value: str | None, path: Path, doc: YamlDocument) -> str | None:
+    """Resolve ``trust.ca_file`` relative to the inventory file; it must exist."""
+    if value is None:
+        return None
+    ca = Path(value)
+    if not ca.is_absolute():
+        ca = path.parent / ca
+    if not ca.is_file():
+        raise InventoryError(f"trust.ca_file: {value!r} does not exist", source=doc.source,
+                             line=doc.line_of(["trust", "ca_file"]))
+    return str(ca)
+
+
+# --- the scope guard -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScopeGuard:
+    """Decides, before anything is sent, which targets may be observed."""
+
+    scope: Scope
+    resolver_timeout: float = RESOLVE_TIMEOUT_S
+
+    def networks(self) -> tuple[IPNetwork, ...]:
+        """The declared networks, parsed."""
+        return tuple(ipaddress.ip_network(n, strict=False) for n in self.scope.networks)
+
+    def admit(self, targets: Sequence[Target], families: Families) -> tuple[Target, ...]:
+        """Return the targets with pinned addresses, or raise ScopeError for the first refusal."""
+        network_targets = [t for t in targets
+                           if families.by_scheme[t.scheme].scope_kind == "network"]
+        names = sorted({t.host for t in network_targets if _is_name(t.host)})
+        resolved = resolve_all(names, self.resolver_timeout)
+        admitted = []
+        for target in targets:
+            if families.by_scheme[target.scheme].scope_kind != "network":
+                admitted.append(target)
+                continue
+            admitted.append(self._admit_one(target, resolved.get(target.host, ())))
+        return tuple(admitted)
+
+    def _admit_one(self, target: Target, addresses: tuple[str, ...]) -> Target:
+        host = target.host
+        if "/" in host:
+            self._check_network(target, ipaddress.ip_network(host, strict=False))
+            return target
+        if not _is_name(host):
+            self._check_address(target, ipaddress.ip_address(host))
+            return target
+        return self._check_name(target, addresses)
+
+    def _check_network(self, target: Target, net: IPNetwork) -> None:
+        if self.scope.is_declared:
+            if any(_subnet_of(net, declared) for declared in self.networks()):
+                return
+            raise ScopeError(f"{target.uri}: network {net} is not inside the declared scope")
+        if not (net.is_loopback or target.from_command_line):
+            raise ScopeError(f"{target.uri}: no scope declared; only loopback targets or "
+                             "targets named on the command line may be scanned")
+
+    def _check_address(self, target: Target, address: ipaddress._BaseAddress) -> None:
+        if self.scope.is_declared:
+            if any(address in net for net in self.networks()):
+                return
+            raise ScopeError(f"{target.uri}: address {address} is not inside the declared scope")
+        if not (address.is_loopback or target.from_command_line):
+            raise ScopeError(f"{target.uri}: no scope declared; only loopback targets or "
+                             "targets named on the command line may be scanned")
+
+    def _check_name(self, target: Target, addresses: tuple[str, ...]) -> Target:
+        host = target.host
+        if self.scope.is_declared and _under_domain(host, self.scope.domains):
+            return replace(target, addresses=addresses)
+        if not addresses:
+            raise ScopeError(f"{target.uri}: {host!r} does not resolve, so it cannot be shown "
+                             "to be inside the scope")
+        parsed = [ipaddress.ip_address(a) for a in addresses]
+        if self.scope.is_declared:
+            outside = [str(a) for a in parsed if not any(a in n for n in self.networks())]
+            if outside:
+                raise ScopeError(f"{target.uri}: {host!r} is not under a declared domain and "
+                                 f"resolves outside the declared networks ({outside[0]})")
+        elif not (all(a.is_loopback for a in parsed) or target.from_command_line):
+            raise ScopeError(f"{target.uri}: no scope declared; only loopback targets or "
+                             "targets named on the command line may be scanned")
+        return replace(target, addresses=addresses)
+
+
+def _is_name(host: str) -> bool:
+    if "/" in host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
+
+
+def _under_domain(host: str, domains: Iterable[str]) -> bool:
+    name = host.lower().rstrip(".")
+    return any(name == d or name.endswith("." + d) for d in domains)
+
+
+def _subnet_of(net: IPNetwork, declared: IPNetwork) -> bool:
+    if net.version != declared.version:
+        return False
+    return net.subnet_of(declared)  # type: ignore[arg-type]
+
+
+def resolve_all(names: Sequence[str], timeout: float) -> dict[str, tuple[str, ...]]:
+    """Resolve names concurrently; a name that fails or times out maps to ()."""
+    if not names:
+        return {}
+    pool = ThreadPoolExecutor(max_workers=min(32, len(names)), thread_name_prefix="resolve")
+    futures = {name: pool.submit(_resolve, name) for name in names}
+    result: dict[str, tuple[str, ...]] = {}
+    for name, future in futures.items():
+        try:
+            result[name] = future.result(timeout=timeout)
+        except (FutureTimeout, OSError, UnicodeError):
+            result[name] = ()
+    pool.shutdown(wait=False, cancel_futures=True)
+    return result
+
+
+def _resolve(name: str) -> tuple[str, ...]:
+    infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    seen: list[str] = []
+    for info in infos:
+        address = str(info[4][0]).split("%")[0]
+        if address not in seen:
+            seen.append(address)
+    return tuple(seen)

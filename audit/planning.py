@@ -1,0 +1,131 @@
+"""Turn command-line options and an inventory into a validated :class:`ScanPlan`.
+
+Everything that can be wrong with the input is found here, before anything is sent:
+bad URIs, unknown policies, policies that do not validate, parameters that do not
+exist, targets outside the scope. Each becomes a typed error with one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from audit import __version__
+from audit.engine import DEFAULT_CONCURRENCY, ScanPlan
+from audit.errors import OptionError, PolicyError
+from audit.inventory import Inventory, ScopeGuard, load_inventory, parse_target
+from audit.models import SystemInfo, Target
+from audit.plugins import CheckContext, Scope
+from audit.policy import Policy, check_unique_ids, load_policy, with_params
+from audit.registry import Families, builtin_policies
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What the user asked for, before validation."""
+
+    targets: Sequence[str] = ()
+    inventory: str | None = None
+    policies: Sequence[str] = ()
+    ca_file: str | None = None
+    timeout: float = 30.0
+    concurrency: int = DEFAULT_CONCURRENCY
+
+
+def resolve_policy(name: str, known_types: Iterable[str]) -> Policy:
+    """A built-in pack by name, or a policy file by path."""
+    looks_like_path = name.endswith((".yaml", ".yml")) or os.sep in name or "/" in name
+    if looks_like_path:
+        return load_policy(Path(name), known_types)
+    packs = builtin_policies()
+    if name not in packs:
+        raise PolicyError(f"unknown policy {name!r} (built-in: {', '.join(sorted(packs))}; "
+                          "or give a path to a .yaml file)")
+    return load_policy(packs[name], known_types)
+
+
+def load_all_builtin(known_types: Iterable[str]) -> list[Policy]:
+    """Every built-in pack, validated."""
+    types = frozenset(known_types)
+    return [load_policy(path, types) for path in builtin_policies().values()]
+
+
+def select_policies(names: Sequence[str], inventory: Inventory | None,
+                    scanned_types: frozenset[str], known_types: frozenset[str]) -> list[Policy]:
+    """``-p`` if given, else the inventory's, else every pack matching scanned types."""
+    chosen = list(names) or list(inventory.policies if inventory else ())
+    if chosen:
+        policies = [resolve_policy(name, known_types) for name in dict.fromkeys(chosen)]
+    else:
+        policies = [p for p in load_all_builtin(known_types) if p.resource_types() & scanned_types]
+    check_unique_ids(policies)
+    params = inventory.params if inventory else {}
+    source = inventory.source if inventory else None
+    return [with_params(p, params.get(p.name, {}), source) for p in policies]
+
+
+def build_plan(request: ScanRequest, families: Families) -> ScanPlan:
+    """Validate everything and return the plan; raises typed errors (exit 2)."""
+    if request.timeout <= 0:
+        raise OptionError("--timeout must be a positive number of seconds")
+    if request.concurrency < 1:
+        raise OptionError("--concurrency must be at least 1")
+    inventory = load_inventory(Path(request.inventory), families) if request.inventory else None
+    targets = _targets(request, families, inventory)
+    if not targets:
+        raise OptionError("nothing to scan: give targets or an inventory with targets")
+    scope = inventory.scope if inventory else Scope()
+    admitted = ScopeGuard(scope).admit(targets, families)
+    scanned = frozenset(t for target in admitted
+                        for t in families.by_scheme[target.scheme].resource_type_names())
+    policies = select_policies(request.policies, inventory, scanned, families.resource_types())
+    if not policies:
+        raise PolicyError("no policy applies to these targets; name one with -p")
+    ctx = CheckContext(timeout=request.timeout, ca_file=_ca_file(request, inventory),
+                       scope=scope, options=_options(inventory), is_root=_is_root())
+    return ScanPlan(targets=admitted, policies=tuple(policies), context=ctx,
+                    systems=_systems(inventory, admitted), inventory=_inventory_name(inventory),
+                    scope_declared=scope.is_declared, concurrency=request.concurrency,
+                    tool_version=__version__)
+
+
+def _targets(request: ScanRequest, families: Families,
+             inventory: Inventory | None) -> list[Target]:
+    targets = list(inventory.targets) if inventory else []
+    seen = {t.uri for t in targets}
+    for raw in request.targets:
+        target = parse_target(raw, families, "adhoc", from_command_line=True)
+        if target.uri not in seen:
+            seen.add(target.uri)
+            targets.append(target)
+    return targets
+
+
+def _ca_file(request: ScanRequest, inventory: Inventory | None) -> str | None:
+    if request.ca_file is not None:
+        if not Path(request.ca_file).is_file():
+            raise OptionError(f"--ca-file {request.ca_file}: no such file")
+        return str(Path(request.ca_file).resolve())
+    return inventory.ca_file if inventory else None
+
+
+def _options(inventory: Inventory | None) -> Mapping[str, Any]:
+    return dict(inventory.options) if inventory else {}
+
+
+def _systems(inventory: Inventory | None, targets: Sequence[Target]) -> tuple[SystemInfo, ...]:
+    systems = list(inventory.systems) if inventory else []
+    if any(t.system == "adhoc" for t in targets):
+        systems.append(SystemInfo("adhoc", "", "medium", "targets named on the command line"))
+    return tuple(systems)
+
+
+def _inventory_name(inventory: Inventory | None) -> str | None:
+    return inventory.source if inventory else None
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0

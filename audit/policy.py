@@ -1,0 +1,405 @@
+"""Load, validate and compile policy files.
+
+A policy file is untrusted input written by a person: it becomes a frozen pydantic
+model with ``extra="forbid"`` at the border (so a typo is an error, not a silently
+ignored key), then plain frozen dataclasses that the engine evaluates. A policy that
+does not validate is refused whole, with file, line and YAML path. The JSON Schema
+editors use (``rempart policy schema``) is generated from the same models.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
+
+from audit.errors import PolicyError
+from audit.evaluate import (
+    OPERATORS,
+    VALUELESS_OPS,
+    AllOf,
+    AnyOf,
+    Condition,
+    Each,
+    Leaf,
+    Not,
+    compile_key,
+    referenced_facts,
+)
+from audit.models import Severity
+from audit.yamlfile import YamlDocument, format_path, load_yaml
+
+RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*-[0-9]{3}$")
+POLICY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class LeafModel(_Frozen):
+    """``{key, op, value}`` or ``{key, op, param}``."""
+
+    key: str = Field(description="JMESPath expression over the resource's facts")
+    op: str = Field(description="Operator: " + ", ".join(OPERATORS))
+    value: Any = None
+    param: str | None = Field(default=None, description="Take the value from this parameter")
+
+    @field_validator("op")
+    @classmethod
+    def _known_op(cls, op: str) -> str:
+        if op not in OPERATORS:
+            raise ValueError(f"unknown operator {op!r} (known: {', '.join(OPERATORS)})")
+        return op
+
+    @field_validator("key")
+    @classmethod
+    def _valid_key(cls, key: str) -> str:
+        try:
+            compile_key(key)
+        except Exception as exc:  # noqa: BLE001 - jmespath raises several types
+            raise ValueError(f"bad key expression {key!r}: {exc}") from None
+        return key
+
+
+class AllModel(_Frozen):
+    """Every sub-condition holds."""
+
+    all: list[ConditionModel] = Field(min_length=1)
+
+
+class AnyModel(_Frozen):
+    """At least one sub-condition holds."""
+
+    any: list[ConditionModel] = Field(min_length=1)
+
+
+class NotModel(_Frozen):
+    """The sub-condition does not hold."""
+
+    not_: ConditionModel = Field(alias="not")
+
+
+class EachSpec(_Frozen):
+    """The list at ``key`` and the condition each element must satisfy."""
+
+    key: str
+    expect: ConditionModel
+
+    @field_validator("key")
+    @classmethod
+    def _valid_key(cls, key: str) -> str:
+        return LeafModel._valid_key(key)
+
+
+class EachModel(_Frozen):
+    """Every element of a list satisfies a condition."""
+
+    each: EachSpec
+
+
+def _condition_tag(value: Any) -> str:
+    """Route a condition mapping to its model by its distinctive key."""
+    if isinstance(value, dict):
+        for name in ("all", "any", "not", "each"):
+            if name in value:
+                return f"<{name}>"
+    elif isinstance(value, BaseModel):
+        return {AllModel: "<all>", AnyModel: "<any>", NotModel: "<not>",
+                EachModel: "<each>"}.get(type(value), "<leaf>")
+    return "<leaf>"
+
+
+ConditionModel = Annotated[
+    Annotated[LeafModel, Tag("<leaf>")]
+    | Annotated[AllModel, Tag("<all>")]
+    | Annotated[AnyModel, Tag("<any>")]
+    | Annotated[NotModel, Tag("<not>")]
+    | Annotated[EachModel, Tag("<each>")],
+    Discriminator(_condition_tag),
+]
+
+for _model in (AllModel, AnyModel, NotModel, EachSpec, EachModel):
+    _model.model_rebuild()
+
+
+class ParamModel(_Frozen):
+    """A tunable value with its default; an inventory may override it."""
+
+    default: Any
+    description: str = ""
+
+
+class RuleModel(_Frozen):
+    """One rule: a resource type, an optional filter, an expectation, and its meaning."""
+
+    id: str
+    title: str
+    title_fr: str | None = None
+    resource: str
+    where: ConditionModel | None = None
+    expect: ConditionModel
+    severity: Severity
+    controls: dict[str, str | list[str]] = Field(default_factory=dict)
+    remediation: str = Field(min_length=1)
+    description: str = ""
+    references: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _rule_id(cls, value: str) -> str:
+        if not RULE_ID.match(value):
+            raise ValueError(f"rule id {value!r} must look like AREA-TOPIC-NNN")
+        return value
+
+
+class PolicyModel(_Frozen):
+    """A policy file."""
+
+    policy: str
+    title: str
+    title_en: str | None = None
+    version: str = "1"
+    description: str = ""
+    params: dict[str, ParamModel] = Field(default_factory=dict)
+    rules: list[RuleModel] = Field(min_length=1)
+
+    @field_validator("policy")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not POLICY_NAME.match(value):
+            raise ValueError(f"policy name {value!r} must be lower-case words joined by '-'")
+        return value
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A compiled rule, as the engine evaluates it."""
+
+    id: str
+    policy: str
+    title: str
+    resource: str
+    expect: Condition
+    severity: Severity
+    remediation: str
+    where: Condition | None = None
+    controls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    description: str = ""
+    reads: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A compiled policy pack."""
+
+    name: str
+    title: str
+    version: str
+    source: str
+    rules: tuple[Rule, ...]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    param_docs: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def resource_types(self) -> frozenset[str]:
+        """Resource types this pack has rules for."""
+        return frozenset(rule.resource for rule in self.rules)
+
+
+def policy_schema() -> dict[str, Any]:
+    """JSON Schema of policy files, generated from the models editors validate against."""
+    schema = PolicyModel.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Rempart policy"
+    return schema
+
+
+def load_policy(path: Path, known_types: Iterable[str] | None = None) -> Policy:
+    """Load and validate one policy file; raise PolicyError naming file, line and path."""
+    doc = load_yaml(path, PolicyError)
+    if not isinstance(doc.data, dict):
+        raise PolicyError("a policy file must be a mapping with 'policy' and 'rules'",
+                          source=doc.source, line=1)
+    try:
+        model = PolicyModel.model_validate(doc.data)
+    except ValidationError as exc:
+        raise _validation_error(exc, doc) from None
+    _check_model(model, doc, frozenset(known_types) if known_types is not None else None)
+    return _compile(model, doc.source)
+
+
+def _validation_error(exc: ValidationError, doc: YamlDocument) -> PolicyError:
+    """The first pydantic error as one line: file, line, YAML path, message."""
+    first = exc.errors()[0]
+    path = [p for p in first["loc"] if not (isinstance(p, str) and p.startswith("<"))]
+    path = ["not" if p == "not_" else p for p in path]
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = f"unknown field {path[-1]!r}"
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    return PolicyError(f"{format_path(path)}: {message}", source=doc.source,
+                       line=doc.line_of(path))
+
+
+def _check_model(model: PolicyModel, doc: YamlDocument, known: frozenset[str] | None) -> None:
+    """Checks pydantic cannot express: unique ids, params, values, types, controls."""
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(model.rules):
+        path: list[str | int] = ["rules", index]
+        if rule.id in seen:
+            raise PolicyError(f"rules[{index}].id: duplicate rule id {rule.id!r} "
+                              f"(first at rules[{seen[rule.id]}])",
+                              source=doc.source, line=doc.line_of([*path, "id"]))
+        seen[rule.id] = index
+        if known is not None and rule.resource not in known:
+            raise PolicyError(
+                f"rules[{index}].resource: unknown resource type {rule.resource!r}",
+                source=doc.source, line=doc.line_of([*path, "resource"]))
+        for name in ("where", "expect"):
+            cond = getattr(rule, name)
+            if cond is not None:
+                _check_condition(cond, [*path, name], model, doc)
+        _check_controls(rule, path, doc)
+
+
+def _check_condition(cond: Any, path: list[str | int], model: PolicyModel,
+                     doc: YamlDocument) -> None:
+    """Walk a condition: params must be declared, values present where ops need them."""
+    if isinstance(cond, LeafModel):
+        _check_leaf(cond, path, model, doc)
+    elif isinstance(cond, AllModel | AnyModel):
+        subs = cond.all if isinstance(cond, AllModel) else cond.any
+        name = "all" if isinstance(cond, AllModel) else "any"
+        for i, sub in enumerate(subs):
+            _check_condition(sub, [*path, name, i], model, doc)
+    elif isinstance(cond, NotModel):
+        _check_condition(cond.not_, [*path, "not"], model, doc)
+    elif isinstance(cond, EachModel):
+        _check_condition(cond.each.expect, [*path, "each", "expect"], model, doc)
+
+
+def _check_leaf(leaf: LeafModel, path: list[str | int], model: PolicyModel,
+                doc: YamlDocument) -> None:
+    def fail(message: str, at: str) -> PolicyError:
+        where = [*path, at]
+        return PolicyError(f"{format_path(where)}: {message}", source=doc.source,
+                           line=doc.line_of(where))
+
+    if leaf.param is not None and leaf.value is not None:
+        raise fail("give either 'value' or 'param', not both", "param")
+    if leaf.param is not None and leaf.param not in model.params:
+        raise fail(f"parameter {leaf.param!r} is not declared in 'params'", "param")
+    needs_value = leaf.op not in VALUELESS_OPS
+    if needs_value and leaf.value is None and leaf.param is None:
+        raise fail(f"operator {leaf.op!r} needs a 'value' or a 'param'", "op")
+    if leaf.op == "matches" and isinstance(leaf.value, str):
+        try:
+            re.compile(leaf.value)
+        except re.error as exc:
+            raise fail(f"bad regular expression: {exc}", "value") from None
+    if leaf.op in {"in", "not_in", "subset_of", "disjoint_from"} and leaf.value is not None \
+            and not isinstance(leaf.value, list):
+        raise fail(f"operator {leaf.op!r} needs a list value", "value")
+
+
+def _check_controls(rule: RuleModel, path: list[str | int], doc: YamlDocument) -> None:
+    """Control ids must exist in the framework catalogues (when catalogues are installed)."""
+    try:
+        from audit.frameworks import unknown_controls
+    except ImportError:
+        return
+    unknown = unknown_controls(_controls(rule.controls))
+    if unknown:
+        where = [*path, "controls"]
+        raise PolicyError(f"{format_path(where)}: unknown control id(s): {', '.join(unknown)}",
+                          source=doc.source, line=doc.line_of(where))
+
+
+def _controls(raw: Mapping[str, str | list[str]]) -> dict[str, tuple[str, ...]]:
+    return {fw: (ids,) if isinstance(ids, str) else tuple(str(i) for i in ids)
+            for fw, ids in raw.items()}
+
+
+def _compile(model: PolicyModel, source: str) -> Policy:
+    rules = tuple(_compile_rule(rule, model.policy) for rule in model.rules)
+    return Policy(
+        name=model.policy,
+        title=model.title,
+        version=model.version,
+        source=source,
+        rules=rules,
+        params={name: spec.default for name, spec in model.params.items()},
+        param_docs={name: spec.description for name, spec in model.params.items()},
+        description=model.description,
+    )
+
+
+def _compile_rule(rule: RuleModel, policy: str) -> Rule:
+    where = to_condition(rule.where) if rule.where is not None else None
+    expect = to_condition(rule.expect)
+    return Rule(
+        id=rule.id,
+        policy=policy,
+        title=rule.title,
+        resource=rule.resource,
+        where=where,
+        expect=expect,
+        severity=rule.severity,
+        remediation=rule.remediation,
+        controls=_controls(rule.controls),
+        description=rule.description,
+        reads=referenced_facts(expect) | referenced_facts(where),
+    )
+
+
+def to_condition(model: Any) -> Condition:
+    """Turn a validated condition model into the evaluator's dataclasses."""
+    if isinstance(model, LeafModel):
+        return Leaf(model.key, model.op, model.value, model.param)
+    if isinstance(model, AllModel):
+        return AllOf(tuple(to_condition(c) for c in model.all))
+    if isinstance(model, AnyModel):
+        return AnyOf(tuple(to_condition(c) for c in model.any))
+    if isinstance(model, NotModel):
+        return Not(to_condition(model.not_))
+    return Each(model.each.key, to_condition(model.each.expect))
+
+
+def check_unique_ids(policies: Sequence[Policy]) -> None:
+    """Rule ids are global: two packs may not define the same id."""
+    owner: dict[str, Policy] = {}
+    for policy in policies:
+        for rule in policy.rules:
+            first = owner.setdefault(rule.id, policy)
+            if first is not policy:
+                raise PolicyError(
+                    f"rule id {rule.id!r} is defined by both {first.name!r} and {policy.name!r}",
+                    source=policy.source)
+
+
+def with_params(policy: Policy, overrides: Mapping[str, Any], source: str | None) -> Policy:
+    """The policy with inventory parameter overrides applied (unknown names refused)."""
+    unknown = sorted(set(overrides) - set(policy.params))
+    if unknown:
+        from audit.errors import InventoryError
+
+        raise InventoryError(
+            f"params.{policy.name}: unknown parameter(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(policy.params)) or 'none'})", source=source)
+    merged = {**policy.params, **overrides}
+    return Policy(policy.name, policy.title, policy.version, policy.source, policy.rules,
+                  merged, policy.param_docs, policy.description)

@@ -1,0 +1,113 @@
+"""What a person sees while a scan runs: a progress bar, then a summary table.
+
+The progress bar shows only on a terminal (never in CI logs, never with ``--quiet``);
+the summary table (failing findings per system and severity, and errors) is printed
+at the end unless ``--quiet``. SIGTERM is handled like Ctrl-C, so a scheduler that
+stops a scan leaves it marked ``interrupted`` with everything it finished stored.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+
+from audit.engine import Progress, ScanPlan, run_scan
+from audit.models import Finding, Observation, ScanSummary, Target
+from audit.registry import Families
+from audit.store import Store
+
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt for the duration of a scan."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_with_ui(plan: ScanPlan, families: Families, store: Store, *,
+                quiet: bool) -> ScanSummary:
+    """Run the scan with progress on a TTY; print the summary table unless quiet."""
+    tally: Counter[tuple[str, str]] = Counter()
+    with sigterm_as_interrupt():
+        if quiet or not sys.stderr.isatty():
+            summary = run_scan(plan, families, store, progress=_tally_progress(tally))
+        else:
+            summary = _run_with_bar(plan, families, store, tally)
+    if not quiet:
+        print_summary(summary, tally)
+    return summary
+
+
+def _tally_progress(tally: Counter[tuple[str, str]]) -> Progress:
+    def on_target(target: Target, observation: Observation, findings: Sequence[Finding]) -> None:
+        _count(tally, findings)
+
+    return Progress(on_target=on_target)
+
+
+def _count(tally: Counter[tuple[str, str]], findings: Sequence[Finding]) -> None:
+    for finding in findings:
+        if finding.status.value == "fail":
+            tally[(finding.system, finding.severity.value)] += 1
+        elif finding.status.value == "error":
+            tally[(finding.system, "error")] += 1
+
+
+def _run_with_bar(plan: ScanPlan, families: Families, store: Store,
+                  tally: Counter[tuple[str, str]]) -> ScanSummary:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from audit.engine import Progress as EngineProgress
+
+    columns = (TextColumn("[bold]scanning"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("{task.description}"))
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("", total=len(plan.targets))
+
+        def on_target(target: Target, observation: Observation,
+                      findings: Sequence[Finding]) -> None:
+            _count(tally, findings)
+            bar.update(task, advance=1, description=target.uri[:60])
+
+        return run_scan(plan, families, store, progress=EngineProgress(on_target=on_target))
+
+
+def print_summary(summary: ScanSummary, tally: Counter[tuple[str, str]]) -> None:
+    """The table at the end of a scan: failing findings per system × severity, errors."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"scan #{summary.id} — {summary.status}", title_justify="left")
+    table.add_column("system")
+    for severity in SEVERITY_ORDER:
+        table.add_column(severity, justify="right")
+    table.add_column("errors", justify="right")
+    systems = sorted({system for system, _ in tally}) or ["—"]
+    for system in systems:
+        table.add_row(system, *(str(tally.get((system, s), 0)) for s in SEVERITY_ORDER),
+                      str(tally.get((system, "error"), 0)))
+    console = Console(stderr=True, highlight=False)
+    console.print(table)
+    counts = summary.counts
+    console.print(f"{counts.get('pass', 0)} passed, {counts.get('fail', 0)} failed, "
+                  f"{counts.get('error', 0)} errors, {counts.get('skip', 0)} not applicable "
+                  f"on {counts.get('resources', 0)} resources", markup=False)
+    if not summary.scope_declared:
+        console.print("note: no scope declared", markup=False)

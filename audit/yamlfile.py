@@ -1,0 +1,144 @@
+"""Load YAML safely and keep the line of every node, for error messages.
+
+Policy and inventory files are written by people; when one is wrong the message must
+name the file, the line and the path inside the document
+(``rules[3].expect.op: unknown operator 'teleport'``). PyYAML's safe composer gives the
+node tree with positions; we build plain Python data from it (never Python objects) and
+keep a map from document paths to lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PathPart = str | int
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """Plain data from a YAML file, and where each part of it was written."""
+
+    source: str
+    data: Any
+    lines: dict[tuple[PathPart, ...], int]
+
+    def line_of(self, path: Sequence[PathPart]) -> int | None:
+        """The line of the deepest known node on ``path`` (1-based)."""
+        parts = tuple(path)
+        while parts:
+            if parts in self.lines:
+                return self.lines[parts]
+            parts = parts[:-1]
+        return self.lines.get((), None)
+
+
+def format_path(path: Sequence[PathPart]) -> str:
+    """``('rules', 3, 'expect', 'op')`` → ``rules[3].expect.op``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def load_yaml(path: Path, error: type[Exception]) -> YamlDocument:
+    """Read and parse ``path``; raise ``error(message, source=, line=)`` when it is not YAML."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error("file not found", source=source) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"cannot read file: {exc}", source=source) from None
+    return parse_yaml(text, source, error)
+
+
+def parse_yaml(text: str, source: str, error: type[Exception]) -> YamlDocument:
+    """Parse YAML text with the safe composer, keeping node lines."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark else None
+        raise error(f"invalid YAML: {exc.problem}", source=source, line=line) from None
+    except yaml.YAMLError as exc:
+        raise error(f"invalid YAML: {exc}", source=source) from None
+    lines: dict[tuple[PathPart, ...], int] = {}
+    if node is None:
+        return YamlDocument(source, None, lines)
+    try:
+        data = _build(node, (), lines, error, source, depth=0)
+    except RecursionError:
+        raise error("document nested too deeply", source=source) from None
+    return YamlDocument(source, data, lines)
+
+
+_MAX_DEPTH = 64
+_MAX_NODES = 2_000_000
+
+
+def _build(
+    node: yaml.Node,
+    path: tuple[PathPart, ...],
+    lines: dict[tuple[PathPart, ...], int],
+    error: type[Exception],
+    source: str,
+    depth: int,
+) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if len(lines) > _MAX_NODES:
+        raise error("document too large (alias expansion?)", source=source, line=lines[path])
+    if depth > _MAX_DEPTH:
+        raise error("document nested too deeply", source=source, line=lines[path])
+    if isinstance(node, yaml.MappingNode):
+        return _build_mapping(node, path, lines, error, source, depth)
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _build(child, (*path, i), lines, error, source, depth + 1)
+            for i, child in enumerate(node.value)
+        ]
+    return _scalar(node, error, source)
+
+
+def _build_mapping(
+    node: yaml.MappingNode,
+    path: tuple[PathPart, ...],
+    lines: dict[tuple[PathPart, ...], int],
+    error: type[Exception],
+    source: str,
+    depth: int,
+) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        key = _scalar(key_node, error, source)
+        if not isinstance(key, str | int | float | bool) or key is None:
+            raise error("mapping keys must be scalars", source=source,
+                        line=key_node.start_mark.line + 1)
+        name = str(key) if not isinstance(key, str) else key
+        if name in result:
+            raise error(f"{format_path((*path, name))}: duplicate key {name!r}",
+                        source=source, line=key_node.start_mark.line + 1)
+        result[name] = _build(value_node, (*path, name), lines, error, source, depth + 1)
+    return result
+
+
+def _scalar(node: yaml.Node, error: type[Exception], source: str) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise error("expected a scalar", source=source, line=node.start_mark.line + 1)
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_scalar(node) if node.tag == "tag:yaml.org,2002:str" else (
+            loader.construct_object(node, deep=True)
+        )
+    except yaml.YAMLError as exc:
+        raise error(f"invalid value: {exc}", source=source,
+                    line=node.start_mark.line + 1) from None
+    finally:
+        loader.dispose()

@@ -1,0 +1,44 @@
+"""The JSON report: the versioned machine contract (``"schema": 1``).
+
+Shape (DESIGN.md): ``scan`` {id, started_at, finished_at, status, policies, counts},
+``resources`` [{type, key, target, system, facts}] and ``findings`` [{fingerprint,
+rule_id, policy, title, resource_type, resource_key, target, system, status, severity,
+lifecycle, message, evidence, controls, remediation}]. Fields may be added within a
+schema version, never removed or renamed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from audit.reporting import Renderer, RenderOptions, ReportData
+
+SCHEMA_VERSION = 1
+
+
+def report_dict(data: ReportData) -> dict[str, Any]:
+    """The report as plain data (also what other machine formats start from)."""
+    notes = [] if data.scan.scope_declared else ["no scope declared"]
+    return {
+        "schema": SCHEMA_VERSION,
+        "tool": {"name": "rempart", "version": data.tool_version},
+        "generated_at": data.generated_at,
+        "notes": notes,
+        "scan": data.scan.to_json(),
+        "systems": [
+            {"name": s.name, "owner": s.owner, "criticality": s.criticality}
+            for s in data.systems
+        ],
+        "resources": [r.to_json() for r in data.resources],
+        "findings": [f.to_json() for f in data.findings],
+    }
+
+
+def render(data: ReportData, options: RenderOptions) -> bytes:
+    """Serialise the report; non-ASCII kept as is, control characters escaped by JSON."""
+    return json.dumps(report_dict(data), indent=2, ensure_ascii=False, default=str).encode()
+
+
+RENDERER = Renderer(name="json", extensions=(".json",),
+                    description="JSON report, schema 1 (the machine contract)", render=render)
