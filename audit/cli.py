@@ -26,8 +26,14 @@ STATUSES = ("pass", "fail", "error", "skip")
 
 
 def _db_option(func: Any) -> Any:
-    return click.option("--db", "db_path", envvar="REMPART_DB", default="rempart.db",
-                        show_default=True, help="SQLite store (also $REMPART_DB).")(func)
+    return click.option(
+        "--db",
+        "db_path",
+        envvar="REMPART_DB",
+        default="rempart.db",
+        show_default=True,
+        help="SQLite store (also $REMPART_DB).",
+    )(func)
 
 
 def _families() -> Families:
@@ -45,8 +51,12 @@ def _open_store(path: str, readonly: bool = False) -> Store:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="rempart", prog_name="rempart")
-@click.option("--plugins", envvar="REMPART_PLUGINS", default=None,
-              help="Comma-separated allow-list of check families to load (also $REMPART_PLUGINS).")
+@click.option(
+    "--plugins",
+    envvar="REMPART_PLUGINS",
+    default=None,
+    help="Comma-separated allow-list of check families to load (also $REMPART_PLUGINS).",
+)
 def cli(plugins: str | None) -> None:
     """Rempart audits TLS endpoints, exposed ports and cloud accounts against declarative
     policies, keeps every finding with its history, and writes committee reports."""
@@ -58,35 +68,65 @@ def cli(plugins: str | None) -> None:
 @cli.command()
 @click.argument("targets", nargs=-1)
 @click.option("-i", "--inventory", type=click.Path(dir_okay=False), help="Inventory YAML file.")
-@click.option("-p", "--policy", "policies", multiple=True,
-              help="Built-in policy name or policy file (repeatable).")
+@click.option(
+    "-p",
+    "--policy",
+    "policies",
+    multiple=True,
+    help="Built-in policy name or policy file (repeatable).",
+)
 @_db_option
-@click.option("-o", "--output", "outputs", multiple=True,
-              help="Write a report; format from the extension (repeatable).")
+@click.option(
+    "-o",
+    "--output",
+    "outputs",
+    multiple=True,
+    help="Write a report; format from the extension (repeatable).",
+)
 @click.option("--format", "fmt", default=None, help="Report format, when -o has no extension.")
 @click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
-@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
-              help="Exit 1 if a finding fails at or above this severity (3 on errors).")
-@click.option("--ca-file", type=click.Path(dir_okay=False), default=None,
-              help="Extra trust anchors (PEM) for private PKIs.")
-@click.option("--timeout", type=float, default=30.0, show_default=True,
-              help="Per-target timeout in seconds.")
-@click.option("--concurrency", type=int, default=32, show_default=True,
-              help="Targets observed at once.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(SEVERITIES),
+    default=None,
+    help="Exit 1 if a finding fails at or above this severity (3 on errors).",
+)
+@click.option(
+    "--ca-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Extra trust anchors (PEM) for private PKIs.",
+)
+@click.option(
+    "--timeout", type=float, default=30.0, show_default=True, help="Per-target timeout in seconds."
+)
+@click.option(
+    "--concurrency", type=int, default=32, show_default=True, help="Targets observed at once."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary table.")
-def scan(targets: Sequence[str], inventory: str | None, policies: Sequence[str], db_path: str,
-         outputs: Sequence[str], fmt: str | None, lang: str, fail_on: str | None,
-         ca_file: str | None, timeout: float, concurrency: int, quiet: bool) -> None:
+def scan(
+    targets: Sequence[str],
+    inventory: str | None,
+    policies: Sequence[str],
+    db_path: str,
+    outputs: Sequence[str],
+    fmt: str | None,
+    lang: str,
+    fail_on: str | None,
+    ca_file: str | None,
+    timeout: float,
+    concurrency: int,
+    quiet: bool,
+) -> None:
     """Scan TARGETS (URIs such as tls://host, ports://10.0.0.0/28, aws://profile)."""
     from audit.planning import ScanRequest, build_plan
     from audit.scanui import run_with_ui
 
+    _check_outputs(outputs, fmt)
     families = _families()
-    request = ScanRequest(tuple(targets), inventory, tuple(policies), ca_file, timeout,
-                          concurrency)
+    request = ScanRequest(tuple(targets), inventory, tuple(policies), ca_file, timeout, concurrency)
     plan = build_plan(request, families)
     _preflight(plan, families)
-    _check_outputs(outputs, fmt)
     store = _open_store(db_path)
     summary = run_with_ui(plan, families, store, quiet=quiet)
     _write_reports(store, summary.id, outputs, fmt, lang)
@@ -115,8 +155,9 @@ def _check_outputs(outputs: Sequence[str], fmt: str | None) -> None:
             raise OptionError(f"-o {path}: directory {parent} does not exist")
 
 
-def _write_reports(store: Store, scan_id: int, outputs: Sequence[str], fmt: str | None,
-                   lang: str) -> None:
+def _write_reports(
+    store: Store, scan_id: int, outputs: Sequence[str], fmt: str | None, lang: str
+) -> None:
     if not outputs:
         return
     from audit import __version__
@@ -137,8 +178,13 @@ def _gate(store: Store, scan_id: int, fail_on: str | None) -> int:
 
     threshold = Severity(fail_on).rank
     findings = store.findings(scan_id)
-    failing = [f for f in findings if f.status.value == "fail"
-               and f.severity.rank >= threshold and f.lifecycle is not Lifecycle.ACCEPTED]
+    failing = [
+        f
+        for f in findings
+        if f.status.value == "fail"
+        and f.severity.rank >= threshold
+        and f.lifecycle is not Lifecycle.ACCEPTED
+    ]
     if failing:
         return 1
     if any(f.status.value == "error" for f in findings):
@@ -151,13 +197,20 @@ def _gate(store: Store, scan_id: int, fail_on: str | None) -> int:
 
 @cli.command()
 @click.option("--scan", "scan_id", type=int, default=None, help="Scan id (default: latest).")
-@click.option("-o", "--output", "outputs", multiple=True, required=True,
-              help="Output file; format from the extension (repeatable).")
+@click.option(
+    "-o",
+    "--output",
+    "outputs",
+    multiple=True,
+    required=True,
+    help="Output file; format from the extension (repeatable).",
+)
 @click.option("--format", "fmt", default=None)
 @click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
 @_db_option
-def report(scan_id: int | None, outputs: Sequence[str], fmt: str | None, lang: str,
-           db_path: str) -> None:
+def report(
+    scan_id: int | None, outputs: Sequence[str], fmt: str | None, lang: str, db_path: str
+) -> None:
     """Render a scan from the store (html, pdf, md, json, csv, sarif, junit, ocsf)."""
     _check_outputs(outputs, fmt)
     store = _open_store(db_path)
@@ -177,16 +230,25 @@ def report(scan_id: int | None, outputs: Sequence[str], fmt: str | None, lang: s
 @click.option("--all", "show_all", is_flag=True, help="Include passing and skipped findings.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @_db_option
-def findings(scan_id: int | None, status: str | None, severity: str | None,
-             system: str | None, rule: str | None, target: str | None, show_all: bool,
-             as_json: bool, db_path: str) -> None:
+def findings(
+    scan_id: int | None,
+    status: str | None,
+    severity: str | None,
+    system: str | None,
+    rule: str | None,
+    target: str | None,
+    show_all: bool,
+    as_json: bool,
+    db_path: str,
+) -> None:
     """List the findings of a scan (failing and errors by default)."""
     from audit.views import print_findings
 
     store = _open_store(db_path)
     scan_id = scan_id or store.latest_scan_id()
-    items = store.findings(scan_id, status=status, severity=severity, system=system,
-                           rule=rule, target=target)
+    items = store.findings(
+        scan_id, status=status, severity=severity, system=system, rule=rule, target=target
+    )
     if status is None and not show_all:
         items = [f for f in items if f.status.value in ("fail", "error")]
     print_findings(items, as_json)
@@ -225,8 +287,16 @@ def diff(old: int | None, new: int | None, as_json: bool, db_path: str) -> None:
 @click.option("--compensating", default="", help="Compensating measures.")
 @click.option("--decided-by", default="", help="Who decided (e.g. the committee).")
 @_db_option
-def accept(finding: str, resource: str | None, owner: str, reason: str, until: str,
-           compensating: str, decided_by: str, db_path: str) -> None:
+def accept(
+    finding: str,
+    resource: str | None,
+    owner: str,
+    reason: str,
+    until: str,
+    compensating: str,
+    decided_by: str,
+    db_path: str,
+) -> None:
     """Accept a risk: FINGERPRINT, or RULE_ID RESOURCE_KEY."""
     from datetime import date
 
@@ -242,9 +312,16 @@ def accept(finding: str, resource: str | None, owner: str, reason: str, until: s
         fp, rule_id, key = store.find_fingerprint(finding)
     else:
         fp, rule_id, key = fingerprint_for(finding, resource), finding, resource
-    item = store.accept(fingerprint_=fp, rule_id=rule_id, resource_key=key, owner=owner,
-                        reason=reason, until=expiry, compensating=compensating,
-                        decided_by=decided_by)
+    item = store.accept(
+        fingerprint_=fp,
+        rule_id=rule_id,
+        resource_key=key,
+        owner=owner,
+        reason=reason,
+        until=expiry,
+        compensating=compensating,
+        decided_by=decided_by,
+    )
     click.echo(f"accepted #{item.id}: {rule_id} on {key} until {item.until} (owner: {owner})")
 
 
@@ -345,8 +422,9 @@ def checks_permissions(family: str) -> None:
     families = _families()
     chosen = families.by_name.get(family)
     if chosen is None:
-        raise OptionError(f"unknown check family {family!r} "
-                          f"(loaded: {', '.join(sorted(families.by_name))})")
+        raise OptionError(
+            f"unknown check family {family!r} (loaded: {', '.join(sorted(families.by_name))})"
+        )
     if chosen.permissions is None:
         raise OptionError(f"check family {family!r} needs no cloud permissions")
     click.echo(json.dumps(chosen.permissions(), indent=2))
@@ -374,8 +452,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     from audit.errors import RempartError
 
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="rempart",
-                 standalone_mode=False)
+        cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="rempart",
+            standalone_mode=False,
+        )
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

@@ -74,7 +74,8 @@ class Progress:
 
     on_start: Callable[[int], None] = lambda total: None
     on_target: Callable[[Target, Observation, Sequence[Finding]], None] = (
-        lambda target, observation, findings: None)
+        lambda target, observation, findings: None
+    )
 
 
 @dataclass
@@ -104,14 +105,31 @@ def describe(condition: Condition, params: Mapping[str, Any] | None = None) -> s
     return f"each {condition.key}: {describe(condition.expect, params)}"
 
 
-def _finding(bound: BoundRule, resource: Resource, status: Status, message: str,
-             evidence: Any = None, reason: Reason | None = None) -> Finding:
+def _finding(
+    bound: BoundRule,
+    resource: Resource,
+    status: Status,
+    message: str,
+    evidence: Any = None,
+    reason: Reason | None = None,
+) -> Finding:
     rule = bound.rule
     return Finding(
-        rule_id=rule.id, policy=rule.policy, title=rule.title, resource_type=rule.resource,
-        resource_key=resource.key, target=resource.target, system=resource.system,
-        status=status, severity=rule.severity, message=message, evidence=evidence,
-        controls=rule.controls, remediation=rule.remediation, reason=reason)
+        rule_id=rule.id,
+        policy=rule.policy,
+        title=rule.title,
+        resource_type=rule.resource,
+        resource_key=resource.key,
+        target=resource.target,
+        system=resource.system,
+        status=status,
+        severity=rule.severity,
+        message=message,
+        evidence=evidence,
+        controls=rule.controls,
+        remediation=rule.remediation,
+        reason=reason,
+    )
 
 
 def evaluate_rule(bound: BoundRule, resource: Resource) -> Finding:
@@ -120,19 +138,30 @@ def evaluate_rule(bound: BoundRule, resource: Resource) -> Finding:
     unknown = [resource.unknown[name] for name in sorted(rule.reads) if name in resource.unknown]
     if unknown:
         problem = unknown[0]
-        return _finding(bound, resource, Status.ERROR,
-                        f"could not be evaluated: {problem.message}", reason=problem.reason)
+        return _finding(
+            bound,
+            resource,
+            Status.ERROR,
+            f"could not be evaluated: {problem.message}",
+            reason=problem.reason,
+        )
     if rule.where is not None and not evaluate(rule.where, resource.facts, bound.params).holds:
         return _finding(bound, resource, Status.SKIP, "not applicable")
     outcome = evaluate(rule.expect, resource.facts, bound.params)
     if outcome.holds:
         return _finding(bound, resource, Status.PASS, "ok", outcome.evidence)
-    return _finding(bound, resource, Status.FAIL,
-                    f"expected {describe(rule.expect, bound.params)}", outcome.evidence)
+    return _finding(
+        bound,
+        resource,
+        Status.FAIL,
+        f"expected {describe(rule.expect, bound.params)}",
+        outcome.evidence,
+    )
 
 
-def evaluate_observation(observation: Observation, family: CheckFamily,
-                         rules: Mapping[str, list[BoundRule]]) -> list[Finding]:
+def evaluate_observation(
+    observation: Observation, family: CheckFamily, rules: Mapping[str, list[BoundRule]]
+) -> list[Finding]:
     """Every finding for one observed target: evaluated rules, then problems as errors."""
     findings: dict[str, Finding] = {}
     for resource in observation.resources:
@@ -145,8 +174,9 @@ def evaluate_observation(observation: Observation, family: CheckFamily,
     return list(findings.values())
 
 
-def problem_findings(target: Target, problem: Problem, family: CheckFamily,
-                     rules: Mapping[str, list[BoundRule]]) -> Iterable[Finding]:
+def problem_findings(
+    target: Target, problem: Problem, family: CheckFamily, rules: Mapping[str, list[BoundRule]]
+) -> Iterable[Finding]:
     """``error`` findings for every rule a problem kept from being evaluated."""
     types = (problem.resource_type,) if problem.resource_type else family.resource_type_names()
     key = problem.key or target.key
@@ -155,8 +185,13 @@ def problem_findings(target: Target, problem: Problem, family: CheckFamily,
         for bound in rules.get(resource_type, ()):
             if problem.facts and not (bound.rule.reads & set(problem.facts)):
                 continue
-            yield _finding(bound, placeholder, Status.ERROR,
-                           f"could not be evaluated: {problem.message}", reason=problem.reason)
+            yield _finding(
+                bound,
+                placeholder,
+                Status.ERROR,
+                f"could not be evaluated: {problem.message}",
+                reason=problem.reason,
+            )
 
 
 # --- collection ------------------------------------------------------------------------
@@ -169,14 +204,15 @@ def observe(family: CheckFamily, target: Target, ctx: CheckContext) -> Observati
         observation = family.collect(target, ctx)
     except ObservationError as exc:
         observation = Observation(target, problems=(Problem(exc.reason, str(exc)),))
-    except Exception as exc:  # noqa: BLE001 - a crashing check must not end the scan
+    except Exception as exc:
         message = f"check {family.name!r} failed: {type(exc).__name__}: {exc}"
         observation = Observation(target, problems=(Problem(Reason.BUG, message[:500]),))
     return replace(observation, target=target, duration_s=time.monotonic() - started)
 
 
-def _timed_observe(family: CheckFamily, target: Target, ctx: CheckContext,
-                   running: _Running) -> Observation:
+def _timed_observe(
+    family: CheckFamily, target: Target, ctx: CheckContext, running: _Running
+) -> Observation:
     running.started.append(time.monotonic())
     return observe(family, target, ctx)
 
@@ -187,8 +223,14 @@ def hard_limit(ctx: CheckContext) -> float:
     return ctx.timeout * 4 + 30
 
 
-def run_scan(plan: ScanPlan, families: Families, store: Store, *,
-             executor: Executor | None = None, progress: Progress | None = None) -> ScanSummary:
+def run_scan(
+    plan: ScanPlan,
+    families: Families,
+    store: Store,
+    *,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+) -> ScanSummary:
     """Scan every target of the plan and return the closed scan row.
 
     On KeyboardInterrupt (Ctrl-C, or SIGTERM turned into it by the CLI) the scan row is
@@ -197,12 +239,17 @@ def run_scan(plan: ScanPlan, families: Families, store: Store, *,
     progress = progress or Progress()
     rules = plan.rules_by_type()
     scan_id = store.begin_scan(
-        policies=[f"{p.name}@{p.version}" for p in plan.policies], inventory=plan.inventory,
-        scope_declared=plan.scope_declared, targets=[t.uri for t in plan.targets],
-        systems=plan.systems, tool_version=plan.tool_version)
+        policies=[f"{p.name}@{p.version}" for p in plan.policies],
+        inventory=plan.inventory,
+        scope_declared=plan.scope_declared,
+        targets=[t.uri for t in plan.targets],
+        systems=plan.systems,
+        tool_version=plan.tool_version,
+    )
     own = executor is None
-    pool = executor or ThreadPoolExecutor(max_workers=max(1, plan.concurrency),
-                                          thread_name_prefix="check")
+    pool = executor or ThreadPoolExecutor(
+        max_workers=max(1, plan.concurrency), thread_name_prefix="check"
+    )
     status = "failed"
     try:
         _collect_all(plan, families, store, scan_id, pool, rules, progress)
@@ -218,9 +265,15 @@ def run_scan(plan: ScanPlan, families: Families, store: Store, *,
     return summary
 
 
-def _collect_all(plan: ScanPlan, families: Families, store: Store, scan_id: int,
-                 pool: Executor, rules: Mapping[str, list[BoundRule]],
-                 progress: Progress) -> None:
+def _collect_all(
+    plan: ScanPlan,
+    families: Families,
+    store: Store,
+    scan_id: int,
+    pool: Executor,
+    rules: Mapping[str, list[BoundRule]],
+    progress: Progress,
+) -> None:
     progress.on_start(len(plan.targets))
     pending: dict[Future[Observation], _Running] = {}
     for target in plan.targets:
@@ -232,28 +285,41 @@ def _collect_all(plan: ScanPlan, families: Families, store: Store, scan_id: int,
         done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
         for future in done:
             running = pending.pop(future)
-            _store_one(running.target, _result(future, running.target), families, store,
-                       scan_id, rules, progress)
+            _store_one(
+                running.target,
+                _result(future, running.target),
+                families,
+                store,
+                scan_id,
+                rules,
+                progress,
+            )
         for future, running in list(pending.items()):
             if running.started and time.monotonic() - running.started[0] > limit:
                 pending.pop(future)
                 future.cancel()
                 problem = Problem(Reason.TIMEOUT, f"no result within {limit:.0f} s")
                 observation = Observation(running.target, problems=(problem,))
-                _store_one(running.target, observation, families, store, scan_id, rules,
-                           progress)
+                _store_one(running.target, observation, families, store, scan_id, rules, progress)
 
 
 def _result(future: Future[Observation], target: Target) -> Observation:
     try:
         return future.result()
-    except Exception as exc:  # noqa: BLE001 - executor-level failures (lost worker, pickling)
+    except Exception as exc:
         reason = Reason.WORKER_LOST if "worker" in type(exc).__name__.lower() else Reason.BUG
         return Observation(target, problems=(Problem(reason, f"{type(exc).__name__}: {exc}"),))
 
 
-def _store_one(target: Target, observation: Observation, families: Families, store: Store,
-               scan_id: int, rules: Mapping[str, list[BoundRule]], progress: Progress) -> None:
+def _store_one(
+    target: Target,
+    observation: Observation,
+    families: Families,
+    store: Store,
+    scan_id: int,
+    rules: Mapping[str, list[BoundRule]],
+    progress: Progress,
+) -> None:
     family = families.by_scheme[target.scheme]
     findings = evaluate_observation(observation, family, rules)
     stamped = store.record(scan_id, observation.resources, findings)

@@ -133,7 +133,7 @@ def _equal(left: Any, right: Any) -> bool:
         return False
     try:
         return bool(left == right)
-    except Exception:  # noqa: BLE001 - exotic objects must not crash evaluation
+    except Exception:
         return False
 
 
@@ -262,8 +262,15 @@ def _walk_root(node: Any, found: set[str]) -> None:
     children = node.get("children", [])
     if kind == "field":
         found.add(str(node.get("value")))
-    elif kind in {"subexpression", "index_expression", "projection", "filter_projection",
-                  "value_projection", "flatten", "pipe"}:
+    elif kind in {
+        "subexpression",
+        "index_expression",
+        "projection",
+        "filter_projection",
+        "value_projection",
+        "flatten",
+        "pipe",
+    }:
         if children:
             _walk_root(children[0], found)
     else:

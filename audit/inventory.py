@@ -66,10 +66,13 @@ class ScopeModel(_Frozen):
     def _accounts(cls, values: Any) -> Any:
         if isinstance(values, list):
             for value in values:
-                if not (isinstance(value, str | int) and str(value).isdigit()
-                        and len(str(value)) == 12):
-                    raise ValueError(f"{value!r} is not a 12-digit AWS account id "
-                                     "(quote it so YAML keeps leading zeros)")
+                if not (
+                    isinstance(value, str | int) and str(value).isdigit() and len(str(value)) == 12
+                ):
+                    raise ValueError(
+                        f"{value!r} is not a 12-digit AWS account id "
+                        "(quote it so YAML keeps leading zeros)"
+                    )
             return [str(v) for v in values]
         return values
 
@@ -99,10 +102,8 @@ class InventoryModel(_Frozen):
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     trust: TrustModel = Field(default_factory=TrustModel)
     sla: dict[Literal["critical", "high", "medium", "low", "info"], int] = Field(
-        default_factory=dict)
-    aws: Any = None
-    tls: dict[str, Any] = Field(default_factory=dict)
-    ports: dict[str, Any] = Field(default_factory=dict)
+        default_factory=dict
+    )
     executor: str | None = None
 
 
@@ -121,13 +122,15 @@ class Inventory:
     sla: Mapping[str, int] = field(default_factory=dict)
 
 
-def parse_target(raw: str, families: Families, system: str = "adhoc",
-                 from_command_line: bool = False) -> Target:
+def parse_target(
+    raw: str, families: Families, system: str = "adhoc", from_command_line: bool = False
+) -> Target:
     """Validate one target URI through the family that owns its scheme."""
     text = raw.strip()
     if not text or any(ord(ch) < 32 or ch.isspace() for ch in text):
-        raise TargetError(f"{raw!r}: a target URI cannot be empty or contain spaces or "
-                          "control characters")
+        raise TargetError(
+            f"{raw!r}: a target URI cannot be empty or contain spaces or control characters"
+        )
     if "://" not in text:
         raise TargetError(f"{raw!r}: not a URI; write scheme://host, e.g. tls://{text}")
     try:
@@ -149,53 +152,76 @@ def load_inventory(path: Path, families: Families) -> Inventory:
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
         raise InventoryError("an inventory must be a mapping", source=doc.source, line=1)
+    options = {name: data.pop(name) for name in list(data) if name in families.by_name}
     try:
         model = InventoryModel.model_validate(data)
     except ValidationError as exc:
         raise _validation_error(exc, doc) from None
-    return _inventory(model, doc, families, path)
+    return _inventory(model, doc, families, path, options)
 
 
 def _validation_error(exc: ValidationError, doc: YamlDocument) -> InventoryError:
     first = exc.errors()[0]
-    loc = list(first["loc"])
+    loc: list[str | int] = [p if isinstance(p, int) else str(p) for p in first["loc"]]
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = f"unknown field {loc[-1]!r}"
     elif first["type"] == "missing":
         message = "required field is missing"
-    return InventoryError(f"{format_path(loc)}: {message}", source=doc.source,
-                          line=doc.line_of(loc))
+    return InventoryError(
+        f"{format_path(loc)}: {message}", source=doc.source, line=doc.line_of(loc)
+    )
 
 
-def _inventory(model: InventoryModel, doc: YamlDocument, families: Families,
-               path: Path) -> Inventory:
+def _inventory(
+    model: InventoryModel,
+    doc: YamlDocument,
+    families: Families,
+    path: Path,
+    options: Mapping[str, Any],
+) -> Inventory:
+    """Build the inventory; top-level blocks named after a family are its settings."""
     systems, targets, seen_names = [], [], set()
     seen_targets: set[str] = set()
     for index, system in enumerate(model.systems):
         if system.name in seen_names:
-            raise InventoryError(f"systems[{index}].name: duplicate system {system.name!r}",
-                                 source=doc.source, line=doc.line_of(["systems", index, "name"]))
+            raise InventoryError(
+                f"systems[{index}].name: duplicate system {system.name!r}",
+                source=doc.source,
+                line=doc.line_of(["systems", index, "name"]),
+            )
         seen_names.add(system.name)
-        systems.append(SystemInfo(system.name, system.owner, system.criticality,
-                                  system.description))
+        systems.append(
+            SystemInfo(system.name, system.owner, system.criticality, system.description)
+        )
         for t_index, raw in enumerate(system.targets):
-            where = ["systems", index, "targets", t_index]
+            where: list[str | int] = ["systems", index, "targets", t_index]
             try:
                 target = parse_target(raw, families, system.name)
             except TargetError as exc:
-                raise InventoryError(f"{format_path(where)}: {exc.detail}", source=doc.source,
-                                     line=doc.line_of(where)) from None
+                raise InventoryError(
+                    f"{format_path(where)}: {exc.detail}",
+                    source=doc.source,
+                    line=doc.line_of(where),
+                ) from None
             if target.uri not in seen_targets:
                 seen_targets.add(target.uri)
                 targets.append(target)
     ca_file = _ca_file(model.trust.ca_file, path, doc)
-    options = {name: getattr(model, name) for name in ("aws", "tls", "ports")
-               if getattr(model, name)}
-    scope = Scope(tuple(model.scope.networks), tuple(model.scope.domains),
-                  tuple(model.scope.aws_accounts))
-    return Inventory(doc.source, scope, tuple(systems), tuple(targets), tuple(model.policies),
-                     model.params, ca_file, options, dict(model.sla))
+    scope = Scope(
+        tuple(model.scope.networks), tuple(model.scope.domains), tuple(model.scope.aws_accounts)
+    )
+    return Inventory(
+        doc.source,
+        scope,
+        tuple(systems),
+        tuple(targets),
+        tuple(model.policies),
+        model.params,
+        ca_file,
+        options,
+        {str(k): v for k, v in model.sla.items()},
+    )
 
 
 def _ca_file(value: str | None, path: Path, doc: YamlDocument) -> str | None:
@@ -206,8 +232,11 @@ def _ca_file(value: str | None, path: Path, doc: YamlDocument) -> str | None:
     if not ca.is_absolute():
         ca = path.parent / ca
     if not ca.is_file():
-        raise InventoryError(f"trust.ca_file: {value!r} does not exist", source=doc.source,
-                             line=doc.line_of(["trust", "ca_file"]))
+        raise InventoryError(
+            f"trust.ca_file: {value!r} does not exist",
+            source=doc.source,
+            line=doc.line_of(["trust", "ca_file"]),
+        )
     return str(ca)
 
 
@@ -227,8 +256,9 @@ class ScopeGuard:
 
     def admit(self, targets: Sequence[Target], families: Families) -> tuple[Target, ...]:
         """Return the targets with pinned addresses, or raise ScopeError for the first refusal."""
-        network_targets = [t for t in targets
-                           if families.by_scheme[t.scheme].scope_kind == "network"]
+        network_targets = [
+            t for t in targets if families.by_scheme[t.scheme].scope_kind == "network"
+        ]
         names = sorted({t.host for t in network_targets if _is_name(t.host)})
         resolved = resolve_all(names, self.resolver_timeout)
         admitted = []
@@ -255,34 +285,46 @@ class ScopeGuard:
                 return
             raise ScopeError(f"{target.uri}: network {net} is not inside the declared scope")
         if not (net.is_loopback or target.from_command_line):
-            raise ScopeError(f"{target.uri}: no scope declared; only loopback targets or "
-                             "targets named on the command line may be scanned")
+            raise ScopeError(
+                f"{target.uri}: no scope declared; only loopback targets or "
+                "targets named on the command line may be scanned"
+            )
 
-    def _check_address(self, target: Target, address: ipaddress._BaseAddress) -> None:
+    def _check_address(
+        self, target: Target, address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    ) -> None:
         if self.scope.is_declared:
             if any(address in net for net in self.networks()):
                 return
             raise ScopeError(f"{target.uri}: address {address} is not inside the declared scope")
         if not (address.is_loopback or target.from_command_line):
-            raise ScopeError(f"{target.uri}: no scope declared; only loopback targets or "
-                             "targets named on the command line may be scanned")
+            raise ScopeError(
+                f"{target.uri}: no scope declared; only loopback targets or "
+                "targets named on the command line may be scanned"
+            )
 
     def _check_name(self, target: Target, addresses: tuple[str, ...]) -> Target:
         host = target.host
         if self.scope.is_declared and _under_domain(host, self.scope.domains):
             return replace(target, addresses=addresses)
         if not addresses:
-            raise ScopeError(f"{target.uri}: {host!r} does not resolve, so it cannot be shown "
-                             "to be inside the scope")
+            raise ScopeError(
+                f"{target.uri}: {host!r} does not resolve, so it cannot be shown "
+                "to be inside the scope"
+            )
         parsed = [ipaddress.ip_address(a) for a in addresses]
         if self.scope.is_declared:
             outside = [str(a) for a in parsed if not any(a in n for n in self.networks())]
             if outside:
-                raise ScopeError(f"{target.uri}: {host!r} is not under a declared domain and "
-                                 f"resolves outside the declared networks ({outside[0]})")
+                raise ScopeError(
+                    f"{target.uri}: {host!r} is not under a declared domain and "
+                    f"resolves outside the declared networks ({outside[0]})"
+                )
         elif not (all(a.is_loopback for a in parsed) or target.from_command_line):
-            raise ScopeError(f"{target.uri}: no scope declared; only loopback targets or "
-                             "targets named on the command line may be scanned")
+            raise ScopeError(
+                f"{target.uri}: no scope declared; only loopback targets or "
+                "targets named on the command line may be scanned"
+            )
         return replace(target, addresses=addresses)
 
 

@@ -42,8 +42,10 @@ def resolve_policy(name: str, known_types: Iterable[str]) -> Policy:
         return load_policy(Path(name), known_types)
     packs = builtin_policies()
     if name not in packs:
-        raise PolicyError(f"unknown policy {name!r} (built-in: {', '.join(sorted(packs))}; "
-                          "or give a path to a .yaml file)")
+        raise PolicyError(
+            f"unknown policy {name!r} (built-in: {', '.join(sorted(packs))}; "
+            "or give a path to a .yaml file)"
+        )
     return load_policy(packs[name], known_types)
 
 
@@ -53,8 +55,12 @@ def load_all_builtin(known_types: Iterable[str]) -> list[Policy]:
     return [load_policy(path, types) for path in builtin_policies().values()]
 
 
-def select_policies(names: Sequence[str], inventory: Inventory | None,
-                    scanned_types: frozenset[str], known_types: frozenset[str]) -> list[Policy]:
+def select_policies(
+    names: Sequence[str],
+    inventory: Inventory | None,
+    scanned_types: frozenset[str],
+    known_types: frozenset[str],
+) -> list[Policy]:
     """``-p`` if given, else the inventory's, else every pack matching scanned types."""
     chosen = list(names) or list(inventory.policies if inventory else ())
     if chosen:
@@ -79,21 +85,32 @@ def build_plan(request: ScanRequest, families: Families) -> ScanPlan:
         raise OptionError("nothing to scan: give targets or an inventory with targets")
     scope = inventory.scope if inventory else Scope()
     admitted = ScopeGuard(scope).admit(targets, families)
-    scanned = frozenset(t for target in admitted
-                        for t in families.by_scheme[target.scheme].resource_type_names())
+    scanned = frozenset(
+        t for target in admitted for t in families.by_scheme[target.scheme].resource_type_names()
+    )
     policies = select_policies(request.policies, inventory, scanned, families.resource_types())
     if not policies:
         raise PolicyError("no policy applies to these targets; name one with -p")
-    ctx = CheckContext(timeout=request.timeout, ca_file=_ca_file(request, inventory),
-                       scope=scope, options=_options(inventory), is_root=_is_root())
-    return ScanPlan(targets=admitted, policies=tuple(policies), context=ctx,
-                    systems=_systems(inventory, admitted), inventory=_inventory_name(inventory),
-                    scope_declared=scope.is_declared, concurrency=request.concurrency,
-                    tool_version=__version__)
+    ctx = CheckContext(
+        timeout=request.timeout,
+        ca_file=_ca_file(request, inventory),
+        scope=scope,
+        options=_options(inventory),
+        is_root=_is_root(),
+    )
+    return ScanPlan(
+        targets=admitted,
+        policies=tuple(policies),
+        context=ctx,
+        systems=_systems(inventory, admitted),
+        inventory=_inventory_name(inventory),
+        scope_declared=scope.is_declared,
+        concurrency=request.concurrency,
+        tool_version=__version__,
+    )
 
 
-def _targets(request: ScanRequest, families: Families,
-             inventory: Inventory | None) -> list[Target]:
+def _targets(request: ScanRequest, families: Families, inventory: Inventory | None) -> list[Target]:
     targets = list(inventory.targets) if inventory else []
     seen = {t.uri for t in targets}
     for raw in request.targets:

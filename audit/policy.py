@@ -69,8 +69,9 @@ class LeafModel(_Frozen):
     def _valid_key(cls, key: str) -> str:
         try:
             compile_key(key)
-        except Exception as exc:  # noqa: BLE001 - jmespath raises several types
-            raise ValueError(f"bad key expression {key!r}: {exc}") from None
+        except Exception as exc:
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"bad key expression {key!r}: {first_line}") from None
         return key
 
 
@@ -117,8 +118,9 @@ def _condition_tag(value: Any) -> str:
             if name in value:
                 return f"<{name}>"
     elif isinstance(value, BaseModel):
-        return {AllModel: "<all>", AnyModel: "<any>", NotModel: "<not>",
-                EachModel: "<each>"}.get(type(value), "<leaf>")
+        return {AllModel: "<all>", AnyModel: "<any>", NotModel: "<not>", EachModel: "<each>"}.get(
+            type(value), "<leaf>"
+        )
     return "<leaf>"
 
 
@@ -231,8 +233,9 @@ def load_policy(path: Path, known_types: Iterable[str] | None = None) -> Policy:
     """Load and validate one policy file; raise PolicyError naming file, line and path."""
     doc = load_yaml(path, PolicyError)
     if not isinstance(doc.data, dict):
-        raise PolicyError("a policy file must be a mapping with 'policy' and 'rules'",
-                          source=doc.source, line=1)
+        raise PolicyError(
+            "a policy file must be a mapping with 'policy' and 'rules'", source=doc.source, line=1
+        )
     try:
         model = PolicyModel.model_validate(doc.data)
     except ValidationError as exc:
@@ -251,8 +254,7 @@ def _validation_error(exc: ValidationError, doc: YamlDocument) -> PolicyError:
         message = f"unknown field {path[-1]!r}"
     elif first["type"] == "missing":
         message = "required field is missing"
-    return PolicyError(f"{format_path(path)}: {message}", source=doc.source,
-                       line=doc.line_of(path))
+    return PolicyError(f"{format_path(path)}: {message}", source=doc.source, line=doc.line_of(path))
 
 
 def _check_model(model: PolicyModel, doc: YamlDocument, known: frozenset[str] | None) -> None:
@@ -261,14 +263,19 @@ def _check_model(model: PolicyModel, doc: YamlDocument, known: frozenset[str] | 
     for index, rule in enumerate(model.rules):
         path: list[str | int] = ["rules", index]
         if rule.id in seen:
-            raise PolicyError(f"rules[{index}].id: duplicate rule id {rule.id!r} "
-                              f"(first at rules[{seen[rule.id]}])",
-                              source=doc.source, line=doc.line_of([*path, "id"]))
+            raise PolicyError(
+                f"rules[{index}].id: duplicate rule id {rule.id!r} "
+                f"(first at rules[{seen[rule.id]}])",
+                source=doc.source,
+                line=doc.line_of([*path, "id"]),
+            )
         seen[rule.id] = index
         if known is not None and rule.resource not in known:
             raise PolicyError(
                 f"rules[{index}].resource: unknown resource type {rule.resource!r}",
-                source=doc.source, line=doc.line_of([*path, "resource"]))
+                source=doc.source,
+                line=doc.line_of([*path, "resource"]),
+            )
         for name in ("where", "expect"):
             cond = getattr(rule, name)
             if cond is not None:
@@ -276,8 +283,9 @@ def _check_model(model: PolicyModel, doc: YamlDocument, known: frozenset[str] | 
         _check_controls(rule, path, doc)
 
 
-def _check_condition(cond: Any, path: list[str | int], model: PolicyModel,
-                     doc: YamlDocument) -> None:
+def _check_condition(
+    cond: Any, path: list[str | int], model: PolicyModel, doc: YamlDocument
+) -> None:
     """Walk a condition: params must be declared, values present where ops need them."""
     if isinstance(cond, LeafModel):
         _check_leaf(cond, path, model, doc)
@@ -292,12 +300,14 @@ def _check_condition(cond: Any, path: list[str | int], model: PolicyModel,
         _check_condition(cond.each.expect, [*path, "each", "expect"], model, doc)
 
 
-def _check_leaf(leaf: LeafModel, path: list[str | int], model: PolicyModel,
-                doc: YamlDocument) -> None:
+def _check_leaf(
+    leaf: LeafModel, path: list[str | int], model: PolicyModel, doc: YamlDocument
+) -> None:
     def fail(message: str, at: str) -> PolicyError:
         where = [*path, at]
-        return PolicyError(f"{format_path(where)}: {message}", source=doc.source,
-                           line=doc.line_of(where))
+        return PolicyError(
+            f"{format_path(where)}: {message}", source=doc.source, line=doc.line_of(where)
+        )
 
     if leaf.param is not None and leaf.value is not None:
         raise fail("give either 'value' or 'param', not both", "param")
@@ -311,8 +321,11 @@ def _check_leaf(leaf: LeafModel, path: list[str | int], model: PolicyModel,
             re.compile(leaf.value)
         except re.error as exc:
             raise fail(f"bad regular expression: {exc}", "value") from None
-    if leaf.op in {"in", "not_in", "subset_of", "disjoint_from"} and leaf.value is not None \
-            and not isinstance(leaf.value, list):
+    if (
+        leaf.op in {"in", "not_in", "subset_of", "disjoint_from"}
+        and leaf.value is not None
+        and not isinstance(leaf.value, list)
+    ):
         raise fail(f"operator {leaf.op!r} needs a list value", "value")
 
 
@@ -325,13 +338,18 @@ def _check_controls(rule: RuleModel, path: list[str | int], doc: YamlDocument) -
     unknown = unknown_controls(_controls(rule.controls))
     if unknown:
         where = [*path, "controls"]
-        raise PolicyError(f"{format_path(where)}: unknown control id(s): {', '.join(unknown)}",
-                          source=doc.source, line=doc.line_of(where))
+        raise PolicyError(
+            f"{format_path(where)}: unknown control id(s): {', '.join(unknown)}",
+            source=doc.source,
+            line=doc.line_of(where),
+        )
 
 
 def _controls(raw: Mapping[str, str | list[str]]) -> dict[str, tuple[str, ...]]:
-    return {fw: (ids,) if isinstance(ids, str) else tuple(str(i) for i in ids)
-            for fw, ids in raw.items()}
+    return {
+        fw: (ids,) if isinstance(ids, str) else tuple(str(i) for i in ids)
+        for fw, ids in raw.items()
+    }
 
 
 def _compile(model: PolicyModel, source: str) -> Policy:
@@ -388,7 +406,8 @@ def check_unique_ids(policies: Sequence[Policy]) -> None:
             if first is not policy:
                 raise PolicyError(
                     f"rule id {rule.id!r} is defined by both {first.name!r} and {policy.name!r}",
-                    source=policy.source)
+                    source=policy.source,
+                )
 
 
 def with_params(policy: Policy, overrides: Mapping[str, Any], source: str | None) -> Policy:
@@ -399,7 +418,17 @@ def with_params(policy: Policy, overrides: Mapping[str, Any], source: str | None
 
         raise InventoryError(
             f"params.{policy.name}: unknown parameter(s) {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(policy.params)) or 'none'})", source=source)
+            f"(known: {', '.join(sorted(policy.params)) or 'none'})",
+            source=source,
+        )
     merged = {**policy.params, **overrides}
-    return Policy(policy.name, policy.title, policy.version, policy.source, policy.rules,
-                  merged, policy.param_docs, policy.description)
+    return Policy(
+        policy.name,
+        policy.title,
+        policy.version,
+        policy.source,
+        policy.rules,
+        merged,
+        policy.param_docs,
+        policy.description,
+    )

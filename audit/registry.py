@@ -104,7 +104,7 @@ def _load_entry_point(ep: Any) -> Any:
         return ep.load()
     except ModuleNotFoundError:
         return None
-    except Exception as exc:  # noqa: BLE001 - a broken plugin must be named, not crash
+    except Exception as exc:
         raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from None
 
 
@@ -113,8 +113,10 @@ def _by_scheme(families: Mapping[str, CheckFamily]) -> dict[str, CheckFamily]:
     for family in families.values():
         for scheme in family.schemes:
             if scheme in schemes and schemes[scheme] is not family:
-                raise PluginError(f"URI scheme {scheme!r} is claimed by "
-                                  f"{schemes[scheme].name!r} and {family.name!r}")
+                raise PluginError(
+                    f"URI scheme {scheme!r} is claimed by "
+                    f"{schemes[scheme].name!r} and {family.name!r}"
+                )
             schemes[scheme] = family
     return schemes
 
@@ -137,8 +139,9 @@ def builtin_policies() -> dict[str, Path]:
     for directory in policy_dirs():
         for path in sorted(directory.glob("*.yaml")):
             if path.stem in packs and packs[path.stem] != path:
-                raise PluginError(f"policy pack {path.stem!r} is shipped twice "
-                                  f"({packs[path.stem]} and {path})")
+                raise PluginError(
+                    f"policy pack {path.stem!r} is shipped twice ({packs[path.stem]} and {path})"
+                )
             packs[path.stem] = path
     return packs
 
@@ -170,8 +173,9 @@ def renderer_for(path: str, fmt: str | None, renderers: Mapping[str, Renderer]) 
     matches = [r for r in renderers.values() for ext in r.extensions if lower.endswith(ext)]
     if not matches:
         known = ", ".join(sorted({e for r in renderers.values() for e in r.extensions}))
-        raise OptionError(f"{path}: cannot tell the format from the extension "
-                          f"(known: {known}); use --format")
+        raise OptionError(
+            f"{path}: cannot tell the format from the extension (known: {known}); use --format"
+        )
     return max(matches, key=lambda r: max(len(e) for e in r.extensions if lower.endswith(e)))
 
 

@@ -41,8 +41,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_with_ui(plan: ScanPlan, families: Families, store: Store, *,
-                quiet: bool) -> ScanSummary:
+def run_with_ui(plan: ScanPlan, families: Families, store: Store, *, quiet: bool) -> ScanSummary:
     """Run the scan with progress on a TTY; print the summary table unless quiet."""
     tally: Counter[tuple[str, str]] = Counter()
     with sigterm_as_interrupt():
@@ -70,19 +69,26 @@ def _count(tally: Counter[tuple[str, str]], findings: Sequence[Finding]) -> None
             tally[(finding.system, "error")] += 1
 
 
-def _run_with_bar(plan: ScanPlan, families: Families, store: Store,
-                  tally: Counter[tuple[str, str]]) -> ScanSummary:
+def _run_with_bar(
+    plan: ScanPlan, families: Families, store: Store, tally: Counter[tuple[str, str]]
+) -> ScanSummary:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from audit.engine import Progress as EngineProgress
 
-    columns = (TextColumn("[bold]scanning"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.description}"))
+    columns = (
+        TextColumn("[bold]scanning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    )
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task("", total=len(plan.targets))
 
-        def on_target(target: Target, observation: Observation,
-                      findings: Sequence[Finding]) -> None:
+        def on_target(
+            target: Target, observation: Observation, findings: Sequence[Finding]
+        ) -> None:
             _count(tally, findings)
             bar.update(task, advance=1, description=target.uri[:60])
 
@@ -101,13 +107,19 @@ def print_summary(summary: ScanSummary, tally: Counter[tuple[str, str]]) -> None
     table.add_column("errors", justify="right")
     systems = sorted({system for system, _ in tally}) or ["—"]
     for system in systems:
-        table.add_row(system, *(str(tally.get((system, s), 0)) for s in SEVERITY_ORDER),
-                      str(tally.get((system, "error"), 0)))
+        table.add_row(
+            system,
+            *(str(tally.get((system, s), 0)) for s in SEVERITY_ORDER),
+            str(tally.get((system, "error"), 0)),
+        )
     console = Console(stderr=True, highlight=False)
     console.print(table)
     counts = summary.counts
-    console.print(f"{counts.get('pass', 0)} passed, {counts.get('fail', 0)} failed, "
-                  f"{counts.get('error', 0)} errors, {counts.get('skip', 0)} not applicable "
-                  f"on {counts.get('resources', 0)} resources", markup=False)
+    console.print(
+        f"{counts.get('pass', 0)} passed, {counts.get('fail', 0)} failed, "
+        f"{counts.get('error', 0)} errors, {counts.get('skip', 0)} not applicable "
+        f"on {counts.get('resources', 0)} resources",
+        markup=False,
+    )
     if not summary.scope_declared:
         console.print("note: no scope declared", markup=False)

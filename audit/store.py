@@ -167,8 +167,10 @@ class Store:
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
-            raise StoreError(f"{self.path}: store schema {version} is newer than this "
-                             f"version of rempart understands ({len(MIGRATIONS)})")
+            raise StoreError(
+                f"{self.path}: store schema {version} is newer than this "
+                f"version of rempart understands ({len(MIGRATIONS)})"
+            )
         for number in range(version, len(MIGRATIONS)):
             with self._write():
                 for statement in _statements(MIGRATIONS[number]):
@@ -178,7 +180,8 @@ class Store:
     def recover_interrupted(self) -> None:
         """Mark as interrupted the running scans whose process is gone."""
         rows = self.conn.execute(
-            "SELECT id, pid, host FROM scans WHERE status = 'running'").fetchall()
+            "SELECT id, pid, host FROM scans WHERE status = 'running'"
+        ).fetchall()
         for scan_id, pid, host in rows:
             if host == socket.gethostname() and pid and _alive(pid):
                 continue
@@ -186,7 +189,8 @@ class Store:
                 self.conn.execute(
                     "UPDATE scans SET status = 'interrupted', finished_at = "
                     "COALESCE(finished_at, ?) WHERE id = ? AND status = 'running'",
-                    (now_iso(), scan_id))
+                    (now_iso(), scan_id),
+                )
                 self._set_counts(scan_id)
 
     def close(self) -> None:
@@ -212,22 +216,39 @@ class Store:
 
     # --- writing a scan --------------------------------------------------------------
 
-    def begin_scan(self, *, policies: Sequence[str], inventory: str | None,
-                   scope_declared: bool, targets: Sequence[str],
-                   systems: Sequence[SystemInfo], tool_version: str) -> int:
+    def begin_scan(
+        self,
+        *,
+        policies: Sequence[str],
+        inventory: str | None,
+        scope_declared: bool,
+        targets: Sequence[str],
+        systems: Sequence[SystemInfo],
+        tool_version: str,
+    ) -> int:
         """Create the scan row (status ``running``) and return its id."""
         with self._write():
             cursor = self.conn.execute(
                 "INSERT INTO scans (started_at, status, policies, inventory, scope_declared, "
                 "targets, systems, pid, host, tool_version) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (now_iso(), "running", json.dumps(list(policies)), inventory,
-                 int(scope_declared), json.dumps(list(targets)),
-                 json.dumps([_system_json(s) for s in systems]), os.getpid(),
-                 socket.gethostname(), tool_version))
+                (
+                    now_iso(),
+                    "running",
+                    json.dumps(list(policies)),
+                    inventory,
+                    int(scope_declared),
+                    json.dumps(list(targets)),
+                    json.dumps([_system_json(s) for s in systems]),
+                    os.getpid(),
+                    socket.gethostname(),
+                    tool_version,
+                ),
+            )
         return int(cursor.lastrowid or 0)
 
-    def record(self, scan_id: int, resources: Sequence[Resource],
-               findings: Sequence[Finding]) -> list[Finding]:
+    def record(
+        self, scan_id: int, resources: Sequence[Resource], findings: Sequence[Finding]
+    ) -> list[Finding]:
         """Write one target's resources and findings in one transaction.
 
         Returns the findings with their history-derived lifecycle and first_seen.
@@ -238,28 +259,41 @@ class Store:
             stamped = [_stamp(f, priors.get(f.fingerprint), at, scan_id) for f in findings]
             self.conn.executemany(
                 "INSERT OR REPLACE INTO resources VALUES (?,?,?,?,?,?,?)",
-                [_resource_row(scan_id, r) for r in resources])
+                [_resource_row(scan_id, r) for r in resources],
+            )
             self.conn.executemany(
                 "INSERT OR REPLACE INTO findings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [_finding_row(scan_id, f) for f in stamped])
+                [_finding_row(scan_id, f) for f in stamped],
+            )
             self.conn.executemany(
                 "INSERT INTO finding_events (at, scan_id, fingerprint, event, detail) "
                 "VALUES (?,?,?,?,?)",
-                [(at, scan_id, f.fingerprint, f.lifecycle.value, json.dumps(
-                    {"rule_id": f.rule_id, "resource_key": f.resource_key}))
-                 for f in stamped if f.lifecycle in _EVENTFUL])
+                [
+                    (
+                        at,
+                        scan_id,
+                        f.fingerprint,
+                        f.lifecycle.value,
+                        json.dumps({"rule_id": f.rule_id, "resource_key": f.resource_key}),
+                    )
+                    for f in stamped
+                    if f.lifecycle in _EVENTFUL
+                ],
+            )
         return stamped
 
     def _priors(self, scan_id: int, prints: Sequence[str]) -> dict[str, Prior]:
         priors: dict[str, Prior] = {}
         for start in range(0, len(prints), _CHUNK):
-            chunk = prints[start:start + _CHUNK]
+            chunk = prints[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
                 f"SELECT fingerprint, status, first_seen FROM findings "  # noqa: S608
                 f"WHERE fingerprint IN ({marks}) AND scan_id < ? "
                 f"AND scan_id IN (SELECT id FROM scans WHERE status != 'running' OR id = ?) "
-                f"ORDER BY scan_id", (*chunk, scan_id, scan_id)).fetchall()
+                f"ORDER BY scan_id",
+                (*chunk, scan_id, scan_id),
+            ).fetchall()
             for fp, status, first_seen in rows:
                 before = priors.get(fp)
                 ever = (before.ever_failed if before else False) or status == "fail"
@@ -269,37 +303,45 @@ class Store:
     def finish_scan(self, scan_id: int, status: str) -> ScanSummary:
         """Close the scan row with its final status and counts."""
         with self._write():
-            self.conn.execute("UPDATE scans SET status = ?, finished_at = ? WHERE id = ?",
-                              (status, now_iso(), scan_id))
+            self.conn.execute(
+                "UPDATE scans SET status = ?, finished_at = ? WHERE id = ?",
+                (status, now_iso(), scan_id),
+            )
             self._set_counts(scan_id)
         return self.scan(scan_id)
 
     def set_scores(self, scan_id: int, scores: Mapping[str, Any]) -> None:
         """Store the score snapshot of a scan (trends read it back cheaply)."""
         with self._write():
-            self.conn.execute("UPDATE scans SET scores = ? WHERE id = ?",
-                              (json.dumps(scores, default=str), scan_id))
+            self.conn.execute(
+                "UPDATE scans SET scores = ? WHERE id = ?",
+                (json.dumps(scores, default=str), scan_id),
+            )
 
     def _set_counts(self, scan_id: int) -> None:
         counts: dict[str, int] = {s.value: 0 for s in Status}
         for status, n in self.conn.execute(
-                "SELECT status, COUNT(*) FROM findings WHERE scan_id = ? GROUP BY status",
-                (scan_id,)):
+            "SELECT status, COUNT(*) FROM findings WHERE scan_id = ? GROUP BY status", (scan_id,)
+        ):
             counts[status] = n
         for severity in Severity:
             counts[f"fail_{severity.value}"] = 0
         for severity, n in self.conn.execute(
-                "SELECT severity, COUNT(*) FROM findings WHERE scan_id = ? AND status = 'fail' "
-                "GROUP BY severity", (scan_id,)):
+            "SELECT severity, COUNT(*) FROM findings WHERE scan_id = ? AND status = 'fail' "
+            "GROUP BY severity",
+            (scan_id,),
+        ):
             counts[f"fail_{severity}"] = n
         for history, n in self.conn.execute(
-                "SELECT history, COUNT(*) FROM findings WHERE scan_id = ? AND history IS NOT NULL "
-                "GROUP BY history", (scan_id,)):
+            "SELECT history, COUNT(*) FROM findings WHERE scan_id = ? AND history IS NOT NULL "
+            "GROUP BY history",
+            (scan_id,),
+        ):
             counts[f"lifecycle_{history}"] = n
         counts["resources"] = self.conn.execute(
-            "SELECT COUNT(*) FROM resources WHERE scan_id = ?", (scan_id,)).fetchone()[0]
-        self.conn.execute("UPDATE scans SET counts = ? WHERE id = ?",
-                          (json.dumps(counts), scan_id))
+            "SELECT COUNT(*) FROM resources WHERE scan_id = ?", (scan_id,)
+        ).fetchone()[0]
+        self.conn.execute("UPDATE scans SET counts = ? WHERE id = ?", (json.dumps(counts), scan_id))
 
     # --- reading ---------------------------------------------------------------------
 
@@ -323,30 +365,46 @@ class Store:
             sql += " WHERE status = 'complete'"
         value = self.conn.execute(sql).fetchone()[0]
         if value is None:
-            raise OptionError(f"{self.path}: the store holds no "
-                              f"{'complete ' if complete_only else ''}scan yet")
+            raise OptionError(
+                f"{self.path}: the store holds no {'complete ' if complete_only else ''}scan yet"
+            )
         return int(value)
 
-    def findings(self, scan_id: int, *, status: str | None = None,
-                 severity: str | None = None, system: str | None = None,
-                 rule: str | None = None, target: str | None = None) -> list[Finding]:
+    def findings(
+        self,
+        scan_id: int,
+        *,
+        status: str | None = None,
+        severity: str | None = None,
+        system: str | None = None,
+        rule: str | None = None,
+        target: str | None = None,
+    ) -> list[Finding]:
         """Findings of a scan, filtered, with acceptances overlaid on their lifecycle."""
-        sql, args = "SELECT * FROM findings WHERE scan_id = ?", [scan_id]
-        for column, value in (("status", status), ("severity", severity), ("system", system),
-                              ("rule_id", rule), ("target", target)):
+        sql, args = "SELECT * FROM findings WHERE scan_id = ?", list[object]([scan_id])
+        for column, value in (
+            ("status", status),
+            ("severity", severity),
+            ("system", system),
+            ("rule_id", rule),
+            ("target", target),
+        ):
             if value is not None:
                 sql += f" AND {column} = ?"
                 args.append(value)
         sql += " ORDER BY system, rule_id, resource_key"
         on = self.scan(scan_id).started_at
         live = self._acceptances_by_fingerprint()
-        return [_overlay(_finding(row), live.get(row["fingerprint"], ()), on)
-                for row in self.conn.execute(sql, args)]
+        return [
+            _overlay(_finding(row), live.get(row["fingerprint"], ()), on)
+            for row in self.conn.execute(sql, args)
+        ]
 
     def resources(self, scan_id: int) -> list[Resource]:
         """Resources observed by a scan."""
-        rows = self.conn.execute("SELECT * FROM resources WHERE scan_id = ? ORDER BY key",
-                                 (scan_id,))
+        rows = self.conn.execute(
+            "SELECT * FROM resources WHERE scan_id = ? ORDER BY key", (scan_id,)
+        )
         return [_resource(row) for row in rows]
 
     def systems(self, scan_id: int) -> tuple[SystemInfo, ...]:
@@ -377,16 +435,28 @@ class Store:
 
     # --- acceptances -----------------------------------------------------------------
 
-    def accept(self, *, fingerprint_: str, rule_id: str, resource_key: str, owner: str,
-               reason: str, until: date, compensating: str = "", decided_by: str = "",
-               today: date | None = None) -> Acceptance:
+    def accept(
+        self,
+        *,
+        fingerprint_: str,
+        rule_id: str,
+        resource_key: str,
+        owner: str,
+        reason: str,
+        until: date,
+        compensating: str = "",
+        decided_by: str = "",
+        today: date | None = None,
+    ) -> Acceptance:
         """Record a risk acceptance; expiry is mandatory and at most three years out."""
         today = today or datetime.now(UTC).date()
         if until < today:
             raise OptionError(f"--until {until.isoformat()} is in the past")
         if until > today + timedelta(days=MAX_ACCEPTANCE_DAYS):
-            raise OptionError(f"--until {until.isoformat()} is more than 3 years away; "
-                              "a risk acceptance must be reviewed at least every 3 years")
+            raise OptionError(
+                f"--until {until.isoformat()} is more than 3 years away; "
+                "a risk acceptance must be reviewed at least every 3 years"
+            )
         if not owner.strip() or not reason.strip():
             raise OptionError("an acceptance needs a named --owner and a --reason")
         at = now_iso()
@@ -394,12 +464,27 @@ class Store:
             cursor = self.conn.execute(
                 "INSERT INTO acceptances (fingerprint, rule_id, resource_key, owner, reason, "
                 "compensating, decided_by, until, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (fingerprint_, rule_id, resource_key, owner, reason, compensating, decided_by,
-                 until.isoformat(), at))
+                (
+                    fingerprint_,
+                    rule_id,
+                    resource_key,
+                    owner,
+                    reason,
+                    compensating,
+                    decided_by,
+                    until.isoformat(),
+                    at,
+                ),
+            )
             self.conn.execute(
                 "INSERT INTO finding_events (at, fingerprint, event, detail) VALUES (?,?,?,?)",
-                (at, fingerprint_, "accepted", json.dumps(
-                    {"owner": owner, "until": until.isoformat(), "reason": reason})))
+                (
+                    at,
+                    fingerprint_,
+                    "accepted",
+                    json.dumps({"owner": owner, "until": until.isoformat(), "reason": reason}),
+                ),
+            )
         return self.acceptance(int(cursor.lastrowid or 0))
 
     def unaccept(self, acceptance_id: int) -> Acceptance:
@@ -407,17 +492,20 @@ class Store:
         current = self.acceptance(acceptance_id)
         at = now_iso()
         with self._write():
-            self.conn.execute("UPDATE acceptances SET revoked_at = ? WHERE id = ?",
-                              (at, acceptance_id))
+            self.conn.execute(
+                "UPDATE acceptances SET revoked_at = ? WHERE id = ?", (at, acceptance_id)
+            )
             self.conn.execute(
                 "INSERT INTO finding_events (at, fingerprint, event, detail) VALUES (?,?,?,?)",
-                (at, current.fingerprint, "unaccepted", json.dumps({"id": acceptance_id})))
+                (at, current.fingerprint, "unaccepted", json.dumps({"id": acceptance_id})),
+            )
         return self.acceptance(acceptance_id)
 
     def acceptance(self, acceptance_id: int) -> Acceptance:
         """One acceptance by id."""
-        row = self.conn.execute("SELECT * FROM acceptances WHERE id = ?",
-                                (acceptance_id,)).fetchone()
+        row = self.conn.execute(
+            "SELECT * FROM acceptances WHERE id = ?", (acceptance_id,)
+        ).fetchone()
         if row is None:
             raise OptionError(f"no acceptance with id {acceptance_id}")
         return _acceptance(row)
@@ -438,7 +526,9 @@ class Store:
         """Resolve a (possibly shortened) fingerprint to (fingerprint, rule, resource)."""
         rows = self.conn.execute(
             "SELECT DISTINCT fingerprint, rule_id, resource_key FROM findings "
-            "WHERE fingerprint LIKE ? LIMIT 2", (token.replace("%", "") + "%",)).fetchall()
+            "WHERE fingerprint LIKE ? LIMIT 2",
+            (token.replace("%", "") + "%",),
+        ).fetchall()
         if not rows:
             raise OptionError(f"no finding with fingerprint {token!r} in {self.path}")
         if len(rows) > 1:
@@ -447,7 +537,7 @@ class Store:
 
     def events(self, fingerprint_: str | None = None) -> list[dict[str, Any]]:
         """The audit trail, oldest first."""
-        sql, args = "SELECT * FROM finding_events", []
+        sql, args = "SELECT * FROM finding_events", list[str]()
         if fingerprint_:
             sql += " WHERE fingerprint = ?"
             args.append(fingerprint_)
@@ -464,14 +554,18 @@ def _connect(path: str, readonly: bool) -> sqlite3.Connection:
         if readonly:
             if not Path(path).exists():
                 raise StoreError(f"{path}: no such store")
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30,
-                                   isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                f"file:{path}?mode=ro",
+                uri=True,
+                timeout=30,
+                isolation_level=None,
+                check_same_thread=False,
+            )
         else:
             parent = Path(path).resolve().parent
             if not parent.is_dir():
                 raise StoreError(f"{path}: directory {parent} does not exist")
-            conn = sqlite3.connect(path, timeout=30, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode = WAL")
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 30000")
@@ -544,55 +638,97 @@ def _resource_row(scan_id: int, r: Resource) -> tuple[Any, ...]:
 
 
 def _finding_row(scan_id: int, f: Finding) -> tuple[Any, ...]:
-    return (scan_id, f.fingerprint, f.rule_id, f.policy, f.title, f.resource_type,
-            f.resource_key, f.target, f.system, f.status.value, f.severity.value, f.message,
-            _dumps(f.evidence), _dumps({k: list(v) for k, v in f.controls.items()}),
-            f.remediation, f.reason.value if f.reason else None,
-            f.lifecycle.value if f.lifecycle else None, f.first_seen)
+    return (
+        scan_id,
+        f.fingerprint,
+        f.rule_id,
+        f.policy,
+        f.title,
+        f.resource_type,
+        f.resource_key,
+        f.target,
+        f.system,
+        f.status.value,
+        f.severity.value,
+        f.message,
+        _dumps(f.evidence),
+        _dumps({k: list(v) for k, v in f.controls.items()}),
+        f.remediation,
+        f.reason.value if f.reason else None,
+        f.lifecycle.value if f.lifecycle else None,
+        f.first_seen,
+    )
 
 
 def _finding(row: sqlite3.Row) -> Finding:
     return Finding(
-        rule_id=row["rule_id"], policy=row["policy"], title=row["title"],
-        resource_type=row["resource_type"], resource_key=row["resource_key"],
-        target=row["target"], system=row["system"], status=Status(row["status"]),
-        severity=Severity(row["severity"]), message=row["message"],
+        rule_id=row["rule_id"],
+        policy=row["policy"],
+        title=row["title"],
+        resource_type=row["resource_type"],
+        resource_key=row["resource_key"],
+        target=row["target"],
+        system=row["system"],
+        status=Status(row["status"]),
+        severity=Severity(row["severity"]),
+        message=row["message"],
         evidence=json.loads(row["evidence"]) if row["evidence"] else None,
         controls={k: tuple(v) for k, v in json.loads(row["controls"]).items()},
         remediation=row["remediation"],
         reason=Reason(row["reason"]) if row["reason"] else None,
         lifecycle=Lifecycle(row["history"]) if row["history"] else None,
-        first_seen=row["first_seen"], scan_id=row["scan_id"])
+        first_seen=row["first_seen"],
+        scan_id=row["scan_id"],
+    )
 
 
 def _resource(row: sqlite3.Row) -> Resource:
     from audit.models import Problem
 
-    unknown = {k: Problem(Reason(v["reason"]), v["message"])
-               for k, v in json.loads(row["unknown"]).items()}
-    return Resource(row["type"], row["key"], row["target"], row["system"],
-                    json.loads(row["facts"]), unknown)
+    unknown = {
+        k: Problem(Reason(v["reason"]), v["message"]) for k, v in json.loads(row["unknown"]).items()
+    }
+    return Resource(
+        row["type"], row["key"], row["target"], row["system"], json.loads(row["facts"]), unknown
+    )
 
 
 def _summary(row: sqlite3.Row) -> ScanSummary:
     return ScanSummary(
-        id=row["id"], started_at=row["started_at"], finished_at=row["finished_at"],
-        status=row["status"], policies=tuple(json.loads(row["policies"])),
-        counts=json.loads(row["counts"]), scope_declared=bool(row["scope_declared"]),
-        inventory=row["inventory"])
+        id=row["id"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        status=row["status"],
+        policies=tuple(json.loads(row["policies"])),
+        counts=json.loads(row["counts"]),
+        scope_declared=bool(row["scope_declared"]),
+        inventory=row["inventory"],
+    )
 
 
 def _acceptance(row: sqlite3.Row) -> Acceptance:
     return Acceptance(
-        id=row["id"], fingerprint=row["fingerprint"], rule_id=row["rule_id"],
-        resource_key=row["resource_key"], owner=row["owner"], reason=row["reason"],
-        until=row["until"], created_at=row["created_at"], decided_by=row["decided_by"],
-        compensating=row["compensating"], revoked_at=row["revoked_at"])
+        id=row["id"],
+        fingerprint=row["fingerprint"],
+        rule_id=row["rule_id"],
+        resource_key=row["resource_key"],
+        owner=row["owner"],
+        reason=row["reason"],
+        until=row["until"],
+        created_at=row["created_at"],
+        decided_by=row["decided_by"],
+        compensating=row["compensating"],
+        revoked_at=row["revoked_at"],
+    )
 
 
 def _system_json(system: SystemInfo) -> dict[str, str]:
-    return {"name": system.name, "owner": system.owner, "criticality": system.criticality,
-            "description": system.description}
+    return {
+        "name": system.name,
+        "owner": system.owner,
+        "criticality": system.criticality,
+        "description": system.description,
+    }
 
 
 def fingerprint_for(rule_id: str, resource_key: str) -> str:

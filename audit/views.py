@@ -47,11 +47,24 @@ def print_findings(findings: Sequence[Finding], as_json: bool) -> None:
         for finding in findings:
             click.echo(json.dumps(finding.to_json(), ensure_ascii=False, default=str))
         return
-    rows = [(f.fingerprint[:12], f.status.value, f.severity.value,
-             f.lifecycle.value if f.lifecycle else "", f.rule_id, f.system, f.resource_key,
-             f.message) for f in findings]
-    _table(f"{len(rows)} findings", ("id", "status", "severity", "lifecycle", "rule", "system",
-                                     "resource", "message"), rows)
+    rows = [
+        (
+            f.fingerprint[:12],
+            f.status.value,
+            f.severity.value,
+            f.lifecycle.value if f.lifecycle else "",
+            f.rule_id,
+            f.system,
+            f.resource_key,
+            f.message,
+        )
+        for f in findings
+    ]
+    _table(
+        f"{len(rows)} findings",
+        ("id", "status", "severity", "lifecycle", "rule", "system", "resource", "message"),
+        rows,
+    )
 
 
 @dataclass(frozen=True)
@@ -71,33 +84,57 @@ def diff_scans(store: Store, old: int, new: int) -> ScanDiff:
     before = {f.fingerprint: f for f in store.findings(old)}
     after = {f.fingerprint: f for f in store.findings(new)}
     failing_before = {fp for fp, f in before.items() if f.status.value == "fail"}
-    new_failures = [f for fp, f in after.items()
-                    if f.status.value == "fail" and fp not in failing_before]
+    new_failures = [
+        f for fp, f in after.items() if f.status.value == "fail" and fp not in failing_before
+    ]
     still_open = [f for fp, f in after.items() if f.status.value == "fail" and fp in failing_before]
-    resolved = [after[fp] for fp in failing_before
-                if fp in after and after[fp].status.value == "pass"]
-    not_seen = [before[fp] for fp in failing_before
-                if fp not in after or after[fp].status.value in ("error", "skip")]
-    return ScanDiff(old, new, tuple(new_failures), tuple(resolved), tuple(still_open),
-                    tuple(not_seen))
+    resolved = [
+        after[fp] for fp in failing_before if fp in after and after[fp].status.value == "pass"
+    ]
+    not_seen = [
+        before[fp]
+        for fp in failing_before
+        if fp not in after or after[fp].status.value in ("error", "skip")
+    ]
+    return ScanDiff(
+        old, new, tuple(new_failures), tuple(resolved), tuple(still_open), tuple(not_seen)
+    )
 
 
 def print_diff(result: ScanDiff, as_json: bool) -> None:
     """A diff as JSON or as tables."""
-    groups = {"new": result.new_failures, "resolved": result.resolved,
-              "still_open": result.still_open, "not_evaluated": result.not_seen}
+    groups = {
+        "new": result.new_failures,
+        "resolved": result.resolved,
+        "still_open": result.still_open,
+        "not_evaluated": result.not_seen,
+    }
     if as_json:
-        click.echo(json.dumps({"old": result.old, "new": result.new,
-                               **{k: [f.to_json() for f in v] for k, v in groups.items()}},
-                              ensure_ascii=False, default=str, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "old": result.old,
+                    "new": result.new,
+                    **{k: [f.to_json() for f in v] for k, v in groups.items()},
+                },
+                ensure_ascii=False,
+                default=str,
+                indent=2,
+            )
+        )
         return
-    click.echo(f"scan {result.old} → {result.new}: {len(result.new_failures)} new, "
-               f"{len(result.resolved)} resolved, {len(result.still_open)} still open, "
-               f"{len(result.not_seen)} not evaluated")
+    click.echo(
+        f"scan {result.old} → {result.new}: {len(result.new_failures)} new, "
+        f"{len(result.resolved)} resolved, {len(result.still_open)} still open, "
+        f"{len(result.not_seen)} not evaluated"
+    )
     for name, items in groups.items():
         if items:
-            _table(name.replace("_", " "), ("severity", "rule", "resource", "system"),
-                   [(f.severity.value, f.rule_id, f.resource_key, f.system) for f in items])
+            _table(
+                name.replace("_", " "),
+                ("severity", "rule", "resource", "system"),
+                [(f.severity.value, f.rule_id, f.resource_key, f.system) for f in items],
+            )
 
 
 def print_acceptances(items: Sequence[Acceptance], expiring: int | None, as_json: bool) -> None:
@@ -109,11 +146,23 @@ def print_acceptances(items: Sequence[Acceptance], expiring: int | None, as_json
     if as_json:
         click.echo(json.dumps([a.__dict__ for a in items], ensure_ascii=False, indent=2))
         return
-    rows = [(a.id, a.rule_id, a.resource_key, a.owner, a.until,
-             "expired" if date.fromisoformat(a.until) < today else "live", a.reason)
-            for a in items]
-    _table(f"{len(rows)} acceptances", ("id", "rule", "resource", "owner", "until", "state",
-                                        "reason"), rows)
+    rows = [
+        (
+            a.id,
+            a.rule_id,
+            a.resource_key,
+            a.owner,
+            a.until,
+            "expired" if date.fromisoformat(a.until) < today else "live",
+            a.reason,
+        )
+        for a in items
+    ]
+    _table(
+        f"{len(rows)} acceptances",
+        ("id", "rule", "resource", "owner", "until", "state", "reason"),
+        rows,
+    )
 
 
 def print_policy(policy: Policy) -> None:
@@ -121,9 +170,16 @@ def print_policy(policy: Policy) -> None:
     click.echo(f"{policy.name} v{policy.version} — {policy.title}\nsource: {policy.source}")
     for name, value in policy.params.items():
         click.echo(f"param {name} = {value!r}  {policy.param_docs.get(name, '')}")
-    rows = [(r.id, r.severity.value, r.resource, r.title,
-             ", ".join(f"{fw}:{'/'.join(ids)}" for fw, ids in r.controls.items()))
-            for r in policy.rules]
+    rows = [
+        (
+            r.id,
+            r.severity.value,
+            r.resource,
+            r.title,
+            ", ".join(f"{fw}:{'/'.join(ids)}" for fw, ids in r.controls.items()),
+        )
+        for r in policy.rules
+    ]
     _table(f"{len(rows)} rules", ("id", "severity", "resource", "title", "controls"), rows)
 
 
@@ -139,12 +195,19 @@ def describe_families(families: Families, facts: bool, fmt: str) -> str:
 
 def _family_json(family: Any) -> dict[str, Any]:
     return {
-        "name": family.name, "description": family.description, "schemes": list(family.schemes),
+        "name": family.name,
+        "description": family.description,
+        "schemes": list(family.schemes),
         "resource_types": [
-            {"name": rt.name, "description": rt.description,
-             "facts": [{"name": f.name, "type": f.type, "description": f.description}
-                       for f in rt.facts]}
-            for rt in family.resource_types],
+            {
+                "name": rt.name,
+                "description": rt.description,
+                "facts": [
+                    {"name": f.name, "type": f.type, "description": f.description} for f in rt.facts
+                ],
+            }
+            for rt in family.resource_types
+        ],
     }
 
 
@@ -156,8 +219,9 @@ def _families_text(data: list[dict[str, Any]], facts: bool) -> str:
         for rt in family["resource_types"]:
             lines.append(f"  {rt['name']}: {rt['description']}")
             if facts:
-                lines.extend(f"    {f['name']} ({f['type']}): {f['description']}"
-                             for f in rt["facts"])
+                lines.extend(
+                    f"    {f['name']} ({f['type']}): {f['description']}" for f in rt["facts"]
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -165,13 +229,20 @@ def _families_md(data: list[dict[str, Any]], facts: bool) -> str:
     lines = ["# Check families", ""]
     for family in data:
         schemes = ", ".join(f"`{s}://`" for s in family["schemes"])
-        lines += [f"## {family['name']}", "", f"{family['description']}", "",
-                  f"Targets: {schemes}", ""]
+        lines += [
+            f"## {family['name']}",
+            "",
+            f"{family['description']}",
+            "",
+            f"Targets: {schemes}",
+            "",
+        ]
         for rt in family["resource_types"]:
             lines += [f"### `{rt['name']}`", "", rt["description"], ""]
             if facts:
                 lines += ["| fact | type | meaning |", "|---|---|---|"]
-                lines += [f"| `{f['name']}` | {f['type']} | {f['description']} |"
-                          for f in rt["facts"]]
+                lines += [
+                    f"| `{f['name']}` | {f['type']} | {f['description']} |" for f in rt["facts"]
+                ]
                 lines.append("")
     return "\n".join(lines)

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from audit.errors import InputError
+
 PathPart = str | int
 
 
@@ -48,7 +50,7 @@ def format_path(path: Sequence[PathPart]) -> str:
     return text
 
 
-def load_yaml(path: Path, error: type[Exception]) -> YamlDocument:
+def load_yaml(path: Path, error: type[InputError]) -> YamlDocument:
     """Read and parse ``path``; raise ``error(message, source=, line=)`` when it is not YAML."""
     source = str(path)
     try:
@@ -60,7 +62,7 @@ def load_yaml(path: Path, error: type[Exception]) -> YamlDocument:
     return parse_yaml(text, source, error)
 
 
-def parse_yaml(text: str, source: str, error: type[Exception]) -> YamlDocument:
+def parse_yaml(text: str, source: str, error: type[InputError]) -> YamlDocument:
     """Parse YAML text with the safe composer, keeping node lines."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -82,13 +84,14 @@ def parse_yaml(text: str, source: str, error: type[Exception]) -> YamlDocument:
 
 _MAX_DEPTH = 64
 _MAX_NODES = 2_000_000
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
 
 def _build(
     node: yaml.Node,
     path: tuple[PathPart, ...],
     lines: dict[tuple[PathPart, ...], int],
-    error: type[Exception],
+    error: type[InputError],
     source: str,
     depth: int,
 ) -> Any:
@@ -97,6 +100,8 @@ def _build(
         raise error("document too large (alias expansion?)", source=source, line=lines[path])
     if depth > _MAX_DEPTH:
         raise error("document nested too deeply", source=source, line=lines[path])
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
+        raise error(f"invalid YAML: unsupported tag {node.tag!r}", source=source, line=lines[path])
     if isinstance(node, yaml.MappingNode):
         return _build_mapping(node, path, lines, error, source, depth)
     if isinstance(node, yaml.SequenceNode):
@@ -111,7 +116,7 @@ def _build_mapping(
     node: yaml.MappingNode,
     path: tuple[PathPart, ...],
     lines: dict[tuple[PathPart, ...], int],
-    error: type[Exception],
+    error: type[InputError],
     source: str,
     depth: int,
 ) -> dict[str, Any]:
@@ -119,26 +124,31 @@ def _build_mapping(
     for key_node, value_node in node.value:
         key = _scalar(key_node, error, source)
         if not isinstance(key, str | int | float | bool) or key is None:
-            raise error("mapping keys must be scalars", source=source,
-                        line=key_node.start_mark.line + 1)
+            raise error(
+                "mapping keys must be scalars", source=source, line=key_node.start_mark.line + 1
+            )
         name = str(key) if not isinstance(key, str) else key
         if name in result:
-            raise error(f"{format_path((*path, name))}: duplicate key {name!r}",
-                        source=source, line=key_node.start_mark.line + 1)
+            raise error(
+                f"{format_path((*path, name))}: duplicate key {name!r}",
+                source=source,
+                line=key_node.start_mark.line + 1,
+            )
         result[name] = _build(value_node, (*path, name), lines, error, source, depth + 1)
     return result
 
 
-def _scalar(node: yaml.Node, error: type[Exception], source: str) -> Any:
+def _scalar(node: yaml.Node, error: type[InputError], source: str) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise error("expected a scalar", source=source, line=node.start_mark.line + 1)
     loader = yaml.SafeLoader("")
     try:
-        return loader.construct_scalar(node) if node.tag == "tag:yaml.org,2002:str" else (
-            loader.construct_object(node, deep=True)
+        return (
+            loader.construct_scalar(node)
+            if node.tag == "tag:yaml.org,2002:str"
+            else (loader.construct_object(node, deep=True))
         )
     except yaml.YAMLError as exc:
-        raise error(f"invalid value: {exc}", source=source,
-                    line=node.start_mark.line + 1) from None
+        raise error(f"invalid value: {exc}", source=source, line=node.start_mark.line + 1) from None
     finally:
         loader.dispose()

@@ -27,8 +27,7 @@ def report_dict(data: ReportData) -> dict[str, Any]:
         "notes": notes,
         "scan": data.scan.to_json(),
         "systems": [
-            {"name": s.name, "owner": s.owner, "criticality": s.criticality}
-            for s in data.systems
+            {"name": s.name, "owner": s.owner, "criticality": s.criticality} for s in data.systems
         ],
         "resources": [r.to_json() for r in data.resources],
         "findings": [f.to_json() for f in data.findings],
@@ -40,5 +39,9 @@ def render(data: ReportData, options: RenderOptions) -> bytes:
     return json.dumps(report_dict(data), indent=2, ensure_ascii=False, default=str).encode()
 
 
-RENDERER = Renderer(name="json", extensions=(".json",),
-                    description="JSON report, schema 1 (the machine contract)", render=render)
+RENDERER = Renderer(
+    name="json",
+    extensions=(".json",),
+    description="JSON report, schema 1 (the machine contract)",
+    render=render,
+)

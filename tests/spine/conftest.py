@@ -7,6 +7,7 @@ contract as the real families without standing in for any of our network code.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import SplitResult
@@ -27,22 +28,38 @@ def _parse(split: SplitResult, raw: str) -> Target:
 
 def _collect(target: Target, ctx: CheckContext) -> Observation:
     spec = ctx.family_options("facts").get(target.uri.removeprefix("facts://"), {})
+    if "sleep" in spec:
+        time.sleep(spec["sleep"])
     if "problem" in spec:
         return Observation(target, problems=(Problem(Reason(spec["problem"]), "planted"),))
     resources = tuple(
-        Resource(type=r.get("type", "demo.item"), key=r["key"], target=target.uri,
-                 system=target.system, facts=r["facts"],
-                 unknown={k: Problem(Reason(v), f"{k} denied") for k, v in
-                          r.get("unknown", {}).items()})
-        for r in spec.get("resources", []))
+        Resource(
+            type=r.get("type", "demo.item"),
+            key=r["key"],
+            target=target.uri,
+            system=target.system,
+            facts=r["facts"],
+            unknown={k: Problem(Reason(v), f"{k} denied") for k, v in r.get("unknown", {}).items()},
+        )
+        for r in spec.get("resources", [])
+    )
     return Observation(target, resources=resources)
 
 
 FACTS_FAMILY = CheckFamily(
-    name="facts", description="Resources given by the test", schemes=("facts",),
-    resource_types=(ResourceTypeDoc("demo.item", "An item", (
-        FactDoc("port", "int", "a port"), FactDoc("tags", "list", "tags"))),),
-    parse=_parse, collect=_collect)
+    name="facts",
+    description="Resources given by the test",
+    schemes=("facts",),
+    resource_types=(
+        ResourceTypeDoc(
+            "demo.item",
+            "An item",
+            (FactDoc("port", "int", "a port"), FactDoc("tags", "list", "tags")),
+        ),
+    ),
+    parse=_parse,
+    collect=_collect,
+)
 
 
 @pytest.fixture

@@ -1,0 +1,242 @@
+"""The command line over the spine: scan, gate, findings, diff, accept, errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audit import cli
+from audit.registry import Families
+
+
+@pytest.fixture(autouse=True)
+def only_the_facts_family(monkeypatch: pytest.MonkeyPatch, families: Families) -> None:
+    monkeypatch.setattr(cli, "_families", lambda: families)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(list(args))
+    out, err = capsys.readouterr()
+    return int(exited.value.code or 0), out, err
+
+
+def inventory(tmp_path: Path, spec: dict[str, Any], extra: str = "") -> Path:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(f"""\
+systems:
+  - name: Portail usagers
+    owner: DSI — pôle web
+    criticality: high
+    targets: [facts://web]
+  - name: Messagerie
+    owner: DSI — pôle infra
+    targets: [facts://mail]
+facts: {json.dumps(spec)}
+{extra}""")
+    return path
+
+
+SPEC = {
+    "web": {"resources": [{"key": "item://web", "facts": {"port": 22, "tags": ["owner"]}}]},
+    "mail": {"resources": [{"key": "item://mail", "facts": {"port": 443, "tags": []}}]},
+}
+
+
+def scan(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    policy_file: Path,
+    spec: dict[str, Any],
+    *extra: str,
+) -> tuple[int, str, str]:
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(inventory(tmp_path, spec).read_text())
+    return run(
+        capsys,
+        "scan",
+        "-i",
+        str(inv),
+        "-p",
+        str(policy_file),
+        "--db",
+        str(tmp_path / "r.db"),
+        "-q",
+        *extra,
+    )
+
+
+def test_scan_gate_json_report_and_store(
+    tmp_path: Path, policy_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report.json"
+    code, _, err = scan(capsys, tmp_path, policy_file, SPEC, "-o", str(out), "--fail-on", "high")
+    assert code == 1, err
+    report = json.loads(out.read_text())
+    assert report["schema"] == 1
+    assert report["scan"]["status"] == "complete"
+    assert {r["key"] for r in report["resources"]} == {"item://web", "item://mail"}
+    failing = {(f["rule_id"], f["system"]) for f in report["findings"] if f["status"] == "fail"}
+    assert failing == {("DEMO-PORT-001", "Portail usagers"), ("DEMO-TAG-001", "Messagerie")}
+    first = next(f for f in report["findings"] if f["status"] == "fail")
+    assert set(first) >= {
+        "fingerprint",
+        "rule_id",
+        "policy",
+        "title",
+        "resource_type",
+        "resource_key",
+        "target",
+        "system",
+        "status",
+        "severity",
+        "lifecycle",
+        "message",
+        "evidence",
+        "controls",
+        "remediation",
+    }
+    assert report["notes"] == ["no scope declared"]
+    # a low gate passes when only low severities are asked about... high fails stays 1
+    code, _, _ = scan(capsys, tmp_path, policy_file, SPEC, "--fail-on", "critical")
+    assert code == 0
+
+
+def test_accepted_finding_stops_failing_the_gate(
+    tmp_path: Path, policy_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "r.db")
+    spec = {
+        "web": SPEC["web"],
+        "mail": {"resources": [{"key": "item://mail", "facts": {"port": 443, "tags": ["owner"]}}]},
+    }
+    assert scan(capsys, tmp_path, policy_file, spec, "--fail-on", "high")[0] == 1
+    until = (date.today() + timedelta(days=90)).isoformat()
+    code, out, err = run(
+        capsys,
+        "accept",
+        "DEMO-PORT-001",
+        "item://web",
+        "--owner",
+        "M. Martin",
+        "--reason",
+        "bastion only",
+        "--until",
+        until,
+        "--db",
+        db,
+    )
+    assert code == 0, err
+    assert "accepted #1" in out
+    assert scan(capsys, tmp_path, policy_file, spec, "--fail-on", "high")[0] == 0
+    _, out, _ = run(capsys, "acceptances", "--expiring", "120", "--json", "--db", db)
+    assert json.loads(out)[0]["owner"] == "M. Martin"
+    code, out, _ = run(capsys, "findings", "--json", "--db", db)
+    assert json.loads(out.splitlines()[0])["lifecycle"] == "accepted"
+
+
+def test_error_gate_exits_3(
+    tmp_path: Path, policy_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = {
+        "web": {"problem": "unreachable"},
+        "mail": {"resources": [{"key": "item://mail", "facts": {"port": 443, "tags": ["owner"]}}]},
+    }
+    assert scan(capsys, tmp_path, policy_file, spec, "--fail-on", "low")[0] == 3
+    assert scan(capsys, tmp_path, policy_file, spec)[0] == 0
+
+
+def test_diff_shows_resolved(
+    tmp_path: Path, policy_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "r.db")
+    scan(capsys, tmp_path, policy_file, SPEC)
+    fixed = {
+        **SPEC,
+        "web": {"resources": [{"key": "item://web", "facts": {"port": 443, "tags": ["owner"]}}]},
+    }
+    scan(capsys, tmp_path, policy_file, fixed)
+    _, out, _ = run(capsys, "diff", "--json", "--db", db)
+    result = json.loads(out)
+    assert [f["resource_key"] for f in result["resolved"]] == ["item://web"]
+    assert [f["resource_key"] for f in result["still_open"]] == ["item://mail"]
+    assert result["new"] == []
+    _code, out, _ = run(capsys, "diff", "--db", db)
+    assert "1 resolved" in out
+
+
+BAD_INVOCATIONS = {
+    "missing-inventory": (["scan", "-i", "nope.yaml"], "nope.yaml: file not found"),
+    "junk-uri": (["scan", "not a uri"], "cannot be empty or contain spaces"),
+    "no-scheme": (["scan", "example.org"], "not a URI"),
+    "unknown-scheme": (["scan", "gopher://x"], "unknown scheme 'gopher'"),
+    "nothing-to-scan": (["scan"], "nothing to scan"),
+    "unknown-policy": (["scan", "facts://a", "-p", "no-such-pack"], "unknown policy"),
+    "bad-timeout": (["scan", "facts://a", "--timeout", "0"], "--timeout"),
+    "bad-output-ext": (["scan", "facts://a", "-o", "x.docx"], "cannot tell the format"),
+    "unknown-severity": (["scan", "facts://a", "--fail-on", "dire"], "dire"),
+    "bad-until": (
+        ["accept", "abc", "--owner", "o", "--reason", "r", "--until", "soon"],
+        "expected a date",
+    ),
+    "diff-one-id": (["diff", "1"], "give both OLD and NEW"),
+    "empty-store-findings": (["findings"], "holds no scan"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INVOCATIONS))
+def test_bad_input_exits_2_with_one_line(
+    tmp_path: Path,
+    case: str,
+    policy_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args, fragment = BAD_INVOCATIONS[case]
+    code, _out, err = run(capsys, *args)
+    assert code == 2
+    assert fragment in err
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) <= 3
+
+
+BAD_INVENTORIES = {
+    "unknown-field": ("colour: red\n", 1, "unknown field 'colour'"),
+    "bad-network": ("scope: {networks: [10.0.0.0/33]}\n", 1, "not a network"),
+    "bad-domain": ("scope: {domains: ['exa mple.org']}\n", 1, "not a domain"),
+    "bad-account": ("scope: {aws_accounts: ['1234']}\n", 1, "12-digit"),
+    "bad-criticality": ("systems:\n  - name: A\n    criticality: extreme\n", 3, "criticality"),
+    "junk-target": ("systems:\n  - name: A\n    targets: ['facts://']\n", 3, "missing name"),
+    "duplicate-system": ("systems:\n  - name: A\n  - name: A\n", 3, "duplicate system"),
+    "missing-ca": ("trust: {ca_file: nowhere.pem}\n", 1, "does not exist"),
+    "yaml-syntax": ("systems: [\n", 2, "invalid YAML"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INVENTORIES))
+def test_bad_inventory_names_file_and_line(
+    tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text, line, fragment = BAD_INVENTORIES[case]
+    path = tmp_path / "inv.yaml"
+    path.write_text(text)
+    code, _, err = run(capsys, "scan", "-i", str(path), "--db", str(tmp_path / "r.db"))
+    assert code == 2
+    assert f"{path}:{line}:" in err, err
+    assert fragment in err
+
+
+def test_policy_commands(policy_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "policy", "validate", str(policy_file))
+    assert code == 0 and "ok:" in out
+    code, out, _ = run(capsys, "policy", "show", str(policy_file))
+    assert "DEMO-PORT-001" in out
+    code, out, _ = run(capsys, "policy", "schema")
+    assert json.loads(out)["title"] == "Rempart policy"
+    code, out, _ = run(capsys, "checks", "list", "--facts", "--format", "md")
+    assert "`demo.item`" in out and "| `port` |" in out
