@@ -1,0 +1,418 @@
+"""Governance figures computed from one :class:`~audit.reporting.ReportData`.
+
+Every function here is pure: same report in, same figures out, no I/O. The committee
+report, the terminal summary and the store's per-scan snapshot all use them, so a figure
+means the same thing wherever it is shown.
+
+Outcome of a finding
+    ``pass``, ``skip`` and ``error`` keep their status. A ``fail`` whose lifecycle is
+    ``accepted`` is *accepted* (a named owner took the risk until a date); a ``fail``
+    whose acceptance lapsed (lifecycle ``expired``) is an ordinary open failure again.
+
+Framework score
+    A control is *passed* when at least one finding maps to it and every such finding
+    passes or is accepted; *failed* when one of them fails; *not assessed* otherwise
+    (no finding, only ``skip``, or an ``error`` without any failure).
+    ``percent = 100 × passed / (passed + failed)``; not-assessed controls are counted
+    apart and never in the percentage.
+
+Security index (0–5, per system and overall)
+    Each finding weighs ``w`` by severity: critical 10, high 5, medium 2, low 1, info 0.
+    With ``T`` the weight of findings that pass, fail, are accepted or ended in error,
+    ``F`` of failures, ``A`` of accepted findings, ``E`` of errors::
+
+        index = 5 × (1 − (F + ½A + ½E) / T)
+
+    An accepted risk or an unknown still counts half against the system. An open
+    critical failure caps the index at 1.9 (below the homologation threshold), an open
+    high failure at 3.9. No weighed finding: no index (None). Rounded to 0.1.
+
+Grade
+    A ≥ 4.5, B ≥ 4, C ≥ 3, D ≥ 2, E ≥ 1, F below 1.
+
+Advised homologation validity (from the index)
+    below 2: not advised (6 months at most, under an action plan); 2–3: 1 year;
+    3–4: up to 2 years; 4–5: up to 3 years.
+
+SLA
+    A failing finding must be fixed within ``sla[severity]`` days of ``first_seen``
+    (defaults critical 7, high 30, medium 90, low 180; info has none).
+
+Priority (action plan)
+    P1: critical severity, or high on a high/critical system. P2: other high, or
+    medium on a high/critical system. P3: everything else.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from audit.frameworks import canonical_id, get_framework, load_catalogues
+from audit.models import Finding, Lifecycle, Severity, Status, SystemInfo
+from audit.reporting import ReportData
+
+PASS, FAIL, ERROR, SKIP, ACCEPTED = "pass", "fail", "error", "skip", "accepted"
+
+WEIGHTS: Mapping[Severity, int] = {
+    Severity.CRITICAL: 10,
+    Severity.HIGH: 5,
+    Severity.MEDIUM: 2,
+    Severity.LOW: 1,
+    Severity.INFO: 0,
+}
+DEFAULT_SLA_DAYS: Mapping[Severity, int] = {
+    Severity.CRITICAL: 7,
+    Severity.HIGH: 30,
+    Severity.MEDIUM: 90,
+    Severity.LOW: 180,
+}
+CRITICALITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+EXPIRING_SOON_DAYS = 60
+
+
+def outcome(finding: Finding) -> str:
+    """The governance outcome of a finding (see the module docstring)."""
+    if finding.status is Status.FAIL and finding.lifecycle is Lifecycle.ACCEPTED:
+        return ACCEPTED
+    return finding.status.value
+
+
+def as_of(data: ReportData) -> date:
+    """The day the report speaks for: generation date, else the scan's start."""
+    stamp = data.generated_at or data.scan.finished_at or data.scan.started_at
+    return parse_day(stamp) or date.today()
+
+
+def parse_day(stamp: str | None) -> date | None:
+    """The date part of an ISO date or timestamp, or None when absent or malformed."""
+    if not stamp:
+        return None
+    try:
+        return date.fromisoformat(stamp[:10])
+    except ValueError:
+        return None
+
+
+# --- index, grade, validity -------------------------------------------------------------
+
+
+def security_index(findings: Iterable[Finding]) -> float | None:
+    """The 0–5 index of a set of findings (formula in the module docstring)."""
+    total = against = 0.0
+    worst_open = -1
+    for finding in findings:
+        weight = WEIGHTS[finding.severity]
+        result = outcome(finding)
+        if result == SKIP:
+            continue
+        total += weight
+        if result == FAIL:
+            against += weight
+            worst_open = max(worst_open, finding.severity.rank)
+        elif result in (ACCEPTED, ERROR):
+            against += weight / 2
+    if total == 0:
+        return None
+    index = 5 * (1 - against / total)
+    if worst_open >= Severity.CRITICAL.rank:
+        index = min(index, 1.9)
+    elif worst_open >= Severity.HIGH.rank:
+        index = min(index, 3.9)
+    return round(index + 1e-9, 1)
+
+
+def grade(index: float | None) -> str:
+    """Letter grade A–F of an index; ``-`` when there is no index."""
+    if index is None:
+        return "-"
+    for letter, floor in (("A", 4.5), ("B", 4.0), ("C", 3.0), ("D", 2.0), ("E", 1.0)):
+        if index >= floor:
+            return letter
+    return "F"
+
+
+@dataclass(frozen=True)
+class Validity:
+    """The homologation validity an index advises: ``months`` at most, or not advised."""
+
+    advised: bool
+    months: int
+    key: str  # message id for the renderers: not_advised, 1y, 2y, 3y, unknown
+
+
+def advised_validity(index: float | None) -> Validity:
+    """Map an index to the validity advice of the module docstring."""
+    if index is None:
+        return Validity(False, 0, "unknown")
+    if index < 2:
+        return Validity(False, 6, "not_advised")
+    if index < 3:
+        return Validity(True, 12, "1y")
+    if index < 4:
+        return Validity(True, 24, "2y")
+    return Validity(True, 36, "3y")
+
+
+def system_indices(data: ReportData) -> dict[str, float | None]:
+    """The index of every system that has findings or is declared, by name."""
+    by_system: dict[str, list[Finding]] = {s.name: [] for s in data.systems}
+    for finding in data.findings:
+        by_system.setdefault(finding.system, []).append(finding)
+    return {name: security_index(items) for name, items in sorted(by_system.items())}
+
+
+# --- frameworks -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ControlResult:
+    """One control's verdict and the findings behind it."""
+
+    framework: str
+    control_id: str
+    state: str  # passed | failed | not_assessed
+    failed: int = 0
+    passed: int = 0
+    errors: int = 0
+    worst: Severity | None = None
+
+
+@dataclass(frozen=True)
+class FrameworkScore:
+    """Percentages of one framework, for one system or the whole scan."""
+
+    framework: str
+    passed: int
+    failed: int
+    not_assessed: int
+    controls: tuple[ControlResult, ...] = field(default=(), repr=False)
+
+    @property
+    def assessed(self) -> int:
+        """Controls with a verdict."""
+        return self.passed + self.failed
+
+    @property
+    def percent(self) -> float | None:
+        """Share of assessed controls that passed, or None when none was assessed."""
+        return round(100 * self.passed / self.assessed, 1) if self.assessed else None
+
+
+@functools.cache
+def _canonical(framework: str, control_id: str) -> str:
+    return canonical_id(framework, control_id)
+
+
+def findings_by_control(findings: Iterable[Finding]) -> dict[tuple[str, str], list[Finding]]:
+    """Group findings under every (framework, control id) they map to."""
+    grouped: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for finding in findings:
+        for framework, ids in finding.controls.items():
+            for control_id in ids:
+                grouped[(framework, _canonical(framework, control_id))].append(finding)
+    return grouped
+
+
+def control_result(framework: str, control_id: str, findings: Sequence[Finding]) -> ControlResult:
+    """The verdict on one control from the findings mapped to it."""
+    counts = Counter(outcome(f) for f in findings)
+    failing = [f.severity for f in findings if outcome(f) == FAIL]
+    worst = max(failing, key=lambda s: s.rank) if failing else None
+    passed = counts[PASS] + counts[ACCEPTED]
+    if failing:
+        state = "failed"
+    elif passed and not counts[ERROR]:
+        state = "passed"
+    else:
+        state = "not_assessed"
+    return ControlResult(framework, control_id, state, len(failing), passed, counts[ERROR], worst)
+
+
+def framework_scores(findings: Iterable[Finding],
+                     frameworks: Sequence[str] | None = None) -> dict[str, FrameworkScore]:
+    """Per framework, the passed/failed/not-assessed controls of its whole catalogue.
+
+    Controls are taken from the catalogue when it ships (so unmapped controls count as
+    not assessed), otherwise from the ids the findings cite.
+    """
+    catalogues = load_catalogues()
+    grouped = findings_by_control(findings)
+    cited = sorted({fw for fw, _ in grouped})
+    scores: dict[str, FrameworkScore] = {}
+    for framework in frameworks if frameworks is not None else cited:
+        catalogue = catalogues.get(framework)
+        ids = [c.id for c in catalogue.controls] if catalogue else \
+            sorted(cid for fw, cid in grouped if fw == framework)
+        results = tuple(control_result(framework, cid, grouped.get((framework, cid), []))
+                        for cid in ids)
+        states = Counter(r.state for r in results)
+        scores[framework] = FrameworkScore(framework, states["passed"], states["failed"],
+                                           states["not_assessed"], results)
+    return scores
+
+
+def heatmap(findings: Iterable[Finding], framework: str) -> dict[str, Counter[Severity]]:
+    """Failing findings of ``framework`` counted by control family and severity."""
+    catalogue = get_framework(framework)
+    table: dict[str, Counter[Severity]] = defaultdict(Counter)
+    for (fw, control_id), items in findings_by_control(findings).items():
+        if fw != framework:
+            continue
+        control = catalogue.control(control_id) if catalogue else None
+        family = catalogue.family_of(control) if catalogue and control else control_id
+        for finding in items:
+            if outcome(finding) == FAIL:
+                table[family][finding.severity] += 1
+    return dict(sorted(table.items(), key=lambda kv: _natural(kv[0])))
+
+
+def _natural(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that puts 2 before 10 and A.5 before A.10."""
+    parts = text.replace("-", ".").split(".")
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+
+
+# --- SLA and action plan ----------------------------------------------------------------
+
+
+def sla_days(overrides: Mapping[str, int] | None = None) -> dict[Severity, int]:
+    """The SLA table: defaults, with ``overrides`` keyed by severity name."""
+    table = dict(DEFAULT_SLA_DAYS)
+    for name, days in (overrides or {}).items():
+        table[Severity(name)] = int(days)
+    return table
+
+
+def due_date(finding: Finding, sla: Mapping[Severity, int]) -> date | None:
+    """When a failing finding must be fixed: ``first_seen`` + SLA (None: no SLA)."""
+    seen = parse_day(finding.first_seen)
+    days = sla.get(finding.severity)
+    if seen is None or days is None:
+        return None
+    return seen + timedelta(days=days)
+
+
+def sla_breaches(data: ReportData, sla: Mapping[Severity, int]) -> list[tuple[Finding, date]]:
+    """Open failures past their due date, most overdue first."""
+    today = as_of(data)
+    late = []
+    for finding in data.findings:
+        due = due_date(finding, sla) if outcome(finding) == FAIL else None
+        if due is not None and due < today:
+            late.append((finding, due))
+    return sorted(late, key=lambda pair: (pair[1], -pair[0].severity.rank))
+
+
+def priority(severity: Severity, criticality: str) -> str:
+    """P1–P3 from severity × system criticality (table in the module docstring)."""
+    important = CRITICALITY_RANK.get(criticality, 1) >= CRITICALITY_RANK["high"]
+    if severity is Severity.CRITICAL or (severity is Severity.HIGH and important):
+        return "P1"
+    if severity is Severity.HIGH or (severity is Severity.MEDIUM and important):
+        return "P2"
+    return "P3"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One failing rule, grouped across the resources it fails on."""
+
+    rule_id: str
+    title: str
+    severity: Severity
+    priority: str
+    owner: str
+    systems: tuple[str, ...]
+    resources: int
+    first_seen: date | None
+    due: date | None
+    status: str  # overdue | reopened | open | new
+    remediation: str
+
+
+def systems_by_name(data: ReportData) -> dict[str, SystemInfo]:
+    """Declared systems by name (undeclared ones get a default entry when asked)."""
+    return {s.name: s for s in data.systems}
+
+
+def _status_of(items: Sequence[Finding], due: date | None, today: date) -> str:
+    if due is not None and due < today:
+        return "overdue"
+    lifecycles = {f.lifecycle for f in items}
+    if lifecycles & {Lifecycle.REOPENED, Lifecycle.EXPIRED}:
+        return "reopened"
+    if lifecycles <= {Lifecycle.NEW, None}:
+        return "new"
+    return "open"
+
+
+def _action(rule_id: str, items: Sequence[Finding], data: ReportData,
+            sla: Mapping[Severity, int]) -> Action:
+    systems = systems_by_name(data)
+    names = tuple(sorted({f.system for f in items}))
+    infos = [systems.get(n, SystemInfo(n)) for n in names]
+    criticality = max((i.criticality for i in infos), key=lambda c: CRITICALITY_RANK.get(c, 1))
+    severity = max((f.severity for f in items), key=lambda s: s.rank)
+    owners = sorted({i.owner for i in infos if i.owner})
+    dues = [d for d in (due_date(f, sla) for f in items) if d is not None]
+    seen = [d for d in (parse_day(f.first_seen) for f in items) if d is not None]
+    due = min(dues) if dues else None
+    return Action(
+        rule_id=rule_id, title=items[0].title, severity=severity,
+        priority=priority(severity, criticality), owner=", ".join(owners), systems=names,
+        resources=len({f.resource_key for f in items}), first_seen=min(seen) if seen else None,
+        due=due, status=_status_of(items, due, as_of(data)), remediation=items[0].remediation,
+    )
+
+
+def action_plan(data: ReportData, sla: Mapping[Severity, int] | None = None) -> list[Action]:
+    """Every failing rule with owner, priority, due date and status, most urgent first."""
+    table = sla if sla is not None else sla_days()
+    failing: dict[str, list[Finding]] = defaultdict(list)
+    for finding in data.findings:
+        if outcome(finding) == FAIL:
+            failing[finding.rule_id].append(finding)
+    actions = [_action(rule_id, items, data, table) for rule_id, items in failing.items()]
+    far = date.max
+    return sorted(actions, key=lambda a: (a.priority, -a.severity.rank, a.due or far,
+                                          -a.resources, a.rule_id))
+
+
+# --- counts and snapshot ----------------------------------------------------------------
+
+
+def open_by_severity(findings: Iterable[Finding]) -> dict[str, int]:
+    """Open failures (not accepted) per severity name, every severity present."""
+    counts = Counter(f.severity.value for f in findings if outcome(f) == FAIL)
+    return {s.value: counts.get(s.value, 0) for s in Severity}
+
+
+def lifecycle_counts(findings: Iterable[Finding]) -> dict[str, int]:
+    """Findings per lifecycle state (new, resolved, reopened, …)."""
+    counts = Counter(f.lifecycle.value for f in findings if f.lifecycle is not None)
+    return {state.value: counts.get(state.value, 0) for state in Lifecycle}
+
+
+Snapshot = dict[str, int | float | None]
+
+
+def score_snapshot(data: ReportData, sla: Mapping[Severity, int] | None = None) -> Snapshot:
+    """The figures the store keeps per scan so trends never re-read old findings.
+
+    Flat and JSON-safe: ``index``, ``open_<severity>``, lifecycle counts,
+    ``sla_breaches``, outcome counts and ``fw_<framework>`` percentages.
+    """
+    table = sla if sla is not None else sla_days()
+    snapshot: Snapshot = {"index": security_index(data.findings)}
+    snapshot |= {f"open_{k}": v for k, v in open_by_severity(data.findings).items()}
+    snapshot |= lifecycle_counts(data.findings)
+    snapshot["sla_breaches"] = len(sla_breaches(data, table))
+    outcomes = Counter(outcome(f) for f in data.findings)
+    snapshot |= {f"outcome_{k}": outcomes.get(k, 0) for k in (PASS, FAIL, ERROR, SKIP, ACCEPTED)}
+    for name, score in framework_scores(data.findings).items():
+        snapshot[f"fw_{name}"] = score.percent
+    return snapshot
