@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from audit.registry import Families
     from audit.store import Store
 
@@ -104,6 +107,18 @@ def cli(plugins: str | None) -> None:
     "--concurrency", type=int, default=32, show_default=True, help="Targets observed at once."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary table.")
+@click.option(
+    "--executor",
+    "executor_url",
+    default=None,
+    help="Where checks run: 'threads' (default) or dask://HOST:PORT.",
+)
+@click.option(
+    "--shard",
+    default=None,
+    metavar="K/N",
+    help="Scan only the K-th of N stable slices of the targets (1 ≤ K ≤ N).",
+)
 def scan(
     targets: Sequence[str],
     inventory: str | None,
@@ -117,6 +132,8 @@ def scan(
     timeout: float,
     concurrency: int,
     quiet: bool,
+    executor_url: str | None,
+    shard: str | None,
 ) -> None:
     """Scan TARGETS (URIs such as tls://host, ports://10.0.0.0/28, aws://profile)."""
     from audit.planning import ScanRequest, build_plan
@@ -126,11 +143,28 @@ def scan(
     families = _families()
     request = ScanRequest(tuple(targets), inventory, tuple(policies), ca_file, timeout, concurrency)
     plan = build_plan(request, families)
+    if shard is not None:
+        from audit.sharding import select_shard
+
+        plan = select_shard(plan, shard)
     _preflight(plan, families)
     store = _open_store(db_path)
-    summary = run_with_ui(plan, families, store, quiet=quiet)
+    with _executor(executor_url or plan.executor) as executor:
+        summary = run_with_ui(plan, families, store, quiet=quiet, executor=executor)
     _write_reports(store, summary.id, outputs, fmt, lang)
     sys.exit(_gate(store, summary.id, fail_on))
+
+
+@contextmanager
+def _executor(url: str | None) -> Iterator[Executor | None]:
+    """None means the engine's own thread pool; anything else comes from audit.executors."""
+    if url is None or url == "threads":
+        yield None
+        return
+    from audit.executors import open_executor
+
+    with open_executor(url) as executor:
+        yield executor
 
 
 def _preflight(plan: Any, families: Families) -> None:
@@ -434,7 +468,7 @@ def _register_extensions() -> None:
     """Commands that live in their own modules (governance, demo) join the main group."""
     import importlib
 
-    for name in ("audit.cli_governance", "audit.cli_demo"):
+    for name in ("audit.cli_governance", "audit.cli_demo", "audit.cli_scale"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -58,6 +58,7 @@ class ScanPlan:
     scope_declared: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     tool_version: str = ""
+    executor: str | None = None  # from the inventory; --executor wins
 
     def rules_by_type(self) -> dict[str, list[BoundRule]]:
         """Rules grouped by the resource type they judge."""

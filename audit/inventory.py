@@ -120,6 +120,7 @@ class Inventory:
     ca_file: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     sla: Mapping[str, int] = field(default_factory=dict)
+    executor: str | None = None
 
 
 def parse_target(
@@ -221,6 +222,7 @@ def _inventory(
         ca_file,
         options,
         {str(k): v for k, v in model.sla.items()},
+        model.executor,
     )
 
 

@@ -12,6 +12,7 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from types import FrameType
 
@@ -41,14 +42,23 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_with_ui(plan: ScanPlan, families: Families, store: Store, *, quiet: bool) -> ScanSummary:
+def run_with_ui(
+    plan: ScanPlan,
+    families: Families,
+    store: Store,
+    *,
+    quiet: bool,
+    executor: Executor | None = None,
+) -> ScanSummary:
     """Run the scan with progress on a TTY; print the summary table unless quiet."""
     tally: Counter[tuple[str, str]] = Counter()
     with sigterm_as_interrupt():
         if quiet or not sys.stderr.isatty():
-            summary = run_scan(plan, families, store, progress=_tally_progress(tally))
+            summary = run_scan(
+                plan, families, store, executor=executor, progress=_tally_progress(tally)
+            )
         else:
-            summary = _run_with_bar(plan, families, store, tally)
+            summary = _run_with_bar(plan, families, store, tally, executor)
     if not quiet:
         print_summary(summary, tally)
     return summary
@@ -70,7 +80,11 @@ def _count(tally: Counter[tuple[str, str]], findings: Sequence[Finding]) -> None
 
 
 def _run_with_bar(
-    plan: ScanPlan, families: Families, store: Store, tally: Counter[tuple[str, str]]
+    plan: ScanPlan,
+    families: Families,
+    store: Store,
+    tally: Counter[tuple[str, str]],
+    executor: Executor | None,
 ) -> ScanSummary:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -92,7 +106,9 @@ def _run_with_bar(
             _count(tally, findings)
             bar.update(task, advance=1, description=target.uri[:60])
 
-        return run_scan(plan, families, store, progress=EngineProgress(on_target=on_target))
+        return run_scan(
+            plan, families, store, executor=executor, progress=EngineProgress(on_target=on_target)
+        )
 
 
 def print_summary(summary: ScanSummary, tally: Counter[tuple[str, str]]) -> None:
