@@ -171,9 +171,8 @@ def _preflight(plan: Any, families: Families) -> None:
     """Let families refuse early (a missing program) before the store is touched."""
     for scheme in {t.scheme for t in plan.targets}:
         family = families.by_scheme[scheme]
-        check = getattr(family, "preflight", None)
-        if callable(check):
-            check()
+        if family.preflight is not None:
+            family.preflight()
 
 
 def _check_outputs(outputs: Sequence[str], fmt: str | None) -> None:

@@ -91,6 +91,9 @@ class CheckFamily:
     parse: ParseFn
     collect: CollectFn
     permissions: Callable[[], Mapping[str, Any]] | None = None
+    preflight: Callable[[], None] | None = None
+    """Raise a typed error (e.g. DependencyError: a program is missing) before a scan
+    starts, so the user gets exit 2 and one line instead of an error per target."""
     scope_kind: str = "network"
     """``network``: the engine checks host/CIDR against the declared networks and domains
     before anything is sent; ``account``: the family checks the cloud account id against
