@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev,pdf]'
+	$(BIN)/python -m pip install -q -e '.[dev,pdf,dask]'
 	rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 install: $(BIN)/python
