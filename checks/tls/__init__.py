@@ -1,0 +1,232 @@
+# ruff: noqa: E501  (the fact table reads best one fact a line)
+"""The ``tls`` check family: what a TLS endpoint accepts, and the certificate it shows.
+
+Targets: ``tls://host[:port]`` (default 443) and ``smtp://host[:port]`` (default 25,
+audited through STARTTLS). Query parameters: ``sni=NAME`` (server name to send when
+the host is an address) and ``http_port=N`` (plain-HTTP port checked for a redirect to
+HTTPS, default 80, ``0`` to skip).
+
+How it observes: protocols, suites, groups and protocol hygiene come from raw
+ClientHellos composed with cryptoparser (:mod:`checks.tls.wire`), sent by short
+asyncio probes that read the server's first flight and hang up
+(:mod:`checks.tls.probe`, :mod:`checks.tls.enumerate`). So what is reported is what
+the *server* accepts, whatever the local OpenSSL allows. The certificate chain comes
+from the clear-text Certificate message of a TLS ≤ 1.2 probe, or, on TLS 1.3-only
+servers, from one handshake through Python's ``ssl``; the same handshake reads the
+HTTP response headers for HSTS (:mod:`checks.tls.http`).
+
+Addresses: a name may resolve to several addresses; they are tried in order and the
+first that answers is enumerated (fact ``address``; all of them in ``addresses``).
+One resource per target keeps findings stable when DNS rotates its answers.
+
+Errors are data: refused, timed out (including a port that accepts TCP and then
+stays silent), unreachable, reset, a non-TLS speaker or a failed STARTTLS become a
+:class:`~audit.models.Problem` within ``ctx.timeout``; facts that could not be seen
+(the certificate of a server the local library cannot talk to) go to
+``Resource.unknown``.
+
+Not observed yet: session-ID resumption (``session_tickets`` only says whether the
+server offers tickets), Heartbleed, ROBOT, the SCTs delivered in the TLS extension or
+OCSP response (``sct_count`` counts the certificate's embedded SCTs), OCSP stapling on
+TLS 1.3-only servers (null), STARTTLS for IMAP/POP3/LDAP/FTP (one function each in
+:mod:`checks.tls.starttls`), suites the registry does not know (never offered).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import SplitResult
+
+from audit.models import Observation, Target
+from audit.plugins import CheckContext, CheckFamily, FactDoc, ResourceTypeDoc
+
+_CERT = "certificate."
+
+FACTS = (
+    FactDoc("host", "string", "Host name or address of the target, as given."),
+    FactDoc("port", "integer", "TCP port."),
+    FactDoc("address", "string", "The address that answered and was enumerated."),
+    FactDoc(
+        "addresses", "list[string]", "Every address the host resolved to (or the scope guard gave)."
+    ),
+    FactDoc(
+        "sni", "string|null", "Server name sent in the SNI extension (null for bare addresses)."
+    ),
+    FactDoc(
+        "starttls",
+        "string|null",
+        "Plain-text protocol upgraded with STARTTLS (`smtp`), null for direct TLS.",
+    ),
+    FactDoc(
+        "protocols",
+        "list[string]",
+        "Versions the server accepts, oldest first, among SSLv2 SSLv3 TLSv1.0 TLSv1.1 TLSv1.2 TLSv1.3 (raw probes, independent of the local OpenSSL).",
+    ),
+    FactDoc(
+        "cipher_suites",
+        "map[string, list[string]]",
+        "Per protocol, the IANA names of the suites the server accepts, in the order found (SSLv2: empty list).",
+    ),
+    FactDoc(
+        "server_order",
+        "map[string, bool|null]",
+        "Per protocol: true when the server imposes its own suite order, false when it follows the client's, null with fewer than two suites.",
+    ),
+    FactDoc(
+        "forward_secrecy",
+        "bool",
+        "Every accepted suite uses an ephemeral key exchange (ECDHE/DHE, or TLS 1.3).",
+    ),
+    FactDoc(
+        "aead_only",
+        "bool",
+        "Every accepted suite uses an AEAD cipher (GCM, CCM, ChaCha20-Poly1305).",
+    ),
+    FactDoc(
+        "key_exchanges",
+        "list[string]",
+        "Key-exchange classes of the accepted suites (ECDHE, DHE, RSA, ...; TLS 1.3 counts as ECDHE).",
+    ),
+    FactDoc(
+        "weakest_suite",
+        "string|null",
+        "Weakest accepted suite (weak cipher, then no FS, then no AEAD, then key size).",
+    ),
+    FactDoc("strongest_suite", "string|null", "Strongest accepted suite by the same ranking."),
+    FactDoc(
+        "groups",
+        "list[string]",
+        "Named groups accepted for key exchange (TLS 1.3 by HelloRetryRequest, TLS 1.2 by ServerKeyExchange): x25519, x448, secp256r1, secp384r1, secp521r1, ffdhe2048.., X25519MLKEM768, ...",
+    ),
+    FactDoc(
+        "dh_bits",
+        "integer|null",
+        "Size of the DH prime used by the DHE suites (null when no DHE suite).",
+    ),
+    FactDoc(
+        "secure_renegotiation",
+        "bool|null",
+        "RFC 5746 renegotiation_info acknowledged (null when only TLS 1.3 or SSLv2 is spoken).",
+    ),
+    FactDoc(
+        "extended_master_secret",
+        "bool|null",
+        "RFC 7627 extended master secret acknowledged (TLS ≤ 1.2).",
+    ),
+    FactDoc(
+        "session_tickets", "bool|null", "The server offers RFC 5077 session tickets (TLS ≤ 1.2)."
+    ),
+    FactDoc("compression", "bool|null", "The server accepts TLS compression (DEFLATE; CRIME)."),
+    FactDoc(
+        "fallback_scsv",
+        "bool|null",
+        "The server refuses a downgraded hello carrying TLS_FALLBACK_SCSV (null with a single protocol).",
+    ),
+    FactDoc(
+        "ocsp_stapled",
+        "bool|null",
+        "An OCSP response was stapled in the TLS ≤ 1.2 handshake (null when only TLS 1.3).",
+    ),
+    FactDoc(
+        "certificate",
+        "object|null",
+        "The leaf certificate and chain (keys below); null with a reason in `unknown` when no chain could be read.",
+    ),
+    FactDoc(_CERT + "subject", "string", "Subject DN (RFC 4514)."),
+    FactDoc(_CERT + "issuer", "string", "Issuer DN (RFC 4514)."),
+    FactDoc(_CERT + "san", "list[string]", "subjectAltName DNS names and IP addresses."),
+    FactDoc(_CERT + "not_before", "string", "Start of validity, ISO 8601 UTC."),
+    FactDoc(_CERT + "not_after", "string", "End of validity, ISO 8601 UTC."),
+    FactDoc(_CERT + "days_left", "integer", "Whole days until not_after (negative once expired)."),
+    FactDoc(_CERT + "lifetime_days", "integer", "not_after minus not_before, in days."),
+    FactDoc(_CERT + "expired", "bool", "now > not_after."),
+    FactDoc(_CERT + "not_yet_valid", "bool", "now < not_before."),
+    FactDoc(_CERT + "key_type", "string", "RSA, EC, Ed25519, Ed448 or DSA."),
+    FactDoc(_CERT + "key_bits", "integer", "Public key size in bits."),
+    FactDoc(_CERT + "key_curve", "string|null", "Curve of an EC key (secp256r1, ...)."),
+    FactDoc(
+        _CERT + "signature_algorithm",
+        "string",
+        "Signature algorithm (sha256WithRSAEncryption, ecdsa-with-SHA256, ed25519, ...).",
+    ),
+    FactDoc(
+        _CERT + "signature_hash",
+        "string|null",
+        "Hash of the signature (sha256, sha1, ...); null for EdDSA.",
+    ),
+    FactDoc(_CERT + "serial", "string", "Serial number, hexadecimal."),
+    FactDoc(_CERT + "fingerprint_sha256", "string", "SHA-256 of the DER leaf, hexadecimal."),
+    FactDoc(_CERT + "self_signed", "bool", "The leaf is signed by its own key."),
+    FactDoc(
+        _CERT + "hostname_match",
+        "bool|null",
+        "RFC 6125 match of the SNI name (or the address) against the SAN; null when there is no name.",
+    ),
+    FactDoc(
+        _CERT + "chain_trusted",
+        "bool",
+        "A path to a trust anchor (system store + --ca-file) validates at scan time (RFC 5280, cryptography's verifier).",
+    ),
+    FactDoc(_CERT + "trust_error", "string|null", "Why validation failed."),
+    FactDoc(
+        _CERT + "chain",
+        "list[object]",
+        "Served certificates, leaf first: subject, issuer, not_after, key_type, key_bits, key_curve, signature_algorithm.",
+    ),
+    FactDoc(_CERT + "chain_length", "integer", "Number of certificates served."),
+    FactDoc(_CERT + "chain_ordered", "bool", "Each served certificate is followed by its issuer."),
+    FactDoc(
+        _CERT + "chain_complete",
+        "bool",
+        "The served chain reaches a trust anchor or ends with a root (no missing intermediate).",
+    ),
+    FactDoc(
+        _CERT + "must_staple",
+        "bool",
+        "The certificate carries the TLS Feature status_request (OCSP must-staple).",
+    ),
+    FactDoc(_CERT + "ocsp_stapled", "bool|null", "Same as the top-level ocsp_stapled."),
+    FactDoc(
+        _CERT + "sct_count", "integer", "Signed certificate timestamps embedded in the certificate."
+    ),
+    FactDoc(
+        "hsts",
+        "object|null",
+        "Strict-Transport-Security of the HTTPS response: {present, max_age, include_subdomains, preload}; null when the endpoint does not speak HTTP or for smtp://.",
+    ),
+    FactDoc(
+        "http_redirect",
+        "bool|null",
+        "Plain HTTP (port 80 of the same address, or http_port) redirects to https://; null when nothing answers HTTP there.",
+    ),
+    FactDoc("probes", "integer", "Number of handshakes the enumeration cost."),
+)
+
+RESOURCE_TYPES = (
+    ResourceTypeDoc(
+        "tls.endpoint",
+        "A TLS endpoint (direct TLS or SMTP STARTTLS): key tls://host:port or smtp://host:port.",
+        FACTS,
+    ),
+)
+
+
+def _parse(split: SplitResult, raw: str) -> Target:
+    from checks.tls.targets import parse
+
+    return parse(split, raw)
+
+
+def _collect(target: Target, ctx: CheckContext) -> Observation:
+    from checks.tls.collect import collect
+
+    return collect(target, ctx)
+
+
+FAMILY = CheckFamily(
+    name="tls",
+    description="TLS endpoints: protocols, cipher suites, groups, certificate, HSTS (raw probes).",
+    schemes=("tls", "smtp"),
+    resource_types=RESOURCE_TYPES,
+    parse=_parse,
+    collect=_collect,
+)

@@ -1,0 +1,246 @@
+"""Observe one TLS (or SMTP STARTTLS) target: resolve, probe, enumerate, describe.
+
+Addresses: when the scope guard resolved the target (``Target.addresses``) those are
+used and never re-resolved; otherwise the name is resolved here. The addresses are
+tried in order and the first one that answers is enumerated: the resource says
+which (``address``) and lists them all (``addresses``). One resource per target keeps
+findings stable when DNS rotates its answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+from audit.models import JSONValue, Observation, Problem, Reason, Resource, Target
+from audit.plugins import CheckContext
+from checks.tls import wire
+from checks.tls.certificate import certificate_facts
+from checks.tls.enumerate import Enumeration, enumerate_endpoint, probe_protocols
+from checks.tls.http import Session, hsts_facts, http_redirect, tls_session
+from checks.tls.probe import Endpoint, Outcome, Prober
+from checks.tls.targets import server_name
+
+RESOURCE_TYPE = "tls.endpoint"
+MAX_PROBE_TIMEOUT = 5.0
+"""A single handshake never waits longer than this for the server's first flight."""
+
+
+def collect(target: Target, ctx: CheckContext) -> Observation:
+    """Entry point of the family: never raises, problems are data."""
+    started = time.monotonic()
+    try:
+        observation = asyncio.run(_collect_within(target, ctx))
+    except Exception as error:  # a bug must not kill the scan
+        problem = Problem(Reason.BUG, f"tls check failed: {error.__class__.__name__}: {error}")
+        observation = Observation(target, problems=(problem,))
+    return Observation(
+        observation.target, observation.resources, observation.problems, time.monotonic() - started
+    )
+
+
+async def _collect_within(target: Target, ctx: CheckContext) -> Observation:
+    try:
+        async with asyncio.timeout(ctx.timeout):
+            return await _collect(target, ctx)
+    except TimeoutError:
+        problem = Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")
+        return Observation(target, problems=(problem,))
+
+
+def probe_timeout(ctx: CheckContext) -> float:
+    """Per-handshake timeout: a fraction of the scan's, capped."""
+    return max(0.5, min(MAX_PROBE_TIMEOUT, ctx.timeout / 4))
+
+
+async def _collect(target: Target, ctx: CheckContext) -> Observation:
+    addresses = list(target.addresses) or await _resolve(target.host, probe_timeout(ctx))
+    if not addresses:
+        problem = Problem(Reason.UNREACHABLE, f"{target.host} does not resolve to any address")
+        return Observation(target, problems=(problem,))
+    failures: list[dict[str, Outcome]] = []
+    for address in addresses:
+        prober = _prober(target, address, ctx)
+        first = await probe_protocols(prober)
+        if _answered(first):
+            resource = await _observe(target, ctx, prober, first, addresses)
+            return Observation(target, resources=(resource,))
+        failures.append(first)
+    return Observation(target, problems=(_problem(failures, addresses),))
+
+
+def _prober(target: Target, address: str, ctx: CheckContext) -> Prober:
+    starttls = target.scheme if target.scheme != "tls" else None
+    endpoint = Endpoint(address, target.port or 443, server_name(target), starttls)
+    return Prober(endpoint, probe_timeout(ctx))
+
+
+async def _resolve(host: str, timeout: float) -> list[str]:
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout
+        )
+    except (OSError, TimeoutError):
+        return []
+    seen: list[str] = []
+    for info in infos:
+        address = str(info[4][0])
+        if address not in seen:
+            seen.append(address)
+    return seen
+
+
+def _answered(first: dict[str, Outcome]) -> bool:
+    """The server spoke TLS at least once (accepted, or refused with an alert)."""
+    return any(o.reply is not None for o in first.values())
+
+
+_REASONS = {
+    "refused": Reason.REFUSED,
+    "timeout": Reason.TIMEOUT,
+}
+
+
+def _problem(failures: list[dict[str, Outcome]], addresses: list[str]) -> Problem:
+    outcomes = [o for first in failures for o in first.values()]
+    kinds = {o.failure or "" for o in outcomes}
+    where = ", ".join(addresses)
+    for kind in ("not_tls", "starttls"):
+        if kind in kinds:
+            message = next(o.message for o in outcomes if o.failure == kind)
+            return Problem(Reason.UNREACHABLE, f"{where}: {message}")
+    if len(kinds) == 1 and (only := next(iter(kinds))) in _REASONS:
+        message = next(o.message for o in outcomes)
+        return Problem(_REASONS[only], f"{where}: {message}")
+    if kinds <= {"timeout", "closed", "reset", "downgraded"} and "timeout" in kinds:
+        return Problem(Reason.TIMEOUT, f"{where}: no TLS answer within the probe timeout")
+    summary = ", ".join(sorted(kinds - {""}))
+    return Problem(Reason.UNREACHABLE, f"{where}: no TLS handshake answered ({summary})")
+
+
+async def _observe(
+    target: Target,
+    ctx: CheckContext,
+    prober: Prober,
+    first: dict[str, Outcome],
+    addresses: list[str],
+) -> Resource:
+    is_web = target.scheme == "tls"
+    host_header = prober.endpoint.server_name or target.host
+    enumeration, session, redirect = await asyncio.gather(
+        enumerate_endpoint(prober, first),
+        tls_session(prober.endpoint, host_header, prober.timeout, http=is_web),
+        _redirect(target, prober.endpoint.address, host_header, prober.timeout),
+    )
+    facts, unknown = _facts(target, ctx, prober, enumeration, session, addresses)
+    facts["http_redirect"] = redirect if is_web else None
+    facts["probes"] = prober.count
+    return Resource(RESOURCE_TYPE, target.uri, target.uri, target.system, facts, unknown)
+
+
+async def _redirect(target: Target, address: str, host: str, timeout: float) -> bool | None:
+    port = int(target.param("http_port", "80") or 0)
+    if target.scheme != "tls" or port == 0:
+        return None
+    return await http_redirect(address, port, host, timeout)
+
+
+def _facts(
+    target: Target,
+    ctx: CheckContext,
+    prober: Prober,
+    result: Enumeration,
+    session: Session,
+    addresses: list[str],
+) -> tuple[dict[str, JSONValue], dict[str, Problem]]:
+    unknown: dict[str, Problem] = {}
+    facts: dict[str, JSONValue] = {
+        "host": target.host,
+        "port": target.port,
+        "address": prober.endpoint.address,
+        "addresses": addresses,
+        "sni": prober.endpoint.server_name,
+        "starttls": prober.endpoint.starttls,
+        **suite_facts(result),
+        **hygiene_facts(result),
+    }
+    facts["certificate"], problem = _certificate(result, session, prober, ctx)
+    if problem:
+        unknown["certificate"] = problem
+    facts["hsts"] = hsts_facts(session) if target.scheme == "tls" else None
+    if target.scheme == "tls" and session.error and not session.chain:
+        unknown["hsts"] = Problem(Reason.NOT_IMPLEMENTED, session.error)
+    return facts, unknown
+
+
+def suite_facts(result: Enumeration) -> dict[str, JSONValue]:
+    """Protocols, suites and what they imply."""
+    accepted = [c for codes in result.suites.values() for c in codes]
+    infos = [wire.suite_info(c) for c in dict.fromkeys(accepted)]
+    ranked = sorted(infos, key=_strength)
+    return {
+        "protocols": result.protocols,
+        "cipher_suites": {p: wire.names(codes) for p, codes in result.suites.items()},
+        "server_order": result.server_order,
+        "forward_secrecy": bool(infos) and all(i.forward_secret for i in infos),
+        "aead_only": bool(infos) and all(i.aead for i in infos),
+        "key_exchanges": sorted({i.kex for i in infos}),
+        "weakest_suite": ranked[0].name if ranked else None,
+        "strongest_suite": ranked[-1].name if ranked else None,
+        "groups": [wire.group_name(g) for g in result.groups],
+        "dh_bits": result.dh_bits,
+    }
+
+
+def _strength(info: wire.SuiteInfo) -> tuple[int, int, int, int]:
+    weak_cipher = info.cipher in (
+        "NULL",
+        "RC4_40",
+        "RC4_128",
+        "DES",
+        "DES40",
+        "RC2_40_CBC",
+        "RC2_CBC_40",
+        "IDEA",
+        "TRIPLE_DES_EDE",
+        "DES_CBC_40",
+    )
+    return (
+        0 if weak_cipher else 1,
+        int(info.forward_secret),
+        int(info.aead),
+        info.cipher_bits or 0,
+    )
+
+
+def hygiene_facts(result: Enumeration) -> dict[str, JSONValue]:
+    """Protocol hygiene observed from ServerHellos and the two extra probes."""
+    legacy = result.legacy_reply()
+    return {
+        "secure_renegotiation": legacy.has_renegotiation_info if legacy else None,
+        "extended_master_secret": legacy.has_extended_master_secret if legacy else None,
+        "session_tickets": legacy.has_session_ticket if legacy else None,
+        "compression": result.compression,
+        "fallback_scsv": result.fallback_scsv,
+        "ocsp_stapled": legacy.ocsp_stapled if legacy and legacy.certificates else None,
+    }
+
+
+def _certificate(
+    result: Enumeration, session: Session, prober: Prober, ctx: CheckContext
+) -> tuple[dict[str, Any] | None, Problem | None]:
+    legacy = result.legacy_reply()
+    chain = legacy.certificates if legacy and legacy.certificates else session.chain
+    if not chain:
+        why = session.error or "the server sent no certificate"
+        return None, Problem(Reason.NOT_IMPLEMENTED, why)
+    hostname = prober.endpoint.server_name or prober.endpoint.address
+    try:
+        facts = certificate_facts(chain, hostname, ctx.ca_file)
+    except ValueError as error:
+        return None, Problem(Reason.BUG, f"unparsable certificate: {error}"[:300])
+    facts["ocsp_stapled"] = legacy.ocsp_stapled if legacy and legacy.certificates else None
+    return facts, None

@@ -1,0 +1,187 @@
+"""One real TLS session through the local library: HSTS, and TLS 1.3 certificates.
+
+Raw probes stop before encryption, so two things need a completed handshake: the
+HTTP response headers (HSTS) and, on servers that speak only TLS 1.3, the
+certificate chain (encrypted in 1.3). Both come from one connection made with
+Python's ``ssl`` with verification off (we observe, we do not trust). When the local
+library cannot talk to the server (an SSLv3-only relic), these facts stay null.
+
+The plain-HTTP redirect is looked up on the same address, port 80 by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import ssl
+from dataclasses import dataclass
+
+from checks.tls.probe import Endpoint
+from checks.tls.starttls import STARTTLS
+
+MAX_HEADER_BYTES = 32 * 1024
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a completed handshake showed."""
+
+    chain: tuple[bytes, ...] = ()
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    error: str | None = None
+
+    @property
+    def speaks_http(self) -> bool:
+        """The server answered our request with an HTTP status line."""
+        return self.status is not None
+
+    def header(self, name: str) -> str | None:
+        """First value of a header (names compared case-insensitively)."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers if k.lower() == wanted), None)
+
+
+def _client_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with contextlib.suppress(ssl.SSLError, ValueError):
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.set_ciphers("ALL:@SECLEVEL=0")
+    return context
+
+
+async def tls_session(endpoint: Endpoint, host_header: str, timeout: float, http: bool) -> Session:
+    """Complete one handshake; fetch the peer chain and, if ``http``, the response head."""
+    try:
+        return await asyncio.wait_for(_session(endpoint, host_header, http, timeout), timeout * 2)
+    except TimeoutError:
+        return Session(error=f"no complete handshake within {timeout:g} s")
+    except (OSError, ssl.SSLError, EOFError, ValueError) as error:
+        return Session(error=f"handshake with the local TLS library failed: {error}"[:300])
+
+
+async def _session(endpoint: Endpoint, host_header: str, http: bool, timeout: float) -> Session:
+    context = _client_context()
+    reader, writer = await asyncio.open_connection(endpoint.address, endpoint.port)
+    try:
+        async with asyncio.timeout(timeout):
+            if endpoint.starttls:
+                await STARTTLS[endpoint.starttls](reader, writer)
+            await writer.start_tls(context, server_hostname=endpoint.server_name)
+        chain = peer_chain(writer.get_extra_info("ssl_object"))
+        if not http:
+            return Session(chain=chain)
+        try:
+            status, headers = await asyncio.wait_for(_request(reader, writer, host_header), timeout)
+        except (TimeoutError, OSError, ssl.SSLError):
+            return Session(chain=chain)  # a TLS service that does not speak HTTP
+        return Session(chain=chain, status=status, headers=headers)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+def peer_chain(ssl_object: ssl.SSLObject | None) -> tuple[bytes, ...]:
+    """DER chain as sent by the server (leaf first), not the verified one."""
+    if ssl_object is None:
+        return ()
+    getter = getattr(ssl_object, "get_unverified_chain", None)
+    if getter is None:  # Python < 3.13 keeps it on the inner object
+        getter = getattr(getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None)
+    if getter is not None:
+        chain = getter() or []
+        return tuple(cert.public_bytes(ssl._ssl.ENCODING_DER) for cert in chain)  # type: ignore[attr-defined]
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return (leaf,) if leaf else ()
+
+
+async def _request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
+) -> tuple[int | None, tuple[tuple[str, str], ...]]:
+    request = f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: rempart\r\nConnection: close\r\n\r\n"
+    writer.write(request.encode("ascii", "replace"))
+    await writer.drain()
+    head = await _read_head(reader)
+    return parse_head(head)
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    data = bytearray()
+    while b"\r\n\r\n" not in data and len(data) < MAX_HEADER_BYTES:
+        chunk = await reader.read(4096)
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data[:MAX_HEADER_BYTES]).split(b"\r\n\r\n", 1)[0]
+
+
+_STATUS = re.compile(r"^HTTP/\d(?:\.\d)? (\d{3})")
+
+
+def parse_head(head: bytes) -> tuple[int | None, tuple[tuple[str, str], ...]]:
+    """(status, headers) of an HTTP response head; status None when it is not HTTP."""
+    lines = head.decode("latin-1").split("\r\n")
+    match = _STATUS.match(lines[0]) if lines else None
+    if match is None:
+        return None, ()
+    headers = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers.append((name.strip(), value.strip()))
+    return int(match.group(1)), tuple(headers)
+
+
+def hsts_facts(session: Session) -> dict[str, object] | None:
+    """The ``hsts`` fact, or None when the endpoint does not speak HTTP."""
+    if not session.speaks_http:
+        return None
+    value = session.header("Strict-Transport-Security")
+    if value is None:
+        return {"present": False, "max_age": None, "include_subdomains": False, "preload": False}
+    return parse_hsts(value)
+
+
+def parse_hsts(value: str) -> dict[str, object]:
+    """RFC 6797 directives: max-age (seconds), includeSubDomains, preload."""
+    max_age: int | None = None
+    flags: set[str] = set()
+    for directive in value.split(";"):
+        name, _, arg = directive.strip().partition("=")
+        name = name.strip().lower()
+        if name == "max-age":
+            digits = arg.strip().strip('"')
+            max_age = int(digits) if digits.isdigit() else None
+        elif name:
+            flags.add(name)
+    return {
+        "present": True,
+        "max_age": max_age,
+        "include_subdomains": "includesubdomains" in flags,
+        "preload": "preload" in flags,
+    }
+
+
+async def http_redirect(address: str, port: int, host: str, timeout: float) -> bool | None:
+    """True when plain HTTP redirects to https://, None when nothing listens there."""
+    try:
+        return await asyncio.wait_for(_redirect(address, port, host), timeout)
+    except (TimeoutError, OSError):
+        return None
+
+
+async def _redirect(address: str, port: int, host: str) -> bool | None:
+    reader, writer = await asyncio.open_connection(address, port)
+    try:
+        status, headers = await _request(reader, writer, host)
+    finally:
+        writer.close()
+    if status is None:
+        return None
+    location = next((v for k, v in headers if k.lower() == "location"), "")
+    return status in _REDIRECTS and location.lower().startswith("https://")

@@ -1,0 +1,535 @@
+"""Loopback TLS servers for the tests, the benchmark and ``rempart demo``.
+
+Every server here is a context manager that listens on 127.0.0.1 (or ::1) port 0,
+yields its port and stops everything it started on exit. Certificates are made with
+``cryptography`` (:class:`Pki`); legacy protocols and suites come from a real
+``openssl s_server`` (:class:`OpenSslServer`), modern ones from Python's ``ssl``
+(:class:`PythonTlsServer`, which also answers HTTP with a chosen HSTS header). The
+rest are the failure modes a scanner must survive: a port that accepts and never
+speaks (:class:`BlackHoleServer`), one that resets (:class:`ResetServer`), one that
+speaks something else (:class:`BannerServer`), and a tiny SMTP server with STARTTLS.
+
+Nothing here is imported by a scan; it only ever binds loopback addresses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+_ONE_DAY = dt.timedelta(days=1)
+
+
+# --------------------------------------------------------------------------- certificates
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate, its key and the chain a server should send, as PEM files."""
+
+    cert_file: str
+    key_file: str
+    chain_file: str
+    """Leaf followed by the intermediates the server sends."""
+    cert: Any
+
+
+class Pki:
+    """A root CA and an intermediate, issuing leaves into a directory.
+
+    The root's PEM (``ca_file``) is what a scan passes as ``--ca-file``.
+    """
+
+    def __init__(self, directory: str | Path, name: str = "Rempart Lab") -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.root_key = _ec_key()
+        self.root = _build(
+            f"{name} Root CA", self.root_key, None, self.root_key, ca=True, days=3650
+        )
+        self.intermediate_key = _ec_key()
+        self.intermediate = _build(
+            f"{name} Intermediate CA",
+            self.intermediate_key,
+            (self.root, self.root_key),
+            None,
+            ca=True,
+            days=1825,
+        )
+        self.ca_file = str(self._write("ca.pem", [self.root]))
+        self._count = 0
+
+    def issue(
+        self,
+        names: Sequence[str] = ("localhost",),
+        *,
+        key: Any = None,
+        days_valid: tuple[int, int] = (-1, 90),
+        self_signed: bool = False,
+        send_intermediate: bool = True,
+        issuer: str = "intermediate",
+        hash_name: str = "sha256",
+        must_staple: bool = False,
+    ) -> Issued:
+        """Issue a leaf for ``names``; validity is (start, end) in days from now."""
+        key = key or _ec_key()
+        if self_signed:
+            signer = None
+        elif issuer == "root":
+            signer = (self.root, self.root_key)
+        else:
+            signer = (self.intermediate, self.intermediate_key)
+        cert = _build(
+            names[0],
+            key,
+            signer,
+            key if self_signed else None,
+            ca=False,
+            days=days_valid,
+            names=names,
+            hash_name=hash_name,
+            must_staple=must_staple,
+        )
+        chain = [cert]
+        if send_intermediate and not self_signed and issuer != "root":
+            chain.append(self.intermediate)
+        self._count += 1
+        stem = f"leaf{self._count}"
+        return Issued(
+            cert_file=str(self._write(f"{stem}.pem", [cert])),
+            key_file=str(self._write_key(f"{stem}.key", key)),
+            chain_file=str(self._write(f"{stem}-chain.pem", chain)),
+            cert=cert,
+        )
+
+    def _write(self, name: str, certs: Sequence[Any]) -> Path:
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        path = self.directory / name
+        path.write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in certs))
+        return path
+
+    def _write_key(self, name: str, key: Any) -> Path:
+        from cryptography.hazmat.primitives import serialization
+
+        path = self.directory / name
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return path
+
+
+def _ec_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def rsa_key(bits: int = 2048) -> Any:
+    """An RSA private key (1024 bits is allowed: the lab needs weak keys)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def _build(
+    common_name: str,
+    key: Any,
+    signer: tuple[Any, Any] | None,
+    self_key: Any,
+    *,
+    ca: bool,
+    days: int | tuple[int, int],
+    names: Sequence[str] = (),
+    hash_name: str = "sha256",
+    must_staple: bool = False,
+) -> Any:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    start, end = (-1, days) if isinstance(days, int) else days
+    now = dt.datetime.now(dt.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    issuer_name = signer[0].subject if signer else subject
+    signing_key = signer[1] if signer else (self_key or key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + start * _ONE_DAY)
+        .not_valid_after(now + end * _ONE_DAY)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(_key_usage(ca), critical=True)
+    )
+    if signer:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer[1].public_key()),
+            critical=False,
+        )
+    if not ca:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
+        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    if must_staple:
+        builder = builder.add_extension(
+            x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False
+        )
+    algorithm = getattr(hashes, hash_name.upper())()
+    return builder.sign(signing_key, algorithm)
+
+
+def _key_usage(ca: bool) -> Any:
+    from cryptography import x509
+
+    return x509.KeyUsage(
+        digital_signature=not ca,
+        content_commitment=False,
+        key_encipherment=not ca,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _general_name(name: str) -> Any:
+    import ipaddress
+
+    from cryptography import x509
+
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+# --------------------------------------------------------------------------- servers
+
+
+class _ThreadedServer:
+    """Accept loop in a thread; one daemon thread per connection; clean stop."""
+
+    def __init__(self, host: str = LOOPBACK) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((host, 0))
+        self._listener.listen(128)
+        self._listener.settimeout(0.1)
+        self.host = host
+        self.port: int = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._connections: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> _ThreadedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._listener.close()
+        for connection in list(self._connections):
+            with contextlib.suppress(OSError):
+                connection.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            self._connections.append(connection)
+            threading.Thread(target=self._guarded, args=(connection,), daemon=True).start()
+
+    def _guarded(self, connection: socket.socket) -> None:
+        connection.settimeout(5)
+        try:
+            self.handle(connection)
+        except (OSError, ssl.SSLError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                connection.close()
+            with contextlib.suppress(ValueError):
+                self._connections.remove(connection)
+
+    def handle(self, connection: socket.socket) -> None:
+        """Serve one connection (subclasses)."""
+        raise NotImplementedError
+
+
+def server_context(
+    issued: Issued,
+    *,
+    minimum: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+    maximum: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED,
+    ciphers: str | None = None,
+) -> ssl.SSLContext:
+    """A server context for ``issued``; a ``@SECLEVEL=0`` suffix allows weak keys."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if ciphers:
+        context.set_ciphers(ciphers)
+    context.minimum_version = minimum
+    context.maximum_version = maximum
+    context.load_cert_chain(issued.chain_file, issued.key_file)
+    return context
+
+
+class PythonTlsServer(_ThreadedServer):
+    """A TLS server on Python's ``ssl``; answers HTTP when ``http`` is true.
+
+    ``hsts`` is the Strict-Transport-Security value sent (None: no header).
+    """
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        *,
+        http: bool = True,
+        hsts: str | None = None,
+        host: str = LOOPBACK,
+    ) -> None:
+        super().__init__(host)
+        self.context = context
+        self.http = http
+        self.hsts = hsts
+
+    def handle(self, connection: socket.socket) -> None:
+        with self.context.wrap_socket(connection, server_side=True) as tls:
+            if self.http:
+                _read_request(tls)
+                tls.sendall(_response(200, self.hsts))
+            else:
+                tls.recv(1024)
+
+
+def _read_request(stream: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data and len(data) < 16384:
+        chunk = stream.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _response(status: int, hsts: str | None, location: str | None = None) -> bytes:
+    lines = [
+        f"HTTP/1.1 {status} {'OK' if status == 200 else 'Moved'}",
+        "Content-Length: 0",
+        "Connection: close",
+    ]
+    if hsts is not None:
+        lines.append(f"Strict-Transport-Security: {hsts}")
+    if location is not None:
+        lines.append(f"Location: {location}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+class PlainHttpServer(_ThreadedServer):
+    """Plain HTTP answering every request with ``status`` (and ``location``)."""
+
+    def __init__(self, status: int = 301, location: str | None = "https://localhost/") -> None:
+        super().__init__()
+        self.status = status
+        self.location = location
+
+    def handle(self, connection: socket.socket) -> None:
+        _read_request(connection)
+        connection.sendall(_response(self.status, None, self.location))
+
+
+class SmtpStartTlsServer(_ThreadedServer):
+    """An SMTP server that offers STARTTLS and then speaks TLS with ``context``."""
+
+    def __init__(self, context: ssl.SSLContext, *, offer_starttls: bool = True) -> None:
+        super().__init__()
+        self.context = context
+        self.offer_starttls = offer_starttls
+
+    def handle(self, connection: socket.socket) -> None:
+        reader = connection.makefile("rb")
+        connection.sendall(b"220 lab.invalid ESMTP ready\r\n")
+        while line := reader.readline(1024):
+            verb = line.strip().upper()
+            if verb.startswith((b"EHLO", b"HELO")):
+                extra = b"250-STARTTLS\r\n" if self.offer_starttls else b""
+                connection.sendall(b"250-lab.invalid\r\n" + extra + b"250 8BITMIME\r\n")
+            elif verb == b"STARTTLS" and self.offer_starttls:
+                connection.sendall(b"220 go ahead\r\n")
+                with self.context.wrap_socket(connection, server_side=True) as tls:
+                    tls.recv(1024)
+                return
+            elif verb == b"QUIT":
+                connection.sendall(b"221 bye\r\n")
+                return
+            else:
+                connection.sendall(b"502 unknown command\r\n")
+
+
+class BlackHoleServer(_ThreadedServer):
+    """Accepts TCP and never says a word (a stalled or firewalled service)."""
+
+    def handle(self, connection: socket.socket) -> None:
+        connection.settimeout(None)
+        while not self._stop.is_set():
+            try:
+                connection.settimeout(0.2)
+                if not connection.recv(4096):
+                    return
+            except TimeoutError:
+                continue
+
+
+class ResetServer(_ThreadedServer):
+    """Accepts, reads the ClientHello, then resets the connection (RST)."""
+
+    def handle(self, connection: socket.socket) -> None:
+        connection.recv(4096)
+        connection.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+        )
+
+
+class BannerServer(_ThreadedServer):
+    """Speaks first with a non-TLS banner (an SSH server on the wrong port)."""
+
+    def __init__(self, banner: bytes = b"SSH-2.0-OpenSSH_9.6\r\n") -> None:
+        super().__init__()
+        self.banner = banner
+
+    def handle(self, connection: socket.socket) -> None:
+        connection.sendall(self.banner)
+        connection.recv(4096)
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (bound then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+# --------------------------------------------------------------------------- openssl
+
+
+class OpenSslServer:
+    """``openssl s_server`` for what Python's ``ssl`` will not serve (TLS 1.0, legacy suites).
+
+    ``args`` are extra s_server options, e.g. ``["-min_protocol", "TLSv1", "-cipher",
+    "ALL:@SECLEVEL=0"]``. The port is read from s_server's own ``ACCEPT`` line.
+    """
+
+    def __init__(self, issued: Issued, args: Sequence[str] = (), *, host: str = LOOPBACK) -> None:
+        binary = shutil.which("openssl")
+        if binary is None:
+            raise RuntimeError("openssl is not installed")
+        self._dir = tempfile.mkdtemp(prefix="rempart-sserver-")
+        self._log = Path(self._dir) / "stdout"
+        self.command = [
+            binary,
+            "s_server",
+            "-accept",
+            f"{host}:0" if ":" not in host else f"[{host}]:0",
+            "-cert",
+            issued.cert_file,
+            "-key",
+            issued.key_file,
+            "-cert_chain",
+            issued.chain_file,
+            *args,
+        ]
+        self.host = host
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> OpenSslServer:
+        with open(self._log, "wb") as log:
+            self._process = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.DEVNULL, stdin=subprocess.PIPE
+            )
+        self.port = _wait_for(self._read_port, self._process)
+        return self
+
+    def _read_port(self) -> int | None:
+        for line in self._log.read_text(errors="replace").splitlines():
+            if line.startswith("ACCEPT"):
+                return int(line.rsplit(":", 1)[1])
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            if self._process.stdin is not None:
+                self._process.stdin.close()
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _wait_for(read: Callable[[], int | None], process: subprocess.Popen[bytes]) -> int:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        port = read()
+        if port:
+            return port
+        if process.poll() is not None:
+            raise RuntimeError(f"openssl s_server exited with {process.returncode}")
+        time.sleep(0.02)
+    process.kill()
+    raise RuntimeError("openssl s_server did not start listening")
+
+
+def openssl_accepts(spec: str, protocol: str) -> list[str]:
+    """OpenSSL names of the suites ``openssl ciphers -s`` selects for ``spec``.
+
+    ``protocol`` is ``tls1``, ``tls1_1``, ``tls1_2`` or ``tls1_3``. Tests compare
+    the engine's findings with this ground truth.
+    """
+    output = subprocess.run(
+        ["openssl", "ciphers", "-V", "-s", f"-{protocol}", spec],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LC_ALL": "C"},
+    ).stdout
+    return [line.split()[2] for line in output.splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def lab_directory() -> Iterator[Path]:
+    """A temporary directory removed on exit."""
+    directory = tempfile.mkdtemp(prefix="rempart-lab-")
+    try:
+        yield Path(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

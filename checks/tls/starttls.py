@@ -1,0 +1,62 @@
+"""Plain-text preambles that upgrade a connection to TLS (STARTTLS and friends).
+
+Each protocol is one coroutine taking the stream pair, reading and writing until the
+server said "go ahead", and raising :class:`StartTlsError` otherwise. Adding IMAP,
+POP3, LDAP or FTP is one function and one line in :data:`STARTTLS`. Server replies are
+untrusted: lines are bounded, counted, and only quoted (truncated) in messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+MAX_LINE = 1024
+MAX_LINES = 64
+
+
+class StartTlsError(Exception):
+    """The server did not agree to upgrade the connection."""
+
+
+async def _line(reader: asyncio.StreamReader) -> str:
+    raw = await reader.readline()
+    if not raw:
+        raise StartTlsError("the server closed the connection during STARTTLS")
+    return raw[:MAX_LINE].decode("ascii", "replace").rstrip("\r\n")
+
+
+async def _smtp_reply(reader: asyncio.StreamReader) -> tuple[str, list[str]]:
+    """Read one (possibly multi-line) SMTP reply: its code and its lines."""
+    lines: list[str] = []
+    for _ in range(MAX_LINES):
+        line = await _line(reader)
+        lines.append(line)
+        if len(line) < 4 or line[3] != "-":
+            return line[:3], lines
+    raise StartTlsError("SMTP reply longer than any server sends")
+
+
+async def smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """RFC 3207: banner, EHLO, STARTTLS, 220."""
+    code, lines = await _smtp_reply(reader)
+    if code != "220":
+        raise StartTlsError(f"SMTP banner {lines[0][:80]!r} is not 220")
+    writer.write(b"EHLO rempart.invalid\r\n")
+    await writer.drain()
+    code, lines = await _smtp_reply(reader)
+    if code != "250":
+        raise StartTlsError(f"EHLO refused: {lines[0][:80]!r}")
+    if not any(line[4:].upper().startswith("STARTTLS") for line in lines):
+        raise StartTlsError("the SMTP server does not offer STARTTLS")
+    writer.write(b"STARTTLS\r\n")
+    await writer.drain()
+    code, lines = await _smtp_reply(reader)
+    if code != "220":
+        raise StartTlsError(f"STARTTLS refused: {lines[0][:80]!r}")
+
+
+StartTls = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+STARTTLS: dict[str, StartTls] = {"smtp": smtp}
+"""Preamble by target scheme."""

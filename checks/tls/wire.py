@@ -1,0 +1,582 @@
+"""The one door to the TLS protocol libraries (cryptoparser, cryptodatahub).
+
+Everything else in ``checks.tls`` speaks the small types below (:class:`Hello`,
+:class:`Reply`, :class:`SuiteInfo`) and plain integers for codes, so the libraries can be
+upgraded or replaced by touching this module only. cryptoparser composes the
+ClientHello and parses the server's messages; the algorithm registries come from
+cryptodatahub. Both are imported lazily: nothing here costs anything until a scan runs.
+
+A ClientHello built here is independent of the local OpenSSL: it may offer SSLv3,
+export suites or groups the local library has never heard of, which is the point.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+"""Protocol names as facts spell them, oldest first."""
+
+_VERSION_CODES = {
+    "SSLv3": 0x0300,
+    "TLSv1.0": 0x0301,
+    "TLSv1.1": 0x0302,
+    "TLSv1.2": 0x0303,
+    "TLSv1.3": 0x0304,
+}
+_CODE_VERSIONS = {code: name for name, code in _VERSION_CODES.items()}
+
+_HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+_HANDSHAKE, _ALERT = 0x16, 0x15
+_SERVER_HELLO, _CERTIFICATE, _SKE, _HELLO_DONE, _CERT_STATUS = 0x02, 0x0B, 0x0C, 0x0E, 0x16
+_EXT_EMS, _EXT_RENEGOTIATION, _EXT_SESSION_TICKET = 0x0017, 0xFF01, 0x0023
+_TLS13_SUITES = frozenset({0x1301, 0x1302, 0x1303, 0x1304, 0x1305, 0x00C6, 0x00C7})
+_SCSV_CODES = frozenset({0x00FF, 0x5600})
+_DEFLATE = 1
+MAX_RECORD = 18 * 1024
+"""Largest record we accept (2^14 plus expansion); anything larger is not TLS."""
+
+GROUPS_TLS13 = (
+    0x11EC,  # X25519MLKEM768
+    0x11EB,  # SecP256r1MLKEM768
+    0x11ED,  # SecP384r1MLKEM1024
+    0x001D,  # x25519
+    0x001E,  # x448
+    0x0017,  # secp256r1
+    0x0018,  # secp384r1
+    0x0019,  # secp521r1
+    0x001F,  # brainpoolP256r1tls13
+    0x0020,  # brainpoolP384r1tls13
+    0x0021,  # brainpoolP512r1tls13
+    0x0100,  # ffdhe2048
+    0x0101,  # ffdhe3072
+    0x0102,  # ffdhe4096
+    0x0103,  # ffdhe6144
+    0x0104,  # ffdhe8192
+)
+"""Groups worth offering in TLS 1.3 (the server answers with a HelloRetryRequest)."""
+
+GROUP_NAMES = {
+    0x11EC: "X25519MLKEM768",
+    0x11EB: "SecP256r1MLKEM768",
+    0x11ED: "SecP384r1MLKEM1024",
+    0x001D: "x25519",
+    0x001E: "x448",
+    0x0017: "secp256r1",
+    0x0018: "secp384r1",
+    0x0019: "secp521r1",
+    0x001A: "brainpoolP256r1",
+    0x001B: "brainpoolP384r1",
+    0x001C: "brainpoolP512r1",
+    0x001F: "brainpoolP256r1tls13",
+    0x0020: "brainpoolP384r1tls13",
+    0x0021: "brainpoolP512r1tls13",
+    0x0100: "ffdhe2048",
+    0x0101: "ffdhe3072",
+    0x0102: "ffdhe4096",
+    0x0103: "ffdhe6144",
+    0x0104: "ffdhe8192",
+    0x0015: "secp224r1",
+    0x0016: "secp256k1",
+    0x0013: "secp192r1",
+}
+"""IANA TLS Supported Groups names for the groups we report (others: ``0xNNNN``)."""
+
+GROUPS_TLS12 = tuple(
+    code for code in GROUP_NAMES if code < 0x0100 and code not in (0x1F, 0x20, 0x21)
+)
+"""Elliptic curves worth offering with ECDHE suites in TLS ≤ 1.2."""
+
+
+@dataclass(frozen=True)
+class Hello:
+    """What one ClientHello offers; codes are IANA numbers."""
+
+    version: str
+    suites: tuple[int, ...]
+    server_name: str | None = None
+    groups: tuple[int, ...] = GROUPS_TLS12
+    fallback_scsv: bool = False
+    offer_compression: bool = False
+    want_certificate: bool = False
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the server's first flight said, reduced to the facts we use.
+
+    ``kind`` is ``hello`` (a ServerHello), ``retry`` (a TLS 1.3 HelloRetryRequest),
+    ``alert`` (a TLS alert, ``alert`` holds its code) or ``sslv2`` (an SSLv2
+    SERVER-HELLO).
+    """
+
+    kind: str
+    version: str | None = None
+    suite: int | None = None
+    group: int | None = None
+    dh_bits: int | None = None
+    compression: int = 0
+    extensions: frozenset[int] = frozenset()
+    certificates: tuple[bytes, ...] = ()
+    ocsp_stapled: bool = False
+    alert: int | None = None
+
+    @property
+    def is_accepted(self) -> bool:
+        """The server agreed to go on with what we offered."""
+        return self.kind in ("hello", "retry", "sslv2")
+
+    @property
+    def has_renegotiation_info(self) -> bool:
+        """RFC 5746 secure renegotiation acknowledged."""
+        return _EXT_RENEGOTIATION in self.extensions
+
+    @property
+    def has_extended_master_secret(self) -> bool:
+        """RFC 7627 extended master secret acknowledged."""
+        return _EXT_EMS in self.extensions
+
+    @property
+    def has_session_ticket(self) -> bool:
+        """RFC 5077 session tickets offered by the server."""
+        return _EXT_SESSION_TICKET in self.extensions
+
+    @property
+    def has_compression(self) -> bool:
+        """The server chose a compression method other than null."""
+        return self.compression != 0
+
+
+class NotTls(Exception):
+    """The peer answered with bytes that are not TLS (an HTTP or SSH banner, say)."""
+
+
+@dataclass(frozen=True)
+class SuiteInfo:
+    """Registry facts about one cipher suite."""
+
+    code: int
+    name: str
+    openssl_name: str | None
+    kex: str
+    auth: str
+    cipher: str
+    mode: str | None
+    mac: str | None
+    aead: bool
+    forward_secret: bool
+    cipher_bits: int | None = None
+    tls13: bool = False
+    tls12_only: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+# --------------------------------------------------------------------------- imports
+
+
+@functools.cache
+def _libs() -> Any:
+    """Import cryptoparser once, without cryptodatahub's root-store enum.
+
+    cryptoparser imports ``cryptodatahub.common.stores``, which builds an enum of every
+    root certificate at import time; Python's enum then compares each new member with
+    all earlier ones, parsing DER keys each time: 7 to 20 s of CPU per process. We
+    never use that store (trust is decided by ``cryptography`` against the system
+    store), so the records for it are withheld while the module loads.
+    """
+    if "cryptodatahub.common.stores" not in sys.modules:
+        from cryptodatahub.common import types
+
+        original = types.CryptoDataEnumBase.__dict__["get_json_records"]
+
+        def records(cls: Any, param_class: Any) -> Any:
+            if param_class.__name__ == "RootCertificateParams":
+                return {}
+            return original.__func__(cls, param_class)
+
+        types.CryptoDataEnumBase.get_json_records = classmethod(records)
+        try:
+            import cryptodatahub.common.stores  # noqa: F401
+        finally:
+            types.CryptoDataEnumBase.get_json_records = original
+    from cryptodatahub.tls import algorithm
+    from cryptoparser.tls import extension, record, subprotocol, version
+
+    return _Libs(algorithm, extension, record, subprotocol, version)
+
+
+@dataclass(frozen=True)
+class _Libs:
+    algorithm: Any
+    extension: Any
+    record: Any
+    subprotocol: Any
+    version: Any
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@functools.cache
+def _suites_by_code() -> dict[int, Any]:
+    algorithm = _libs().algorithm
+    return {item.value.code: item for item in algorithm.TlsCipherSuite}
+
+
+@functools.cache
+def suite_info(code: int) -> SuiteInfo:
+    """Registry facts for a suite code (unknown codes get a neutral description)."""
+    item = _suites_by_code().get(code)
+    if item is None:
+        return SuiteInfo(
+            code, f"0x{code:04X}", None, "unknown", "unknown", "unknown", None, None, False, False
+        )
+    value = item.value
+    kex = value.key_exchange
+    is_tls13 = code in _TLS13_SUITES
+    return SuiteInfo(
+        code=code,
+        name=value.iana_name or item.name,
+        openssl_name=value.openssl_name,
+        kex="ECDHE" if is_tls13 else (kex.name if kex else "NULL"),
+        auth="certificate"
+        if is_tls13
+        else (value.authentication.name if value.authentication else "NULL"),
+        cipher=value.bulk_cipher.name if value.bulk_cipher else "NULL",
+        mode=value.block_cipher_mode.name if value.block_cipher_mode else None,
+        mac=value.mac.name if value.mac else None,
+        aead=bool(value.authenticated_encryption),
+        forward_secret=is_tls13 or bool(kex and kex.value.forward_secret),
+        cipher_bits=_cipher_bits(value),
+        tls13=is_tls13,
+        tls12_only=str(value.initial_version.name) == "TLS1_2",
+    )
+
+
+def _cipher_bits(value: Any) -> int | None:
+    cipher = value.bulk_cipher
+    if cipher is None:
+        return 0
+    size = getattr(cipher.value, "key_size", None)
+    return int(size) if isinstance(size, int) else None
+
+
+def suites_for(protocol: str) -> tuple[int, ...]:
+    """Every registered suite code worth offering for one protocol version."""
+    codes = sorted(_suites_by_code())
+    if protocol == "TLSv1.3":
+        return tuple(c for c in codes if c in _TLS13_SUITES)
+    legacy = protocol in ("SSLv3", "TLSv1.0", "TLSv1.1")
+    return tuple(
+        c
+        for c in codes
+        if c not in _TLS13_SUITES
+        and c not in _SCSV_CODES
+        and c <= 0xFFFF
+        and not (legacy and suite_info(c).tls12_only)
+    )
+
+
+def group_name(code: int) -> str:
+    """IANA name of a named group."""
+    return GROUP_NAMES.get(code, f"0x{code:04X}")
+
+
+def version_code(protocol: str) -> int:
+    """Wire code of a protocol name (``TLSv1.2`` → 0x0303)."""
+    return _VERSION_CODES[protocol]
+
+
+# --------------------------------------------------------------------------- compose
+
+
+def client_hello(hello: Hello) -> bytes:
+    """The bytes of one ClientHello record (or SSLv2 CLIENT-HELLO) for ``hello``."""
+    if hello.version == "SSLv2":
+        return _sslv2_client_hello()
+    libs = _libs()
+    suites = [_suites_by_code()[c] for c in hello.suites if c in _suites_by_code()]
+    legacy = min(hello.version, "TLSv1.2", key=_VERSION_CODES.__getitem__)
+    message = libs.subprotocol.TlsHandshakeClientHello(
+        cipher_suites=suites,
+        protocol_version=_protocol_version(legacy),
+        random=libs.subprotocol.TlsHandshakeHelloRandom(),
+        session_id=os.urandom(32) if hello.version == "TLSv1.3" else b"",
+        compression_methods=_compressions(hello),
+        extensions=_extensions(hello),
+        fallback_scsv=hello.fallback_scsv,
+        empty_renegotiation_info_scsv=hello.version != "TLSv1.3",
+    )
+    record_version = "TLSv1.0" if hello.version != "SSLv3" else "SSLv3"
+    record = libs.record.TlsRecord(
+        fragment=message.compose(), protocol_version=_protocol_version(record_version)
+    )
+    return bytes(record.compose())
+
+
+def _protocol_version(protocol: str) -> Any:
+    libs = _libs()
+    tls_version = libs.version.TlsVersion
+    names = {
+        "SSLv3": "SSL3",
+        "TLSv1.0": "TLS1",
+        "TLSv1.1": "TLS1_1",
+        "TLSv1.2": "TLS1_2",
+        "TLSv1.3": "TLS1_3",
+    }
+    return libs.version.TlsProtocolVersion(tls_version[names[protocol]])
+
+
+def _compressions(hello: Hello) -> list[Any]:
+    method = _libs().algorithm.TlsCompressionMethod
+    if hello.offer_compression:
+        return [method.DEFLATE, method.NULL]
+    return [method.NULL]
+
+
+def _extensions(hello: Hello) -> list[Any]:
+    """Extensions of a ClientHello; SSLv3 gets none (it predates them)."""
+    if hello.version == "SSLv3":
+        return []
+    ext = _libs().extension
+    algorithm = _libs().algorithm
+    items: list[Any] = []
+    if hello.server_name:
+        items.append(ext.TlsExtensionServerNameClient(hello.server_name))
+    curves = [_named_curve(code) for code in hello.groups]
+    items.append(ext.TlsExtensionEllipticCurves([c for c in curves if c is not None]))
+    items.append(ext.TlsExtensionECPointFormats([algorithm.TlsECPointFormat.UNCOMPRESSED]))
+    items.append(ext.TlsExtensionSignatureAlgorithms(_signature_algorithms()))
+    items.append(ext.TlsExtensionCertificateStatusRequestClient())
+    items.append(ext.TlsExtensionExtendedMasterSecret())
+    items.append(ext.TlsExtensionSignedCertificateTimestampClient())
+    if hello.version == "TLSv1.3":
+        items.append(ext.TlsExtensionSupportedVersionsClient([_protocol_version("TLSv1.3")]))
+        items.append(ext.TlsExtensionKeyShareClient([]))
+        items.append(
+            ext.TlsExtensionPskKeyExchangeModes([algorithm.TlsPskKeyExchangeMode.PSK_DH_KE])
+        )
+    return items
+
+
+@functools.cache
+def _named_curves() -> dict[int, Any]:
+    return {item.value.code: item for item in _libs().algorithm.TlsNamedCurve}
+
+
+def _named_curve(code: int) -> Any:
+    return _named_curves().get(code)
+
+
+@functools.cache
+def _signature_algorithms() -> tuple[Any, ...]:
+    """Every signature scheme the registry knows, so no certificate is ruled out."""
+    return tuple(_libs().algorithm.TlsSignatureAndHashAlgorithm)
+
+
+def _sslv2_client_hello() -> bytes:
+    libs = _libs()
+    message = libs.subprotocol.SslHandshakeClientHello(
+        cipher_kinds=list(libs.algorithm.SslCipherKind)
+    )
+    return bytes(libs.record.SslRecord(message=message).compose())
+
+
+# --------------------------------------------------------------------------- parse
+
+
+class FlightReader:
+    """Reassemble the server's first flight from records until we know enough.
+
+    Feed it bytes as they arrive; :attr:`done` turns true once the reply is decided
+    (a ServerHello when the certificate is not wanted; ServerHelloDone otherwise; any
+    alert; a HelloRetryRequest; a TLS 1.3 ServerHello, after which all is encrypted).
+    Only complete records are read and every length is bounded, so a hostile peer
+    cannot make us read or buffer more than one flight.
+    """
+
+    def __init__(self, hello: Hello, max_bytes: int = 256 * 1024) -> None:
+        self.hello = hello
+        self.max_bytes = max_bytes
+        self._buffer = bytearray()
+        self._handshake = bytearray()
+        self._received = 0
+        self._messages: list[tuple[int, bytes]] = []
+        self.reply: Reply | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once :attr:`reply` is set."""
+        return self.reply is not None
+
+    def feed(self, data: bytes) -> None:
+        """Add received bytes; may set :attr:`reply` or raise :class:`NotTls`."""
+        self._received += len(data)
+        if self._received > self.max_bytes:
+            raise NotTls("first flight larger than any sane server sends")
+        self._buffer += data
+        if self.hello.version == "SSLv2":
+            self._feed_sslv2()
+            return
+        while not self.done and len(self._buffer) >= 5:
+            if not self._take_record():
+                return
+
+    def _take_record(self) -> bool:
+        content_type, major, length = (
+            self._buffer[0],
+            self._buffer[1],
+            int.from_bytes(self._buffer[3:5]),
+        )
+        if (
+            content_type not in (0x14, _ALERT, _HANDSHAKE, 0x17)
+            or major != 3
+            or length > MAX_RECORD
+        ):
+            raise NotTls(_describe(bytes(self._buffer[:16])))
+        if len(self._buffer) < 5 + length:
+            return False
+        fragment = bytes(self._buffer[5 : 5 + length])
+        del self._buffer[: 5 + length]
+        if content_type == _ALERT:
+            self.reply = Reply("alert", alert=fragment[1] if len(fragment) > 1 else None)
+        elif content_type == _HANDSHAKE:
+            self._handshake += fragment
+            self._take_messages()
+        return True
+
+    def _take_messages(self) -> None:
+        while len(self._handshake) >= 4 and not self.done:
+            length = int.from_bytes(self._handshake[1:4])
+            if len(self._handshake) < 4 + length:
+                return
+            message = bytes(self._handshake[: 4 + length])
+            del self._handshake[: 4 + length]
+            self._messages.append((message[0], message))
+            self._check_done(message[0])
+
+    def _check_done(self, kind: int) -> None:
+        if kind == _SERVER_HELLO:
+            first = self._server_hello()
+            if (
+                first.kind == "retry"
+                or first.version == "TLSv1.3"
+                or not self.hello.want_certificate
+            ):
+                self.reply = first
+        elif kind == _HELLO_DONE:
+            self.reply = self._full_reply()
+
+    def _server_hello(self) -> Reply:
+        raw = next(m for k, m in self._messages if k == _SERVER_HELLO)
+        return parse_server_hello(raw)
+
+    def _full_reply(self) -> Reply:
+        reply = self._server_hello()
+        certificates: tuple[bytes, ...] = ()
+        group, dh_bits = reply.group, None
+        for kind, message in self._messages:
+            if kind == _CERTIFICATE:
+                certificates = parse_certificates(message)
+            elif kind == _SKE and reply.suite is not None:
+                group, dh_bits = parse_key_exchange(message, suite_info(reply.suite).kex)
+        stapled = any(kind == _CERT_STATUS for kind, _ in self._messages)
+        return Reply(
+            "hello",
+            reply.version,
+            reply.suite,
+            group,
+            dh_bits,
+            reply.compression,
+            reply.extensions,
+            certificates,
+            stapled,
+        )
+
+    def _feed_sslv2(self) -> None:
+        if len(self._buffer) < 3:
+            return
+        if not self._buffer[0] & 0x80:
+            if self._buffer[0] in (_ALERT, _HANDSHAKE):
+                self.reply = Reply("alert")
+                return
+            raise NotTls(_describe(bytes(self._buffer[:16])))
+        length = ((self._buffer[0] & 0x7F) << 8) | self._buffer[1]
+        if len(self._buffer) < 2 + length:
+            return
+        message_type = self._buffer[2]
+        self.reply = Reply("sslv2", version="SSLv2") if message_type == 4 else Reply("alert")
+
+
+def _describe(data: bytes) -> str:
+    printable = data.decode("ascii", "replace")
+    if printable.isprintable():
+        return f"not TLS: the server sent {printable!r}"
+    return f"not TLS: the server sent {data.hex()}"
+
+
+def parse_server_hello(message: bytes) -> Reply:
+    """Parse a ServerHello (or HelloRetryRequest) handshake message."""
+    libs = _libs()
+    try:
+        hello = libs.subprotocol.TlsHandshakeServerHello.parse_exact_size(message)
+    except Exception as error:  # the library raises many unrelated types
+        raise NotTls(f"malformed ServerHello: {error.__class__.__name__}") from None
+    random_bytes = message[6:38]
+    extensions = {int(e.extension_type.value.code): e for e in hello.extensions}
+    version = _CODE_VERSIONS.get(int(hello.protocol_version.version.value.code))
+    supported = extensions.get(0x002B)
+    if supported is not None:
+        version = _CODE_VERSIONS.get(int(supported.selected_version.version.value.code), version)
+    group = None
+    key_share = extensions.get(0x0033)
+    if key_share is not None:
+        group = _share_group(key_share)
+    return Reply(
+        "retry" if random_bytes == _HRR_RANDOM else "hello",
+        version=version,
+        suite=int(hello.cipher_suite.value.code),
+        group=group,
+        compression=int(hello.compression_method.value.code),
+        extensions=frozenset(extensions),
+    )
+
+
+def _share_group(key_share: Any) -> int | None:
+    curve = getattr(key_share, "selected_group", None)
+    if curve is None:
+        entry = getattr(key_share, "key_share_entry", None)
+        curve = getattr(entry, "group", None)
+    return int(curve.value.code) if curve is not None else None
+
+
+def parse_certificates(message: bytes) -> tuple[bytes, ...]:
+    """DER certificates of a TLS ≤ 1.2 Certificate message, leaf first."""
+    libs = _libs()
+    try:
+        parsed = libs.subprotocol.TlsHandshakeServerCertificate.parse_exact_size(message)
+    except Exception:
+        return ()
+    return tuple(bytes(c.certificate) for c in parsed.certificate_chain)
+
+
+def parse_key_exchange(message: bytes, kex: str) -> tuple[int | None, int | None]:
+    """(named group, DH prime bits) from a ServerKeyExchange, by the suite's kex."""
+    body = message[4:]
+    if kex == "ECDHE" and len(body) >= 3 and body[0] == 3:
+        return int.from_bytes(body[1:3]), None
+    if kex == "DHE" and len(body) >= 2:
+        p_length = int.from_bytes(body[0:2])
+        prime = body[2 : 2 + p_length]
+        return None, int.from_bytes(prime).bit_length() if prime else None
+    return None, None
+
+
+def names(codes: Iterable[int]) -> list[str]:
+    """IANA names of suite codes, in the order given."""
+    return [suite_info(c).name for c in codes]
