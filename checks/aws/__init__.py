@@ -1,0 +1,60 @@
+"""AWS accounts (and AWS-compatible clouds) observed through read-only API calls.
+
+Target: ``aws://[profile][?regions=a,b&endpoint=URL&role=ARN&external_id=X]``. The
+inventory's ``aws:`` block may add ``profile``, ``role``, ``external_id``, ``regions``,
+``endpoint``, per-service ``endpoints`` (``{s3: https://..., ec2: https://fcu.{region}...}``:
+a provider then offers only the services listed), ``max_attempts`` and ``max_workers``.
+
+Resource types (facts documented in :mod:`checks.aws.docs` and by
+``rempart checks list --facts``): ``aws.account``, ``aws.iam.user``, ``aws.iam.policy``,
+``aws.iam.server_certificate``, ``aws.s3.bucket``, ``aws.ec2.security_group``,
+``aws.ec2.network_acl``, ``aws.ec2.instance``, ``aws.ec2.volume``, ``aws.ec2.vpc``,
+``aws.cloudtrail.trail``, ``aws.kms.key``, ``aws.rds.instance``, ``aws.efs.file_system``.
+Keys are ARNs.
+
+A denied call leaves the fact unknown with ``access_denied`` naming the IAM action; a
+service a provider does not offer yields ``not_implemented`` problems for its resource
+types. ``FAMILY.permissions()`` returns the read-only IAM policy covering every call made.
+Nothing here imports boto3 until a scan starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import SplitResult
+
+from audit.models import Observation, Target
+from audit.plugins import CheckContext, CheckFamily
+from checks.aws.docs import RESOURCE_TYPES
+from checks.aws.targets import parse
+
+
+def collect(target: Target, ctx: CheckContext) -> Observation:
+    """Observe one account (imports the collectors, and later boto3, on first use)."""
+    from checks.aws.collect import collect as run
+
+    return run(target, ctx)
+
+
+def permissions() -> dict[str, Any]:
+    """The read-only IAM policy document covering exactly the calls the collectors make."""
+    from checks.aws.permissions import policy_document
+
+    return policy_document()
+
+
+def _parse(split: SplitResult, raw: str) -> Target:
+    return parse(split, raw)
+
+
+FAMILY = CheckFamily(
+    name="aws",
+    description="AWS accounts and AWS-compatible clouds: IAM, S3, EC2, CloudTrail, KMS, RDS, "
+    "EFS and account guard rails, for the CIS AWS Foundations Benchmark v3.0",
+    schemes=("aws",),
+    resource_types=RESOURCE_TYPES,
+    parse=_parse,
+    collect=collect,
+    permissions=permissions,
+    scope_kind="account",
+)
