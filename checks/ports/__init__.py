@@ -1,0 +1,79 @@
+"""The ``ports`` check family: open TCP ports and the services behind them, through nmap.
+
+Targets
+-------
+``ports://HOST[?ports=SPEC&sv=0|1&scan=connect|syn]``
+
+- ``HOST``: a host name, an IPv4 address, a bracketed IPv6 address (``ports://[::1]``),
+  or a network ``ADDRESS/PREFIX`` no wider than an IPv4 /16 or an IPv6 /112
+  (``ports://10.0.0.0/24``, ``ports://[fd00::]/120``). A name pinned by the scope guard
+  is scanned on every address it resolved to, IPv4 and IPv6.
+- ``ports``: TCP ports in nmap's syntax, numbers and ranges only (``22,80,8000-8100``,
+  optionally prefixed ``T:``); default: nmap's 1000 most common TCP ports.
+- ``sv``: service and version detection (nmap ``-sV``, light intensity), on by default;
+  ``sv=0`` only lists open ports, much faster on large networks.
+- ``scan``: ``connect`` (default; full TCP handshakes, no privileges needed) or ``syn``
+  (half-open, needs root; asking for it without root is a problem, never a silent
+  downgrade).
+
+Single hosts are probed without host discovery (``-Pn``), so loopback and hosts that
+ignore pings are scanned; a host that replies on no port at all is reported
+``unreachable`` rather than "no open ports". Networks are swept with host discovery
+first (TCP probes to 21,22,23,25,80,443,445,3389,8080, plus ICMP echo as root); hosts
+that do not answer are simply absent, and a network where nothing answered is a problem.
+No reverse DNS lookups are made. nmap must be installed (``apt-get install nmap``).
+
+Resource types and facts
+------------------------
+``net.host`` (key ``host://ADDRESS``): ``address``, ``address_family``, ``hostname``,
+``state``, ``reason``, ``open_ports``, ``open_port_count``, ``scanned_ports``,
+``port_counts``, ``scan_type``, ``service_detection``.
+
+``net.service`` (key ``tcp://ADDRESS:PORT``): ``address``, ``hostname``, ``port``,
+``protocol``, ``state``, ``reason``, ``service``, ``product``, ``version``,
+``extrainfo``, ``tunnel``, ``cpe``, ``ostype``, ``method``, ``conf``,
+``service_detection``. ``product``, ``version``, ``extrainfo`` and ``cpe`` are unknown
+when service detection was off or overran (rules reading them end as ``error``).
+
+The meaning of every fact is in :mod:`checks.ports.docs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from audit.models import Observation, Target
+from audit.plugins import CheckContext, CheckFamily
+from checks.ports.docs import RESOURCE_TYPES
+from checks.ports.targets import parse
+
+
+def collect(target: Target, ctx: CheckContext) -> Observation:
+    """Scan one ``ports://`` target (see :mod:`checks.ports.collect`)."""
+    from checks.ports.collect import collect as run
+
+    return run(target, ctx)
+
+
+@dataclass(frozen=True)
+class PortsFamily(CheckFamily):
+    """The ports family, with a preflight the CLI runs before anything is scanned."""
+
+    def preflight(self) -> None:
+        """Raise DependencyError when nmap is not installed."""
+        from checks.ports.runner import ensure_nmap
+
+        ensure_nmap()
+
+
+FAMILY = PortsFamily(
+    name="ports",
+    description="Open TCP ports and the services behind them (product, version), "
+                "enumerated with nmap on hosts and networks.",
+    schemes=("ports",),
+    resource_types=RESOURCE_TYPES,
+    parse=parse,
+    collect=collect,
+)
+
+__all__ = ["FAMILY", "PortsFamily", "collect"]

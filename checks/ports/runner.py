@@ -1,0 +1,145 @@
+"""Build nmap's arguments from validated values and run it through python-nmap.
+
+The argument list is made of fixed flags and numbers we computed; the only values that
+come from a target are its host (validated by :mod:`checks.ports.targets`, or an address
+pinned by the scope guard) and its port list (digits, commas and dashes). python-nmap
+runs ``nmap -oX - ...`` as an argument list, never through a shell, and kills it when
+the time budget is spent.
+
+Timing, measured with nmap 7.93 on loopback: a plain connect scan of a few ports takes
+well under a second; ``-sV`` costs about 6 s as soon as one service waits for the client
+to speak first (nmap's NULL probe waits 6 s for a banner before trying others), and a
+port that accepts but never answers costs 120 s or more at nmap's default version
+intensity (7), about 26 s at ``--version-light`` (2) and 6 s at intensity 0. Rempart
+uses intensity 2 by default (``ports: {version_intensity: N}`` in the inventory
+changes it). nmap's ``--host-timeout`` throws away everything it learnt about a host that
+overruns, so service detection gets part of the budget and, when it overruns, a plain
+port scan of the same host uses what is left (see :mod:`checks.ports.collect`).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from dataclasses import dataclass
+
+from audit.errors import DependencyError, ObservationError
+from audit.models import Reason
+
+NMAP_MISSING = "nmap is not installed: apt-get install nmap"
+DEFAULT_VERSION_INTENSITY = 2
+DISCOVERY_PORTS = "21,22,23,25,80,443,445,3389,8080"
+"""TCP ports probed to find live hosts in a network (nmap's unprivileged default is only
+80 and 443, which misses hosts that expose only SSH or RDP)."""
+SERVICE_SHARE = 0.6
+"""Share of the budget nmap may spend on one host when it also detects versions."""
+PORTS_SHARE = 0.85
+"""Share of the budget for one host in a plain port scan (it overruns only slightly)."""
+MIN_HOST_TIMEOUT_S = 1.0
+MESSAGE_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """One nmap run: validated hosts of one IP version and what to do with them."""
+
+    hosts: tuple[str, ...]
+    ipv6: bool = False
+    ports: str | None = None
+    """Canonical port list, or None for nmap's top 1000 ports."""
+    service_detection: bool = True
+    syn: bool = False
+    discovery: bool = False
+    """True for networks: find live hosts first; False: treat every host as up (-Pn)."""
+    version_intensity: int = DEFAULT_VERSION_INTENSITY
+
+
+@dataclass(frozen=True)
+class NmapRun:
+    """What one nmap run printed: its XML report and the errors it wrote on stderr."""
+
+    xml: str
+    errors: tuple[str, ...]
+    elapsed_s: float
+    command: str
+
+
+def ensure_nmap() -> str:
+    """Path of the nmap program on ``PATH``; raise DependencyError when it is absent.
+
+    Only ``PATH`` is searched (python-nmap would also try fixed locations), so what the
+    operator's environment says is what is used. The CLI calls this before scanning.
+    """
+    path = shutil.which("nmap")
+    if path is None:
+        raise DependencyError(NMAP_MISSING)
+    return path
+
+
+def host_timeout(budget_s: float, service_detection: bool) -> float:
+    """Seconds nmap may spend on one host, leaving room for its overrun and a fallback."""
+    share = SERVICE_SHARE if service_detection else PORTS_SHARE
+    return max(MIN_HOST_TIMEOUT_S, budget_s * share)
+
+
+def build_arguments(request: ScanRequest, *, is_root: bool, host_timeout_s: float) -> list[str]:
+    """nmap's arguments (without hosts and ``-p``), from validated values only."""
+    args = ["-6"] if request.ipv6 else []
+    args.append("-sS" if request.syn else "-sT")
+    if request.service_detection:
+        args += ["-sV", "--version-intensity", str(int(request.version_intensity))]
+    args += _discovery_arguments(request, is_root)
+    args += ["-n", "-T4", "--host-timeout", f"{int(host_timeout_s * 1000)}ms"]
+    if request.ports is None:
+        args += ["--top-ports", "1000"]
+    if not is_root:
+        args.append("--unprivileged")
+    return args
+
+
+def _discovery_arguments(request: ScanRequest, is_root: bool) -> list[str]:
+    """``-Pn`` for named hosts (probe them even if they ignore pings); probes for networks."""
+    if not request.discovery:
+        return ["-Pn"]
+    probes = [f"-PS{DISCOVERY_PORTS}"]
+    if is_root:
+        probes += ["-PE", "-PA80"]
+    return probes
+
+
+def run_nmap(nmap_path: str, request: ScanRequest, arguments: list[str],
+             timeout_s: float) -> NmapRun:
+    """Run nmap once; raise ObservationError (timeout, bug) when it gives no report."""
+    import nmap
+
+    try:
+        scanner = nmap.PortScanner(nmap_search_path=(nmap_path,))
+    except nmap.PortScannerError:
+        raise ObservationError(Reason.NOT_IMPLEMENTED, NMAP_MISSING) from None
+    hosts = " ".join(request.hosts)
+    started = time.monotonic()
+    try:
+        result = scanner.scan(hosts=hosts, ports=request.ports, arguments=" ".join(arguments),
+                              timeout=max(1.0, timeout_s))
+    except nmap.PortScannerTimeout:
+        raise ObservationError(
+            Reason.TIMEOUT, f"nmap did not finish within {timeout_s:.0f} s") from None
+    except nmap.PortScannerError as exc:
+        raise ObservationError(Reason.BUG, "nmap failed: " + sanitise(str(exc))) from None
+    errors = tuple(dict.fromkeys(sanitise(e) for e in result["nmap"]["scaninfo"].get("error", [])))
+    output = scanner.get_nmap_last_output()
+    xml = output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
+    return NmapRun(xml=xml,
+                   errors=tuple(e for e in errors if e), elapsed_s=time.monotonic() - started,
+                   command=str(result["nmap"].get("command_line") or ""))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def sanitise(message: str) -> str:
+    """One line of printable text, at most MESSAGE_LIMIT characters (nmap's messages can
+    quote what a server sent)."""
+    text = " ".join(_CONTROL.sub(" ", message).split())
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
