@@ -15,12 +15,15 @@ import asyncio
 import contextlib
 import re
 import ssl
+import warnings
 from dataclasses import dataclass
 
 from checks.tls.probe import Endpoint
 from checks.tls.starttls import STARTTLS
 
 MAX_HEADER_BYTES = 32 * 1024
+HTTP_WAIT = 2.0
+"""How long a TLS service may take to answer our GET before we decide it is not HTTP."""
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -48,7 +51,8 @@ def _client_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    with contextlib.suppress(ssl.SSLError, ValueError):
+    with contextlib.suppress(ssl.SSLError, ValueError), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # old versions are what we audit
         context.minimum_version = ssl.TLSVersion.TLSv1
         context.set_ciphers("ALL:@SECLEVEL=0")
     return context
@@ -76,7 +80,9 @@ async def _session(endpoint: Endpoint, host_header: str, http: bool, timeout: fl
         if not http:
             return Session(chain=chain)
         try:
-            status, headers = await asyncio.wait_for(_request(reader, writer, host_header), timeout)
+            status, headers = await asyncio.wait_for(
+                _request(reader, writer, host_header), min(timeout, HTTP_WAIT)
+            )
         except (TimeoutError, OSError, ssl.SSLError):
             return Session(chain=chain)  # a TLS service that does not speak HTTP
         return Session(chain=chain, status=status, headers=headers)

@@ -45,6 +45,8 @@ class Issued:
     chain_file: str
     """Leaf followed by the intermediates the server sends."""
     cert: Any
+    intermediates_file: str | None = None
+    """The intermediates alone (None when the server sends only the leaf)."""
 
 
 class Pki:
@@ -108,11 +110,13 @@ class Pki:
             chain.append(self.intermediate)
         self._count += 1
         stem = f"leaf{self._count}"
+        extra = str(self._write(f"{stem}-extra.pem", chain[1:])) if chain[1:] else None
         return Issued(
             cert_file=str(self._write(f"{stem}.pem", [cert])),
             key_file=str(self._write_key(f"{stem}.key", key)),
             chain_file=str(self._write(f"{stem}-chain.pem", chain)),
             cert=cert,
+            intermediates_file=extra,
         )
 
     def _write(self, name: str, certs: Sequence[Any]) -> Path:
@@ -461,8 +465,7 @@ class OpenSslServer:
             issued.cert_file,
             "-key",
             issued.key_file,
-            "-cert_chain",
-            issued.chain_file,
+            *(["-cert_chain", issued.intermediates_file] if issued.intermediates_file else []),
             *args,
         ]
         self.host = host
