@@ -40,8 +40,6 @@ The meaning of every fact is in :mod:`checks.ports.docs`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from audit.models import Observation, Target
 from audit.plugins import CheckContext, CheckFamily
 from checks.ports.docs import RESOURCE_TYPES
@@ -55,18 +53,14 @@ def collect(target: Target, ctx: CheckContext) -> Observation:
     return run(target, ctx)
 
 
-@dataclass(frozen=True)
-class PortsFamily(CheckFamily):
-    """The ports family, with a preflight the CLI runs before anything is scanned."""
+def preflight() -> None:
+    """Raise DependencyError when nmap is not installed (the CLI calls it before scanning)."""
+    from checks.ports.runner import ensure_nmap
 
-    def preflight(self) -> None:
-        """Raise DependencyError when nmap is not installed."""
-        from checks.ports.runner import ensure_nmap
-
-        ensure_nmap()
+    ensure_nmap()
 
 
-FAMILY = PortsFamily(
+FAMILY = CheckFamily(
     name="ports",
     description="Open TCP ports and the services behind them (product, version), "
                 "enumerated with nmap on hosts and networks.",
@@ -74,6 +68,7 @@ FAMILY = PortsFamily(
     resource_types=RESOURCE_TYPES,
     parse=parse,
     collect=collect,
+    preflight=preflight,
 )
 
-__all__ = ["FAMILY", "PortsFamily", "collect"]
+__all__ = ["FAMILY", "collect", "preflight"]

@@ -159,8 +159,8 @@ def _run(run: RunContext, request: ScanRequest,
         result = run_nmap(run.nmap_path, request, arguments, remaining)
         report = parse_report(result.xml)
     except ObservationError as exc:
-        address = request.hosts[0] if len(request.hosts) == 1 else None
-        out.problems.append(run.problem(exc.reason, str(exc), address))
+        only = request.hosts[0] if len(request.hosts) == 1 else None
+        out.problems.append(run.problem(exc.reason, str(exc), only))
         return None, limit
     if report.exit_status == "error":
         out.problems.append(run.problem(Reason.BUG, f"nmap stopped: {report.error}"))
