@@ -277,7 +277,11 @@ class Lab:
         iam.create_group(GroupName="lab-readers")
         iam.create_user(UserName=p.clean_user)
         iam.add_user_to_group(GroupName="lab-readers", UserName=p.clean_user)
-        iam.create_policy(PolicyName=p.admin_policy, PolicyDocument=json.dumps(ADMIN_POLICY))
+        admin = iam.create_policy(
+            PolicyName=p.admin_policy, PolicyDocument=json.dumps(ADMIN_POLICY)
+        )
+        iam.create_group(GroupName="lab-admins")
+        iam.attach_group_policy(GroupName="lab-admins", PolicyArn=admin["Policy"]["Arn"])
         arn = iam.create_policy(PolicyName=p.clean_policy, PolicyDocument=json.dumps(READ_POLICY))[
             "Policy"
         ]["Arn"]

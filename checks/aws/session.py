@@ -62,7 +62,7 @@ class Settings:
     endpoints: Mapping[str, str] = field(default_factory=dict)
     role_arn: str | None = None
     external_id: str | None = None
-    max_attempts: int = 8
+    max_attempts: int = 4
     max_workers: int = 8
 
     def offers(self, service: str) -> bool:
@@ -98,7 +98,7 @@ def settings_for(target: Target, options: Mapping[str, Any]) -> Settings:
         endpoints=_endpoints(options.get("endpoints") or {}, where),
         role_arn=validate_role(str(role), where) if role else None,
         external_id=target.param("external_id") or options.get("external_id"),
-        max_attempts=_positive(options.get("max_attempts", 8), "max_attempts"),
+        max_attempts=_positive(options.get("max_attempts", 4), "max_attempts"),
         max_workers=_positive(options.get("max_workers", 8), "max_workers"),
     )
 
