@@ -140,6 +140,41 @@ class Pki:
         return path
 
 
+def openssl_self_signed(
+    directory: str | Path, name: str = "localhost", digest: str = "sha1"
+) -> Issued:
+    """A self-signed RSA certificate made by the openssl command, for digests
+    ``cryptography`` refuses to sign with (SHA-1, MD5)."""
+    base = Path(directory) / f"openssl-{digest}-{name}"
+    cert, key = f"{base}.pem", f"{base}.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            f"-{digest}",
+            "-days",
+            "30",
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            f"subjectAltName=DNS:{name}",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    from cryptography import x509
+
+    return Issued(cert, key, cert, x509.load_pem_x509_certificate(Path(cert).read_bytes()))
+
+
 def _ec_key() -> Any:
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -446,11 +481,14 @@ def closed_port() -> int:
 class OpenSslServer:
     """``openssl s_server`` for what Python's ``ssl`` will not serve (TLS 1.0, legacy suites).
 
+    With ``www`` it answers HTTP requests with a status page, as a web server would.
     ``args`` are extra s_server options, e.g. ``["-min_protocol", "TLSv1", "-cipher",
     "ALL:@SECLEVEL=0"]``. The port is read from s_server's own ``ACCEPT`` line.
     """
 
-    def __init__(self, issued: Issued, args: Sequence[str] = (), *, host: str = LOOPBACK) -> None:
+    def __init__(
+        self, issued: Issued, args: Sequence[str] = (), *, host: str = LOOPBACK, www: bool = True
+    ) -> None:
         binary = shutil.which("openssl")
         if binary is None:
             raise RuntimeError("openssl is not installed")
@@ -466,6 +504,7 @@ class OpenSslServer:
             "-key",
             issued.key_file,
             *(["-cert_chain", issued.intermediates_file] if issued.intermediates_file else []),
+            *(["-www"] if www else []),
             *args,
         ]
         self.host = host
