@@ -1,0 +1,48 @@
+"""Report translations: gettext catalogs shipped as ``.po`` files, compiled at load time.
+
+Template strings are written in English (the msgid) and translated through
+``reports/locale/<lang>/LC_MESSAGES/rempart.po``. The ``.po`` files are read with Babel
+and compiled in memory, so an installed wheel needs no build step and no ``.mo`` files.
+French is the default language of every report; English is the identity catalog.
+"""
+
+from __future__ import annotations
+
+import functools
+import gettext
+import io
+from pathlib import Path
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+DOMAIN = "rempart"
+LANGUAGES = ("fr", "en")
+DEFAULT_LANG = "fr"
+
+
+def normalise_lang(lang: str | None) -> str:
+    """``fr`` or ``en`` from what a user typed (``en_GB``, ``FR``…); French otherwise."""
+    short = (lang or DEFAULT_LANG).lower().replace("-", "_").split("_")[0]
+    return short if short in LANGUAGES else DEFAULT_LANG
+
+
+def catalog_path(lang: str) -> Path:
+    """The ``.po`` file of a language."""
+    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+@functools.cache
+def translations(lang: str) -> gettext.NullTranslations:
+    """The compiled catalog of ``lang`` (identity when the language has no catalog)."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+    from babel.support import Translations
+
+    path = catalog_path(normalise_lang(lang))
+    if not path.is_file():
+        return gettext.NullTranslations()
+    with path.open("rb") as handle:
+        catalog = read_po(handle, locale=normalise_lang(lang))
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(fp=buffer, domain=DOMAIN)
