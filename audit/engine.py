@@ -11,9 +11,17 @@ every rule that would have applied: never a silent pass, never a fake fail.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    CancelledError,
+    Executor,
+    Future,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -81,10 +89,16 @@ class Progress:
 
 @dataclass
 class _Running:
-    """Bookkeeping for one submitted target."""
+    """Bookkeeping for one submitted target.
+
+    ``started`` is filled by the worker when it is a thread of this process; a remote
+    worker fills its own copy, so ``submitted`` is what the parent can always rely on.
+    """
 
     target: Target
     started: list[float] = field(default_factory=list)
+    submitted: float = field(default_factory=time.monotonic)
+    attempts: int = 1
 
 
 # --- evaluation ------------------------------------------------------------------------
@@ -266,6 +280,20 @@ def run_scan(
     return summary
 
 
+MAX_ATTEMPTS = 2
+"""A target whose worker was lost is submitted once more before it becomes an error."""
+
+
+def in_flight_bound(concurrency: int) -> int:
+    """How many targets may be submitted and not yet stored at once.
+
+    Twice the concurrency keeps every worker busy while the parent evaluates and stores,
+    and keeps memory flat however many targets the inventory lists (20,000 targets are
+    not 20,000 futures).
+    """
+    return max(1, concurrency) * 2
+
+
 def _collect_all(
     plan: ScanPlan,
     families: Families,
@@ -276,40 +304,77 @@ def _collect_all(
     progress: Progress,
 ) -> None:
     progress.on_start(len(plan.targets))
-    pending: dict[Future[Observation], _Running] = {}
-    for target in plan.targets:
-        running = _Running(target)
-        family = families.by_scheme[target.scheme]
-        pending[pool.submit(_timed_observe, family, target, plan.context, running)] = running
+    window = _Window(pool, families, plan.context, in_flight_bound(plan.concurrency))
+    queue = iter(plan.targets)
+    window.refill(queue)
     limit = hard_limit(plan.context)
-    while pending:
-        done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+    while window.pending:
+        done, _ = wait(window.pending, timeout=1.0, return_when=FIRST_COMPLETED)
         for future in done:
-            running = pending.pop(future)
-            _store_one(
-                running.target,
-                _result(future, running.target),
-                families,
-                store,
-                scan_id,
-                rules,
-                progress,
-            )
-        for future, running in list(pending.items()):
-            if running.started and time.monotonic() - running.started[0] > limit:
-                pending.pop(future)
+            running = window.take(future)
+            observation = _result(future, running.target)
+            if _is_lost(observation) and running.attempts < MAX_ATTEMPTS:
+                window.submit(running.target, running.attempts + 1)
+                continue
+            _store_one(running.target, observation, families, store, scan_id, rules, progress)
+        for running in window.expire(limit):
+            problem = Problem(Reason.TIMEOUT, f"no result within {limit:.0f} s")
+            observation = Observation(running.target, problems=(problem,))
+            _store_one(running.target, observation, families, store, scan_id, rules, progress)
+        window.refill(queue)
+
+
+class _Window:
+    """The futures in flight: never more than ``bound`` submitted and not yet stored."""
+
+    def __init__(self, pool: Executor, families: Families, ctx: CheckContext, bound: int):
+        self.pool, self.families, self.ctx, self.bound = pool, families, ctx, bound
+        self.pending: dict[Future[Observation], _Running] = {}
+        self.last_done = time.monotonic()
+
+    def take(self, future: Future[Observation]) -> _Running:
+        self.last_done = time.monotonic()
+        return self.pending.pop(future)
+
+    def submit(self, target: Target, attempts: int = 1) -> None:
+        running = _Running(target, attempts=attempts)
+        family = self.families.by_scheme[target.scheme]
+        future = self.pool.submit(_timed_observe, family, target, self.ctx, running)
+        self.pending[future] = running
+
+    def refill(self, queue: Iterator[Target]) -> None:
+        for target in itertools.islice(queue, max(0, self.bound - len(self.pending))):
+            self.submit(target)
+
+    def expire(self, limit: float) -> list[_Running]:
+        """Give up on targets past the hard limit.
+
+        A remote worker's start is not seen here; such a target may wait in the cluster's
+        queue, so its clock starts at the later of its submission and the last result:
+        it expires only once nothing at all has come back for the limit.
+        """
+        now, expired = time.monotonic(), []
+        for future, running in list(self.pending.items()):
+            seen = running.started[0] if running.started else None
+            since = seen if seen is not None else max(running.submitted, self.last_done)
+            if now - since > limit:
+                self.pending.pop(future)
                 future.cancel()
-                problem = Problem(Reason.TIMEOUT, f"no result within {limit:.0f} s")
-                observation = Observation(running.target, problems=(problem,))
-                _store_one(running.target, observation, families, store, scan_id, rules, progress)
+                expired.append(running)
+        return expired
 
 
 def _result(future: Future[Observation], target: Target) -> Observation:
     try:
         return future.result()
     except Exception as exc:
-        reason = Reason.WORKER_LOST if "worker" in type(exc).__name__.lower() else Reason.BUG
+        lost = isinstance(exc, CancelledError) or "worker" in type(exc).__name__.lower()
+        reason = Reason.WORKER_LOST if lost else Reason.BUG
         return Observation(target, problems=(Problem(reason, f"{type(exc).__name__}: {exc}"),))
+
+
+def _is_lost(observation: Observation) -> bool:
+    return any(p.reason is Reason.WORKER_LOST for p in observation.problems)
 
 
 def _store_one(
