@@ -399,7 +399,12 @@ class PlainHttpServer(_ThreadedServer):
         self.location = location
 
     def handle(self, connection: socket.socket) -> None:
-        _read_request(connection)
+        first = connection.recv(4096)
+        if not first[:1].isalpha():  # like nginx: garbage gets a 400 at once
+            connection.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+            return
+        if b"\r\n\r\n" not in first:
+            _read_request(connection)
         connection.sendall(_response(self.status, None, self.location))
 
 
