@@ -1,0 +1,335 @@
+"""Loopback listeners that nmap's service detection recognises, for tests and demos.
+
+Each listener is a context manager that starts a small threaded server on a loopback
+address (``127.0.0.1`` by default, or ``::1``) and an ephemeral port, yields a
+:class:`Listener` saying what nmap 7.93 reports for it (checked by the tests), and stops
+the server on exit. They speak just enough of each protocol for nmap's probes:
+
+============  ===========================  =========================================
+listener      what it sends                nmap -sV reports (service / product / version)
+============  ===========================  =========================================
+http          HTTP/1.0 replies             http / SimpleHTTPServer / 0.6
+ssh           ``SSH-2.0-OpenSSH_5.3``      ssh / OpenSSH / 5.3
+mysql         a MySQL 5.5.62 greeting      mysql / MySQL / 5.5.62-log
+redis         Redis error replies          redis / Redis key-value store / (none)
+tls           HTTP inside TLS              http, tunnel ssl / SimpleHTTPServer / 0.6
+telnet        telnet option negotiation    telnet / Linux telnetd / (none)
+============  ===========================  =========================================
+
+Services that wait for the client to speak first (HTTP, Redis) cost nmap about 6 s:
+its first probe waits that long for a banner. ``silent`` accepts connections and never
+answers, the slowest case for service detection (used to test time budgets);
+``closed_port`` holds a port number bound but not listening, so a scan sees it closed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import socket
+import socketserver
+import ssl
+import struct
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+from audit.uri import format_host
+
+OLD_OPENSSH_BANNER = b"SSH-2.0-OpenSSH_5.3\r\n"
+MYSQL_VERSION = "5.5.62-log"
+TELNET_NEGOTIATION = b"\xff\xfd\x18\xff\xfd \xff\xfd#\xff\xfd'"
+HOLD_S = 5.0
+"""How long a connection is kept open waiting for the client (then closed)."""
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A running lab server and what nmap's service detection says about it."""
+
+    name: str
+    host: str
+    port: int
+    service: str | None = None
+    product: str | None = None
+    version: str | None = None
+    tunnel: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The ``net.service`` resource key a scan gives this listener."""
+        return f"tcp://{format_host(self.host)}:{self.port}"
+
+
+# --- servers ----------------------------------------------------------------------------
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    """A threaded TCP server that never blocks its shutdown on a lingering connection."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    settings: Mapping[str, Any] = {}
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Scanners reset connections all the time: nothing worth printing."""
+
+
+class _TLSServer(_Server):
+    """Wraps accepted connections in TLS; the handshake runs in the handler's thread."""
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        context: ssl.SSLContext = self.settings["tls_context"]
+        return context.wrap_socket(sock, server_side=True,
+                                   do_handshake_on_connect=False), address
+
+
+def _server_class(base: type[_Server], host: str) -> type[_Server]:
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    return type(base.__name__, (base,), {"address_family": family})
+
+
+@contextmanager
+def _serving(handler: type[socketserver.BaseRequestHandler], host: str,
+             settings: Mapping[str, Any] | None = None,
+             base: type[_Server] = _Server) -> Iterator[int]:
+    """Run a server on ``host`` and an ephemeral port; yield the port; stop it."""
+    server = _server_class(base, host)((host, 0), handler)
+    server.settings = dict(settings or {})
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              name=f"lab-{handler.__name__}", daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class _BannerHandler(socketserver.BaseRequestHandler):
+    """Sends a fixed greeting, then waits for the client to hang up."""
+
+    def handle(self) -> None:
+        self.request.sendall(self.server.settings["banner"])  # type: ignore[attr-defined]
+        _drain(self.request)
+
+
+class _SilentHandler(socketserver.BaseRequestHandler):
+    """Accepts and never says a word (the slowest case for service detection)."""
+
+    def handle(self) -> None:
+        _drain(self.request, self.server.settings.get("hold", HOLD_S))  # type: ignore[attr-defined]
+
+
+def _drain(sock: socket.socket, hold: float = HOLD_S) -> None:
+    sock.settimeout(hold)
+    try:
+        while sock.recv(4096):
+            pass
+    except OSError:
+        pass
+
+
+class _HTTPHandler(BaseHTTPRequestHandler):
+    """A fixed page for every GET; nothing is served from disk."""
+
+    server_version = "SimpleHTTP/0.6"
+    protocol_version = "HTTP/1.0"
+    timeout = HOLD_S
+
+    def do_GET(self) -> None:
+        body = b"<html><head><title>Rempart lab</title></head><body>lab</body></html>\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: scanners make a lot of requests."""
+
+
+class _RedisHandler(socketserver.StreamRequestHandler):
+    """Inline Redis commands: PING, INFO, GET (and errors for the rest)."""
+
+    timeout = HOLD_S
+
+    def handle(self) -> None:
+        try:
+            for line in self.rfile:
+                reply = _redis_reply(line.decode("latin-1").split())
+                if reply:
+                    self.wfile.write(reply)
+        except OSError:
+            pass
+
+
+def _redis_reply(words: list[str]) -> bytes:
+    """Redis's answer to an inline command (empty lines get no answer)."""
+    if not words:
+        return b""
+    command = words[0].lower()
+    if command == "ping":
+        return b"+PONG\r\n"
+    if command == "info":
+        body = b"# Server\r\nredis_version:3.2.12\r\n"
+        return b"$%d\r\n%s\r\n" % (len(body), body)
+    if command == "get" and len(words) != 2:
+        return b"-ERR wrong number of arguments for 'get' command\r\n"
+    if command == "get":
+        return b"$-1\r\n"
+    return b"-ERR unknown command '%s'\r\n" % words[0][:32].encode("latin-1")
+
+
+def mysql_greeting(version: str = MYSQL_VERSION) -> bytes:
+    """A MySQL protocol-10 handshake packet, as a server sends on connect."""
+    payload = (b"\x0a" + version.encode() + b"\x00" + struct.pack("<I", 42) + b"abcdefgh\x00"
+               + struct.pack("<HBHH", 0xF7FF, 0x21, 0x0002, 0x800F) + b"\x15" + b"\x00" * 10
+               + b"ijklmnopqrst\x00" + b"mysql_native_password\x00")
+    return struct.pack("<I", len(payload))[:3] + b"\x00" + payload
+
+
+# --- listeners --------------------------------------------------------------------------
+
+
+@contextmanager
+def http_server(host: str = "127.0.0.1") -> Iterator[Listener]:
+    """A plain HTTP server."""
+    with _serving(_HTTPHandler, host) as port:
+        yield Listener("http", host, port, "http", "SimpleHTTPServer", "0.6")
+
+
+@contextmanager
+def ssh_banner_server(host: str = "127.0.0.1",
+                      banner: bytes = OLD_OPENSSH_BANNER) -> Iterator[Listener]:
+    """A fake SSH server announcing an old OpenSSH (5.3 by default); no key exchange."""
+    version = banner.decode("latin-1").strip().rpartition("OpenSSH_")[2] or None
+    with _serving(_BannerHandler, host, {"banner": banner}) as port:
+        yield Listener("ssh", host, port, "ssh", "OpenSSH", version)
+
+
+@contextmanager
+def mysql_server(host: str = "127.0.0.1", version: str = MYSQL_VERSION) -> Iterator[Listener]:
+    """A fake MySQL server: sends the greeting and nothing else."""
+    with _serving(_BannerHandler, host, {"banner": mysql_greeting(version)}) as port:
+        yield Listener("mysql", host, port, "mysql", "MySQL", version)
+
+
+@contextmanager
+def redis_server(host: str = "127.0.0.1") -> Iterator[Listener]:
+    """A fake Redis answering inline commands (nmap spots it from its GET reply)."""
+    with _serving(_RedisHandler, host) as port:
+        yield Listener("redis", host, port, "redis", "Redis key-value store", None)
+
+
+@contextmanager
+def telnet_server(host: str = "127.0.0.1") -> Iterator[Listener]:
+    """A fake telnet server: the option negotiation Linux telnetd opens with."""
+    with _serving(_BannerHandler, host, {"banner": TELNET_NEGOTIATION}) as port:
+        yield Listener("telnet", host, port, "telnet", "Linux telnetd", None)
+
+
+@contextmanager
+def tls_server(host: str = "127.0.0.1") -> Iterator[Listener]:
+    """HTTP inside TLS, with a throw-away self-signed certificate for ``localhost``."""
+    with tempfile.TemporaryDirectory(prefix="rempart-lab-") as directory:
+        context = _tls_context(Path(directory), host)
+        with _serving(_HTTPHandler, host, {"tls_context": context}, _TLSServer) as port:
+            yield Listener("tls", host, port, "http", "SimpleHTTPServer", "0.6", "ssl")
+
+
+@contextmanager
+def silent_server(host: str = "127.0.0.1", hold: float = 60.0) -> Iterator[Listener]:
+    """Accepts connections and never answers (holds each one ``hold`` seconds)."""
+    with _serving(_SilentHandler, host, {"hold": hold}) as port:
+        yield Listener("silent", host, port)
+
+
+@contextmanager
+def closed_port(host: str = "127.0.0.1") -> Iterator[Listener]:
+    """A port number held bound but not listening: connections are refused."""
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        yield Listener("closed", host, int(sock.getsockname()[1]))
+
+
+def _tls_context(directory: Path, host: str) -> ssl.SSLContext:
+    """A server context with a fresh EC P-256 self-signed certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(host))]),
+                critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+# --- the whole lab ----------------------------------------------------------------------
+
+LISTENERS: Mapping[str, Callable[[str], Any]] = {
+    "http": http_server,
+    "ssh": ssh_banner_server,
+    "mysql": mysql_server,
+    "redis": redis_server,
+    "tls": tls_server,
+    "telnet": telnet_server,
+}
+
+
+@dataclass(frozen=True)
+class Lab:
+    """Running listeners by name, plus a closed port, on one loopback address."""
+
+    host: str
+    listeners: Mapping[str, Listener]
+    closed: Listener
+
+    def ports(self) -> list[int]:
+        """Every port of the lab, the closed one included, sorted."""
+        return sorted([*(item.port for item in self.listeners.values()), self.closed.port])
+
+    def uri(self, **params: str) -> str:
+        """A ``ports://`` URI scanning exactly the lab's ports."""
+        query = "&".join([f"ports={','.join(map(str, self.ports()))}",
+                          *(f"{k}={v}" for k, v in params.items())])
+        return f"ports://{format_host(self.host)}?{query}"
+
+
+@contextmanager
+def exposure_lab(host: str = "127.0.0.1",
+                 names: tuple[str, ...] = tuple(LISTENERS)) -> Iterator[Lab]:
+    """Start the named listeners (all by default) and a closed port; stop them on exit."""
+    with ExitStack() as stack:
+        listeners = {name: stack.enter_context(LISTENERS[name](host)) for name in names}
+        closed = stack.enter_context(closed_port(host))
+        yield Lab(host, listeners, closed)
