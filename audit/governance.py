@@ -74,11 +74,21 @@ CRITICALITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 EXPIRING_SOON_DAYS = 60
 
 
+_STATUS_VALUE = {status: status.value for status in Status}
+_FAIL_STATUS = Status.FAIL
+_ACCEPTED_LIFECYCLE = Lifecycle.ACCEPTED
+
+
 def outcome(finding: Finding) -> str:
-    """The governance outcome of a finding (see the module docstring)."""
-    if finding.status is Status.FAIL and finding.lifecycle is Lifecycle.ACCEPTED:
+    """The governance outcome of a finding (see the module docstring).
+
+    Called millions of times on large scans: enum members are read from module
+    constants rather than through the (slow) enum attribute lookup.
+    """
+    status = finding.status
+    if status is _FAIL_STATUS and finding.lifecycle is _ACCEPTED_LIFECYCLE:
         return ACCEPTED
-    return finding.status.value
+    return _STATUS_VALUE[status]
 
 
 def as_of(data: ReportData) -> date:
@@ -207,14 +217,30 @@ def _canonical(framework: str, control_id: str) -> str:
     return canonical_id(framework, control_id)
 
 
+_LAST_GROUPING: list[tuple[tuple[Finding, ...], dict[tuple[str, str], list[Finding]]]] = []
+
+
 def findings_by_control(findings: Iterable[Finding]) -> dict[tuple[str, str], list[Finding]]:
-    """Group findings under every (framework, control id) they map to."""
+    """Group findings under every (framework, control id) they map to.
+
+    A report asks for this grouping of the same (immutable) tuple of findings several
+    times; the last result is kept so large scans are grouped once.
+    """
+    if isinstance(findings, tuple) and _LAST_GROUPING and _LAST_GROUPING[0][0] is findings:
+        return _LAST_GROUPING[0][1]
+    grouped = _group_by_control(findings)
+    if isinstance(findings, tuple):
+        _LAST_GROUPING[:] = [(findings, grouped)]
+    return grouped
+
+
+def _group_by_control(findings: Iterable[Finding]) -> dict[tuple[str, str], list[Finding]]:
     grouped: dict[tuple[str, str], list[Finding]] = defaultdict(list)
     for finding in findings:
         for framework, ids in finding.controls.items():
             for control_id in ids:
                 grouped[(framework, _canonical(framework, control_id))].append(finding)
-    return grouped
+    return dict(grouped)
 
 
 def control_result(framework: str, control_id: str, findings: Sequence[Finding]) -> ControlResult:

@@ -173,10 +173,12 @@ def _frameworks(data: ReportData, lang: str) -> list[FrameworkView]:
 
 
 def _acceptances(data: ReportData, today: date) -> list[AcceptanceView]:
-    by_print = {f.fingerprint: f for f in data.findings}
+    wanted = {(a.rule_id, a.resource_key) for a in data.acceptances}
+    by_key = {(f.rule_id, f.resource_key): f for f in data.findings
+              if (f.rule_id, f.resource_key) in wanted}
     views = []
     for acc in data.acceptances:
-        finding = by_print.get(acc.fingerprint)
+        finding = by_key.get((acc.rule_id, acc.resource_key))
         until = gov.parse_day(acc.until) or today
         days = (until - today).days
         if acc.revoked_at:
