@@ -272,7 +272,7 @@ def _policy(scan: Scan, policy: dict[str, Any]) -> None:
     if isinstance(document, str):
         document = unquote(document)
     facts = {
-        "name": policy.get("PolicyName"),
+        "name": policy.get("PolicyName") or str(policy["Arn"]).rsplit("/", 1)[-1],
         "is_attached": int(policy.get("AttachmentCount", 0)) > 0,
         "attachment_count": int(policy.get("AttachmentCount", 0)),
         "grants_full_admin": policydoc.grants_full_admin(document),
