@@ -279,11 +279,16 @@ def findings(
 
     store = _open_store(db_path)
     scan_id = scan_id or store.latest_scan_id()
+    default = None if status is not None or show_all else ("fail", "error")
     items = store.findings(
-        scan_id, status=status, severity=severity, system=system, rule=rule, target=target
+        scan_id,
+        status=status,
+        severity=severity,
+        system=system,
+        rule=rule,
+        target=target,
+        statuses=default,
     )
-    if status is None and not show_all:
-        items = [f for f in items if f.status.value in ("fail", "error")]
     print_findings(items, as_json)
 
 

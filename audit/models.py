@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 JSONValue = Any
@@ -196,10 +197,18 @@ class Finding:
     first_seen: str | None = None
     scan_id: int | None = None
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """See :func:`fingerprint`."""
+        """See :func:`fingerprint` (computed once: it keys every store operation)."""
         return fingerprint(self.rule_id, self.resource_key)
+
+    def evolve(self, **changes: Any) -> Finding:
+        """A copy with some fields changed; ``dataclasses.replace`` without its cost on the
+        store's hot path (no validation to redo: every field is already typed)."""
+        copy = object.__new__(Finding)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.update(changes)
+        return copy
 
     def to_json(self) -> dict[str, JSONValue]:
         """The JSON report shape of DESIGN.md."""

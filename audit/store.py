@@ -25,7 +25,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import sqlite_utils
@@ -109,8 +111,14 @@ MIGRATIONS: tuple[str, ...] = (
         first_seen TEXT,
         PRIMARY KEY (scan_id, fingerprint)
     );
-    CREATE INDEX findings_fingerprint ON findings (fingerprint, scan_id);
     CREATE INDEX findings_status ON findings (scan_id, status, severity);
+    CREATE TABLE finding_state (
+        fingerprint TEXT PRIMARY KEY,
+        last_scan_id INTEGER NOT NULL,
+        last_status TEXT NOT NULL,
+        ever_failed INTEGER NOT NULL,
+        first_seen TEXT
+    ) WITHOUT ROWID;
     CREATE TABLE acceptances (
         id INTEGER PRIMARY KEY,
         fingerprint TEXT NOT NULL,
@@ -265,6 +273,7 @@ class Store:
                 "INSERT OR REPLACE INTO findings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [_finding_row(scan_id, f) for f in stamped],
             )
+            self._update_state(scan_id, stamped, priors)
             self.conn.executemany(
                 "INSERT INTO finding_events (at, scan_id, fingerprint, event, detail) "
                 "VALUES (?,?,?,?,?)",
@@ -283,22 +292,35 @@ class Store:
         return stamped
 
     def _priors(self, scan_id: int, prints: Sequence[str]) -> dict[str, Prior]:
+        """The latest earlier state of each fingerprint (one indexed lookup per chunk)."""
         priors: dict[str, Prior] = {}
         for start in range(0, len(prints), _CHUNK):
             chunk = prints[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
-                f"SELECT fingerprint, status, first_seen FROM findings "  # noqa: S608
-                f"WHERE fingerprint IN ({marks}) AND scan_id < ? "
-                f"AND scan_id IN (SELECT id FROM scans WHERE status != 'running' OR id = ?) "
-                f"ORDER BY scan_id",
-                (*chunk, scan_id, scan_id),
+                "SELECT fingerprint, last_status, ever_failed, first_seen FROM finding_state "  # noqa: S608
+                f"WHERE fingerprint IN ({marks}) AND last_scan_id < ?",
+                (*chunk, scan_id),
             ).fetchall()
-            for fp, status, first_seen in rows:
-                before = priors.get(fp)
-                ever = (before.ever_failed if before else False) or status == "fail"
-                priors[fp] = Prior(status, ever, first_seen)
+            for fp, status, ever, first_seen in rows:
+                priors[fp] = Prior(status, bool(ever), first_seen)
         return priors
+
+    def _update_state(
+        self, scan_id: int, stamped: Sequence[Finding], priors: Mapping[str, Prior]
+    ) -> None:
+        rows = []
+        for f in stamped:
+            prior = priors.get(f.fingerprint)
+            ever = f.status is Status.FAIL or (prior is not None and prior.ever_failed)
+            rows.append((f.fingerprint, scan_id, f.status.value, int(ever), f.first_seen))
+        self.conn.executemany(
+            "INSERT INTO finding_state VALUES (?,?,?,?,?) ON CONFLICT(fingerprint) DO UPDATE SET "
+            "last_scan_id = excluded.last_scan_id, last_status = excluded.last_status, "
+            "ever_failed = excluded.ever_failed, first_seen = excluded.first_seen "
+            "WHERE excluded.last_scan_id >= finding_state.last_scan_id",
+            rows,
+        )
 
     def finish_scan(self, scan_id: int, status: str) -> ScanSummary:
         """Close the scan row with its final status and counts."""
@@ -379,9 +401,10 @@ class Store:
         system: str | None = None,
         rule: str | None = None,
         target: str | None = None,
+        statuses: Sequence[str] | None = None,
     ) -> list[Finding]:
         """Findings of a scan, filtered, with acceptances overlaid on their lifecycle."""
-        sql, args = "SELECT * FROM findings WHERE scan_id = ?", list[object]([scan_id])
+        where, args = "scan_id = ?", list[object]([scan_id])
         for column, value in (
             ("status", status),
             ("severity", severity),
@@ -390,15 +413,40 @@ class Store:
             ("target", target),
         ):
             if value is not None:
-                sql += f" AND {column} = ?"
+                where += f" AND {column} = ?"
                 args.append(value)
-        sql += " ORDER BY system, rule_id, resource_key"
-        on = self.scan(scan_id).started_at
+        if statuses is not None:
+            where += f" AND status IN ({','.join('?' * len(statuses))})"
+            args.extend(statuses)
+        return self._select_findings(
+            f"SELECT {_FINDING_COLUMNS} FROM findings WHERE {where} "  # noqa: S608
+            "ORDER BY system, rule_id, resource_key",
+            args,
+            self.scan(scan_id).started_at,
+        )
+
+    def _select_findings(
+        self, sql: str, args: Sequence[object] | Mapping[str, object], on: str
+    ) -> list[Finding]:
+        """Run a findings query (columns: _FINDING_COLUMNS) and overlay acceptances."""
         live = self._acceptances_by_fingerprint()
-        return [
-            _overlay(_finding(row), live.get(row["fingerprint"], ()), on)
-            for row in self.conn.execute(sql, args)
-        ]
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        found = []
+        for row in cursor.execute(sql, args):
+            finding = _finding(row)
+            accepted = live.get(row[1])
+            found.append(_overlay(finding, accepted, on) if accepted else finding)
+        return found
+
+    def compare(self, old: int, new: int) -> dict[str, list[Finding]]:
+        """Failing findings that are new, resolved, still open or no longer evaluated."""
+        on = self.scan(new).started_at
+        self.scan(old)
+        return {
+            name: self._select_findings(_compare_sql(side, condition), {"old": old, "new": new}, on)
+            for name, (side, condition) in _COMPARISONS.items()
+        }
 
     def resources(self, scan_id: int) -> list[Resource]:
         """Resources observed by a scan."""
@@ -525,8 +573,9 @@ class Store:
     def find_fingerprint(self, token: str) -> tuple[str, str, str]:
         """Resolve a (possibly shortened) fingerprint to (fingerprint, rule, resource)."""
         rows = self.conn.execute(
-            "SELECT DISTINCT fingerprint, rule_id, resource_key FROM findings "
-            "WHERE fingerprint LIKE ? LIMIT 2",
+            "SELECT s.fingerprint, f.rule_id, f.resource_key FROM finding_state s "
+            "JOIN findings f ON f.scan_id = s.last_scan_id AND f.fingerprint = s.fingerprint "
+            "WHERE s.fingerprint LIKE ? LIMIT 2",
             (token.replace("%", "") + "%",),
         ).fetchall()
         if not rows:
@@ -570,6 +619,7 @@ def _connect(path: str, readonly: bool) -> sqlite3.Connection:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: random index inserts stay in memory
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
     except sqlite3.Error as exc:
@@ -599,7 +649,6 @@ def _alive(pid: int) -> bool:
 
 def _stamp(finding: Finding, prior: Prior | None, at: str, scan_id: int) -> Finding:
     """Derive the history part of the lifecycle, and when the problem was first seen."""
-    from dataclasses import replace
 
     lifecycle: Lifecycle | None = None
     first_seen = None
@@ -614,18 +663,17 @@ def _stamp(finding: Finding, prior: Prior | None, at: str, scan_id: int) -> Find
         lifecycle = Lifecycle.RESOLVED
     elif finding.status is Status.ERROR and prior is not None and prior.last_status == "fail":
         first_seen = prior.first_seen
-    return replace(finding, lifecycle=lifecycle, first_seen=first_seen, scan_id=scan_id)
+    return finding.evolve(lifecycle=lifecycle, first_seen=first_seen, scan_id=scan_id)
 
 
 def _overlay(finding: Finding, acceptances: Sequence[Acceptance], on: str) -> Finding:
     """Apply acceptances: a live one makes a failure ``accepted``, a lapsed one ``expired``."""
-    from dataclasses import replace
 
     if finding.status is not Status.FAIL or not acceptances:
         return finding
     if any(a.is_live(on) for a in acceptances):
-        return replace(finding, lifecycle=Lifecycle.ACCEPTED)
-    return replace(finding, lifecycle=Lifecycle.EXPIRED)
+        return finding.evolve(lifecycle=Lifecycle.ACCEPTED)
+    return finding.evolve(lifecycle=Lifecycle.EXPIRED)
 
 
 def _dumps(value: Any) -> str:
@@ -635,6 +683,21 @@ def _dumps(value: Any) -> str:
 def _resource_row(scan_id: int, r: Resource) -> tuple[Any, ...]:
     unknown = {k: {"reason": p.reason.value, "message": p.message} for k, p in r.unknown.items()}
     return (scan_id, r.key, r.type, r.target, r.system, _dumps(dict(r.facts)), _dumps(unknown))
+
+
+_CONTROLS_JSON: dict[int, tuple[Mapping[str, tuple[str, ...]], str]] = {}
+
+
+def _controls_json(controls: Mapping[str, tuple[str, ...]]) -> str:
+    """Serialise a rule's control map once: every finding of the rule shares the object."""
+    cached = _CONTROLS_JSON.get(id(controls))
+    if cached is not None and cached[0] is controls:
+        return cached[1]
+    text = _dumps({k: list(v) for k, v in controls.items()})
+    if len(_CONTROLS_JSON) > 10_000:
+        _CONTROLS_JSON.clear()
+    _CONTROLS_JSON[id(controls)] = (controls, text)
+    return text
 
 
 def _finding_row(scan_id: int, f: Finding) -> tuple[Any, ...]:
@@ -652,7 +715,7 @@ def _finding_row(scan_id: int, f: Finding) -> tuple[Any, ...]:
         f.severity.value,
         f.message,
         _dumps(f.evidence),
-        _dumps({k: list(v) for k, v in f.controls.items()}),
+        _controls_json(f.controls),
         f.remediation,
         f.reason.value if f.reason else None,
         f.lifecycle.value if f.lifecycle else None,
@@ -660,25 +723,73 @@ def _finding_row(scan_id: int, f: Finding) -> tuple[Any, ...]:
     )
 
 
-def _finding(row: sqlite3.Row) -> Finding:
+_FINDING_COLUMNS = (
+    "scan_id, fingerprint, rule_id, policy, title, resource_type, resource_key, target, system, "
+    "status, severity, message, evidence, controls, remediation, reason, history, first_seen"
+)
+# diff groups: which side's row to return, and the condition on new (n) and old (o) rows
+_COMPARISONS = {
+    "new": ("n", "n.status = 'fail' AND (o.status IS NULL OR o.status != 'fail')"),
+    "resolved": ("n", "n.status = 'pass' AND o.status = 'fail'"),
+    "still_open": ("n", "n.status = 'fail' AND o.status = 'fail'"),
+    "not_evaluated": (
+        "o",
+        "o.status = 'fail' AND (n.status IS NULL OR n.status IN ('error', 'skip'))",
+    ),
+}
+
+
+def _compare_sql(side: str, condition: str) -> str:
+    """Join two scans' findings by fingerprint (named parameters ``old`` and ``new``)."""
+    cols = ", ".join(f"{side}.{c}" for c in _FINDING_COLUMNS.split(", "))
+    if side == "n":
+        source = (
+            "findings n LEFT JOIN findings o ON o.scan_id = :old AND o.fingerprint = n.fingerprint"
+        )
+        where = "n.scan_id = :new"
+    else:
+        source = (
+            "findings o LEFT JOIN findings n ON n.fingerprint = o.fingerprint AND n.scan_id = :new"
+        )
+        where = "o.scan_id = :old"
+    return (
+        f"SELECT {cols} FROM {source} WHERE {where} AND {condition} "  # noqa: S608
+        f"ORDER BY {side}.system, {side}.rule_id, {side}.resource_key"
+    )
+
+
+_STATUS = {s.value: s for s in Status}
+_SEVERITY = {s.value: s for s in Severity}
+_REASON = {r.value: r for r in Reason}
+_LIFECYCLE = {lc.value: lc for lc in Lifecycle}
+
+
+@lru_cache(maxsize=4096)
+def _controls(text: str) -> Mapping[str, tuple[str, ...]]:
+    """Control maps repeat across findings of a rule: parse each distinct one once."""
+    return MappingProxyType({k: tuple(v) for k, v in json.loads(text).items()})
+
+
+def _finding(row: tuple[Any, ...]) -> Finding:
+    """A finding from a row of _FINDING_COLUMNS (tuples: this is the hot path)."""
     return Finding(
-        rule_id=row["rule_id"],
-        policy=row["policy"],
-        title=row["title"],
-        resource_type=row["resource_type"],
-        resource_key=row["resource_key"],
-        target=row["target"],
-        system=row["system"],
-        status=Status(row["status"]),
-        severity=Severity(row["severity"]),
-        message=row["message"],
-        evidence=json.loads(row["evidence"]) if row["evidence"] else None,
-        controls={k: tuple(v) for k, v in json.loads(row["controls"]).items()},
-        remediation=row["remediation"],
-        reason=Reason(row["reason"]) if row["reason"] else None,
-        lifecycle=Lifecycle(row["history"]) if row["history"] else None,
-        first_seen=row["first_seen"],
-        scan_id=row["scan_id"],
+        rule_id=row[2],
+        policy=row[3],
+        title=row[4],
+        resource_type=row[5],
+        resource_key=row[6],
+        target=row[7],
+        system=row[8],
+        status=_STATUS[row[9]],
+        severity=_SEVERITY[row[10]],
+        message=row[11],
+        evidence=json.loads(row[12]) if row[12] else None,
+        controls=_controls(row[13]),
+        remediation=row[14],
+        reason=_REASON[row[15]] if row[15] else None,
+        lifecycle=_LIFECYCLE[row[16]] if row[16] else None,
+        first_seen=row[17],
+        scan_id=row[0],
     )
 
 

@@ -80,24 +80,15 @@ class ScanDiff:
 
 
 def diff_scans(store: Store, old: int, new: int) -> ScanDiff:
-    """Compare the failing findings of two scans."""
-    before = {f.fingerprint: f for f in store.findings(old)}
-    after = {f.fingerprint: f for f in store.findings(new)}
-    failing_before = {fp for fp, f in before.items() if f.status.value == "fail"}
-    new_failures = [
-        f for fp, f in after.items() if f.status.value == "fail" and fp not in failing_before
-    ]
-    still_open = [f for fp, f in after.items() if f.status.value == "fail" and fp in failing_before]
-    resolved = [
-        after[fp] for fp in failing_before if fp in after and after[fp].status.value == "pass"
-    ]
-    not_seen = [
-        before[fp]
-        for fp in failing_before
-        if fp not in after or after[fp].status.value in ("error", "skip")
-    ]
+    """Compare the failing findings of two scans (joined in SQL, by fingerprint)."""
+    groups = store.compare(old, new)
     return ScanDiff(
-        old, new, tuple(new_failures), tuple(resolved), tuple(still_open), tuple(not_seen)
+        old,
+        new,
+        tuple(groups["new"]),
+        tuple(groups["resolved"]),
+        tuple(groups["still_open"]),
+        tuple(groups["not_evaluated"]),
     )
 
 

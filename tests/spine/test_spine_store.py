@@ -211,3 +211,18 @@ def test_kill_9_leaves_a_whole_store_and_an_interrupted_scan(
     assert scan.status == "interrupted"
     assert scan.counts["fail"] == 2 * len(per_resource)
     assert json.loads(conn.execute("SELECT targets FROM scans").fetchone()[0])
+
+
+def test_compare_groups_by_fingerprint(tmp_path: Path, policy_file: Path,
+                                       families: Families) -> None:
+    store = Store(tmp_path / "r.db")
+    first = {"a": {"resources": [item("item://1", 22), item("item://2", 22),
+                                 item("item://3", 22)]}}
+    second = {"a": {"resources": [item("item://1", 443), item("item://2", 22),
+                                  item("item://4", 22)]}}
+    old = run_scan(plan_for(policy_file, first), families, store).id
+    new = run_scan(plan_for(policy_file, second), families, store).id
+    groups = {name: sorted(f.resource_key for f in items if f.rule_id == "DEMO-PORT-001")
+              for name, items in store.compare(old, new).items()}
+    assert groups == {"new": ["item://4"], "resolved": ["item://1"], "still_open": ["item://2"],
+                      "not_evaluated": ["item://3"]}

@@ -1,0 +1,112 @@
+"""Store and report throughput on synthetic findings (default 100,000).
+
+    .venv/bin/python bench/bench_store.py [--findings 100000] [--html]
+
+Writes two scans of N findings each (one target per 1,000 findings, as the engine
+writes: one transaction per target), then times `findings` and `diff` queries and,
+with --html, the committee report. Prints one line per measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from audit.models import Finding, Resource, Severity, Status
+from audit.store import Store
+from audit.views import diff_scans
+
+SEVERITIES = list(Severity)
+CONTROLS = {"cis-v8": ("4.4",)}  # one map per rule, shared as the engine shares it
+
+
+def synthetic(scan: int, target: int, per_target: int) -> tuple[list[Resource], list[Finding]]:
+    """One target's resources and findings; a tenth of them change between scans."""
+    resources, findings = [], []
+    for i in range(per_target // 10):
+        key = f"tcp://10.{target // 256}.{target % 256}.{i}:443"
+        resources.append(
+            Resource(
+                "net.service",
+                key,
+                f"ports://t{target}",
+                f"sys{target % 7}",
+                {"port": 443, "service": "https", "i": i},
+            )
+        )
+        for r in range(10):
+            failing = (i + r + (scan if r == 0 else 0)) % 3 == 0
+            findings.append(
+                Finding(
+                    rule_id=f"BENCH-RULE-{r:03d}",
+                    policy="bench",
+                    title=f"rule {r}",
+                    resource_type="net.service",
+                    resource_key=key,
+                    target=f"ports://t{target}",
+                    system=f"sys{target % 7}",
+                    status=Status.FAIL if failing else Status.PASS,
+                    severity=SEVERITIES[r % 5],
+                    message="expected something",
+                    evidence={"port": 443},
+                    controls=CONTROLS,
+                    remediation="fix it",
+                )
+            )
+    return resources, findings
+
+
+def timed(label: str, fn):  # type: ignore[no-untyped-def]
+    started, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"{label:<40} {wall:8.2f} s wall {cpu:8.2f} s cpu")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--findings", type=int, default=100_000)
+    parser.add_argument("--html", action="store_true")
+    args = parser.parse_args()
+    per_target = 1000
+    targets = max(1, args.findings // per_target)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "bench.db")
+        ids = []
+        batches = [[synthetic(scan, t, per_target) for t in range(targets)] for scan in range(2)]
+        for scan in range(2):
+
+            def write(scan: int = scan) -> int:
+                scan_id = store.begin_scan(
+                    policies=["bench@1"],
+                    inventory=None,
+                    scope_declared=True,
+                    targets=[],
+                    systems=[],
+                    tool_version="bench",
+                )
+                for batch in batches[scan]:
+                    store.record(scan_id, *batch)
+                store.finish_scan(scan_id, "complete")
+                return scan_id
+
+            ids.append(timed(f"store scan {scan + 1} ({targets * per_target} findings)", write))
+        timed("findings (all, with lifecycle)", lambda: store.findings(ids[1]))
+        timed("findings --severity critical", lambda: store.findings(ids[1], severity="critical"))
+        timed("diff", lambda: diff_scans(store, ids[0], ids[1]))
+        if args.html:
+            from audit.reporting import RenderOptions
+            from audit.writing import write_report
+
+            data = timed("load_report", lambda: store.load_report(ids[1]))
+            timed(
+                "html report",
+                lambda: write_report(data, str(Path(tmp) / "r.html"), None, RenderOptions()),
+            )
+
+
+if __name__ == "__main__":
+    main()
