@@ -1,0 +1,374 @@
+"""Fold the stores of a sharded run into one scan of one store, with honest history.
+
+Each shard (``rempart scan --shard K/N``) wrote its own SQLite file. Merging takes the
+latest scan of every input and writes them as *one* new scan of the output store, through
+:meth:`audit.store.Store.record`, the same call the engine makes. Rows are not copied
+blindly: ``record`` derives each finding's lifecycle (new, open, resolved, reopened) and
+first-seen date from the output store's own history, so merging the shards of scan N into
+a store that holds scan N-1 yields exactly the lifecycle an unsharded scan N would have.
+A shard's own history (its store may be fresh each run) never leaks in.
+
+Guards, each a one-line :class:`~audit.errors.OptionError` (exit 2):
+
+- the inputs must be slices of one run: same inventory, same policy versions, and each a
+  different scan;
+- the output must not already hold a scan that started after them (history is computed
+  in the order scans ran);
+- merging the same inputs again changes nothing: every merged scan leaves a ``merged``
+  event in the append-only trail naming the scans it came from, and a later merge of the
+  same scans reports the existing one. Inputs that were merged with *other* inputs are
+  refused rather than counted twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+from audit.engine import _store_scores
+from audit.errors import OptionError, StoreError
+from audit.models import Finding, Problem, Reason, Resource, Severity, Status, SystemInfo
+from audit.store import MIGRATIONS, Store, now_iso
+
+BATCH = 500
+MERGED_EVENT = "merged"
+_STATUS_RANK = {"complete": 0, "interrupted": 1, "failed": 2}
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SourceScan:
+    """The scan an input store contributes (its latest one)."""
+
+    path: str
+    scan_id: int
+    status: str
+    started_at: str
+    finished_at: str | None
+    policies: tuple[str, ...]
+    inventory: str | None
+    scope_declared: bool
+    targets: tuple[str, ...]
+    systems: tuple[SystemInfo, ...]
+    tool_version: str
+    identity: str
+    """Digest of where and when the scan ran: the same scan read from a copy of the
+    file has the same identity, two runs never do."""
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What a merge did; ``is_new`` is False when the inputs were already merged."""
+
+    scan_id: int
+    is_new: bool
+    sources: int
+    targets: int
+    findings: int
+    status: str
+
+
+def merge_stores(out_path: str | Path, inputs: Sequence[str | Path]) -> MergeResult:
+    """Merge the latest scan of every input store into one new scan of ``out_path``."""
+    if not inputs:
+        raise OptionError("db merge: give at least one input store")
+    _refuse_output_among_inputs(out_path, inputs)
+    sources = [read_source(str(path)) for path in inputs]
+    check_compatible(sources)
+    out = Store(out_path)
+    try:
+        existing = already_merged(out, sources)
+        if existing is not None:
+            return _unchanged(out, existing, sources)
+        check_order(out, sources)
+        return _merge_into(out, sources)
+    finally:
+        out.close()
+
+
+def _unchanged(out: Store, scan_id: int, sources: Sequence[SourceScan]) -> MergeResult:
+    summary = out.scan(scan_id)
+    findings = sum(summary.counts.get(s.value, 0) for s in Status)
+    targets = len(_union_targets(sources))
+    return MergeResult(scan_id, False, len(sources), targets, findings, summary.status)
+
+
+# --- reading an input ------------------------------------------------------------------
+
+
+def read_source(path: str) -> SourceScan:
+    """The latest scan of an input store, opened read-only."""
+    with closing(_open_readonly(path)) as conn:
+        row = conn.execute("SELECT * FROM scans ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            raise OptionError(f"{path}: the store holds no scan to merge")
+        return _source(path, row)
+
+
+def _open_readonly(path: str) -> sqlite3.Connection:
+    file = Path(path)
+    if not file.is_file():
+        raise StoreError(f"{path}: no such store")
+    try:
+        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        conn.row_factory = sqlite3.Row
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot read the store: {exc}") from None
+    if version != len(MIGRATIONS):
+        conn.close()
+        raise StoreError(
+            f"{path}: store schema {version}, this version of rempart writes "
+            f"{len(MIGRATIONS)}; merge stores written by the same version"
+        )
+    return conn
+
+
+def _source(path: str, row: sqlite3.Row) -> SourceScan:
+    status = row["status"]
+    if status == "running":
+        if _still_running(row["host"], row["pid"]):
+            raise OptionError(f"{path}: scan #{row['id']} is still running; merge it once done")
+        status = "interrupted"  # its process is gone: what it finished is kept, as a scan
+    targets = tuple(json.loads(row["targets"]))
+    identity = json.dumps([row["host"], row["pid"], row["id"], row["started_at"], targets])
+    return SourceScan(
+        path=path,
+        scan_id=row["id"],
+        status=status,
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        policies=tuple(json.loads(row["policies"])),
+        inventory=row["inventory"],
+        scope_declared=bool(row["scope_declared"]),
+        targets=targets,
+        systems=tuple(SystemInfo(**s) for s in json.loads(row["systems"])),
+        tool_version=row["tool_version"] or "",
+        identity=hashlib.sha256(identity.encode()).hexdigest()[:32],
+    )
+
+
+def _still_running(host: str | None, pid: int | None) -> bool:
+    if host != socket.gethostname() or not pid:
+        return False  # another machine's scan left 'running' is one whose process died
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- guards ----------------------------------------------------------------------------
+
+
+def _refuse_output_among_inputs(out_path: str | Path, inputs: Sequence[str | Path]) -> None:
+    out = Path(out_path).resolve()
+    for path in inputs:
+        if Path(path).resolve() == out:
+            raise OptionError(f"db merge: {path} is the output store; give it once, first")
+
+
+def check_compatible(sources: Sequence[SourceScan]) -> None:
+    """Refuse inputs that are not slices of one run (inventory, policy versions, scan)."""
+    first = sources[0]
+    seen: dict[str, str] = {}
+    for source in sources:
+        if source.inventory != first.inventory:
+            raise OptionError(
+                f"{source.path}: scanned inventory {source.inventory!r}, but {first.path} "
+                f"scanned {first.inventory!r}; only shards of one inventory can be merged"
+            )
+        if sorted(source.policies) != sorted(first.policies):
+            raise OptionError(
+                f"{source.path}: ran policies {', '.join(source.policies)}, but {first.path} "
+                f"ran {', '.join(first.policies)}; shards must use the same policy versions"
+            )
+        if source.identity in seen:
+            raise OptionError(
+                f"{source.path} and {seen[source.identity]} hold the same scan; give it once"
+            )
+        seen[source.identity] = source.path
+
+
+def already_merged(out: Store, sources: Sequence[SourceScan]) -> int | None:
+    """The scan these very inputs were merged into before, if any.
+
+    Inputs merged before together with other inputs are refused: merging them again
+    would count their findings in two scans of one run.
+    """
+    wanted = {s.identity for s in sources}
+    for scan_id, merged in _merges(out):
+        if merged == wanted:
+            return scan_id
+        overlap = merged & wanted
+        if overlap:
+            path = next(s.path for s in sources if s.identity in overlap)
+            raise OptionError(
+                f"{path}: its scan was already merged into scan #{scan_id} with other "
+                "stores; merge all the shards of a run together, once"
+            )
+    return None
+
+
+def _merges(out: Store) -> Iterator[tuple[int, set[str]]]:
+    rows = out.conn.execute(
+        "SELECT scan_id, detail FROM finding_events WHERE event = ? ORDER BY id",
+        (MERGED_EVENT,),
+    ).fetchall()
+    for scan_id, detail in rows:
+        yield int(scan_id), {s["identity"] for s in json.loads(detail).get("sources", [])}
+
+
+def check_order(out: Store, sources: Sequence[SourceScan]) -> None:
+    """Refuse to merge a run older than a scan the output already holds."""
+    started = min(s.started_at for s in sources)
+    later = [s for s in out.scans() if s.started_at > started]
+    if later:
+        raise OptionError(
+            f"{out.path} already holds scan #{later[0].id}, started at {later[0].started_at}, "
+            f"after these shards ({started}); history must be merged in the order scans ran"
+        )
+
+
+# --- writing the merged scan -----------------------------------------------------------
+
+
+def _merge_into(out: Store, sources: Sequence[SourceScan]) -> MergeResult:
+    first = sources[0]
+    targets = _union_targets(sources)
+    scan_id = out.begin_scan(
+        policies=first.policies,
+        inventory=first.inventory,
+        scope_declared=all(s.scope_declared for s in sources),
+        targets=targets,
+        systems=_union_systems(sources),
+        tool_version=first.tool_version,
+    )
+    _set_times(out, scan_id, min(s.started_at for s in sources), None)
+    status = "failed"
+    try:
+        written = sum(_copy(out, scan_id, source) for source in sources)
+        status = max((s.status for s in sources), key=lambda s: _STATUS_RANK.get(s, 2))
+    finally:
+        out.finish_scan(scan_id, status)
+    _close_merge(out, scan_id, sources)
+    _store_scores(out, scan_id, first.tool_version)
+    return MergeResult(scan_id, True, len(sources), len(targets), written, status)
+
+
+def _union_targets(sources: Sequence[SourceScan]) -> list[str]:
+    return sorted({t for s in sources for t in s.targets})
+
+
+def _union_systems(sources: Sequence[SourceScan]) -> list[SystemInfo]:
+    systems: dict[str, SystemInfo] = {}
+    for source in sources:
+        for system in source.systems:
+            systems.setdefault(system.name, system)
+    return list(systems.values())
+
+
+def _copy(out: Store, scan_id: int, source: SourceScan) -> int:
+    """Record one input's resources and findings, in batches, through ``Store.record``.
+
+    Lifecycle is a property of each fingerprint's history in the *output* store, so
+    batches need not follow targets: ``record`` stamps every finding from earlier scans.
+    """
+    written = 0
+    with closing(_open_readonly(source.path)) as conn:
+        for resources in _chunks(_resources(conn, source.scan_id)):
+            out.record(scan_id, resources, [])
+        for findings in _chunks(_findings(conn, source.scan_id)):
+            written += len(out.record(scan_id, [], findings))
+    return written
+
+
+def _chunks(items: Iterator[T]) -> Iterator[list[T]]:
+    while batch := list(islice(items, BATCH)):
+        yield batch
+
+
+def _resources(conn: sqlite3.Connection, scan_id: int) -> Iterator[Resource]:
+    rows = conn.execute(
+        "SELECT key, type, target, system, facts, unknown FROM resources WHERE scan_id = ?",
+        (scan_id,),
+    )
+    for row in rows:
+        unknown = {
+            name: Problem(Reason(p["reason"]), p["message"])
+            for name, p in json.loads(row["unknown"]).items()
+        }
+        yield Resource(
+            type=row["type"],
+            key=row["key"],
+            target=row["target"],
+            system=row["system"],
+            facts=json.loads(row["facts"]),
+            unknown=unknown,
+        )
+
+
+def _findings(conn: sqlite3.Connection, scan_id: int) -> Iterator[Finding]:
+    """The observed part of each finding; lifecycle and first-seen are recomputed."""
+    rows = conn.execute(
+        "SELECT rule_id, policy, title, resource_type, resource_key, target, system, status, "
+        "severity, message, evidence, controls, remediation, reason FROM findings "
+        "WHERE scan_id = ?",
+        (scan_id,),
+    )
+    for row in rows:
+        yield Finding(
+            rule_id=row["rule_id"],
+            policy=row["policy"],
+            title=row["title"],
+            resource_type=row["resource_type"],
+            resource_key=row["resource_key"],
+            target=row["target"],
+            system=row["system"],
+            status=Status(row["status"]),
+            severity=Severity(row["severity"]),
+            message=row["message"],
+            evidence=json.loads(row["evidence"]) if row["evidence"] else None,
+            controls={k: tuple(v) for k, v in json.loads(row["controls"]).items()},
+            remediation=row["remediation"],
+            reason=Reason(row["reason"]) if row["reason"] else None,
+        )
+
+
+def _close_merge(out: Store, scan_id: int, sources: Sequence[SourceScan]) -> None:
+    """Give the scan the end time of its last shard, and leave the trail entry."""
+    detail: dict[str, Any] = {
+        "sources": [
+            {"identity": s.identity, "store": s.path, "scan_id": s.scan_id, "status": s.status}
+            for s in sources
+        ]
+    }
+    finished = max((s.finished_at for s in sources if s.finished_at), default=None)
+    _set_times(out, scan_id, None, finished)
+    with out._write():
+        out.conn.execute(
+            "INSERT INTO finding_events (at, scan_id, fingerprint, event, detail) "
+            "VALUES (?,?,?,?,?)",
+            (now_iso(), scan_id, "", MERGED_EVENT, json.dumps(detail)),
+        )
+
+
+def _set_times(out: Store, scan_id: int, started: str | None, finished: str | None) -> None:
+    """The merged scan ran when its shards did, not when they were merged."""
+    with out._write():
+        out.conn.execute(
+            "UPDATE scans SET started_at = COALESCE(?, started_at), "
+            "finished_at = COALESCE(?, finished_at) WHERE id = ?",
+            (started, finished, scan_id),
+        )
