@@ -44,6 +44,7 @@ from checks.ports.targets import host_spec
 MIN_RUN_S = 1.0
 """Below this much time left, a run is not started: it could not finish."""
 SV_OFF = "not observed: service detection is off (sv=0)"
+NETWORK_HINT = "; a network needs a larger --timeout, or sv=0, or smaller networks"
 
 
 @dataclass
@@ -160,7 +161,8 @@ def _run(run: RunContext, request: ScanRequest,
         report = parse_report(result.xml)
     except ObservationError as exc:
         only = request.hosts[0] if len(request.hosts) == 1 else None
-        out.problems.append(run.problem(exc.reason, str(exc), only))
+        hint = NETWORK_HINT if request.discovery and exc.reason is Reason.TIMEOUT else ""
+        out.problems.append(run.problem(exc.reason, f"{exc}{hint}", only))
         return None, limit
     if report.exit_status == "error":
         out.problems.append(run.problem(Reason.BUG, f"nmap stopped: {report.error}"))
