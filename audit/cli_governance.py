@@ -1,0 +1,69 @@
+"""``rempart frameworks list|show``: the catalogues and what the shipped rules cover.
+
+Thin click commands over :mod:`audit.frameworks`; imports stay inside the commands so
+``rempart --help`` does not load pydantic, YAML or the policies.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+def _rules() -> list[tuple[str, dict[str, tuple[str, ...]]]]:
+    """(rule id, controls) of every rule of every built-in policy pack."""
+    from audit.policy import load_policy
+    from audit.registry import builtin_policies
+
+    rules = []
+    for path in builtin_policies().values():
+        for rule in load_policy(path).rules:
+            rules.append((rule.id, dict(rule.controls)))
+    return rules
+
+
+@click.group("frameworks")
+def frameworks() -> None:
+    """Framework catalogues (ANSSI, NIS 2, ISO 27001, CIS, RGS) and rule coverage."""
+
+
+@frameworks.command("list")
+def frameworks_list() -> None:
+    """Every catalogue with its source, version and how many controls rules cover."""
+    from audit.frameworks import coverage, load_catalogues
+
+    rules = _rules()
+    for fw_id, framework in load_catalogues().items():
+        covered = sum(1 for c in coverage(framework, rules) if not c.is_manual)
+        click.echo(f"{fw_id:<14} {covered:>3}/{len(framework.controls):<3} automated  "
+                   f"{framework.title_en}  [{framework.source}]")
+
+
+@frameworks.command("show")
+@click.argument("framework_id", metavar="ID")
+@click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
+@click.option("--manual-only", is_flag=True, help="Only controls no rule supports.")
+def frameworks_show(framework_id: str, lang: str, manual_only: bool) -> None:
+    """Each control of framework ID with the rules that give evidence for it."""
+    from audit.errors import OptionError
+    from audit.frameworks import coverage, get_framework, load_catalogues
+
+    framework = get_framework(framework_id)
+    if framework is None:
+        known = ", ".join(load_catalogues())
+        raise OptionError(f"unknown framework {framework_id!r} (known: {known})")
+    click.echo(f"{framework.label(lang)} — {framework.source}")
+    items = coverage(framework, _rules())
+    automated = sum(1 for c in items if not c.is_manual)
+    click.echo(f"{automated}/{len(items)} controls automated, {len(items) - automated} manual\n")
+    for item in items:
+        if manual_only and not item.is_manual:
+            continue
+        level = f" [{item.control.level}]" if item.control.level else ""
+        rules = ", ".join(item.rules) if item.rules else "manual"
+        click.echo(f"{item.control.id:<16} {item.control.label(lang)}{level}\n"
+                   f"{'':<16} → {rules}")
+
+
+def register(cli_group: click.Group) -> None:
+    """Add the governance commands to the main ``rempart`` group."""
+    cli_group.add_command(frameworks)
