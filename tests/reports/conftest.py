@@ -192,3 +192,9 @@ def fingerprint_of(rule_id: str, key: str) -> str:
 def big_report_factory() -> Callable[[int], ReportData]:
     """The :func:`big_report` builder, for tests that need many findings."""
     return big_report
+
+
+@pytest.fixture
+def systems() -> tuple[SystemInfo, ...]:
+    """The three systems of the fixture estate."""
+    return SYSTEMS

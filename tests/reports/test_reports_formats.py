@@ -48,7 +48,8 @@ SARIF_SHAPE = {
                 "results": {"type": "array", "items": {
                     "type": "object", "required": ["message", "ruleId"],
                     "properties": {
-                        "ruleId": {"type": "string"}, "ruleIndex": {"type": "integer", "minimum": 0},
+                        "ruleId": {"type": "string"},
+                        "ruleIndex": {"type": "integer", "minimum": 0},
                         "level": {"$ref": "#/$defs/level"},
                         "kind": {"enum": ["notApplicable", "pass", "fail", "review", "open",
                                           "informational"]},
@@ -63,7 +64,8 @@ SARIF_SHAPE = {
             }}},
     },
     "$defs": {
-        "message": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+        "message": {"type": "object", "required": ["text"],
+                    "properties": {"text": {"type": "string"}}},
         "level": {"enum": ["none", "note", "warning", "error"]},
     },
 }
