@@ -19,7 +19,9 @@ telnet        telnet option negotiation    telnet / Linux telnetd / (none)
 Services that wait for the client to speak first (HTTP, Redis) cost nmap about 6 s:
 its first probe waits that long for a banner. ``silent`` accepts connections and never
 answers, the slowest case for service detection (used to test time budgets);
-``closed_port`` holds a port number bound but not listening, so a scan sees it closed.
+``closed_port`` holds a port number bound but not listening, so a scan sees it closed;
+``filtered_port`` fills a listener's accept queue so the kernel drops new connections
+and a scan sees the port filtered, as behind a firewall.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import ssl
 import struct
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -264,6 +267,26 @@ def closed_port(host: str = "127.0.0.1") -> Iterator[Listener]:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         yield Listener("closed", host, int(sock.getsockname()[1]))
+
+
+@contextmanager
+def filtered_port(host: str = "127.0.0.1", fill: int = 3) -> Iterator[Listener]:
+    """A port that never replies: its accept queue is full, so the kernel drops SYNs.
+
+    On loopback nothing else looks like a firewalled port; a scan sees it ``filtered``.
+    """
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    with ExitStack() as stack:
+        server = stack.enter_context(socket.socket(family, socket.SOCK_STREAM))
+        server.bind((host, 0))
+        server.listen(0)
+        address = server.getsockname()[:2]
+        for _ in range(fill):
+            client = stack.enter_context(socket.socket(family, socket.SOCK_STREAM))
+            client.setblocking(False)
+            client.connect_ex(address)
+        time.sleep(0.2)
+        yield Listener("filtered", host, int(address[1]))
 
 
 def _tls_context(directory: Path, host: str) -> ssl.SSLContext:

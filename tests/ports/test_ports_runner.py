@@ -1,0 +1,142 @@
+"""nmap's arguments, its time budget, a missing nmap and nmap's own errors."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from audit.errors import DependencyError, ObservationError
+from audit.models import Reason
+from audit.plugins import CheckContext
+from checks.ports import FAMILY
+from checks.ports.collect import plan_requests
+from checks.ports.lab import silent_server
+from checks.ports.runner import (
+    NMAP_MISSING,
+    ScanRequest,
+    build_arguments,
+    ensure_nmap,
+    host_timeout,
+    run_nmap,
+    sanitise,
+)
+from tests.ports.conftest import requires_nmap, scan, target
+
+
+def arguments_for(uri: str, is_root: bool = False) -> list[list[str]]:
+    ctx = CheckContext(is_root=is_root)
+    return [build_arguments(r, is_root=is_root, host_timeout_s=12.5)
+            for r in plan_requests(target(uri), ctx)]
+
+
+def test_a_single_host_is_probed_without_discovery_by_connect_scan() -> None:
+    (args,) = arguments_for("ports://127.0.0.1?ports=22,80")
+    assert args == ["-sT", "-sV", "--version-intensity", "2", "-Pn", "-n", "-T4",
+                    "--host-timeout", "12500ms", "--unprivileged"]
+
+
+def test_no_port_list_means_the_top_1000_and_sv0_skips_detection() -> None:
+    (args,) = arguments_for("ports://127.0.0.1?sv=0")
+    assert "--top-ports" in args and args[args.index("--top-ports") + 1] == "1000"
+    assert "-sV" not in args
+
+
+def test_networks_get_host_discovery_and_root_gets_icmp_and_syn() -> None:
+    (args,) = arguments_for("ports://10.0.0.0/28?scan=syn", is_root=True)
+    assert "-Pn" not in args and "-sS" in args and "-sT" not in args
+    assert "-PS21,22,23,25,80,443,445,3389,8080" in args and "-PE" in args
+    assert "--unprivileged" not in args
+
+
+def test_ipv6_hosts_get_dash_6() -> None:
+    (args,) = arguments_for("ports://[::1]?ports=22")
+    assert args[0] == "-6"
+
+
+def test_a_name_pinned_to_both_families_is_scanned_on_both() -> None:
+    pinned = target("ports://localhost?ports=22")
+    pinned = type(pinned)(**{**pinned.__dict__, "addresses": ("::1", "127.0.0.1", "::1")})
+    requests = plan_requests(pinned, CheckContext())
+    assert [(r.hosts, r.ipv6) for r in requests] == [(("127.0.0.1",), False), (("::1",), True)]
+
+
+def test_arguments_never_carry_user_text() -> None:
+    # The host and the port list travel as python-nmap's hosts/ports, both validated.
+    request = plan_requests(target("ports://example.org?ports=22"), CheckContext())[0]
+    args = build_arguments(request, is_root=False, host_timeout_s=5)
+    assert all("example" not in a and a != "22" for a in args)
+    assert request.hosts == ("example.org",) and request.ports == "22"
+
+
+def test_syn_scan_without_root_is_refused_not_downgraded() -> None:
+    observation = scan("ports://127.0.0.1?ports=1&scan=syn", is_root=False)
+    assert not observation.resources
+    (problem,) = observation.problems
+    assert problem.reason is Reason.ACCESS_DENIED
+    assert "scan=syn needs root" in problem.message
+
+
+@pytest.mark.parametrize(("budget", "sv", "expected"), [
+    (30.0, True, 16.0), (30.0, False, 24.0), (60.0, True, 40.0), (8.0, True, 1.0),
+    (5.0, False, 3.0),
+])
+def test_host_timeout_leaves_room_for_overrun_and_fallback(budget: float, sv: bool,
+                                                          expected: float) -> None:
+    assert host_timeout(budget, sv) == pytest.approx(expected)
+
+
+def test_sanitise_makes_one_short_printable_line() -> None:
+    assert sanitise("bad\x1b[31m\r\nthing\x00  here") == "bad [31m thing here"
+    assert len(sanitise("x" * 1000)) == 300
+
+
+@pytest.fixture
+def path_without_nmap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An environment where nmap is not installed (PATH holds no nmap)."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+
+@pytest.mark.usefixtures("path_without_nmap")
+def test_missing_nmap_is_a_dependency_error_before_scanning() -> None:
+    with pytest.raises(DependencyError, match="nmap is not installed: apt-get install nmap"):
+        ensure_nmap()
+    assert FAMILY.preflight is not None
+    with pytest.raises(DependencyError):
+        FAMILY.preflight()
+
+
+@pytest.mark.usefixtures("path_without_nmap")
+def test_missing_nmap_at_collect_time_is_a_problem() -> None:
+    observation = scan("ports://127.0.0.1?ports=22")
+    assert observation.resources == ()
+    (problem,) = observation.problems
+    assert problem.reason is Reason.NOT_IMPLEMENTED
+    assert problem.message == NMAP_MISSING
+
+
+@requires_nmap
+def test_an_nmap_error_is_reported_sanitised() -> None:
+    # Given arguments nmap refuses, when it runs, then its message comes back as data
+    request = ScanRequest(hosts=("127.0.0.1",), ports="1")
+    with pytest.raises(ObservationError) as failed:
+        run_nmap(str(shutil.which("nmap")), request, ["--no-such-option"], 10)
+    assert failed.value.reason is Reason.BUG
+    assert "nmap failed" in str(failed.value)
+    assert "\n" not in str(failed.value)
+
+
+@requires_nmap
+def test_a_hung_nmap_is_killed_at_the_budget() -> None:
+    # Given a service that never answers and no host timeout, python-nmap's kill applies
+    with silent_server() as silent:
+        request = ScanRequest(hosts=("127.0.0.1",), ports=str(silent.port))
+        started = time.monotonic()
+        with pytest.raises(ObservationError) as failed:
+            run_nmap(str(shutil.which("nmap")), request,
+                     ["-sT", "-sV", "-Pn", "-n", "--unprivileged"], 2)
+        elapsed = time.monotonic() - started
+    assert failed.value.reason is Reason.TIMEOUT
+    assert elapsed < 4
