@@ -375,4 +375,14 @@ class Lab:
             EnableLogFileValidation=True,
             KmsKeyId=key,
         )
+        ct.put_event_selectors(
+            TrailName="lab-trail",
+            EventSelectors=[
+                {
+                    "ReadWriteType": "All",
+                    "IncludeManagementEvents": True,
+                    "DataResources": [{"Type": "AWS::S3::Object", "Values": ["arn:aws:s3"]}],
+                }
+            ],
+        )
         ct.start_logging(Name="lab-trail")

@@ -36,7 +36,7 @@ def parse(split: SplitResult, raw: str) -> Target:
         (key, _validate_param(key, value, raw))
         for key, value in sorted(query_params(split, raw, PARAMS))
     )
-    query = f"?{urlencode(params, safe=',:/')}" if params else ""
+    query = f"?{urlencode(params, safe=',:/[]{}')}" if params else ""
     uri = f"aws://{profile}{query}"
     return Target(uri=uri, scheme="aws", host=profile or "default", params=params)
 

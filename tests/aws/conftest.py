@@ -37,10 +37,18 @@ _S3_SUBRESOURCES = {
 @pytest.fixture(scope="session")
 def aws_env() -> Iterator[dict[str, str]]:
     """Fake credentials only: nothing can reach a real account."""
-    env = {**Lab().environment(), "AWS_EC2_METADATA_DISABLED": "true",
-           "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
+    env = {
+        **Lab().environment(),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+    }
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        for name in (
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+        ):
             mp.delenv(name, raising=False)
         for name, value in env.items():
             mp.setenv(name, value)
@@ -124,7 +132,9 @@ class FaultProxy:
                 self.wfile.write(payload)
 
             def _forward(self, body: bytes) -> None:
-                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=10)
+                conn = http.client.HTTPConnection(
+                    str(proxy.upstream.hostname), proxy.upstream.port, timeout=10
+                )
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 conn.request(self.command, self.path, body=body, headers=headers)
                 answer = conn.getresponse()
@@ -163,14 +173,18 @@ class FaultProxy:
             return 400, "application/x-amz-json-1.1", body.encode()
         if "/ec2/" in auth:
             code = "UnauthorizedOperation" if denied else "RequestLimitExceeded"
-            xml = (f"<Response><Errors><Error><Code>{code}</Code><Message>no</Message></Error>"
-                   "</Errors><RequestID>x</RequestID></Response>")
+            xml = (
+                f"<Response><Errors><Error><Code>{code}</Code><Message>no</Message></Error>"
+                "</Errors><RequestID>x</RequestID></Response>"
+            )
             return (403 if denied else 503), "text/xml", xml.encode()
         if "/s3/" in auth:
             code = "AccessDenied" if denied else "SlowDown"
             xml = f"<Error><Code>{code}</Code><Message>no</Message><RequestId>x</RequestId></Error>"
             return (403 if denied else 503), "application/xml", xml.encode()
         code = "AccessDenied" if denied else "Throttling"
-        xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>no</Message>"
-               "</Error><RequestId>x</RequestId></ErrorResponse>")
+        xml = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>no</Message>"
+            "</Error><RequestId>x</RequestId></ErrorResponse>"
+        )
         return (403 if denied else 400), "text/xml", xml.encode()

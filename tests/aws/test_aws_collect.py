@@ -15,8 +15,11 @@ from .conftest import by_type
 
 
 def _one(observation: Any, type_: str, **match: Any) -> Any:
-    found = [r for r in by_type(observation, type_).values()
-             if all(r.facts.get(k) == v for k, v in match.items())]
+    found = [
+        r
+        for r in by_type(observation, type_).values()
+        if all(r.facts.get(k) == v for k, v in match.items())
+    ]
     assert len(found) == 1, (type_, match, found)
     return found[0]
 
@@ -36,7 +39,9 @@ def test_public_bucket_is_public_and_private_bucket_is_not(lab: Lab, lab_scan: A
     assert private.facts["encryption"]["source"] == "configured"
 
 
-def test_missing_encryption_configuration_reads_as_aws_default_sse_s3(lab: Lab, lab_scan: Any) -> None:
+def test_missing_encryption_configuration_reads_as_aws_default_sse_s3(
+    lab: Lab, lab_scan: Any
+) -> None:
     observation, _ = lab_scan
     public = _one(observation, "aws.s3.bucket", name=lab.planted.public_bucket)
     assert public.facts["encryption"]["source"] == "aws-default"
@@ -55,22 +60,53 @@ def test_world_open_admin_group_and_clean_web_group(lab: Lab, lab_scan: Any) -> 
     assert web.facts["world_open_admin_ports"] == []
     assert web.facts["is_attached"] is True
     ssh = [e for e in web.facts["ingress"] if e["from_port"] == 22]
-    assert ssh == [{"protocol": "tcp", "from_port": 22, "to_port": 22, "source": "10.0.0.0/8",
-                    "source_kind": "ipv4", "is_world_open": False, "is_all_ports": False,
-                    "ports_covered": [22]}]
+    assert ssh == [
+        {
+            "protocol": "tcp",
+            "from_port": 22,
+            "to_port": 22,
+            "source": "10.0.0.0/8",
+            "source_kind": "ipv4",
+            "is_world_open": False,
+            "is_all_ports": False,
+            "ports_covered": [22],
+        }
+    ]
 
 
 def test_volumes_instances_and_databases(lab: Lab, lab_scan: Any) -> None:
     observation, _ = lab_scan
-    assert _one(observation, "aws.ec2.volume", volume_id=lab.planted.unencrypted_volume).facts["is_encrypted"] is False
-    assert _one(observation, "aws.ec2.volume", volume_id=lab.planted.encrypted_volume).facts["is_encrypted"] is True
-    assert _one(observation, "aws.ec2.instance", instance_id=lab.planted.imdsv1_instance).facts["is_imdsv2_required"] is False
-    assert _one(observation, "aws.ec2.instance", instance_id=lab.planted.imdsv2_instance).facts["is_imdsv2_required"] is True
+    assert (
+        _one(observation, "aws.ec2.volume", volume_id=lab.planted.unencrypted_volume).facts[
+            "is_encrypted"
+        ]
+        is False
+    )
+    assert (
+        _one(observation, "aws.ec2.volume", volume_id=lab.planted.encrypted_volume).facts[
+            "is_encrypted"
+        ]
+        is True
+    )
+    assert (
+        _one(observation, "aws.ec2.instance", instance_id=lab.planted.imdsv1_instance).facts[
+            "is_imdsv2_required"
+        ]
+        is False
+    )
+    assert (
+        _one(observation, "aws.ec2.instance", instance_id=lab.planted.imdsv2_instance).facts[
+            "is_imdsv2_required"
+        ]
+        is True
+    )
     exposed = _one(observation, "aws.rds.instance", db_instance_id="lab-db-exposed")
     assert exposed.facts["is_public"] is True and exposed.facts["is_encrypted"] is False
     private = _one(observation, "aws.rds.instance", db_instance_id="lab-db-private")
     assert private.facts["is_public"] is False and private.facts["is_encrypted"] is True
-    encrypted = [r.facts["is_encrypted"] for r in by_type(observation, "aws.efs.file_system").values()]
+    encrypted = [
+        r.facts["is_encrypted"] for r in by_type(observation, "aws.efs.file_system").values()
+    ]
     assert sorted(encrypted) == [False, True]
 
 
@@ -80,10 +116,17 @@ def test_console_user_without_mfa_and_clean_user(lab: Lab, lab_scan: Any) -> Non
     clean = _one(observation, "aws.iam.user", name=lab.planted.clean_user)
     assert console.facts["has_console_access"] is True and console.facts["is_mfa_enabled"] is False
     assert console.facts["inline_policies"] == ["inline-admin"]
-    assert clean.facts["has_console_access"] is False and clean.facts["has_direct_policies"] is False
+    assert (
+        clean.facts["has_console_access"] is False and clean.facts["has_direct_policies"] is False
+    )
     admin = _one(observation, "aws.iam.policy", name=lab.planted.admin_policy)
     assert admin.facts["grants_full_admin"] is True and admin.facts["is_attached"] is True
-    assert _one(observation, "aws.iam.policy", name=lab.planted.clean_policy).facts["grants_full_admin"] is False
+    assert (
+        _one(observation, "aws.iam.policy", name=lab.planted.clean_policy).facts[
+            "grants_full_admin"
+        ]
+        is False
+    )
 
 
 def test_kms_rotation(lab: Lab, lab_scan: Any) -> None:

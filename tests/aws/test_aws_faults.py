@@ -37,8 +37,11 @@ def test_denied_bucket_policy_leaves_facts_unknown_naming_the_action(faulty_scan
 
 
 def test_public_verdict_stays_unknown_when_a_needed_fact_is(faulty_scan: Any, lab: Lab) -> None:
-    (public,) = [b for b in by_type(faulty_scan, "aws.s3.bucket").values()
-                 if b.facts["name"] == lab.planted.public_bucket]
+    (public,) = [
+        b
+        for b in by_type(faulty_scan, "aws.s3.bucket").values()
+        if b.facts["name"] == lab.planted.public_bucket
+    ]
     assert "is_public" not in public.facts
     assert public.unknown["is_public"].reason is Reason.ACCESS_DENIED
 
@@ -74,7 +77,8 @@ def test_throttling_after_retries_is_throttled(faulty_scan: Any) -> None:
 def test_s3_only_provider_collects_buckets_and_marks_the_rest_not_applicable(aws_env: Any) -> None:
     with Lab() as store:
         store.client("s3").create_bucket(
-            Bucket="archive-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+            Bucket="archive-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-3"}
+        )
         observation, api = scan("aws://?regions=eu-west-3", context(endpoints={"s3": store.url}))
     # moto keeps one in-process state for every server: the lab's buckets show up too
     assert "archive-bucket" in {r.facts["name"] for r in observation.resources}
@@ -88,8 +92,11 @@ def test_s3_only_provider_collects_buckets_and_marks_the_rest_not_applicable(aws
 
 
 def test_account_outside_declared_scope_is_refused_before_collecting(lab: Lab) -> None:
-    ctx = CheckContext(timeout=10, scope=Scope(aws_accounts=("999999999999",)),
-                       options={"aws": {"max_attempts": 2}})
+    ctx = CheckContext(
+        timeout=10,
+        scope=Scope(aws_accounts=("999999999999",)),
+        options={"aws": {"max_attempts": 2}},
+    )
     observation, api = scan(lab.target(), ctx)
     assert observation.resources == ()
     (problem,) = observation.problems
@@ -98,8 +105,11 @@ def test_account_outside_declared_scope_is_refused_before_collecting(lab: Lab) -
 
 
 def test_account_inside_declared_scope_is_collected(lab: Lab) -> None:
-    ctx = CheckContext(timeout=10, scope=Scope(aws_accounts=("123456789012",)),
-                       options={"aws": {"max_attempts": 2}})
+    ctx = CheckContext(
+        timeout=10,
+        scope=Scope(aws_accounts=("123456789012",)),
+        options={"aws": {"max_attempts": 2}},
+    )
     target = parse(lab.target())
     observation = FAMILY.collect(target, ctx)
     assert any(r.type == "aws.account" for r in observation.resources)
@@ -127,8 +137,10 @@ def test_unknown_profile_is_a_problem_not_an_exception(lab: Lab) -> None:
 
 
 def test_assume_role_goes_through_sts_with_external_id(lab: Lab) -> None:
-    raw = (f"aws://?endpoint={lab.url}&regions=eu-west-3"
-           "&role=arn:aws:iam::123456789012:role/audit&external_id=rempart-x1")
+    raw = (
+        f"aws://?endpoint={lab.url}&regions=eu-west-3"
+        "&role=arn:aws:iam::123456789012:role/audit&external_id=rempart-x1"
+    )
     observation = FAMILY.collect(parse(raw), context())
     assert any(r.type == "aws.account" for r in observation.resources)
 
