@@ -16,7 +16,7 @@ import functools
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
@@ -296,27 +296,74 @@ def version_code(protocol: str) -> int:
 
 
 def client_hello(hello: Hello) -> bytes:
-    """The bytes of one ClientHello record (or SSLv2 CLIENT-HELLO) for ``hello``."""
+    """The bytes of one ClientHello record (or SSLv2 CLIENT-HELLO) for ``hello``.
+
+    cryptoparser composes one template per (version, name, groups, options); each
+    probe then splices its own cipher-suite vector and a fresh random into it. An
+    enumeration sends hundreds of hellos that differ only in their suites, and
+    composing each from scratch would cost more than the network.
+    """
     if hello.version == "SSLv2":
         return _sslv2_client_hello()
+    template = _template(replace(hello, suites=()))
+    known = _suites_by_code()
+    suites = b"".join(c.to_bytes(2, "big") for c in hello.suites if c in known)
+    return template.build(suites)
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A composed ClientHello cut around its cipher-suite vector."""
+
+    record_header: bytes  # content type and record version
+    head: bytes  # client_version, random, session_id
+    scsv_tail: bytes  # signalling suites cryptoparser appended to the vector
+    rest: bytes  # compression methods and extensions
+    fresh_session_id: bool
+
+    def build(self, suites: bytes) -> bytes:
+        head = bytearray(self.head)
+        head[2:34] = os.urandom(32)
+        if self.fresh_session_id:
+            head[35:67] = os.urandom(32)
+        vector = suites + self.scsv_tail
+        body = bytes(head) + len(vector).to_bytes(2, "big") + vector + self.rest
+        message = b"\x01" + len(body).to_bytes(3, "big") + body
+        return self.record_header + len(message).to_bytes(2, "big") + message
+
+
+@functools.lru_cache(maxsize=512)
+def _template(hello: Hello) -> _Template:
     libs = _libs()
-    suites = [_suites_by_code()[c] for c in hello.suites if c in _suites_by_code()]
+    marker = _suites_by_code()[0x002F]
     legacy = min(hello.version, "TLSv1.2", key=_VERSION_CODES.__getitem__)
     message = libs.subprotocol.TlsHandshakeClientHello(
-        cipher_suites=suites,
+        cipher_suites=[marker],
         protocol_version=_protocol_version(legacy),
         random=libs.subprotocol.TlsHandshakeHelloRandom(),
-        session_id=os.urandom(32) if hello.version == "TLSv1.3" else b"",
+        session_id=bytes(32) if hello.version == "TLSv1.3" else b"",
         compression_methods=_compressions(hello),
-        extensions=_extensions(hello),
+        extensions=[],
         fallback_scsv=hello.fallback_scsv,
         empty_renegotiation_info_scsv=hello.version != "TLSv1.3",
     )
     record_version = "TLSv1.0" if hello.version != "SSLv3" else "SSLv3"
-    record = libs.record.TlsRecord(
-        fragment=message.compose(), protocol_version=_protocol_version(record_version)
+    record = bytes(
+        libs.record.TlsRecord(
+            fragment=message.compose(), protocol_version=_protocol_version(record_version)
+        ).compose()
     )
-    return bytes(record.compose())
+    body = record[9:]
+    head_length = 2 + 32 + 1 + body[34]
+    vector_length = int.from_bytes(body[head_length : head_length + 2], "big")
+    vector = body[head_length + 2 : head_length + 2 + vector_length]
+    return _Template(
+        record_header=record[:3],
+        head=body[:head_length],
+        scsv_tail=vector[2:],
+        rest=body[head_length + 2 + vector_length :] + _extension_block(hello),
+        fresh_session_id=hello.version == "TLSv1.3",
+    )
 
 
 def _protocol_version(protocol: str) -> Any:
@@ -339,29 +386,60 @@ def _compressions(hello: Hello) -> list[Any]:
     return [method.NULL]
 
 
-def _extensions(hello: Hello) -> list[Any]:
-    """Extensions of a ClientHello; SSLv3 gets none (it predates them)."""
+def _extension_block(hello: Hello) -> bytes:
+    """The extensions of a ClientHello, as bytes; SSLv3 gets none (it predates them).
+
+    Each extension is composed by cryptoparser once per distinct value and cached:
+    the signature_algorithms list alone costs milliseconds to compose.
+    """
     if hello.version == "SSLv3":
-        return []
+        return b""
+    parts = [_extension("server_name", hello.server_name)] if hello.server_name else []
+    parts += [_extension("groups", hello.groups)]
+    parts += [_extension(name, None) for name in _COMMON_EXTENSIONS]
+    if hello.version == "TLSv1.3":
+        parts += [_extension(name, None) for name in _TLS13_EXTENSIONS]
+    block = b"".join(parts)
+    return len(block).to_bytes(2, "big") + block
+
+
+_COMMON_EXTENSIONS = (
+    "ec_point_formats",
+    "signature_algorithms",
+    "status_request",
+    "extended_master_secret",
+    "signed_certificate_timestamp",
+)
+_TLS13_EXTENSIONS = ("supported_versions", "key_share", "psk_key_exchange_modes")
+
+
+@functools.lru_cache(maxsize=256)
+def _extension(name: str, value: Any) -> bytes:
     ext = _libs().extension
     algorithm = _libs().algorithm
-    items: list[Any] = []
-    if hello.server_name:
-        items.append(ext.TlsExtensionServerNameClient(hello.server_name))
-    curves = [_named_curve(code) for code in hello.groups]
-    items.append(ext.TlsExtensionEllipticCurves([c for c in curves if c is not None]))
-    items.append(ext.TlsExtensionECPointFormats([algorithm.TlsECPointFormat.UNCOMPRESSED]))
-    items.append(ext.TlsExtensionSignatureAlgorithms(_signature_algorithms()))
-    items.append(ext.TlsExtensionCertificateStatusRequestClient())
-    items.append(ext.TlsExtensionExtendedMasterSecret())
-    items.append(ext.TlsExtensionSignedCertificateTimestampClient())
-    if hello.version == "TLSv1.3":
-        items.append(ext.TlsExtensionSupportedVersionsClient([_protocol_version("TLSv1.3")]))
-        items.append(ext.TlsExtensionKeyShareClient([]))
-        items.append(
-            ext.TlsExtensionPskKeyExchangeModes([algorithm.TlsPskKeyExchangeMode.PSK_DH_KE])
-        )
-    return items
+    builders = {
+        "server_name": lambda: ext.TlsExtensionServerNameClient(value),
+        "groups": lambda: ext.TlsExtensionEllipticCurves(
+            [c for c in (_named_curve(code) for code in value) if c is not None]
+        ),
+        "ec_point_formats": lambda: ext.TlsExtensionECPointFormats(
+            [algorithm.TlsECPointFormat.UNCOMPRESSED]
+        ),
+        "signature_algorithms": lambda: ext.TlsExtensionSignatureAlgorithms(
+            _signature_algorithms()
+        ),
+        "status_request": ext.TlsExtensionCertificateStatusRequestClient,
+        "extended_master_secret": ext.TlsExtensionExtendedMasterSecret,
+        "signed_certificate_timestamp": ext.TlsExtensionSignedCertificateTimestampClient,
+        "supported_versions": lambda: ext.TlsExtensionSupportedVersionsClient(
+            [_protocol_version("TLSv1.3")]
+        ),
+        "key_share": lambda: ext.TlsExtensionKeyShareClient([]),
+        "psk_key_exchange_modes": lambda: ext.TlsExtensionPskKeyExchangeModes(
+            [algorithm.TlsPskKeyExchangeMode.PSK_DH_KE]
+        ),
+    }
+    return bytes(builders[name]().compose())
 
 
 @functools.cache
@@ -521,38 +599,57 @@ def _describe(data: bytes) -> str:
 
 
 def parse_server_hello(message: bytes) -> Reply:
-    """Parse a ServerHello (or HelloRetryRequest) handshake message."""
-    libs = _libs()
+    """Parse a ServerHello (or HelloRetryRequest) handshake message.
+
+    Read by hand on purpose: it is five fixed fields and a list of extensions of
+    which we need three, and cryptoparser's generic parser takes about 8 ms per
+    message, more than the round trip it describes. Every length is checked.
+    """
     try:
-        hello = libs.subprotocol.TlsHandshakeServerHello.parse_exact_size(message)
-    except Exception as error:  # the library raises many unrelated types
-        raise NotTls(f"malformed ServerHello: {error.__class__.__name__}") from None
-    random_bytes = message[6:38]
-    extensions = {int(e.extension_type.value.code): e for e in hello.extensions}
-    version = _CODE_VERSIONS.get(int(hello.protocol_version.version.value.code))
+        version, random_bytes, suite, compression, extensions = _server_hello_fields(message[4:])
+    except (IndexError, ValueError):
+        raise NotTls("malformed ServerHello") from None
     supported = extensions.get(0x002B)
-    if supported is not None:
-        version = _CODE_VERSIONS.get(int(supported.selected_version.version.value.code), version)
-    group = None
+    if supported is not None and len(supported) == 2:
+        version = int.from_bytes(supported, "big")
     key_share = extensions.get(0x0033)
-    if key_share is not None:
-        group = _share_group(key_share)
+    group = int.from_bytes(key_share[:2], "big") if key_share and len(key_share) >= 2 else None
     return Reply(
         "retry" if random_bytes == _HRR_RANDOM else "hello",
-        version=version,
-        suite=int(hello.cipher_suite.value.code),
+        version=_CODE_VERSIONS.get(version),
+        suite=suite,
         group=group,
-        compression=int(hello.compression_method.value.code),
+        compression=compression,
         extensions=frozenset(extensions),
     )
 
 
-def _share_group(key_share: Any) -> int | None:
-    curve = getattr(key_share, "selected_group", None)
-    if curve is None:
-        entry = getattr(key_share, "key_share_entry", None)
-        curve = getattr(entry, "group", None)
-    return int(curve.value.code) if curve is not None else None
+def _server_hello_fields(body: bytes) -> tuple[int, bytes, int, int, dict[int, bytes]]:
+    version, random_bytes = int.from_bytes(body[0:2], "big"), body[2:34]
+    position = 35 + body[34]
+    if len(body) < position + 3:
+        raise ValueError("truncated ServerHello")
+    suite = int.from_bytes(body[position : position + 2], "big")
+    compression = body[position + 2]
+    return version, random_bytes, suite, compression, _hello_extensions(body, position + 3)
+
+
+def _hello_extensions(body: bytes, position: int) -> dict[int, bytes]:
+    extensions: dict[int, bytes] = {}
+    if position == len(body):
+        return extensions
+    end = position + 2 + int.from_bytes(body[position : position + 2], "big")
+    if end != len(body):
+        raise ValueError("extension block length mismatch")
+    position += 2
+    while position < end:
+        kind = int.from_bytes(body[position : position + 2], "big")
+        length = int.from_bytes(body[position + 2 : position + 4], "big")
+        if position + 4 + length > end:
+            raise ValueError("truncated extension")
+        extensions[kind] = body[position + 4 : position + 4 + length]
+        position += 4 + length
+    return extensions
 
 
 def parse_certificates(message: bytes) -> tuple[bytes, ...]:
