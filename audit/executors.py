@@ -23,7 +23,7 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from audit.errors import DependencyError, OptionError
 
@@ -51,16 +51,26 @@ def parse_executor_url(url: str) -> DaskAddress:
     """Validate an executor URL; OptionError (one line) when it is not ``dask://HOST:PORT``."""
     try:
         split = urlsplit(url.strip())
-        port = split.port
     except ValueError as exc:
         raise OptionError(f"executor {url!r}: {exc}") from None
     if split.scheme != "dask":
         raise OptionError(f"executor {url!r}: expected 'threads' or dask://HOST:PORT")
+    port = _port(url, split)
     if not split.hostname or port is None:
         raise OptionError(f"executor {url!r}: a Dask scheduler needs a host and a port")
     if split.username or split.password or split.path not in ("", "/") or split.fragment:
         raise OptionError(f"executor {url!r}: only dask://HOST:PORT[?timeout=S] is accepted")
     return DaskAddress(_host(url, split.hostname), port, _timeout(url, split.query))
+
+
+def _port(url: str, split: SplitResult) -> int | None:
+    try:
+        port = split.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise OptionError(f"executor {url!r}: the port must be a number from 1 to 65535")
+    return port
 
 
 def _host(url: str, host: str) -> str:

@@ -1,0 +1,117 @@
+"""Fixtures for the scale-out tests: the ``sim://`` family, a demo policy, Dask clusters.
+
+The family lives in ``scale_facts.py`` next to this file and is imported by module name,
+so Dask worker processes can import it too: this directory goes on ``sys.path`` here and
+on ``PYTHONPATH`` for the worker processes a cluster fixture starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from audit.registry import Families  # noqa: E402
+from scale_facts import RUNNING, SIM_FAMILY  # noqa: E402
+
+POLICY = """\
+policy: demo
+title: Demo
+version: "{version}"
+params:
+  allowed: {{default: [80, 443]}}
+rules:
+  - id: DEMO-PORT-001
+    title: Only allowed ports
+    resource: demo.item
+    expect: {{key: port, op: in, param: allowed}}
+    severity: high
+    remediation: Close it.
+  - id: DEMO-TAG-001
+    title: Tagged with owner
+    resource: demo.item
+    where: {{key: port, op: ne, value: 8080}}
+    expect: {{key: tags, op: contains, value: owner}}
+    severity: low
+    remediation: Tag it.
+"""
+
+
+@pytest.fixture
+def families() -> Families:
+    return Families({"sim": SIM_FAMILY}, {"sim": SIM_FAMILY})
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "demo.yaml"
+    path.write_text(POLICY.format(version="1.0"))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def fresh_gauge() -> None:
+    RUNNING.reset()
+
+
+@contextmanager
+def worker_pythonpath() -> Iterator[None]:
+    """PYTHONPATH for spawned worker processes, restored afterwards."""
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), before) if p)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
+@pytest.fixture(scope="module")
+def dask_inprocess() -> Iterator[str]:
+    """A Dask scheduler and worker threads in this process, reachable over loopback TCP."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=4,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as cluster:
+        yield "dask://" + cluster.scheduler_address.removeprefix("tcp://")
+
+
+@pytest.fixture(scope="module")
+def dask_processes() -> Iterator[str]:
+    """Two worker processes (with nannies that restart them) on loopback.
+
+    ``allowed-failures: 0`` makes the scheduler give up on a task at the first lost
+    worker, so the engine's own single retry is what the tests see.
+    """
+    import dask
+    from distributed import LocalCluster
+
+    with (
+        worker_pythonpath(),
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=2,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            silence_logs=40,
+        ) as cluster,
+    ):
+        yield "dask://" + cluster.scheduler_address.removeprefix("tcp://")
