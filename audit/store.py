@@ -805,13 +805,17 @@ def _resource(row: sqlite3.Row) -> Resource:
 
 
 def _summary(row: sqlite3.Row) -> ScanSummary:
+    """A scan row; the score snapshot joins the counts so trends read one mapping."""
+    counts = json.loads(row["counts"])
+    if row["scores"]:
+        counts.update(json.loads(row["scores"]))
     return ScanSummary(
         id=row["id"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         status=row["status"],
         policies=tuple(json.loads(row["policies"])),
-        counts=json.loads(row["counts"]),
+        counts=counts,
         scope_declared=bool(row["scope_declared"]),
         inventory=row["inventory"],
     )
