@@ -48,15 +48,26 @@ class DemoLab:
         """The demo inventory: two systems with owners, a declared scope, parameters."""
         owners = {
             PORTAL: ("DSI — pôle web", "high", "Démarches en ligne des usagers"),
-            BACKOFFICE: ("Bureau du cloud et de la messagerie", "medium",
-                         "Messagerie et comptes cloud de l'administration"),
+            BACKOFFICE: (
+                "Bureau du cloud et de la messagerie",
+                "medium",
+                "Messagerie et comptes cloud de l'administration",
+            ),
         }
         inventory = {
-            "scope": {"networks": SCOPE_NETWORKS, "domains": ["localhost"],
-                      "aws_accounts": ["123456789012"]},
+            "scope": {
+                "networks": SCOPE_NETWORKS,
+                "domains": ["localhost"],
+                "aws_accounts": ["123456789012"],
+            },
             "systems": [
-                {"name": name, "owner": owners[name][0], "criticality": owners[name][1],
-                 "description": owners[name][2], "targets": targets}
+                {
+                    "name": name,
+                    "owner": owners[name][0],
+                    "criticality": owners[name][1],
+                    "description": owners[name][2],
+                    "targets": targets,
+                }
                 for name, targets in self.systems.items()
             ],
             "params": {"exposure-baseline": {"allowed_ports": [443]}},
@@ -109,9 +120,10 @@ def _tls_part(lab: DemoLab, stack: ExitStack) -> None:
         lab.add(PORTAL, f"tls://localhost:{server.port}")
     if shutil.which("openssl"):
         legacy = pki.issue(("localhost",), key=_rsa_key())
-        server = stack.enter_context(OpenSslServer(
-            legacy, ["-min_protocol", "TLSv1", "-cipher", "ALL:@SECLEVEL=0"]))
-        lab.add(PORTAL, f"tls://localhost:{server.port}")
+        old = stack.enter_context(
+            OpenSslServer(legacy, ["-min_protocol", "TLSv1", "-cipher", "ALL:@SECLEVEL=0"])
+        )
+        lab.add(PORTAL, f"tls://localhost:{old.port}")
     else:
         lab.notes.append("openssl is not installed: the legacy TLS endpoint was skipped")
     smtp = stack.enter_context(SmtpStartTlsServer(server_context(good)))
@@ -128,8 +140,9 @@ def _ports_part(lab: DemoLab, stack: ExitStack) -> None:
     from checks.ports.lab import exposure_lab
 
     if shutil.which("nmap") is None:
-        lab.notes.append("nmap is not installed: the exposure part was skipped "
-                         "(apt-get install nmap)")
+        lab.notes.append(
+            "nmap is not installed: the exposure part was skipped (apt-get install nmap)"
+        )
         return
     ports = stack.enter_context(exposure_lab("127.0.0.1", ("http", "ssh", "mysql", "redis")))
     lab.add(PORTAL, ports.uri(sv="1"))
@@ -139,8 +152,9 @@ def _aws_part(lab: DemoLab, stack: ExitStack) -> None:
     try:
         import moto.server  # noqa: F401
     except ImportError:
-        lab.notes.append("moto is not installed: the cloud part was skipped "
-                         "(pip install 'rempart[demo]')")
+        lab.notes.append(
+            "moto is not installed: the cloud part was skipped (pip install 'rempart[demo]')"
+        )
         return
     from checks.aws.lab import Lab
 
@@ -164,8 +178,9 @@ class DemoResult:
     notes: tuple[str, ...]
 
 
-def run_demo(out: Path, *, keep: bool = False, quiet: bool = False,
-             echo: Callable[[str], None] = print) -> DemoResult:
+def run_demo(
+    out: Path, *, keep: bool = False, quiet: bool = False, echo: Callable[[str], None] = print
+) -> DemoResult:
     """Start the lab, scan twice with a fix and an acceptance between, write the reports."""
     out.mkdir(parents=True, exist_ok=True)
     db = out / "rempart.db"
@@ -235,17 +250,22 @@ def _accept_one(db: Path, scan_id: int) -> None:
 
     store = Store(db)
     try:
-        failing = [f for f in store.findings(scan_id, status="fail")
-                   if f.resource_type == "net.service"] or store.findings(scan_id, status="fail")
+        failing = [
+            f for f in store.findings(scan_id, status="fail") if f.resource_type == "net.service"
+        ] or store.findings(scan_id, status="fail")
         if not failing:
             return
         target = failing[0]
-        store.accept(fingerprint_=target.fingerprint, rule_id=target.rule_id,
-                     resource_key=target.resource_key, owner="Mme Durand (RSSI)",
-                     reason="Service d'administration maintenu jusqu'à la migration",
-                     compensating="Accès filtré par le bastion, journalisation renforcée",
-                     decided_by="Commission d'homologation du 12 novembre",
-                     until=(datetime.now(UTC) + timedelta(days=45)).date())
+        store.accept(
+            fingerprint_=target.fingerprint,
+            rule_id=target.rule_id,
+            resource_key=target.resource_key,
+            owner="Mme Durand (RSSI)",
+            reason="Service d'administration maintenu jusqu'à la migration",
+            compensating="Accès filtré par le bastion, journalisation renforcée",
+            decided_by="Commission d'homologation du 12 novembre",
+            until=(datetime.now(UTC) + timedelta(days=45)).date(),
+        )
     finally:
         store.close()
 
@@ -263,8 +283,13 @@ def _write_reports(db: Path, scan_id: int, out: Path) -> tuple[Path, ...]:
     finally:
         store.close()
     written = []
-    for name, lang in (("report-fr.html", "fr"), ("report-en.html", "en"), ("report.pdf", "fr"),
-                       ("findings.sarif", "fr"), ("findings.json", "fr")):
+    for name, lang in (
+        ("report-fr.html", "fr"),
+        ("report-en.html", "en"),
+        ("report.pdf", "fr"),
+        ("findings.sarif", "fr"),
+        ("findings.json", "fr"),
+    ):
         try:
             write_report(data, str(out / name), None, RenderOptions(lang=lang))
         except DependencyError:

@@ -13,22 +13,32 @@ import pytest
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run([sys.executable, "-m", "audit", "demo", "-o", str(out), "-q"],
-                          capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-m", "audit", "demo", "-o", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out, proc.stdout
 
 
 def test_demo_writes_every_report_and_says_where(demo_run: tuple[Path, str]) -> None:
     out, stdout = demo_run
-    for name in ("report-fr.html", "report-en.html", "findings.sarif", "findings.json",
-                 "inventory.yaml", "rempart.db"):
+    for name in (
+        "report-fr.html",
+        "report-en.html",
+        "findings.sarif",
+        "findings.json",
+        "inventory.yaml",
+        "rempart.db",
+    ):
         assert (out / name).stat().st_size > 0, name
     assert f"{out.resolve() / 'report-fr.html'}" in stdout
 
 
-def test_demo_shows_a_trend_resolved_findings_and_an_acceptance(
-        demo_run: tuple[Path, str]) -> None:
+def test_demo_shows_a_trend_resolved_findings_and_an_acceptance(demo_run: tuple[Path, str]) -> None:
     out, _ = demo_run
     report = json.loads((out / "findings.json").read_text())
     assert report["scan"]["id"] == 2 and report["scan"]["status"] == "complete"

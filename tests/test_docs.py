@@ -53,3 +53,47 @@ def test_policy_example_validates(tmp_path: Path, name: str, block: str) -> None
     path.write_text(block)
     policy = load_policy(path, load_families().resource_types())
     assert policy.rules
+
+
+ROOT = DOCS.parent
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def documents() -> list[Path]:
+    return [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+@pytest.mark.parametrize("doc", documents(), ids=lambda p: p.name)
+def test_every_local_link_exists(doc: Path) -> None:
+    for target in LINK.findall(doc.read_text()):
+        if "://" in target:
+            continue
+        assert (doc.parent / target).exists(), f"{doc.name} links to missing {target}"
+
+
+def test_example_files_parse() -> None:
+    import subprocess
+
+    import yaml
+
+    for path in sorted((ROOT / "examples").rglob("*.y*ml")):
+        assert list(yaml.safe_load_all(path.read_text())), path
+    for path in sorted((ROOT / "examples").rglob("*.sh")):
+        subprocess.run(["sh", "-n", str(path)], check=True)
+
+
+def test_example_inventory_validates() -> None:
+    from audit.inventory import load_inventory
+
+    inventory = load_inventory(ROOT / "examples" / "inventory.yaml", load_families())
+    assert [s.name for s in inventory.systems] == ["Portail usagers", "Messagerie", "Comptes cloud"]
+    assert inventory.scope.is_declared and len(inventory.targets) == 4
+
+
+def test_checks_reference_is_generated_from_the_registry() -> None:
+    from audit.views import describe_families
+
+    generated = describe_families(load_families(), facts=True, fmt="md")
+    assert (DOCS / "checks.md").read_text() == generated, (
+        "docs/checks.md is stale: rempart checks list --facts --format md > docs/checks.md"
+    )
