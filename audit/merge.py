@@ -10,8 +10,8 @@ A shard's own history (its store may be fresh each run) never leaks in.
 
 Guards, each a one-line :class:`~audit.errors.OptionError` (exit 2):
 
-- the inputs must be slices of one run: same inventory, same policy versions, and each a
-  different scan;
+- the inputs must be slices of one run: same inventory, same policy versions (a store
+  given twice, or a copy of one, counts once);
 - the output must not already hold a scan that started after them (history is computed
   in the order scans ran);
 - merging the same inputs again changes nothing: every merged scan leaves a ``merged``
@@ -43,6 +43,11 @@ BATCH = 500
 MERGED_EVENT = "merged"
 _STATUS_RANK = {"complete": 0, "interrupted": 1, "failed": 2}
 T = TypeVar("T")
+_IDENTITY = (
+    "host", "pid", "id", "started_at", "inventory", "policies", "targets", "systems",
+    "scope_declared", "tool_version",
+)  # fmt: skip
+"""Scan columns that never change once the scan began (status, counts and end do)."""
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,9 @@ class SourceScan:
     systems: tuple[SystemInfo, ...]
     tool_version: str
     identity: str
-    """Digest of where and when the scan ran: the same scan read from a copy of the
-    file has the same identity, two runs never do."""
+    """Digest of the scan row's fixed part (where, when, by which process, with what
+    inventory, policies and targets): a copy of the file has the same identity, and two
+    runs could share it only if one process started both within the same second."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ def merge_stores(out_path: str | Path, inputs: Sequence[str | Path]) -> MergeRes
     if not inputs:
         raise OptionError("db merge: give at least one input store")
     _refuse_output_among_inputs(out_path, inputs)
-    sources = [read_source(str(path)) for path in inputs]
+    sources = unique([read_source(str(path)) for path in inputs])
     check_compatible(sources)
     out = Store(out_path)
     try:
@@ -140,7 +146,7 @@ def _source(path: str, row: sqlite3.Row) -> SourceScan:
             raise OptionError(f"{path}: scan #{row['id']} is still running; merge it once done")
         status = "interrupted"  # its process is gone: what it finished is kept, as a scan
     targets = tuple(json.loads(row["targets"]))
-    identity = json.dumps([row["host"], row["pid"], row["id"], row["started_at"], targets])
+    identity = json.dumps([row[name] for name in _IDENTITY])
     return SourceScan(
         path=path,
         scan_id=row["id"],
@@ -179,10 +185,14 @@ def _refuse_output_among_inputs(out_path: str | Path, inputs: Sequence[str | Pat
             raise OptionError(f"db merge: {path} is the output store; give it once, first")
 
 
+def unique(sources: Sequence[SourceScan]) -> list[SourceScan]:
+    """One of each scan: a store given twice, or a copy of it, is merged once."""
+    return list({s.identity: s for s in reversed(sources)}.values())[::-1]
+
+
 def check_compatible(sources: Sequence[SourceScan]) -> None:
-    """Refuse inputs that are not slices of one run (inventory, policy versions, scan)."""
+    """Refuse inputs that are not slices of one run (inventory, policy versions)."""
     first = sources[0]
-    seen: dict[str, str] = {}
     for source in sources:
         if source.inventory != first.inventory:
             raise OptionError(
@@ -194,11 +204,6 @@ def check_compatible(sources: Sequence[SourceScan]) -> None:
                 f"{source.path}: ran policies {', '.join(source.policies)}, but {first.path} "
                 f"ran {', '.join(first.policies)}; shards must use the same policy versions"
             )
-        if source.identity in seen:
-            raise OptionError(
-                f"{source.path} and {seen[source.identity]} hold the same scan; give it once"
-            )
-        seen[source.identity] = source.path
 
 
 def already_merged(out: Store, sources: Sequence[SourceScan]) -> int | None:

@@ -19,8 +19,9 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from audit.registry import Families  # noqa: E402
 from scale_facts import RUNNING, SIM_FAMILY  # noqa: E402
+
+from audit.registry import Families  # noqa: E402
 
 POLICY = """\
 policy: demo

@@ -223,9 +223,11 @@ def test_workers_of_another_version_are_refused(
     import audit
 
     monkeypatch.setattr(audit, "__version__", "0.0.0-other")
-    with pytest.raises(OptionError, match="runs rempart .* this is 0.0.0-other"):
-        with open_executor(dask_processes):
-            pass
+    with (
+        pytest.raises(OptionError, match=r"runs rempart .* this is 0\.0\.0-other"),
+        open_executor(dask_processes),
+    ):
+        pass
 
 
 # --- refusals --------------------------------------------------------------------------
@@ -300,12 +302,15 @@ def test_scheduler_without_workers_is_refused() -> None:
     from distributed import LocalCluster
 
     with LocalCluster(
-        n_workers=0, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address="127.0.0.1:0"
+        n_workers=0,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
     ) as cluster:
         url = "dask://" + cluster.scheduler_address.removeprefix("tcp://") + "?timeout=0.5"
-        with pytest.raises(OptionError, match="has no worker"):
-            with open_executor(url):
-                pass
+        with pytest.raises(OptionError, match="has no worker"), open_executor(url):
+            pass
 
 
 def test_missing_distributed_is_a_dependency_error(
@@ -317,9 +322,11 @@ def test_missing_distributed_is_a_dependency_error(
 ) -> None:
     # Given an environment where 'distributed' cannot be imported
     monkeypatch.setitem(sys.modules, "distributed", None)
-    with pytest.raises(DependencyError, match=r"pip install 'rempart\[dask\]'"):
-        with open_executor("dask://127.0.0.1:8786"):
-            pass
+    with (
+        pytest.raises(DependencyError, match=r"pip install 'rempart\[dask\]'"),
+        open_executor("dask://127.0.0.1:8786"),
+    ):
+        pass
     # And through the CLI: exit 2, one line, nothing scanned
     monkeypatch.setattr(cli, "_families", lambda: families)
     with pytest.raises(SystemExit) as exited:
