@@ -179,6 +179,12 @@ class SuiteInfo:
 # --------------------------------------------------------------------------- imports
 
 
+_UNUSED_RECORDS = frozenset({"RootCertificateParams", "CertificateTransparencyLogParams"})
+"""Registries cryptoparser imports and we never read: root certificates (trust is
+cryptography's business here) and CT logs (used only to name the logs of SCTs, which
+we count but do not parse)."""
+
+
 @functools.cache
 def _libs() -> Any:
     """Import cryptoparser once, without cryptodatahub's root-store enum.
@@ -187,7 +193,8 @@ def _libs() -> Any:
     root certificate at import time; Python's enum then compares each new member with
     all earlier ones, parsing DER keys each time: 7 to 20 s of CPU per process. We
     never use that store (trust is decided by ``cryptography`` against the system
-    store), so the records for it are withheld while the module loads.
+    store), so its records, and those of the CT log list, are withheld while the
+    module loads.
     """
     if "cryptodatahub.common.stores" not in sys.modules:
         from cryptodatahub.common import types
@@ -195,7 +202,7 @@ def _libs() -> Any:
         original = types.CryptoDataEnumBase.__dict__["get_json_records"]
 
         def records(cls: Any, param_class: Any) -> Any:
-            if param_class.__name__ == "RootCertificateParams":
+            if param_class.__name__ in _UNUSED_RECORDS:
                 return {}
             return original.__func__(cls, param_class)
 
