@@ -56,3 +56,12 @@ def test_cis_rules_name_their_recommendation_and_level() -> None:
         assert re.search(
             rf"recommendation {re.escape(str(cis))}, Level [12]\.", str(rule["description"])
         )
+
+
+def test_importing_the_family_imports_no_boto3() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, checks.aws; print('boto3' in sys.modules or 'botocore' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
