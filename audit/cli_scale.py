@@ -31,8 +31,17 @@ def db() -> None:
     default=None,
     help="Exit 1 if the merged scan fails at or above this severity (3 on errors).",
 )
+@click.option(
+    "--shards",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    metavar="N",
+    help="Check that the inputs are exactly the N slices of one --shard K/N run.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
-def merge(out: str, inputs: Sequence[str], fail_on: str | None, quiet: bool) -> None:
+def merge(
+    out: str, inputs: Sequence[str], fail_on: str | None, shards: int | None, quiet: bool
+) -> None:
     """Merge the latest scan of each shard store IN into one new scan of OUT.
 
     OUT keeps the history: lifecycle (new, open, resolved, reopened) is computed
@@ -41,7 +50,7 @@ def merge(out: str, inputs: Sequence[str], fail_on: str | None, quiet: bool) -> 
     from audit.cli import _gate, _open_store
     from audit.merge import merge_stores
 
-    result = merge_stores(out, inputs)
+    result = merge_stores(out, inputs, shards=shards)
     if not quiet:
         verb = "merged" if result.is_new else "already merged; nothing changed:"
         click.echo(

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from audit.engine import _store_scores
 from audit.errors import OptionError, StoreError
 from audit.models import Finding, Problem, Reason, Resource, Severity, Status, SystemInfo
+from audit.sharding import shard_of
 from audit.store import MIGRATIONS, Store, now_iso
 
 BATCH = 500
@@ -83,13 +84,21 @@ class MergeResult:
     status: str
 
 
-def merge_stores(out_path: str | Path, inputs: Sequence[str | Path]) -> MergeResult:
-    """Merge the latest scan of every input store into one new scan of ``out_path``."""
+def merge_stores(
+    out_path: str | Path, inputs: Sequence[str | Path], *, shards: int | None = None
+) -> MergeResult:
+    """Merge the latest scan of every input store into one new scan of ``out_path``.
+
+    With ``shards=N``, the inputs must be exactly the N slices of one run (see
+    :func:`check_slices`), so a missing or duplicated shard cannot pass for a whole scan.
+    """
     if not inputs:
         raise OptionError("db merge: give at least one input store")
     _refuse_output_among_inputs(out_path, inputs)
     sources = unique([read_source(str(path)) for path in inputs])
     check_compatible(sources)
+    if shards is not None:
+        check_slices(sources, shards)
     out = Store(out_path)
     try:
         existing = already_merged(out, sources)
@@ -204,6 +213,27 @@ def check_compatible(sources: Sequence[SourceScan]) -> None:
                 f"{source.path}: ran policies {', '.join(source.policies)}, but {first.path} "
                 f"ran {', '.join(first.policies)}; shards must use the same policy versions"
             )
+
+
+def check_slices(sources: Sequence[SourceScan], count: int) -> None:
+    """Each input holds one slice K of ``count`` (its targets say which), each slice once,
+    and there are ``count`` inputs (an empty slice is an input with no targets)."""
+    if len(sources) != count:
+        raise OptionError(
+            f"--shards {count}: got {len(sources)} distinct shard scan(s); "
+            f"a run of {count} shards is merged with all of them"
+        )
+    taken: dict[int, str] = {}
+    for source in sources:
+        slices = {shard_of(uri, count) for uri in source.targets}
+        if len(slices) > 1:
+            raise OptionError(f"{source.path}: its targets are not one slice of {count}")
+        for index in slices:
+            if index in taken:
+                raise OptionError(
+                    f"{source.path} and {taken[index]} both hold slice {index}/{count}"
+                )
+            taken[index] = source.path
 
 
 def already_merged(out: Store, sources: Sequence[SourceScan]) -> int | None:

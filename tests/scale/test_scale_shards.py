@@ -272,6 +272,30 @@ def test_merge_refuses_output_among_inputs_and_missing_inputs(
         merge_stores(tmp_path / "merged.db", [tmp_path / "empty.db"])
 
 
+def test_merge_checks_the_slices_when_told_how_many(
+    tmp_path: Path, policy_file: Path, families: Families
+) -> None:
+    # Given a 3-way run, a second run of shard 1, and an unsharded scan of the inventory
+    shards = sharded_run(tmp_path, policy_file, families, "r1")
+    (tmp_path / "older.db").write_bytes(shards[0].read_bytes())
+    rerun = Store(shards[0])  # the same store scanned again: its latest is scan #2
+    run_scan(select_shard(plan_for(policy_file, TARGETS), "1/3"), families, rerun)
+    rerun.close()
+    whole = Store(tmp_path / "whole.db")
+    unsharded_run(whole, policy_file, families)
+    whole.close()
+    out = tmp_path / "merged.db"
+    # Then a missing shard, a slice given twice, or a store that is not a slice are refused
+    with pytest.raises(OptionError, match="got 2 distinct shard scan"):
+        merge_stores(out, shards[:2], shards=3)
+    with pytest.raises(OptionError, match="both hold slice 1/3"):
+        merge_stores(out, [shards[0], tmp_path / "older.db", shards[1]], shards=3)
+    with pytest.raises(OptionError, match="not one slice of 3"):
+        merge_stores(out, [shards[0], shards[1], tmp_path / "whole.db"], shards=3)
+    # And the complete set passes
+    assert merge_stores(out, shards, shards=3).is_new
+
+
 # --- through the command line ----------------------------------------------------------
 
 
@@ -305,7 +329,7 @@ def test_cli_shards_merge_gate_and_refusals(
         assert run(capsys, "scan", *common, "--shard", f"{k}/3", "--db", path)[0] == 0
     # When the shards are merged, with the gate
     out = str(tmp_path / "rempart.db")
-    code, err = run(capsys, "db", "merge", out, *shards, "--fail-on", "high")
+    code, err = run(capsys, "db", "merge", out, *shards, "--shards", "3", "--fail-on", "high")
     # Then the gate trips (exit 1) as it does for the unsharded scan, on the same findings
     assert code == 1, err
     assert "merged 3 store(s)" in err
