@@ -109,7 +109,9 @@ def catalogue_dir() -> Path:
 def load_framework(path: Path) -> Framework:
     """Read and validate one catalogue file; the file stem must equal its ``framework``."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's safe loader when available: catalogues load on every policy check
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - safe
         framework = Framework.model_validate(raw)
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise InputError(f"invalid framework catalogue: {exc}", source=str(path)) from None

@@ -65,7 +65,7 @@ def load_yaml(path: Path, error: type[InputError]) -> YamlDocument:
 def parse_yaml(text: str, source: str, error: type[InputError]) -> YamlDocument:
     """Parse YAML text with the safe composer, keeping node lines."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else None
@@ -83,6 +83,8 @@ def parse_yaml(text: str, source: str, error: type[InputError]) -> YamlDocument:
 
 
 _MAX_DEPTH = 64
+# libyaml's composer when PyYAML was built with it (several times faster), else Python's
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MAX_NODES = 2_000_000
 _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
@@ -139,16 +141,12 @@ def _build_mapping(
 
 
 def _scalar(node: yaml.Node, error: type[InputError], source: str) -> Any:
+    """Construct a scalar with the safe constructor (no Python object is ever built)."""
     if not isinstance(node, yaml.ScalarNode):
         raise error("expected a scalar", source=source, line=node.start_mark.line + 1)
-    loader = yaml.SafeLoader("")
+    if node.tag == "tag:yaml.org,2002:str":
+        return node.value
     try:
-        return (
-            loader.construct_scalar(node)
-            if node.tag == "tag:yaml.org,2002:str"
-            else (loader.construct_object(node, deep=True))
-        )
+        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
     except yaml.YAMLError as exc:
         raise error(f"invalid value: {exc}", source=source, line=node.start_mark.line + 1) from None
-    finally:
-        loader.dispose()
