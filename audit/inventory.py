@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from audit.errors import InventoryError, ScopeError, TargetError
+from audit.errors import InputError, InventoryError, ScopeError, TargetError
 from audit.models import SystemInfo, Target
 from audit.plugins import Scope
 from audit.registry import Families
@@ -158,7 +158,23 @@ def load_inventory(path: Path, families: Families) -> Inventory:
         model = InventoryModel.model_validate(data)
     except ValidationError as exc:
         raise _validation_error(exc, doc) from None
+    for name, block in options.items():
+        _validate_family_options(families, name, block, doc)
     return _inventory(model, doc, families, path, options)
+
+
+def _validate_family_options(families: Families, name: str, block: Any, doc: YamlDocument) -> None:
+    """A family's own settings block is checked by the family, at load time (exit 2)."""
+    validate = families.by_name[name].validate_options
+    if validate is None:
+        return
+    try:
+        validate(block)
+    except (ValueError, TypeError, InputError) as exc:
+        detail = exc.detail if isinstance(exc, InputError) else str(exc)
+        raise InventoryError(
+            f"{name}: {detail}", source=doc.source, line=doc.line_of([name])
+        ) from None
 
 
 def _validation_error(exc: ValidationError, doc: YamlDocument) -> InventoryError:

@@ -91,6 +91,9 @@ class CheckFamily:
     parse: ParseFn
     collect: CollectFn
     permissions: Callable[[], Mapping[str, Any]] | None = None
+    validate_options: Callable[[Any], None] | None = None
+    """Check the family's settings block of an inventory (``aws:``, say) when the inventory
+    loads; raise ValueError or an InputError with a one-line message."""
     preflight: Callable[[], None] | None = None
     """Raise a typed error (e.g. DependencyError: a program is missing) before a scan
     starts, so the user gets exit 2 and one line instead of an error per target."""
