@@ -38,6 +38,7 @@ from checks.ports.runner import (
     ensure_nmap,
     host_timeout,
     run_nmap,
+    sanitise,
 )
 from checks.ports.targets import host_spec
 
@@ -149,10 +150,8 @@ def _run(run: RunContext, request: ScanRequest,
     """Run nmap within what is left of the budget; problems go to ``out``."""
     remaining = run.remaining()
     if remaining < MIN_RUN_S:
-        for address in request.hosts:
-            out.problems.append(run.problem(
-                Reason.TIMEOUT, f"no time left to scan {address} "
-                f"(budget {run.ctx.timeout:.0f} s)", address))
+        out.problems += _each_host(run, request, Reason.TIMEOUT,
+                                   f"no time left to scan (budget {run.ctx.timeout:.0f} s)")
         return None, 0.0
     limit = host_timeout(remaining, request.service_detection)
     arguments = build_arguments(request, is_root=run.ctx.is_root, host_timeout_s=limit)
@@ -160,30 +159,38 @@ def _run(run: RunContext, request: ScanRequest,
         result = run_nmap(run.nmap_path, request, arguments, remaining)
         report = parse_report(result.xml)
     except ObservationError as exc:
-        only = request.hosts[0] if len(request.hosts) == 1 else None
         hint = NETWORK_HINT if request.discovery and exc.reason is Reason.TIMEOUT else ""
-        out.problems.append(run.problem(exc.reason, f"{exc}{hint}", only))
+        out.problems += _each_host(run, request, exc.reason, f"{exc}{hint}")
         return None, limit
     if report.exit_status == "error":
-        out.problems.append(run.problem(Reason.BUG, f"nmap stopped: {report.error}"))
+        out.problems += _each_host(run, request, Reason.BUG,
+                                   f"nmap stopped: {sanitise(report.error)}")
         return None, limit
     if not report.hosts:
-        out.problems.append(_no_hosts_problem(run, request, result.errors))
+        out.problems += _each_host(run, request, *_no_hosts(request, result.errors))
         return None, limit
     return report, limit
 
 
-def _no_hosts_problem(run: RunContext, request: ScanRequest, errors: tuple[str, ...]) -> Problem:
+def _each_host(run: RunContext, request: ScanRequest, reason: Reason,
+               message: str) -> list[Problem]:
+    """A failed run: one problem per host it was for (one for a whole network)."""
+    if request.discovery:
+        return [run.problem(reason, message)]
+    if len(request.hosts) == 1:
+        return [run.problem(reason, message, request.hosts[0])]
+    return [run.problem(reason, f"{address}: {message}", address) for address in request.hosts]
+
+
+def _no_hosts(request: ScanRequest, errors: tuple[str, ...]) -> tuple[Reason, str]:
     """Why nmap reported no host at all."""
     detail = "; ".join(errors)
     if "Failed to resolve" in detail:
-        return run.problem(Reason.NOT_FOUND, f"{request.hosts[0]} does not resolve")
+        return Reason.NOT_FOUND, f"{request.hosts[0]} does not resolve"
     if request.discovery:
-        return run.problem(Reason.UNREACHABLE,
-                           f"no host in {request.hosts[0]} answered (discovery probes: "
-                           f"TCP {DISCOVERY_PORTS})")
-    return run.problem(Reason.UNREACHABLE, "nmap reported no host" +
-                       (f": {detail}" if detail else ""))
+        return Reason.UNREACHABLE, (f"no host in {request.hosts[0]} answered (discovery "
+                                    f"probes: TCP {DISCOVERY_PORTS})")
+    return Reason.UNREACHABLE, "nmap reported no host" + (f": {detail}" if detail else "")
 
 
 def _scan_facts(target: Target, request: ScanRequest) -> ScanFacts:
