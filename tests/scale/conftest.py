@@ -20,6 +20,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from scale_facts import RUNNING, SIM_FAMILY  # noqa: E402
+from scale_helpers import distributed  # noqa: E402
 
 from audit.registry import Families  # noqa: E402
 
@@ -80,9 +81,7 @@ def worker_pythonpath() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def dask_inprocess() -> Iterator[str]:
     """A Dask scheduler and worker threads in this process, reachable over loopback TCP."""
-    from distributed import LocalCluster
-
-    with LocalCluster(
+    with distributed().LocalCluster(
         n_workers=1,
         threads_per_worker=4,
         processes=False,
@@ -101,12 +100,11 @@ def dask_processes() -> Iterator[str]:
     worker, so the engine's own single retry is what the tests see.
     """
     import dask
-    from distributed import LocalCluster
 
     with (
         worker_pythonpath(),
         dask.config.set({"distributed.scheduler.allowed-failures": 0}),
-        LocalCluster(
+        distributed().LocalCluster(
             n_workers=2,
             threads_per_worker=2,
             processes=True,

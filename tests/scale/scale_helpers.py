@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +49,8 @@ def lifecycles(store: Store, scan_id: int) -> dict[str, tuple[str, str | None]]:
         f.fingerprint: (f.status.value, f.lifecycle.value if f.lifecycle else None)
         for f in store.findings(scan_id)
     }
+
+
+def distributed() -> Any:
+    """The ``distributed`` package, untyped (its constructors carry no annotations)."""
+    return importlib.import_module("distributed")
