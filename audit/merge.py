@@ -22,13 +22,14 @@ Guards, each a one-line :class:`~audit.errors.OptionError` (exit 2):
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import socket
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -101,13 +102,30 @@ def merge_stores(
         check_slices(sources, shards)
     out = Store(out_path)
     try:
-        existing = already_merged(out, sources)
-        if existing is not None:
-            return _unchanged(out, existing, sources)
-        check_order(out, sources)
-        return _merge_into(out, sources)
+        with _only_merge(out):
+            existing = already_merged(out, sources)
+            if existing is not None:
+                return _unchanged(out, existing, sources)
+            check_order(out, sources)
+            return _merge_into(out, sources)
     finally:
         out.close()
+
+
+@contextmanager
+def _only_merge(out: Store) -> Iterator[None]:
+    """Hold an advisory lock on the output for the whole merge, so a retried merge job
+    that overlaps the first cannot also find the inputs unmerged and merge them twice.
+    (``flock`` and SQLite's own ``fcntl`` locks do not interfere.)"""
+    with open(out.path, "rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OptionError(f"{out.path}: another merge into this store is running") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _unchanged(out: Store, scan_id: int, sources: Sequence[SourceScan]) -> MergeResult:
@@ -358,7 +376,8 @@ def _findings(conn: sqlite3.Connection, scan_id: int) -> Iterator[Finding]:
     """The observed part of each finding; lifecycle and first-seen are recomputed."""
     rows = conn.execute(
         "SELECT rule_id, policy, title, resource_type, resource_key, target, system, status, "
-        "severity, message, evidence, controls, remediation, reason FROM findings "
+        "severity, message, evidence, controls, remediation, reason, title_fr, remediation_fr "
+        "FROM findings "
         "WHERE scan_id = ?",
         (scan_id,),
     )
@@ -378,6 +397,8 @@ def _findings(conn: sqlite3.Connection, scan_id: int) -> Iterator[Finding]:
             controls={k: tuple(v) for k, v in json.loads(row["controls"]).items()},
             remediation=row["remediation"],
             reason=Reason(row["reason"]) if row["reason"] else None,
+            title_fr=row["title_fr"],
+            remediation_fr=row["remediation_fr"],
         )
 
 

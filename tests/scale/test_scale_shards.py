@@ -257,6 +257,23 @@ def test_merge_refuses_an_older_run(tmp_path: Path, policy_file: Path, families:
         merge_stores(out, old)
 
 
+def test_merge_refuses_a_concurrent_merge(
+    tmp_path: Path, policy_file: Path, families: Families
+) -> None:
+    # Given another process merging into the same store (it holds the merge lock)
+    import fcntl
+
+    shards = sharded_run(tmp_path, policy_file, families, "r1")
+    out = tmp_path / "merged.db"
+    Store(out).close()
+    with open(out, "rb") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        # Then a second merge stops with one line instead of merging twice
+        with pytest.raises(OptionError, match="another merge into this store is running"):
+            merge_stores(out, shards)
+    assert merge_stores(out, shards).is_new
+
+
 def test_merge_refuses_output_among_inputs_and_missing_inputs(
     tmp_path: Path, policy_file: Path, families: Families
 ) -> None:
