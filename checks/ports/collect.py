@@ -39,6 +39,7 @@ from checks.ports.runner import (
     host_timeout,
     run_nmap,
     sanitise,
+    version_intensity,
 )
 from checks.ports.targets import host_spec
 
@@ -101,8 +102,13 @@ def plan_requests(target: Target, ctx: CheckContext) -> list[ScanRequest]:
         raise ObservationError(Reason.ACCESS_DENIED,
                                "scan=syn needs root (raw sockets); run as root or use "
                                "scan=connect, the default")
+    try:
+        intensity = version_intensity(ctx.family_options("ports"))
+    except ValueError as exc:
+        raise ObservationError(Reason.BUG, f"inventory ports settings: {exc}") from None
     base = ScanRequest(hosts=(), ports=target.param("ports"),
-                       service_detection=target.param("sv", "1") == "1", syn=syn)
+                       service_detection=target.param("sv", "1") == "1", syn=syn,
+                       version_intensity=intensity)
     host = host_spec(target)
     if host.is_network:
         return [replace(base, hosts=(host.text,), ipv6=host.version == 6, discovery=True)]

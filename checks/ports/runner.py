@@ -11,11 +11,12 @@ well under a second; ``-sV`` costs about 6 s as soon as one service waits for th
 to speak first (nmap's NULL probe waits 6 s for a banner before trying others), and a
 port that accepts but never answers costs 120 s or more at nmap's default version
 intensity (7), about 26 s at ``--version-light`` (2) and 6 s at intensity 0. Rempart
-uses intensity 2: it still tries the HTTP, TLS and generic probes on every port, which
-recognise most services on non-standard ports. nmap's ``--host-timeout`` throws away
-everything it learnt about a host that overruns, so service detection gets part of the
-budget and, when it overruns, a plain port scan of the same host uses what is left (see
-:mod:`checks.ports.collect`).
+uses intensity 2 by default: it still tries the HTTP, TLS and generic probes on every
+port, which recognise most services on non-standard ports; an inventory may change it
+(``ports: {version_intensity: 0-9}``; Redis or MongoDB on a non-standard port need 8).
+nmap's ``--host-timeout`` throws away everything it learnt about a host that overruns,
+so service detection gets part of the budget and, when it overruns, a plain port scan of
+the same host uses what is left (see :mod:`checks.ports.collect`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from audit.errors import DependencyError, ObservationError
 from audit.models import Reason
@@ -79,6 +82,28 @@ def ensure_nmap() -> str:
     if path is None:
         raise DependencyError(NMAP_MISSING)
     return path
+
+
+OPTIONS = ("version_intensity",)
+
+
+def validate_options(block: Any) -> None:
+    """Check the inventory's ``ports:`` settings block (raise ValueError with one line)."""
+    if not isinstance(block, Mapping):
+        raise ValueError("settings must be a mapping, e.g. {version_intensity: 2}")
+    unknown = sorted(str(name) for name in block if name not in OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)} "
+                         f"(known: {', '.join(OPTIONS)})")
+    version_intensity(block)
+
+
+def version_intensity(options: Mapping[str, Any]) -> int:
+    """nmap's ``--version-intensity`` from the family's settings (default 2)."""
+    value = options.get("version_intensity", DEFAULT_VERSION_INTENSITY)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
+        raise ValueError(f"version_intensity must be an integer from 0 to 9, not {value!r}")
+    return value
 
 
 def host_timeout(budget_s: float, service_detection: bool) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -140,3 +141,36 @@ def test_a_hung_nmap_is_killed_at_the_budget() -> None:
         elapsed = time.monotonic() - started
     assert failed.value.reason is Reason.TIMEOUT
     assert elapsed < 4
+
+
+@pytest.mark.parametrize(("block", "message"), [
+    ({"version_intensity": 12}, "integer from 0 to 9"),
+    ({"version_intensity": True}, "integer from 0 to 9"),
+    ({"version_intensity": "7"}, "integer from 0 to 9"),
+    ({"intensity": 7}, "unknown setting(s) intensity"),
+    ([7], "must be a mapping"),
+])
+def test_bad_inventory_settings_are_refused(block: object, message: str) -> None:
+    assert FAMILY.validate_options is not None
+    with pytest.raises(ValueError, match=re.escape(message)):
+        FAMILY.validate_options(block)
+
+
+def test_inventory_settings_reach_nmap_and_bad_ones_stop_the_load(tmp_path: Path) -> None:
+    from audit.errors import InventoryError
+    from audit.inventory import load_inventory
+    from audit.registry import load_families
+
+    families = load_families()
+    good = tmp_path / "good.yaml"
+    good.write_text("systems:\n  - name: Lab\n    targets: ['ports://127.0.0.1?ports=22']\n"
+                    "ports: {version_intensity: 8}\n")
+    inventory = load_inventory(good, families)
+    ctx = CheckContext(options=inventory.options)
+    (request,) = plan_requests(inventory.targets[0], ctx)
+    args = build_arguments(request, is_root=False, host_timeout_s=5)
+    assert args[args.index("--version-intensity") + 1] == "8"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text().replace("8}", "10}"))
+    with pytest.raises(InventoryError, match="ports: version_intensity must be"):
+        load_inventory(bad, families)
