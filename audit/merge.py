@@ -28,9 +28,10 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -373,33 +374,34 @@ def _resources(conn: sqlite3.Connection, scan_id: int) -> Iterator[Resource]:
 
 
 def _findings(conn: sqlite3.Connection, scan_id: int) -> Iterator[Finding]:
-    """The observed part of each finding; lifecycle and first-seen are recomputed."""
-    rows = conn.execute(
-        "SELECT rule_id, policy, title, resource_type, resource_key, target, system, status, "
-        "severity, message, evidence, controls, remediation, reason, title_fr, remediation_fr "
-        "FROM findings "
-        "WHERE scan_id = ?",
-        (scan_id,),
-    )
+    """The observed part of each finding; lifecycle and first-seen are recomputed.
+
+    Every column named like a field of :class:`Finding` is carried over, so a column a
+    later schema adds (a translated title, say) survives the merge without a change here.
+    """
+    rows = conn.execute("SELECT * FROM findings WHERE scan_id = ?", (scan_id,))
+    fields = [column[0] for column in rows.description if column[0] in _FINDING_FIELDS]
     for row in rows:
-        yield Finding(
-            rule_id=row["rule_id"],
-            policy=row["policy"],
-            title=row["title"],
-            resource_type=row["resource_type"],
-            resource_key=row["resource_key"],
-            target=row["target"],
-            system=row["system"],
-            status=Status(row["status"]),
-            severity=Severity(row["severity"]),
-            message=row["message"],
-            evidence=json.loads(row["evidence"]) if row["evidence"] else None,
-            controls={k: tuple(v) for k, v in json.loads(row["controls"]).items()},
-            remediation=row["remediation"],
-            reason=Reason(row["reason"]) if row["reason"] else None,
-            title_fr=row["title_fr"],
-            remediation_fr=row["remediation_fr"],
-        )
+        yield Finding(**{name: _decode(name, row[name]) for name in fields})
+
+
+_FINDING_FIELDS = frozenset(f.name for f in dataclass_fields(Finding)) - {
+    "lifecycle",
+    "first_seen",
+    "scan_id",
+}
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "status": Status,
+    "severity": Severity,
+    "reason": lambda raw: Reason(raw) if raw else None,
+    "evidence": lambda raw: json.loads(raw) if raw else None,
+    "controls": lambda raw: {k: tuple(v) for k, v in json.loads(raw).items()},
+}
+
+
+def _decode(name: str, raw: Any) -> Any:
+    decoder = _DECODERS.get(name)
+    return decoder(raw) if decoder is not None else raw
 
 
 def _close_merge(out: Store, scan_id: int, sources: Sequence[SourceScan]) -> None:

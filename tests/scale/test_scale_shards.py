@@ -127,10 +127,19 @@ def test_three_shards_merged_equal_the_unsharded_scan(
     assert outcomes(merged, result.scan_id) == outcomes(reference, whole)
     assert lifecycles(merged, result.scan_id) == lifecycles(reference, whole)
     assert merged.scan(result.scan_id).counts == reference.scan(whole).counts
+    assert _observed(merged, result.scan_id) == _observed(reference, whole)
     assert {r.key for r in merged.resources(result.scan_id)} == {
         r.key for r in reference.resources(whole)
     }
     assert result.targets == len(TARGETS)
+
+
+def _observed(store: Store, scan_id: int) -> dict[str, dict[str, Any]]:
+    """Every field of every finding but when it was first seen."""
+    return {
+        f.fingerprint: {k: v for k, v in f.to_json().items() if k != "first_seen"}
+        for f in store.findings(scan_id)
+    }
 
 
 def test_merge_keeps_history_like_an_unsharded_store(
