@@ -143,6 +143,8 @@ def _finding(
         evidence=evidence,
         controls=rule.controls,
         remediation=rule.remediation,
+        title_fr=rule.title_fr,
+        remediation_fr=rule.remediation_fr,
         reason=reason,
     )
 

@@ -44,7 +44,7 @@ class DemoLab:
         """Put a target under a system of the inventory."""
         self.systems.setdefault(system, []).append(target)
 
-    def write_inventory(self) -> Path:
+    def write_inventory(self, path: Path) -> Path:
         """The demo inventory: two systems with owners, a declared scope, parameters."""
         owners = {
             PORTAL: ("DSI — pôle web", "high", "Démarches en ligne des usagers"),
@@ -73,7 +73,6 @@ class DemoLab:
             "params": {"exposure-baseline": {"allowed_ports": [443]}},
             "trust": {"ca_file": self.ca_file},
         }
-        path = self.directory / "inventory.yaml"
         path.write_text(yaml.safe_dump(inventory, allow_unicode=True, sort_keys=False))
         return path
 
@@ -189,8 +188,7 @@ def run_demo(
     work = Path(tempfile.mkdtemp(prefix="rempart-lab-"))
     try:
         with running_lab(work) as lab, _environment(lab.environment):
-            inventory = lab.write_inventory()
-            shutil.copy(inventory, out / "inventory.yaml")
+            inventory = lab.write_inventory(out / "inventory.yaml")
             echo(f"lab started: {sum(len(t) for t in lab.systems.values())} targets on loopback")
             first = _scan(inventory, db, quiet)
             _accept_one(db, first)

@@ -196,6 +196,16 @@ class Finding:
     lifecycle: Lifecycle | None = None
     first_seen: str | None = None
     scan_id: int | None = None
+    title_fr: str = ""
+    remediation_fr: str = ""
+
+    def title_in(self, lang: str) -> str:
+        """The rule's title in the reader's language (French when the policy gives it)."""
+        return self.title_fr if lang == "fr" and self.title_fr else self.title
+
+    def remediation_in(self, lang: str) -> str:
+        """The remediation in the reader's language (French when the policy gives it)."""
+        return self.remediation_fr if lang == "fr" and self.remediation_fr else self.remediation
 
     @cached_property
     def fingerprint(self) -> str:
@@ -230,6 +240,8 @@ class Finding:
             "controls": {k: list(v) for k, v in self.controls.items()},
             "remediation": self.remediation,
             "first_seen": self.first_seen,
+            "title_fr": self.title_fr,
+            "remediation_fr": self.remediation_fr,
         }
 
 

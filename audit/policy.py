@@ -156,6 +156,7 @@ class RuleModel(_Frozen):
     severity: Severity
     controls: dict[str, str | list[str]] = Field(default_factory=dict)
     remediation: str = Field(min_length=1)
+    remediation_fr: str | None = None
     description: str = ""
     references: list[str] = Field(default_factory=list)
 
@@ -201,6 +202,8 @@ class Rule:
     controls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     description: str = ""
     reads: frozenset[str] = frozenset()
+    title_fr: str = ""
+    remediation_fr: str = ""
 
 
 @dataclass(frozen=True)
@@ -381,6 +384,8 @@ def _compile_rule(rule: RuleModel, policy: str) -> Rule:
         controls=_controls(rule.controls),
         description=rule.description,
         reads=referenced_facts(expect) | referenced_facts(where),
+        title_fr=rule.title_fr or "",
+        remediation_fr=rule.remediation_fr or "",
     )
 
 

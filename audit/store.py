@@ -109,6 +109,8 @@ MIGRATIONS: tuple[str, ...] = (
         reason TEXT,
         history TEXT,
         first_seen TEXT,
+        title_fr TEXT NOT NULL DEFAULT '',
+        remediation_fr TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (scan_id, fingerprint)
     );
     CREATE INDEX findings_status ON findings (scan_id, status, severity);
@@ -270,7 +272,8 @@ class Store:
                 [_resource_row(scan_id, r) for r in resources],
             )
             self.conn.executemany(
-                "INSERT OR REPLACE INTO findings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO findings ({_FINDING_COLUMNS}) "  # noqa: S608
+                f"VALUES ({','.join('?' * _FINDING_WIDTH)})",
                 [_finding_row(scan_id, f) for f in stamped],
             )
             self._update_state(scan_id, stamped, priors)
@@ -720,13 +723,17 @@ def _finding_row(scan_id: int, f: Finding) -> tuple[Any, ...]:
         f.reason.value if f.reason else None,
         f.lifecycle.value if f.lifecycle else None,
         f.first_seen,
+        f.title_fr,
+        f.remediation_fr,
     )
 
 
 _FINDING_COLUMNS = (
     "scan_id, fingerprint, rule_id, policy, title, resource_type, resource_key, target, system, "
-    "status, severity, message, evidence, controls, remediation, reason, history, first_seen"
+    "status, severity, message, evidence, controls, remediation, reason, history, first_seen, "
+    "title_fr, remediation_fr"
 )
+_FINDING_WIDTH = _FINDING_COLUMNS.count(",") + 1
 # diff groups: which side's row to return, and the condition on new (n) and old (o) rows
 _COMPARISONS = {
     "new": ("n", "n.status = 'fail' AND (o.status IS NULL OR o.status != 'fail')"),
@@ -790,6 +797,8 @@ def _finding(row: tuple[Any, ...]) -> Finding:
         lifecycle=_LIFECYCLE[row[16]] if row[16] else None,
         first_seen=row[17],
         scan_id=row[0],
+        title_fr=row[18],
+        remediation_fr=row[19],
     )
 
 

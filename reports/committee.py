@@ -8,6 +8,7 @@ made visible.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -259,8 +260,21 @@ def _resource_types(data: ReportData) -> list[tuple[str, int]]:
     return sorted(counts.items())
 
 
+def localized(data: ReportData, lang: str) -> ReportData:
+    """The report's findings with rule titles and remediations in the reader's language
+    (where the policy gives them), so every section speaks it."""
+    if lang != "fr" or not any(f.title_fr or f.remediation_fr for f in data.findings):
+        return data
+    findings = tuple(
+        f.evolve(title=f.title_in(lang), remediation=f.remediation_in(lang))
+        for f in data.findings
+    )
+    return dataclasses.replace(data, findings=findings)
+
+
 def build(data: ReportData, options: RenderOptions, lang: str) -> Committee:
     """Compute the whole committee report from one scan."""
+    data = localized(data, lang)
     sla = sla_from_options(options)
     snapshot = gov.score_snapshot(data, sla)
     index = gov.security_index(data.findings)
