@@ -149,21 +149,29 @@ def _finding(
     )
 
 
+def _unknown(names: frozenset[str], resource: Resource) -> Problem | None:
+    """The first problem that kept one of ``names`` unknown on this resource."""
+    for name in sorted(names):
+        if name in resource.unknown:
+            return resource.unknown[name]
+    return None
+
+
 def evaluate_rule(bound: BoundRule, resource: Resource) -> Finding:
-    """One rule on one resource: pass, fail, skip (``where`` false) or error (unknown fact)."""
+    """One rule on one resource: pass, fail, skip (``where`` false) or error (unknown fact).
+
+    ``where`` is decided first when the facts it reads are known, so a rule that does not
+    apply is ``skip`` even if a fact only its expectation needs is unknown.
+    """
     rule = bound.rule
-    unknown = [resource.unknown[name] for name in sorted(rule.reads) if name in resource.unknown]
-    if unknown:
-        problem = unknown[0]
-        return _finding(
-            bound,
-            resource,
-            Status.ERROR,
-            f"could not be evaluated: {problem.message}",
-            reason=problem.reason,
-        )
-    if rule.where is not None and not evaluate(rule.where, resource.facts, bound.params).holds:
+    problem = _unknown(rule.where_reads, resource)
+    applies = rule.where is None or evaluate(rule.where, resource.facts, bound.params).holds
+    if problem is None and not applies:
         return _finding(bound, resource, Status.SKIP, "not applicable")
+    problem = problem or _unknown(rule.reads, resource)
+    if problem is not None:
+        message = f"could not be evaluated: {problem.message}"
+        return _finding(bound, resource, Status.ERROR, message, reason=problem.reason)
     outcome = evaluate(rule.expect, resource.facts, bound.params)
     if outcome.holds:
         return _finding(bound, resource, Status.PASS, "ok", outcome.evidence)

@@ -202,6 +202,7 @@ class Rule:
     controls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     description: str = ""
     reads: frozenset[str] = frozenset()
+    where_reads: frozenset[str] = frozenset()
     title_fr: str = ""
     remediation_fr: str = ""
 
@@ -384,6 +385,7 @@ def _compile_rule(rule: RuleModel, policy: str) -> Rule:
         controls=_controls(rule.controls),
         description=rule.description,
         reads=referenced_facts(expect) | referenced_facts(where),
+        where_reads=referenced_facts(where),
         title_fr=rule.title_fr or "",
         remediation_fr=rule.remediation_fr or "",
     )

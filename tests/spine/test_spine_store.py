@@ -226,3 +226,18 @@ def test_compare_groups_by_fingerprint(tmp_path: Path, policy_file: Path,
               for name, items in store.compare(old, new).items()}
     assert groups == {"new": ["item://4"], "resolved": ["item://1"], "still_open": ["item://2"],
                       "not_evaluated": ["item://3"]}
+
+
+def test_where_is_decided_before_unknown_expect_facts(tmp_path: Path, policy_file: Path,
+                                                       families: Families) -> None:
+    # DEMO-TAG-001 applies where port != 25 and reads tags; tags unknown on both items
+    store = Store(tmp_path / "r.db")
+    spec = {"a": {"resources": [
+        {**item("item://smtp", 25), "unknown": {"tags": "not_implemented"}},
+        {**item("item://web", 443), "unknown": {"tags": "not_implemented"}},
+        {**item("item://odd", 22), "unknown": {"port": "timeout"}}]}}
+    scan_id = run_scan(plan_for(policy_file, spec), families, store).id
+    found = {(f.rule_id, f.resource_key): f.status.value for f in store.findings(scan_id)}
+    assert found[("DEMO-TAG-001", "item://smtp")] == "skip"  # not applicable: no noise
+    assert found[("DEMO-TAG-001", "item://web")] == "error"  # applies, fact unknown
+    assert found[("DEMO-TAG-001", "item://odd")] == "error"  # cannot tell if it applies
