@@ -4,6 +4,8 @@ Target: ``aws://[profile][?regions=a,b&endpoint=URL&role=ARN&external_id=X]``. T
 inventory's ``aws:`` block may add ``profile``, ``role``, ``external_id``, ``regions``,
 ``endpoint``, per-service ``endpoints`` (``{s3: https://..., ec2: https://fcu.{region}...}``:
 a provider then offers only the services listed), ``max_attempts`` and ``max_workers``.
+That block is validated when the inventory loads (``FAMILY.validate_options``, the same
+parser the scan uses), so a typo is exit 2 with the file and line, before anything is sent.
 
 Resource types (facts documented in :mod:`checks.aws.docs` and by
 ``rempart checks list --facts``): ``aws.account``, ``aws.iam.user``, ``aws.iam.policy``,
@@ -43,6 +45,16 @@ def permissions() -> dict[str, Any]:
     return policy_document()
 
 
+def validate_options(block: Any) -> None:
+    """Check the inventory's ``aws:`` block when the inventory loads (ValueError: exit 2).
+
+    The same parser builds the scan's settings, so what loads is what runs.
+    """
+    from checks.aws.session import parse_options
+
+    parse_options(block)
+
+
 def _parse(split: SplitResult, raw: str) -> Target:
     return parse(split, raw)
 
@@ -56,5 +68,6 @@ FAMILY = CheckFamily(
     parse=_parse,
     collect=collect,
     permissions=permissions,
+    validate_options=validate_options,
     scope_kind="account",
 )

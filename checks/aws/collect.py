@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from audit.errors import InputError
 from audit.models import Observation, Problem, Reason, Target
 from audit.plugins import CheckContext
 from checks.aws.collectors import PHASE_ONE, PHASE_TWO, cloudtrail, s3
@@ -40,7 +39,7 @@ def collect(target: Target, ctx: CheckContext) -> Observation:
     started = time.monotonic()
     try:
         settings = settings_for(target, ctx.family_options("aws"))
-    except InputError as exc:
+    except ValueError as exc:
         return Observation(target, problems=(Problem(Reason.BUG, f"invalid aws settings: {exc}"),))
     api = Api(settings, ctx.timeout)
     try:

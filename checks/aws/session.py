@@ -14,17 +14,18 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from audit.errors import TargetError
 from audit.models import Problem, Reason, Target
 from checks.aws.errors import CallFailed, error_code, problem_from
 from checks.aws.targets import (
     parse_regions,
     validate_endpoint,
+    validate_external_id,
+    validate_profile,
     validate_role,
     validate_service,
 )
@@ -79,46 +80,128 @@ class Settings:
         return self.endpoints.get(service) or self.endpoint or "AWS"
 
 
+OPTIONS = (
+    "profile",
+    "regions",
+    "endpoint",
+    "endpoints",
+    "role",
+    "external_id",
+    "max_attempts",
+    "max_workers",
+)
+"""The settings the inventory's ``aws:`` block accepts."""
+LIMITS = {"max_attempts": (4, 1, 20), "max_workers": (8, 1, 64)}
+"""Integer settings: default, smallest, largest."""
+
+
 def settings_for(target: Target, options: Mapping[str, Any]) -> Settings:
-    """Merge the inventory ``aws:`` block with the target (the target wins); validate both."""
-    where = "inventory aws:"
-    regions = options.get("regions") or ()
-    if isinstance(regions, str):
-        regions = parse_regions(regions, where)
-    else:
-        regions = parse_regions(",".join(str(r) for r in regions), where) if regions else ()
-    if target.param("regions"):
-        regions = parse_regions(target.param("regions") or "", target.uri)
-    endpoint = target.param("endpoint") or _opt_endpoint(options.get("endpoint"), where)
-    role = target.param("role") or options.get("role")
-    return Settings(
-        profile=(target.host if target.host != "default" else None) or options.get("profile"),
-        regions=tuple(regions),
-        endpoint=endpoint,
-        endpoints=_endpoints(options.get("endpoints") or {}, where),
-        role_arn=validate_role(str(role), where) if role else None,
-        external_id=target.param("external_id") or options.get("external_id"),
-        max_attempts=_positive(options.get("max_attempts", 4), "max_attempts"),
-        max_workers=_positive(options.get("max_workers", 8), "max_workers"),
+    """Merge the inventory ``aws:`` block with the target (the target wins).
+
+    The target's parameters were validated when it was parsed; the block is validated
+    by :func:`parse_options`, the same function the inventory runs when it loads.
+    """
+    base = parse_options(options)
+    regions = target.param("regions")
+    return replace(
+        base,
+        profile=(target.host if target.host != "default" else None) or base.profile,
+        regions=parse_regions(regions) if regions else base.regions,
+        endpoint=target.param("endpoint") or base.endpoint,
+        role_arn=target.param("role") or base.role_arn,
+        external_id=target.param("external_id") or base.external_id,
     )
 
 
-def _opt_endpoint(value: Any, where: str) -> str | None:
-    return validate_endpoint(str(value), where) if value else None
+def parse_options(block: Any) -> Settings:
+    """The inventory's ``aws:`` block alone, validated; raise ValueError naming the setting.
+
+    This is the family's ``validate_options`` (run when an inventory loads, exit 2 on a
+    mistake) and the first step of :func:`settings_for` (run at scan time): one parser.
+    """
+    if block is None:
+        return Settings()
+    if not isinstance(block, Mapping):
+        raise ValueError(f"must be a mapping of settings ({', '.join(OPTIONS)})")
+    unknown = sorted(str(k) for k in block if k not in OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown setting {unknown[0]!r} (known: {', '.join(OPTIONS)})")
+    return Settings(
+        profile=_text(block, "profile", validate_profile),
+        regions=_regions(block.get("regions")),
+        endpoint=_text(block, "endpoint", validate_endpoint),
+        endpoints=_endpoints(block.get("endpoints")),
+        role_arn=_text(block, "role", validate_role),
+        external_id=_text(block, "external_id", validate_external_id),
+        max_attempts=_bounded(block, "max_attempts"),
+        max_workers=_bounded(block, "max_workers"),
+    )
 
 
-def _endpoints(value: Any, where: str) -> dict[str, str]:
-    """Validate the per-service endpoint map."""
+def _text(block: Mapping[str, Any], name: str, check: Callable[[str], str]) -> str | None:
+    """One string setting through its validator (None when absent)."""
+    value = block.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: must be a string, not {type(value).__name__}")
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def _regions(value: Any) -> tuple[str, ...]:
+    """A list of region names, or one comma-separated string (as in a target URI)."""
+    if value is None:
+        return ()
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = ",".join(value)
+    if not isinstance(value, str):
+        raise ValueError("regions: must be a list of region names (like [eu-west-3])")
+    try:
+        return parse_regions(value)
+    except ValueError as exc:
+        raise ValueError(f"regions: {exc}") from None
+
+
+def _endpoints(value: Any) -> dict[str, str]:
+    """The per-service endpoint map; a service the family never calls is a typo."""
+    if value is None:
+        return {}
     if not isinstance(value, Mapping):
-        raise TargetError(f"{where} endpoints must map a service name to a URL")
-    return {
-        validate_service(str(k), where): validate_endpoint(str(v), where) for k, v in value.items()
-    }
+        raise ValueError("endpoints: must map a service name to a URL (like {s3: https://...})")
+    known = called_services()
+    endpoints = {}
+    for service, url in value.items():
+        where = f"endpoints.{service}"
+        try:
+            name = validate_service(str(service))
+            if name not in known:
+                raise ValueError(
+                    f"{name!r} is not a service this check calls "
+                    f"(known: {', '.join(sorted(known))})"
+                )
+            if not isinstance(url, str):
+                raise ValueError("must be a URL string")
+            endpoints[name] = validate_endpoint(url)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    return endpoints
 
 
-def _positive(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise TargetError(f"inventory aws: {name} must be a positive integer")
+def called_services() -> frozenset[str]:
+    """Every botocore service a scan may call (the collectors', STS and EC2's regions)."""
+    from checks.aws.collectors import ALL
+
+    return frozenset({"sts", "ec2"}.union(*(c.all_services() for c in ALL)))
+
+
+def _bounded(block: Mapping[str, Any], name: str) -> int:
+    default, low, high = LIMITS[name]
+    value = block.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{name}: must be an integer from {low} to {high}")
     return value
 
 
