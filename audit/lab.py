@@ -234,7 +234,7 @@ def _scan_quietly(inventory: Path, db: Path, quiet: bool) -> int:
     from audit.store import Store
 
     families = load_families()
-    plan = build_plan(ScanRequest(inventory=str(inventory), timeout=10.0), families)
+    plan = build_plan(ScanRequest(inventory=str(inventory), timeout=30.0), families)
     store = Store(db)
     try:
         return run_with_ui(plan, families, store, quiet=quiet).id
