@@ -59,7 +59,7 @@ def test_every_rule_has_severity_remediation_and_controls(pack: str) -> None:
 
 def test_renderers_cover_every_format() -> None:
     renderers = load_renderers()
-    assert {"json", "html", "csv", "sarif", "junit", "markdown"} <= set(renderers)
+    assert {"json", "html", "pdf", "csv", "sarif", "junit", "md", "ocsf"} <= set(renderers)
 
 
 def test_help_is_fast_and_imports_nothing_heavy() -> None:
