@@ -16,7 +16,7 @@ from typing import Any
 
 from audit.models import JSONValue, Observation, Problem, Reason, Resource, Target
 from audit.plugins import CheckContext
-from checks.tls import wire
+from checks.tls import probe, wire
 from checks.tls.certificate import certificate_facts
 from checks.tls.enumerate import Enumeration, enumerate_endpoint, probe_protocols
 from checks.tls.http import Session, hsts_facts, http_redirect, tls_session
@@ -25,6 +25,8 @@ from checks.tls.targets import server_name
 
 RESOURCE_TYPE = "tls.endpoint"
 MAX_PROBE_TIMEOUT = 5.0
+BACKSTOP = 5.0
+"""Seconds past ``ctx.timeout`` after which a caller stops waiting for the probe loop."""
 """A single handshake never waits longer than this for the server's first flight."""
 
 
@@ -32,7 +34,10 @@ def collect(target: Target, ctx: CheckContext) -> Observation:
     """Entry point of the family: never raises, problems are data."""
     started = time.monotonic()
     try:
-        observation = asyncio.run(_collect_within(target, ctx))
+        observation = probe.run(_collect_within(target, ctx), ctx.timeout + BACKSTOP)
+    except TimeoutError:
+        problem = Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")
+        observation = Observation(target, problems=(problem,))
     except Exception as error:  # a bug must not kill the scan
         problem = Problem(Reason.BUG, f"tls check failed: {error.__class__.__name__}: {error}")
         observation = Observation(target, problems=(problem,))

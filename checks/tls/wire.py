@@ -2,9 +2,12 @@
 
 Everything else in ``checks.tls`` speaks the small types below (:class:`Hello`,
 :class:`Reply`, :class:`SuiteInfo`) and plain integers for codes, so the libraries can be
-upgraded or replaced by touching this module only. cryptoparser composes the
-ClientHello and parses the server's messages; the algorithm registries come from
-cryptodatahub. Both are imported lazily: nothing here costs anything until a scan runs.
+upgraded or replaced by touching this module only. cryptodatahub's registries and the
+fixed ClientHello extensions cryptoparser composes are frozen in
+:mod:`checks.tls.tables` (``python -m checks.tls.wire`` regenerates it); a scan reads
+that table and never imports either library, whose import alone costs more CPU than
+enumerating ten endpoints. Tests compare the table, every ClientHello assembled here
+and every Certificate message read here with what the libraries produce.
 
 A ClientHello built here is independent of the local OpenSSL: it may offer SSLv3,
 export suites or groups the local library has never heard of, which is the point.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+import struct
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -104,6 +108,7 @@ class Hello:
     fallback_scsv: bool = False
     offer_compression: bool = False
     want_certificate: bool = False
+    heartbeat: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,7 @@ class SuiteInfo:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-# --------------------------------------------------------------------------- imports
+# --------------------------------------------------------------------------- libraries
 
 
 _UNUSED_RECORDS = frozenset({"RootCertificateParams", "CertificateTransparencyLogParams"})
@@ -189,12 +194,13 @@ we count but do not parse)."""
 def _libs() -> Any:
     """Import cryptoparser once, without cryptodatahub's root-store enum.
 
-    cryptoparser imports ``cryptodatahub.common.stores``, which builds an enum of every
-    root certificate at import time; Python's enum then compares each new member with
-    all earlier ones, parsing DER keys each time: 7 to 20 s of CPU per process. We
-    never use that store (trust is decided by ``cryptography`` against the system
-    store), so its records, and those of the CT log list, are withheld while the
-    module loads.
+    Only :func:`build_tables` and :func:`reference_client_hello` need the libraries;
+    a scan reads the tables they produced. cryptoparser imports
+    ``cryptodatahub.common.stores``, which builds an enum of every root certificate at
+    import time; Python's enum then compares each new member with all earlier ones,
+    parsing DER keys each time: 7 to 20 s of CPU per process. We never use that store
+    (trust is decided by ``cryptography`` against the system store), so its records,
+    and those of the CT log list, are withheld while the module loads.
     """
     if "cryptodatahub.common.stores" not in sys.modules:
         from cryptodatahub.common import types
@@ -226,42 +232,46 @@ class _Libs:
     version: Any
 
 
-# --------------------------------------------------------------------------- registry
+# --------------------------------------------------------------------------- tables
 
 
-@functools.cache
-def _suites_by_code() -> dict[int, Any]:
+def build_tables() -> dict[str, Any]:
+    """What a scan needs from the registries, computed from cryptodatahub and cryptoparser.
+
+    Importing the libraries costs about half a second of CPU per process, more than
+    enumerating ten endpoints; so their answers are frozen in :mod:`checks.tls.tables`
+    (``python -m checks.tls.wire`` rewrites it, and a test fails when an upgraded
+    library would change a byte of it).
+    """
     algorithm = _libs().algorithm
-    return {item.value.code: item for item in algorithm.TlsCipherSuite}
+    suites = {item.value.code: _suite_row(item) for item in algorithm.TlsCipherSuite}
+    extensions = {name: _reference_extension(name, None) for name in _FIXED_EXTENSIONS}
+    return {
+        "SUITES": dict(sorted(suites.items())),
+        "EXTENSIONS": extensions,
+        "SSLV2_HELLO": _reference_sslv2_hello()[:-16] + bytes(16),  # the challenge is fresh
+    }
 
 
-@functools.cache
-def suite_info(code: int) -> SuiteInfo:
-    """Registry facts for a suite code (unknown codes get a neutral description)."""
-    item = _suites_by_code().get(code)
-    if item is None:
-        return SuiteInfo(
-            code, f"0x{code:04X}", None, "unknown", "unknown", "unknown", None, None, False, False
-        )
+def _suite_row(item: Any) -> tuple[Any, ...]:
     value = item.value
+    code = value.code
     kex = value.key_exchange
     is_tls13 = code in _TLS13_SUITES
-    return SuiteInfo(
-        code=code,
-        name=value.iana_name or item.name,
-        openssl_name=value.openssl_name,
-        kex="ECDHE" if is_tls13 else (kex.name if kex else "NULL"),
-        auth="certificate"
+    return (
+        value.iana_name or item.name,
+        value.openssl_name,
+        "ECDHE" if is_tls13 else (kex.name if kex else "NULL"),
+        "certificate"
         if is_tls13
         else (value.authentication.name if value.authentication else "NULL"),
-        cipher=value.bulk_cipher.name if value.bulk_cipher else "NULL",
-        mode=value.block_cipher_mode.name if value.block_cipher_mode else None,
-        mac=value.mac.name if value.mac else None,
-        aead=bool(value.authenticated_encryption),
-        forward_secret=is_tls13 or bool(kex and kex.value.forward_secret),
-        cipher_bits=_cipher_bits(value),
-        tls13=is_tls13,
-        tls12_only=str(value.initial_version.name) == "TLS1_2",
+        value.bulk_cipher.name if value.bulk_cipher else "NULL",
+        value.block_cipher_mode.name if value.block_cipher_mode else None,
+        value.mac.name if value.mac else None,
+        bool(value.authenticated_encryption),
+        is_tls13 or bool(kex and kex.value.forward_secret),
+        _cipher_bits(value),
+        str(value.initial_version.name) == "TLS1_2",
     )
 
 
@@ -273,9 +283,83 @@ def _cipher_bits(value: Any) -> int | None:
     return int(size) if isinstance(size, int) else None
 
 
+def write_tables(path: str | None = None) -> str:
+    """Render :func:`build_tables` as the source of :mod:`checks.tls.tables`."""
+    tables = build_tables()
+    lines = [
+        "# ruff: noqa: E501",
+        '"""Registry facts frozen from cryptodatahub and cryptoparser (generated, do not edit).',
+        "",
+        "Regenerate with ``python -m checks.tls.wire`` after upgrading either library.",
+        "SUITES: code -> (IANA name, OpenSSL name, kex, auth, cipher, mode, mac, aead,",
+        "forward secret, cipher bits, TLS 1.2 only). EXTENSIONS: ClientHello extensions",
+        "whose bytes never vary. SSLV2_HELLO: an SSLv2 CLIENT-HELLO offering every kind.",
+        '"""',
+        "",
+        "from typing import Any",
+        "",
+        "# fmt: off",
+        "SUITES: dict[int, tuple[Any, ...]] = {",
+        *(f"    0x{code:04X}: {row!r}," for code, row in tables["SUITES"].items()),
+        "}",
+        "",
+        "EXTENSIONS: dict[str, bytes] = {",
+        *(
+            f"    {name!r}: bytes.fromhex({raw.hex()!r}),"
+            for name, raw in tables["EXTENSIONS"].items()
+        ),
+        "}",
+        "",
+        f"SSLV2_HELLO = bytes.fromhex({tables['SSLV2_HELLO'].hex()!r})",
+        "# fmt: on",
+        "",
+    ]
+    source = "\n".join(lines)
+    if path:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(source)
+    return source
+
+
+def _tables() -> Any:
+    from checks.tls import tables
+
+    return tables
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@functools.cache
+def suite_info(code: int) -> SuiteInfo:
+    """Registry facts for a suite code (unknown codes get a neutral description)."""
+    row = _tables().SUITES.get(code)
+    if row is None:
+        return SuiteInfo(
+            code, f"0x{code:04X}", None, "unknown", "unknown", "unknown", None, None, False, False
+        )
+    name, openssl_name, kex, auth, cipher, mode, mac, aead, forward, bits, tls12_only = row
+    return SuiteInfo(
+        code=code,
+        name=name,
+        openssl_name=openssl_name,
+        kex=kex,
+        auth=auth,
+        cipher=cipher,
+        mode=mode,
+        mac=mac,
+        aead=aead,
+        forward_secret=forward,
+        cipher_bits=bits,
+        tls13=code in _TLS13_SUITES,
+        tls12_only=tls12_only,
+    )
+
+
+@functools.cache
 def suites_for(protocol: str) -> tuple[int, ...]:
     """Every registered suite code worth offering for one protocol version."""
-    codes = sorted(_suites_by_code())
+    codes = sorted(_tables().SUITES)
     if protocol == "TLSv1.3":
         return tuple(c for c in codes if c in _TLS13_SUITES)
     legacy = protocol in ("SSLv3", "TLSv1.0", "TLSv1.1")
@@ -305,109 +389,93 @@ def version_code(protocol: str) -> int:
 def client_hello(hello: Hello) -> bytes:
     """The bytes of one ClientHello record (or SSLv2 CLIENT-HELLO) for ``hello``.
 
-    cryptoparser composes one template per (version, name, groups, options); each
-    probe then splices its own cipher-suite vector and a fresh random into it. An
-    enumeration sends hundreds of hellos that differ only in their suites, and
-    composing each from scratch would cost more than the network.
+    Assembled from :mod:`checks.tls.tables` (the fixed extensions cryptoparser composed)
+    and a few length-prefixed fields; a test checks the result byte for byte against
+    the hello cryptoparser composes for the same options. The part around the suite
+    vector is cached per (version, name, groups, options): an enumeration sends
+    hundreds of hellos that differ only in their suites.
     """
     if hello.version == "SSLv2":
         return _sslv2_client_hello()
-    template = _template(replace(hello, suites=()))
-    known = _suites_by_code()
-    suites = b"".join(c.to_bytes(2, "big") for c in hello.suites if c in known)
-    return template.build(suites)
+    known = _tables().SUITES
+    codes = [c for c in hello.suites if c in known]
+    return _template(replace(hello, suites=())).build(struct.pack(f">{len(codes)}H", *codes))
 
 
 @dataclass(frozen=True)
 class _Template:
-    """A composed ClientHello cut around its cipher-suite vector."""
+    """A ClientHello cut around its cipher-suite vector."""
 
     record_header: bytes  # content type and record version
-    head: bytes  # client_version, random, session_id
-    scsv_tail: bytes  # signalling suites cryptoparser appended to the vector
+    version: bytes  # client_version
+    scsv_tail: bytes  # signalling suites appended to the vector
     rest: bytes  # compression methods and extensions
-    fresh_session_id: bool
+    session_id_length: int  # TLS 1.3 middlebox compatibility: a random legacy_session_id
 
     def build(self, suites: bytes) -> bytes:
-        head = bytearray(self.head)
-        head[2:34] = os.urandom(32)
-        if self.fresh_session_id:
-            head[35:67] = os.urandom(32)
+        session_id = os.urandom(self.session_id_length)
         vector = suites + self.scsv_tail
-        body = bytes(head) + len(vector).to_bytes(2, "big") + vector + self.rest
+        body = b"".join(
+            (
+                self.version,
+                os.urandom(32),
+                bytes((len(session_id),)),
+                session_id,
+                len(vector).to_bytes(2, "big"),
+                vector,
+                self.rest,
+            )
+        )
         message = b"\x01" + len(body).to_bytes(3, "big") + body
         return self.record_header + len(message).to_bytes(2, "big") + message
 
 
 @functools.lru_cache(maxsize=512)
 def _template(hello: Hello) -> _Template:
-    libs = _libs()
-    marker = _suites_by_code()[0x002F]
     legacy = min(hello.version, "TLSv1.2", key=_VERSION_CODES.__getitem__)
-    message = libs.subprotocol.TlsHandshakeClientHello(
-        cipher_suites=[marker],
-        protocol_version=_protocol_version(legacy),
-        random=libs.subprotocol.TlsHandshakeHelloRandom(),
-        session_id=bytes(32) if hello.version == "TLSv1.3" else b"",
-        compression_methods=_compressions(hello),
-        extensions=[],
-        fallback_scsv=hello.fallback_scsv,
-        empty_renegotiation_info_scsv=hello.version != "TLSv1.3",
+    record_version = 0x0300 if hello.version == "SSLv3" else 0x0301
+    scsv = (b"\x56\x00" if hello.fallback_scsv else b"") + (
+        b"" if hello.version == "TLSv1.3" else b"\x00\xff"
     )
-    record_version = "TLSv1.0" if hello.version != "SSLv3" else "SSLv3"
-    record = bytes(
-        libs.record.TlsRecord(
-            fragment=message.compose(), protocol_version=_protocol_version(record_version)
-        ).compose()
-    )
-    body = record[9:]
-    head_length = 2 + 32 + 1 + body[34]
-    vector_length = int.from_bytes(body[head_length : head_length + 2], "big")
-    vector = body[head_length + 2 : head_length + 2 + vector_length]
+    compressions = b"\x02\x01\x00" if hello.offer_compression else b"\x01\x00"
     return _Template(
-        record_header=record[:3],
-        head=body[:head_length],
-        scsv_tail=vector[2:],
-        rest=body[head_length + 2 + vector_length :] + _extension_block(hello),
-        fresh_session_id=hello.version == "TLSv1.3",
+        record_header=b"\x16" + record_version.to_bytes(2, "big"),
+        version=_VERSION_CODES[legacy].to_bytes(2, "big"),
+        scsv_tail=scsv,
+        rest=compressions + _extension_block(hello),
+        session_id_length=32 if hello.version == "TLSv1.3" else 0,
     )
-
-
-def _protocol_version(protocol: str) -> Any:
-    libs = _libs()
-    tls_version = libs.version.TlsVersion
-    names = {
-        "SSLv3": "SSL3",
-        "TLSv1.0": "TLS1",
-        "TLSv1.1": "TLS1_1",
-        "TLSv1.2": "TLS1_2",
-        "TLSv1.3": "TLS1_3",
-    }
-    return libs.version.TlsProtocolVersion(tls_version[names[protocol]])
-
-
-def _compressions(hello: Hello) -> list[Any]:
-    method = _libs().algorithm.TlsCompressionMethod
-    if hello.offer_compression:
-        return [method.DEFLATE, method.NULL]
-    return [method.NULL]
 
 
 def _extension_block(hello: Hello) -> bytes:
-    """The extensions of a ClientHello, as bytes; SSLv3 gets none (it predates them).
-
-    Each extension is composed by cryptoparser once per distinct value and cached:
-    the signature_algorithms list alone costs milliseconds to compose.
-    """
+    """The extensions of a ClientHello, as bytes; SSLv3 gets none (it predates them)."""
     if hello.version == "SSLv3":
         return b""
-    parts = [_extension("server_name", hello.server_name)] if hello.server_name else []
-    parts += [_extension("groups", hello.groups)]
-    parts += [_extension(name, None) for name in _COMMON_EXTENSIONS]
+    fixed = _tables().EXTENSIONS
+    parts = [_server_name_extension(hello.server_name)] if hello.server_name else []
+    parts.append(_groups_extension(hello.groups))
+    parts += [fixed[name] for name in _COMMON_EXTENSIONS]
     if hello.version == "TLSv1.3":
-        parts += [_extension(name, None) for name in _TLS13_EXTENSIONS]
+        parts += [fixed[name] for name in _TLS13_EXTENSIONS]
+    if hello.heartbeat:
+        parts.append(_HEARTBEAT_EXTENSION)
     block = b"".join(parts)
     return len(block).to_bytes(2, "big") + block
+
+
+def _server_name_extension(name: str) -> bytes:
+    """RFC 6066 server_name with one host_name entry."""
+    raw = name.encode("ascii")
+    entry = b"\x00" + len(raw).to_bytes(2, "big") + raw
+    data = len(entry).to_bytes(2, "big") + entry
+    return b"\x00\x00" + len(data).to_bytes(2, "big") + data
+
+
+def _groups_extension(groups: tuple[int, ...]) -> bytes:
+    """RFC 8422/8446 supported_groups: any codes, including ones no registry names yet."""
+    vector = struct.pack(f">{len(groups)}H", *groups)
+    data = len(vector).to_bytes(2, "big") + vector
+    return b"\x00\x0a" + len(data).to_bytes(2, "big") + data
 
 
 _COMMON_EXTENSIONS = (
@@ -418,22 +486,75 @@ _COMMON_EXTENSIONS = (
     "signed_certificate_timestamp",
 )
 _TLS13_EXTENSIONS = ("supported_versions", "key_share", "psk_key_exchange_modes")
+_FIXED_EXTENSIONS = _COMMON_EXTENSIONS + _TLS13_EXTENSIONS
+_HEARTBEAT_EXTENSION = b"\x00\x0f\x00\x01\x01"
+"""RFC 6520 heartbeat, mode peer_allowed_to_send."""
 
 
-@functools.lru_cache(maxsize=256)
-def _extension(name: str, value: Any) -> bytes:
+def _sslv2_client_hello() -> bytes:
+    """The frozen SSLv2 CLIENT-HELLO with a fresh 16-byte challenge."""
+    template: bytes = _tables().SSLV2_HELLO
+    return template[:-16] + os.urandom(16)
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def reference_client_hello(hello: Hello, random: bytes, session_id: bytes) -> bytes:
+    """The ClientHello cryptoparser composes for ``hello`` (tests compare ours with it).
+
+    ``groups`` must be codes the registry knows: cryptoparser composes enum members.
+    cryptoparser has no heartbeat extension: ``hello.heartbeat`` is ignored here.
+    """
+    libs = _libs()
+    known = {item.value.code: item for item in libs.algorithm.TlsCipherSuite}
+    legacy = min(hello.version, "TLSv1.2", key=_VERSION_CODES.__getitem__)
+    message = libs.subprotocol.TlsHandshakeClientHello(
+        cipher_suites=[known[c] for c in hello.suites if c in known],
+        protocol_version=_protocol_version(legacy),
+        random=libs.subprotocol.TlsHandshakeHelloRandom(),
+        session_id=session_id,
+        compression_methods=_compressions(hello),
+        extensions=_reference_extensions(hello),
+        fallback_scsv=hello.fallback_scsv,
+        empty_renegotiation_info_scsv=hello.version != "TLSv1.3",
+    )
+    record_version = "TLSv1.0" if hello.version != "SSLv3" else "SSLv3"
+    composed = bytearray(
+        libs.record.TlsRecord(
+            fragment=message.compose(), protocol_version=_protocol_version(record_version)
+        ).compose()
+    )
+    composed[11:43] = random  # the random is a time and 28 bytes in cryptoparser's model
+    return bytes(composed)
+
+
+def _reference_extensions(hello: Hello) -> list[Any]:
+    if hello.version == "SSLv3":
+        return []
+    names = ["server_name"] if hello.server_name else []
+    names += ["groups", *_COMMON_EXTENSIONS]
+    names += list(_TLS13_EXTENSIONS) if hello.version == "TLSv1.3" else []
+    value = {"server_name": hello.server_name, "groups": hello.groups}
+    return [_reference_extension_object(name, value.get(name)) for name in names]
+
+
+def _reference_extension(name: str, value: Any) -> bytes:
+    return bytes(_reference_extension_object(name, value).compose())
+
+
+def _reference_extension_object(name: str, value: Any) -> Any:
     ext = _libs().extension
     algorithm = _libs().algorithm
+    curves = {item.value.code: item for item in algorithm.TlsNamedCurve}
     builders = {
         "server_name": lambda: ext.TlsExtensionServerNameClient(value),
-        "groups": lambda: ext.TlsExtensionEllipticCurves(
-            [c for c in (_named_curve(code) for code in value) if c is not None]
-        ),
+        "groups": lambda: ext.TlsExtensionEllipticCurves([curves[code] for code in value]),
         "ec_point_formats": lambda: ext.TlsExtensionECPointFormats(
             [algorithm.TlsECPointFormat.UNCOMPRESSED]
         ),
         "signature_algorithms": lambda: ext.TlsExtensionSignatureAlgorithms(
-            _signature_algorithms()
+            list(algorithm.TlsSignatureAndHashAlgorithm)
         ),
         "status_request": ext.TlsExtensionCertificateStatusRequestClient,
         "extended_master_secret": ext.TlsExtensionExtendedMasterSecret,
@@ -446,30 +567,40 @@ def _extension(name: str, value: Any) -> bytes:
             [algorithm.TlsPskKeyExchangeMode.PSK_DH_KE]
         ),
     }
-    return bytes(builders[name]().compose())
+    return builders[name]()
 
 
-@functools.cache
-def _named_curves() -> dict[int, Any]:
-    return {item.value.code: item for item in _libs().algorithm.TlsNamedCurve}
+def _protocol_version(protocol: str) -> Any:
+    libs = _libs()
+    names = {
+        "SSLv3": "SSL3",
+        "TLSv1.0": "TLS1",
+        "TLSv1.1": "TLS1_1",
+        "TLSv1.2": "TLS1_2",
+        "TLSv1.3": "TLS1_3",
+    }
+    return libs.version.TlsProtocolVersion(libs.version.TlsVersion[names[protocol]])
 
 
-def _named_curve(code: int) -> Any:
-    return _named_curves().get(code)
+def _compressions(hello: Hello) -> list[Any]:
+    method = _libs().algorithm.TlsCompressionMethod
+    if hello.offer_compression:
+        return [method.DEFLATE, method.NULL]
+    return [method.NULL]
 
 
-@functools.cache
-def _signature_algorithms() -> tuple[Any, ...]:
-    """Every signature scheme the registry knows, so no certificate is ruled out."""
-    return tuple(_libs().algorithm.TlsSignatureAndHashAlgorithm)
-
-
-def _sslv2_client_hello() -> bytes:
+def _reference_sslv2_hello() -> bytes:
     libs = _libs()
     message = libs.subprotocol.SslHandshakeClientHello(
         cipher_kinds=list(libs.algorithm.SslCipherKind)
     )
     return bytes(libs.record.SslRecord(message=message).compose())
+
+
+def reference_certificates(message: bytes) -> tuple[bytes, ...]:
+    """cryptoparser's reading of a Certificate message (tests compare ours with it)."""
+    parsed = _libs().subprotocol.TlsHandshakeServerCertificate.parse_exact_size(message)
+    return tuple(bytes(c.certificate) for c in parsed.certificate_chain)
 
 
 # --------------------------------------------------------------------------- parse
@@ -558,7 +689,9 @@ class FlightReader:
             self.reply = self._full_reply()
 
     def _server_hello(self) -> Reply:
-        raw = next(m for k, m in self._messages if k == _SERVER_HELLO)
+        raw = next((m for k, m in self._messages if k == _SERVER_HELLO), None)
+        if raw is None:  # a ServerHelloDone with no ServerHello before it
+            raise NotTls("ServerHelloDone before any ServerHello")
         return parse_server_hello(raw)
 
     def _full_reply(self) -> Reply:
@@ -660,13 +793,26 @@ def _hello_extensions(body: bytes, position: int) -> dict[int, bytes]:
 
 
 def parse_certificates(message: bytes) -> tuple[bytes, ...]:
-    """DER certificates of a TLS ≤ 1.2 Certificate message, leaf first."""
-    libs = _libs()
-    try:
-        parsed = libs.subprotocol.TlsHandshakeServerCertificate.parse_exact_size(message)
-    except Exception:
+    """DER certificates of a TLS ≤ 1.2 Certificate message, leaf first (none if malformed).
+
+    Three-byte lengths all the way down; each is checked against what is left, and a
+    test compares the result with cryptoparser's parser.
+    """
+    body = message[4:]
+    if len(body) < 3 or int.from_bytes(body[:3], "big") != len(body) - 3:
         return ()
-    return tuple(bytes(c.certificate) for c in parsed.certificate_chain)
+    certificates: list[bytes] = []
+    position = 3
+    while position < len(body):
+        if position + 3 > len(body):
+            return ()
+        length = int.from_bytes(body[position : position + 3], "big")
+        position += 3
+        if length == 0 or position + length > len(body):
+            return ()
+        certificates.append(bytes(body[position : position + length]))
+        position += length
+    return tuple(certificates)
 
 
 def parse_key_exchange(message: bytes, kex: str) -> tuple[int | None, int | None]:
@@ -684,3 +830,9 @@ def parse_key_exchange(message: bytes, kex: str) -> tuple[int | None, int | None
 def names(codes: Iterable[int]) -> list[str]:
     """IANA names of suite codes, in the order given."""
     return [suite_info(c).name for c in codes]
+
+
+if __name__ == "__main__":
+    from pathlib import Path
+
+    write_tables(str(Path(__file__).with_name("tables.py")))
