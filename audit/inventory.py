@@ -302,11 +302,7 @@ class ScopeGuard:
             if any(_subnet_of(net, declared) for declared in self.networks()):
                 return
             raise ScopeError(f"{target.uri}: network {net} is not inside the declared scope")
-        if not (net.is_loopback or target.from_command_line):
-            raise ScopeError(
-                f"{target.uri}: no scope declared; only loopback targets or "
-                "targets named on the command line may be scanned"
-            )
+        _refuse_unscoped(target, net.is_loopback)
 
     def _check_address(
         self, target: Target, address: ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -315,11 +311,7 @@ class ScopeGuard:
             if any(address in net for net in self.networks()):
                 return
             raise ScopeError(f"{target.uri}: address {address} is not inside the declared scope")
-        if not (address.is_loopback or target.from_command_line):
-            raise ScopeError(
-                f"{target.uri}: no scope declared; only loopback targets or "
-                "targets named on the command line may be scanned"
-            )
+        _refuse_unscoped(target, address.is_loopback)
 
     def _check_name(self, target: Target, addresses: tuple[str, ...]) -> Target:
         host = target.host
@@ -338,12 +330,18 @@ class ScopeGuard:
                     f"{target.uri}: {host!r} is not under a declared domain and "
                     f"resolves outside the declared networks ({outside[0]})"
                 )
-        elif not (all(a.is_loopback for a in parsed) or target.from_command_line):
-            raise ScopeError(
-                f"{target.uri}: no scope declared; only loopback targets or "
-                "targets named on the command line may be scanned"
-            )
+        else:
+            _refuse_unscoped(target, all(a.is_loopback for a in parsed))
         return replace(target, addresses=addresses)
+
+
+def _refuse_unscoped(target: Target, is_loopback: bool) -> None:
+    """With no scope declared, only loopback and command-line targets may be scanned."""
+    if not (is_loopback or target.from_command_line):
+        raise ScopeError(
+            f"{target.uri}: no scope declared; only loopback targets or "
+            "targets named on the command line may be scanned"
+        )
 
 
 def _is_name(host: str) -> bool:

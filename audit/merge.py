@@ -25,8 +25,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
-import socket
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -40,7 +38,7 @@ from audit.engine import _store_scores
 from audit.errors import OptionError, StoreError
 from audit.models import Finding, Problem, Reason, Resource, Severity, Status, SystemInfo
 from audit.sharding import shard_of
-from audit.store import MIGRATIONS, Store, now_iso
+from audit.store import MIGRATIONS, Store, now_iso, scan_process_alive
 
 BATCH = 500
 MERGED_EVENT = "merged"
@@ -170,7 +168,7 @@ def _open_readonly(path: str) -> sqlite3.Connection:
 def _source(path: str, row: sqlite3.Row) -> SourceScan:
     status = row["status"]
     if status == "running":
-        if _still_running(row["host"], row["pid"]):
+        if scan_process_alive(row["host"], row["pid"]):
             raise OptionError(f"{path}: scan #{row['id']} is still running; merge it once done")
         status = "interrupted"  # its process is gone: what it finished is kept, as a scan
     targets = tuple(json.loads(row["targets"]))
@@ -189,18 +187,6 @@ def _source(path: str, row: sqlite3.Row) -> SourceScan:
         tool_version=row["tool_version"] or "",
         identity=hashlib.sha256(identity.encode()).hexdigest()[:32],
     )
-
-
-def _still_running(host: str | None, pid: int | None) -> bool:
-    if host != socket.gethostname() or not pid:
-        return False  # another machine's scan left 'running' is one whose process died
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- guards ----------------------------------------------------------------------------

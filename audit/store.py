@@ -193,7 +193,7 @@ class Store:
             "SELECT id, pid, host FROM scans WHERE status = 'running'"
         ).fetchall()
         for scan_id, pid, host in rows:
-            if host == socket.gethostname() and pid and _alive(pid):
+            if scan_process_alive(host, pid):
                 continue
             with self._write():
                 self.conn.execute(
@@ -640,7 +640,13 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-def _alive(pid: int) -> bool:
+def scan_process_alive(host: str | None, pid: int | None) -> bool:
+    """Whether the process that wrote a ``running`` scan row is still alive.
+
+    A row from another machine, or with no pid, counts as dead: nothing can vouch for it.
+    """
+    if host != socket.gethostname() or not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
