@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_dask.py [--targets 20000] [--latency 0.05] [--tls 100]
                                          [--workers 2] [--threads 16] [--concurrency 32]
+                                         [--shards 4] [--parts sim,tls,merge]
 
 Two workloads, each scanned with the engine's thread pool and on a Dask cluster through the
 ``dask://HOST:PORT`` executor. The cluster is what a deployment runs: a ``dask scheduler``
@@ -22,6 +23,10 @@ once): it shows what the bound saves. Each line reports the scan's wall time, ta
 second, the scanning process's peak RSS (``getrusage``), the cluster's peak RSS (scheduler,
 nannies and workers, ``VmHWM``), and a digest of (fingerprint, status) to show every
 executor found the same thing.
+
+The ``merge`` part scans the ``sim`` workload in ``--shards`` slices (threads, one after
+the other, each into its own store), then times ``rempart db merge`` of those stores into
+a fresh history store, and a second, no-op merge of the same stores.
 """
 
 from __future__ import annotations
@@ -78,6 +83,8 @@ def child(config: dict[str, Any]) -> dict[str, Any]:
     from audit.store import Store
 
     with tempfile.TemporaryDirectory(prefix="rempart-bench-") as work:
+        if config["workload"] == "merge":
+            return _shards_then_merge(config, Path(work))
         plan, families = _plan(config, Path(work))
         store = Store(Path(work) / "bench.db")
         sampler = RssSampler()
@@ -134,6 +141,38 @@ def _tls_plan(config: dict[str, Any]) -> tuple[Any, Any]:
     request = ScanRequest(tuple(uris), None, (), config["ca_file"], 30.0, config["concurrency"])
     plan = build_plan(request, families)
     return replace(plan, concurrency=config["concurrency"]), families
+
+
+def _shards_then_merge(config: dict[str, Any], work: Path) -> dict[str, Any]:
+    """Scan the sim workload in N shards (threads, one after the other), then merge them."""
+    from audit.engine import run_scan
+    from audit.merge import merge_stores
+    from audit.sharding import select_shard
+    from audit.store import Store
+
+    plan, families = _plan({**config, "workload": "sim"}, work)
+    count, paths, began = config["shards"], [], time.perf_counter()
+    for k in range(1, count + 1):
+        paths.append(work / f"shard-{k}.db")
+        store = Store(paths[-1])
+        run_scan(select_shard(plan, f"{k}/{count}"), families, store)
+        store.close()
+    scans_s, began = time.perf_counter() - began, time.perf_counter()
+    result = merge_stores(work / "merged.db", paths, shards=count)
+    merge_s, began = time.perf_counter() - began, time.perf_counter()
+    again = merge_stores(work / "merged.db", paths, shards=count)
+    remerge_s = time.perf_counter() - began
+    assert not again.is_new
+    merged = Store(work / "merged.db", readonly=True)
+    return {
+        "scans_s": scans_s,
+        "merge_s": merge_s,
+        "remerge_s": remerge_s,
+        "targets": result.targets,
+        "findings": result.findings,
+        "digest": _digest(merged, result.scan_id),
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 class RssSampler:
@@ -278,10 +317,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--parts", default="sim,tls,merge", help="which parts to run")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return
+    parts = set(args.parts.split(","))
     cluster = {"workers": args.workers, "threads": args.threads}
     sim = {"workload": "sim", "targets": args.targets, "latency": args.latency, **cluster}
     runs = [
@@ -298,14 +340,29 @@ def main() -> None:
     print("| workload | executor | targets | scan wall | targets/s | scanner RSS streaming | "
           "scanner peak RSS | cluster peak RSS | cluster start | findings | digest |")  # fmt: skip
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for config in runs:
+    for config in runs if "sim" in parts else []:
         print(line(run_child(config)), flush=True)
-    if args.tls:
+    if args.tls and "tls" in parts:
         with tls_servers(args.tls) as (ports, ca_file):
             tls = {"workload": "tls", "ports": ports, "ca_file": ca_file, **cluster}
             for executor in ("threads", "dask"):
                 config = {**tls, "executor": executor, "concurrency": args.concurrency}
                 print(line(run_child({**config, "label": executor})), flush=True)
+    if "merge" in parts:
+        merge = {**sim, "workload": "merge", "shards": args.shards, "executor": "threads"}
+        print_merge(run_child({**merge, "concurrency": args.concurrency}))
+
+
+def print_merge(result: dict[str, Any]) -> None:
+    print()
+    print("| shards | targets | shard scans (one after the other) | merge | re-merge (no-op) "
+          "| merge peak RSS | findings | digest |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
+    print(
+        f"| {result['shards']} | {result['targets']:,} | {result['scans_s']:.1f} s | "
+        f"{result['merge_s']:.1f} s | {result['remerge_s']:.2f} s | {result['peak_mib']:.0f} MiB "
+        f"| {result['findings']:,} | {result['digest']} |"
+    )
 
 
 if __name__ == "__main__":
