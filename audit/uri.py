@@ -16,11 +16,21 @@ from audit.errors import TargetError
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 
 
+_NUMERIC_LABEL = re.compile(r"^[0-9-]+$")
+
+
 def is_hostname(name: str) -> bool:
-    """True for an RFC 1123 host name (underscores tolerated, as real DNS has them)."""
+    """True for an RFC 1123 host name (underscores tolerated, as real DNS has them).
+
+    The last label may not be only digits and dashes (RFC 3696 §2): ``127.1`` or
+    ``10.0.0-255.1`` are addresses and ranges to the resolver and to nmap, never names,
+    and a name is not checked against the scope's networks as an address is.
+    """
     if not name or len(name) > 253 or name.startswith("-"):
         return False
     labels = name.rstrip(".").split(".")
+    if _NUMERIC_LABEL.match(labels[-1]):
+        return False
     return all(_LABEL.match(label) for label in labels)
 
 
