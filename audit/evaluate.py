@@ -16,7 +16,8 @@ from functools import lru_cache
 from typing import Any
 
 import jmespath
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import JMESPathError, UnknownFunctionError
+from jmespath.functions import Functions
 
 MISSING_PARAM = object()
 
@@ -73,8 +74,32 @@ class Outcome:
 
 @lru_cache(maxsize=4096)
 def compile_key(expression: str) -> Any:
-    """Compile a JMESPath expression once (raises JMESPathError on bad syntax)."""
-    return jmespath.compile(expression)
+    """Compile a JMESPath expression once (raises JMESPathError on bad syntax).
+
+    Function names and argument counts are checked here too: JMESPath only checks them
+    when it evaluates, and :func:`search` turns that failure into "absent", so a typo
+    such as ``lenght(keys)`` would silently judge every resource instead of being
+    refused with the policy.
+    """
+    compiled = jmespath.compile(expression)
+    _check_functions(compiled.parsed)
+    return compiled
+
+
+def _check_functions(node: Any) -> None:
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "function_expression":
+        name, given = str(node.get("value")), len(node.get("children", []))
+        spec = Functions.FUNCTION_TABLE.get(name)
+        if spec is None:
+            raise UnknownFunctionError(f"unknown function: {name}()")
+        signature = spec["signature"]
+        variadic = bool(signature) and bool(signature[-1].get("variadic"))
+        if given < len(signature) or (given > len(signature) and not variadic):
+            raise JMESPathError(f"{name}() takes {len(signature)} argument(s), got {given}")
+    for child in node.get("children", []):
+        _check_functions(child)
 
 
 def search(expression: str, facts: Any) -> Any:
