@@ -149,4 +149,8 @@ def _scalar(node: yaml.Node, error: type[InputError], source: str) -> Any:
     try:
         return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
     except yaml.YAMLError as exc:
-        raise error(f"invalid value: {exc}", source=source, line=node.start_mark.line + 1) from None
+        # a marked error's str() adds a second line quoting the position we already give
+        detail = exc.problem if isinstance(exc, yaml.MarkedYAMLError) and exc.problem else exc
+        raise error(
+            f"invalid value: {detail}", source=source, line=node.start_mark.line + 1
+        ) from None
