@@ -329,3 +329,34 @@ def test_missing_distributed_is_a_dependency_error(
     assert exited.value.code == 2
     assert "rempart[dask]" in capsys.readouterr().err
     assert not (tmp_path / "r.db").exists() or not Store(tmp_path / "r.db").scans()
+
+
+class PayloadExecutor(ThreadPoolExecutor):
+    """Serialises every task the way Dask ships it (cloudpickle) and keeps the bytes."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.payloads: list[bytes] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        import cloudpickle
+
+        self.payloads.append(cloudpickle.dumps((fn, args, kwargs)))
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_task_payloads_carry_no_credentials(
+    tmp_path: Path, policy_file: Path, families: Families, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given credentials in the scanning process's environment
+    secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSENTINEL"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", secret)
+    plan = plan_for(policy_file, sim_targets(3), profile="audit-readonly")
+    # When a scan's tasks are serialised as a cluster would receive them
+    with PayloadExecutor() as pool:
+        run_scan(plan, families, Store(tmp_path / "r.db"), executor=pool)
+    # Then they name the settings (a profile) but carry no secret
+    assert len(pool.payloads) == 3
+    assert all(b"audit-readonly" in p for p in pool.payloads)
+    assert not any(secret.encode() in p for p in pool.payloads)
