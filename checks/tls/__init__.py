@@ -122,6 +122,16 @@ FACTS = (
         "The server refuses a downgraded hello carrying TLS_FALLBACK_SCSV (null with a single protocol).",
     ),
     FactDoc(
+        "heartbeat",
+        "bool|null",
+        "The server acknowledges the RFC 6520 heartbeat extension (TLS ≤ 1.2; null when only TLS 1.3 or SSLv2 is spoken).",
+    ),
+    FactDoc(
+        "heartbleed",
+        "bool|null",
+        "CVE-2014-0160: the server answers a heartbeat request that claims more payload than it carries (sent before the handshake ends; the answer is never read beyond its record header). Null when only TLS 1.3 or SSLv2 is spoken.",
+    ),
+    FactDoc(
         "ocsp_stapled",
         "bool|null",
         "An OCSP response was stapled in the TLS ≤ 1.2 handshake (null when only TLS 1.3).",

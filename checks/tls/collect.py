@@ -230,6 +230,8 @@ def hygiene_facts(result: Enumeration) -> dict[str, JSONValue]:
         "session_tickets": legacy.has_session_ticket if legacy else None,
         "compression": result.compression,
         "fallback_scsv": result.fallback_scsv,
+        "heartbeat": result.heartbeat,
+        "heartbleed": result.heartbleed,
         "ocsp_stapled": legacy.ocsp_stapled if legacy and legacy.certificates else None,
     }
 

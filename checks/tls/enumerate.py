@@ -2,13 +2,22 @@
 
 * protocols: one probe per protocol version, each offering every suite we know;
 * suites, per protocol, by elimination: offer all, note the chosen one, remove it,
-  repeat until the server refuses. The list is split in a few chunks eliminated in
+  repeat until the server refuses. The list is split in chunks eliminated in
   parallel, since what a server accepts does not depend on what else is offered;
-* server order: offer the accepted suites forward, then reversed;
-* groups: the same elimination on named groups (HelloRetryRequest in TLS 1.3, the
-  ServerKeyExchange curve in TLS 1.2);
+* server order: read off the elimination itself (each chunk is offered in ascending
+  code order, so a server that follows the client always picks the lowest code left),
+  and confirmed, when the picks look like client order, by one probe offering the
+  accepted suites in descending order;
+* groups: the same chunked elimination on named groups (HelloRetryRequest in TLS 1.3,
+  the ServerKeyExchange curve in TLS 1.2 with every ECDHE suite offered), and the DH
+  prime size from one hello offering every DHE suite. These need only the accepted
+  protocols, so they run alongside the suite elimination, not after it;
 * hygiene: secure renegotiation, extended master secret and session tickets from
-  the ServerHello; compression and TLS_FALLBACK_SCSV with one extra probe each.
+  the ServerHello; compression, TLS_FALLBACK_SCSV and the heartbeat extension (then
+  Heartbleed, see :func:`heartbleed`) with one extra probe each.
+
+Every strategy stops at the protocols the first probes found accepted: nothing is
+enumerated for a protocol the server refused.
 """
 
 from __future__ import annotations
@@ -18,10 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from checks.tls import wire
-from checks.tls.probe import Outcome, Prober
+from checks.tls.probe import Channel, Outcome, Prober, read_flight
 
-CHUNKS = 4
-"""Parallel elimination chains per protocol."""
+SUITE_CHUNKS = 6
+"""Parallel elimination chains per protocol (for lists of more than 16 suites)."""
+GROUP_CHUNK = 4
+"""Groups per elimination chain."""
 
 _INAPPROPRIATE_FALLBACK = 86
 
@@ -37,6 +48,8 @@ class Enumeration:
     dh_bits: int | None = None
     compression: bool | None = None
     fallback_scsv: bool | None = None
+    heartbeat: bool | None = None
+    heartbleed: bool | None = None
 
     @property
     def protocols(self) -> list[str]:
@@ -73,12 +86,19 @@ async def probe_protocols(prober: Prober) -> dict[str, Outcome]:
     return dict(zip(wire.PROTOCOLS, outcomes, strict=True))
 
 
-async def eliminate_suites(prober: Prober, protocol: str) -> list[int]:
-    """Every suite the server accepts for ``protocol``, in the order found."""
+def _chunks(items: Sequence[int], count: int) -> list[list[int]]:
+    """``count`` interleaved slices, each still in ascending order of the input."""
+    return [list(items[i::count]) for i in range(count) if items[i::count]]
+
+
+async def eliminate_suites(prober: Prober, protocol: str) -> tuple[list[int], bool]:
+    """Every suite the server accepts for ``protocol`` in the order found, and whether
+    every pick was the lowest code left (what a server following the client does)."""
     offered = list(wire.suites_for(protocol))
-    chunks = [offered[i::CHUNKS] for i in range(CHUNKS)] if len(offered) > 16 else [offered]
+    chunks = _chunks(offered, SUITE_CHUNKS) if len(offered) > 16 else [offered]
     found = await asyncio.gather(*(_eliminate(prober, protocol, chunk) for chunk in chunks))
-    return [code for chunk in found for code in chunk]
+    client_like = all(chunk == sorted(chunk) for chunk in found)
+    return [code for chunk in found for code in chunk], client_like
 
 
 async def _eliminate(prober: Prober, protocol: str, offered: list[int]) -> list[int]:
@@ -94,22 +114,38 @@ async def _eliminate(prober: Prober, protocol: str, offered: list[int]) -> list[
     return accepted
 
 
-async def server_order(prober: Prober, protocol: str, accepted: list[int]) -> bool | None:
-    """True when the server imposes its own order, None when there is nothing to order."""
+async def server_order(
+    prober: Prober, protocol: str, accepted: list[int], client_like: bool
+) -> bool | None:
+    """True when the server imposes its own order, None when there is nothing to order.
+
+    The elimination offered each chunk in ascending order: a pick that was not the
+    lowest code left already shows the server's own order. Otherwise one hello offers
+    the accepted suites highest first; a server following the client takes the first.
+    """
     if len(accepted) < 2:
         return None
-    forward, backward = await asyncio.gather(
-        prober.ask(_hello(prober, protocol, accepted)),
-        prober.ask(_hello(prober, protocol, accepted[::-1])),
-    )
-    if not (forward.reply and backward.reply):
+    if not client_like:
+        return True
+    descending = sorted(accepted, reverse=True)
+    outcome = await prober.ask(_hello(prober, protocol, descending))
+    if not (outcome.is_accepted and outcome.reply):
         return None
-    return not (forward.reply.suite == accepted[0] and backward.reply.suite == accepted[-1])
+    return outcome.reply.suite != descending[0]
 
 
-async def eliminate_groups(prober: Prober, protocol: str, suites: list[int]) -> list[int]:
+async def eliminate_groups(prober: Prober, protocol: str, suites: Sequence[int]) -> list[int]:
     """Named groups the server accepts with ``suites`` (TLS 1.3, or ECDHE suites in 1.2)."""
-    remaining = list(wire.GROUPS_TLS13 if protocol == "TLSv1.3" else wire.GROUPS_TLS12)
+    offered = wire.GROUPS_TLS13 if protocol == "TLSv1.3" else wire.GROUPS_TLS12
+    chunks = _chunks(offered, max(1, len(offered) // GROUP_CHUNK))
+    found = await asyncio.gather(*(_groups_in(prober, protocol, suites, c) for c in chunks))
+    return [group for chunk in found for group in chunk]
+
+
+async def _groups_in(
+    prober: Prober, protocol: str, suites: Sequence[int], offered: list[int]
+) -> list[int]:
+    remaining = list(offered)
     accepted: list[int] = []
     want = protocol != "TLSv1.3"
     while remaining:
@@ -123,7 +159,7 @@ async def eliminate_groups(prober: Prober, protocol: str, suites: list[int]) -> 
     return accepted
 
 
-async def dh_bits(prober: Prober, protocol: str, suites: list[int]) -> int | None:
+async def dh_bits(prober: Prober, protocol: str, suites: Sequence[int]) -> int | None:
     """Size of the DH prime the server uses with its DHE suites."""
     outcome = await prober.ask(_hello(prober, protocol, suites, want_certificate=True))
     return outcome.reply.dh_bits if outcome.is_accepted and outcome.reply else None
@@ -149,46 +185,110 @@ async def fallback_scsv(prober: Prober, protocols: list[str]) -> bool | None:
     return outcome.reply.kind == "alert" and outcome.reply.alert == _INAPPROPRIATE_FALLBACK
 
 
+async def heartbleed(prober: Prober, protocol: str) -> tuple[bool | None, bool | None]:
+    """(heartbeat extension acknowledged, Heartbleed) on a TLS ≤ 1.2 protocol.
+
+    The hello offers the heartbeat extension; a server that does not echo it has no
+    heartbeat to bleed. One that does gets, right after ServerHelloDone, a heartbeat
+    request claiming more than it carries (:func:`wire.heartbleed_probe`): a heartbeat
+    record in reply is Heartbleed (CVE-2014-0160); an alert, a close or silence is not.
+    Only the reply's record header is read.
+    """
+    hello = _hello(
+        prober, protocol, wire.suites_for(protocol), want_certificate=True, heartbeat=True
+    )
+
+    async def exchange() -> tuple[bool | None, bool | None]:
+        async with prober.channel() as channel:
+            await channel.send(wire.client_hello(hello))
+            outcome = await read_flight(channel, hello)
+            if not (outcome.is_accepted and outcome.reply):
+                return None, None
+            if not outcome.reply.has_heartbeat:
+                return False, False
+            await channel.send(wire.heartbleed_probe(protocol))
+            return True, await _heartbeat_answered(channel, prober.timeout / 2)
+
+    answer = await prober.guarded(exchange())
+    return (None, None) if isinstance(answer, Outcome) else answer
+
+
+async def _heartbeat_answered(channel: Channel, wait: float) -> bool:
+    header = b""
+    try:
+        async with asyncio.timeout(wait):
+            while (kind := wire.next_record_type(header)) is None:
+                data = await channel.recv()
+                if not data:
+                    return False
+                header += data[:5]
+    except TimeoutError:
+        return False
+    return kind == wire.HEARTBEAT_RECORD
+
+
 async def enumerate_endpoint(prober: Prober, first: dict[str, Outcome]) -> Enumeration:
     """Run every strategy once the accepted protocols are known."""
     result = Enumeration(first=first)
     protocols = [p for p in result.protocols if p != "SSLv2"]
-    suites = await asyncio.gather(*(eliminate_suites(prober, p) for p in protocols))
-    result.suites = dict(zip(protocols, suites, strict=True))
     if "SSLv2" in result.protocols:
         result.suites["SSLv2"] = []
-    await asyncio.gather(_orders(prober, result), _groups(prober, result), _hygiene(prober, result))
+    await asyncio.gather(
+        *(_suites(prober, result, p) for p in protocols),
+        _groups(prober, result),
+        _hygiene(prober, result),
+    )
+    result.suites = {p: result.suites[p] for p in result.protocols}
+    result.server_order = {p: result.server_order[p] for p in protocols}
     return result
 
 
-async def _orders(prober: Prober, result: Enumeration) -> None:
-    protocols = [p for p in result.protocols if p != "SSLv2"]
-    orders = await asyncio.gather(*(server_order(prober, p, result.suites[p]) for p in protocols))
-    result.server_order = dict(zip(protocols, orders, strict=True))
+async def _suites(prober: Prober, result: Enumeration, protocol: str) -> None:
+    accepted, client_like = await eliminate_suites(prober, protocol)
+    result.suites[protocol] = accepted
+    result.server_order[protocol] = await server_order(prober, protocol, accepted, client_like)
 
 
 async def _groups(prober: Prober, result: Enumeration) -> None:
-    found: list[int] = []
-    if result.suites.get("TLSv1.3"):
-        found += await eliminate_groups(prober, "TLSv1.3", result.suites["TLSv1.3"])
     legacy = _best_legacy(result)
-    if legacy:
-        ecdhe = [c for c in result.suites[legacy] if wire.suite_info(c).kex == "ECDHE"]
-        if ecdhe:
-            found += [g for g in await eliminate_groups(prober, legacy, ecdhe) if g not in found]
-        dhe = [c for c in result.suites[legacy] if wire.suite_info(c).kex == "DHE"]
-        if dhe:
-            result.dh_bits = await dh_bits(prober, legacy, dhe)
-    result.groups = found
+
+    async def tls13() -> list[int]:
+        if "TLSv1.3" not in result.protocols:
+            return []
+        return await eliminate_groups(prober, "TLSv1.3", wire.suites_for("TLSv1.3"))
+
+    async def ecdhe() -> list[int]:
+        if legacy is None:
+            return []
+        return await eliminate_groups(prober, legacy, _by_kex(legacy, "ECDHE"))
+
+    async def dhe() -> int | None:
+        return await dh_bits(prober, legacy, _by_kex(legacy, "DHE")) if legacy else None
+
+    found, legacy_groups, result.dh_bits = await asyncio.gather(tls13(), ecdhe(), dhe())
+    result.groups = found + [g for g in legacy_groups if g not in found]
+
+
+def _by_kex(protocol: str, kex: str) -> tuple[int, ...]:
+    return tuple(c for c in wire.suites_for(protocol) if wire.suite_info(c).kex == kex)
 
 
 async def _hygiene(prober: Prober, result: Enumeration) -> None:
     legacy = _best_legacy(result)
     if legacy:
-        result.compression = await compression(prober, legacy)
-    result.fallback_scsv = await fallback_scsv(prober, result.protocols)
+        (
+            result.compression,
+            result.fallback_scsv,
+            (result.heartbeat, result.heartbleed),
+        ) = await asyncio.gather(
+            compression(prober, legacy),
+            fallback_scsv(prober, result.protocols),
+            heartbleed(prober, legacy),
+        )
+    else:
+        result.fallback_scsv = await fallback_scsv(prober, result.protocols)
 
 
 def _best_legacy(result: Enumeration) -> str | None:
-    legacy = [p for p in result.protocols if p not in ("SSLv2", "TLSv1.3") and result.suites.get(p)]
+    legacy = [p for p in result.protocols if p not in ("SSLv2", "TLSv1.3")]
     return legacy[-1] if legacy else None

@@ -184,9 +184,10 @@ class Prober:
 
     async def ask(self, hello: wire.Hello) -> Outcome:
         """Send ``hello`` and return what the server answered."""
-        return await self.guarded(self._exchange(hello))
+        outcome: Outcome = await self.guarded(self._exchange(hello))
+        return outcome
 
-    async def guarded(self, exchange: Coroutine[Any, Any, Outcome]) -> Outcome:
+    async def guarded(self, exchange: Coroutine[Any, Any, _T]) -> _T | Outcome:
         """Run one probe exchange within the caps and the timeout; failures become data."""
         async with self._slots, _SHARED.global_slots():
             self.count += 1

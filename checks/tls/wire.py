@@ -39,6 +39,8 @@ _HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079
 _HANDSHAKE, _ALERT = 0x16, 0x15
 _SERVER_HELLO, _CERTIFICATE, _SKE, _HELLO_DONE, _CERT_STATUS = 0x02, 0x0B, 0x0C, 0x0E, 0x16
 _EXT_EMS, _EXT_RENEGOTIATION, _EXT_SESSION_TICKET = 0x0017, 0xFF01, 0x0023
+_EXT_HEARTBEAT = 0x000F
+_HEARTBEAT_RECORD, _CHANGE_CIPHER_SPEC = 0x18, 0x14
 _TLS13_SUITES = frozenset({0x1301, 0x1302, 0x1303, 0x1304, 0x1305, 0x00C6, 0x00C7})
 _SCSV_CODES = frozenset({0x00FF, 0x5600})
 _DEFLATE = 1
@@ -150,6 +152,11 @@ class Reply:
     def has_session_ticket(self) -> bool:
         """RFC 5077 session tickets offered by the server."""
         return _EXT_SESSION_TICKET in self.extensions
+
+    @property
+    def has_heartbeat(self) -> bool:
+        """RFC 6520 heartbeat extension acknowledged."""
+        return _EXT_HEARTBEAT in self.extensions
 
     @property
     def has_compression(self) -> bool:
@@ -601,6 +608,53 @@ def reference_certificates(message: bytes) -> tuple[bytes, ...]:
     """cryptoparser's reading of a Certificate message (tests compare ours with it)."""
     parsed = _libs().subprotocol.TlsHandshakeServerCertificate.parse_exact_size(message)
     return tuple(bytes(c.certificate) for c in parsed.certificate_chain)
+
+
+# --------------------------------------------------------------------------- heartbeat
+
+
+HEARTBEAT_PAYLOAD = 16
+HEARTBEAT_CLAIMED = 48
+"""The request carries 16 payload bytes and 16 of padding but claims 48: a correct
+server discards it (RFC 6520 §4), a Heartbleed one answers with the 16 bytes of its
+memory that follow our record. We never read that answer beyond its record header."""
+
+
+def heartbleed_probe(protocol: str) -> bytes:
+    """A heartbeat request claiming more payload than it carries, then a ChangeCipherSpec.
+
+    Sent in clear right after ServerHelloDone, as vulnerable OpenSSL versions process
+    heartbeats before the handshake ends. The premature ChangeCipherSpec makes every
+    other server answer at once with an unexpected_message alert, so a safe server
+    costs one round trip, not a timeout; records are processed in order, so a
+    heartbeat response would come first.
+    """
+    version = _VERSION_CODES[protocol].to_bytes(2, "big")
+    message = (
+        b"\x01"
+        + HEARTBEAT_CLAIMED.to_bytes(2, "big")
+        + os.urandom(HEARTBEAT_PAYLOAD)
+        + os.urandom(16)
+    )
+    heartbeat = bytes((_HEARTBEAT_RECORD,)) + version + len(message).to_bytes(2, "big") + message
+    return heartbeat + bytes((_CHANGE_CIPHER_SPEC,)) + version + b"\x00\x01\x01"
+
+
+def next_record_type(data: bytes) -> int | None:
+    """Content type of the record that starts ``data`` (None until its header is in).
+
+    Only the 5-byte header is looked at: the body of a heartbeat response would be
+    the server's memory, and it is neither read nor kept.
+    """
+    if len(data) < 5:
+        return None
+    if data[1] != 3:
+        raise NotTls(_describe(data[:16]))
+    return data[0]
+
+
+HEARTBEAT_RECORD = _HEARTBEAT_RECORD
+ALERT_RECORD = _ALERT
 
 
 # --------------------------------------------------------------------------- parse
