@@ -41,7 +41,7 @@ from audit.models import (
 from audit.plugins import CheckContext, CheckFamily
 from audit.policy import Policy, Rule
 from audit.registry import Families
-from audit.store import Store
+from audit.store import Observed, Store
 
 DEFAULT_CONCURRENCY = 32
 
@@ -398,7 +398,11 @@ def _store_one(
 ) -> None:
     family = families.by_scheme[target.scheme]
     findings = evaluate_observation(observation, family, rules)
-    stamped = store.record(scan_id, observation.resources, findings)
+    observed = None
+    if not observation.problems:
+        rule_ids = frozenset(b.rule.id for bound in rules.values() for b in bound)
+        observed = Observed(target.uri, rule_ids)
+    stamped = store.record(scan_id, observation.resources, findings, observed=observed)
     progress.on_target(target, observation, stamped)
 
 

@@ -119,8 +119,10 @@ MIGRATIONS: tuple[str, ...] = (
         last_scan_id INTEGER NOT NULL,
         last_status TEXT NOT NULL,
         ever_failed INTEGER NOT NULL,
-        first_seen TEXT
+        first_seen TEXT,
+        target TEXT NOT NULL DEFAULT ''
     ) WITHOUT ROWID;
+    CREATE INDEX finding_state_target ON finding_state (target, last_status);
     CREATE TABLE acceptances (
         id INTEGER PRIMARY KEY,
         fingerprint TEXT NOT NULL,
@@ -150,6 +152,14 @@ MIGRATIONS: tuple[str, ...] = (
     BEGIN SELECT RAISE(ABORT, 'finding_events is append-only'); END;
     """,
 )
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A target observed whole in this scan, and the rules the scan evaluates."""
+
+    target: str
+    rule_ids: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -257,14 +267,24 @@ class Store:
         return int(cursor.lastrowid or 0)
 
     def record(
-        self, scan_id: int, resources: Sequence[Resource], findings: Sequence[Finding]
+        self,
+        scan_id: int,
+        resources: Sequence[Resource],
+        findings: Sequence[Finding],
+        *,
+        observed: Observed | None = None,
     ) -> list[Finding]:
         """Write one target's resources and findings in one transaction.
 
-        Returns the findings with their history-derived lifecycle and first_seen.
+        With ``observed`` (the target was observed whole, without any problem), a finding
+        that failed before on a resource of that target which no longer exists is
+        *resolved*: the open port closed, the public bucket was deleted. Returns the
+        findings with their history-derived lifecycle and first_seen.
         """
         at = now_iso()
         with self._write():
+            if observed is not None:
+                findings = [*findings, *self._vanished(scan_id, observed, resources, findings)]
             priors = self._priors(scan_id, [f.fingerprint for f in findings])
             stamped = [_stamp(f, priors.get(f.fingerprint), at, scan_id) for f in findings]
             self.conn.executemany(
@@ -294,6 +314,40 @@ class Store:
             )
         return stamped
 
+    def _vanished(
+        self,
+        scan_id: int,
+        observed: Observed,
+        resources: Sequence[Resource],
+        findings: Sequence[Finding],
+    ) -> list[Finding]:
+        """Passing findings for failures whose resource is gone from an observed target.
+
+        Only rules this scan still evaluates count: a rule dropped from the policies says
+        nothing about its resource.
+        """
+        present = {r.key for r in resources} | {f.resource_key for f in findings}
+        rows = self.conn.execute(
+            f"SELECT {_qualified('f')} FROM finding_state s JOIN findings f "  # noqa: S608
+            "ON f.scan_id = s.last_scan_id AND f.fingerprint = s.fingerprint "
+            "WHERE s.target = ? AND s.last_status = 'fail' AND s.last_scan_id < ?",
+            (observed.target, scan_id),
+        ).fetchall()
+        gone = []
+        for row in rows:
+            old = _finding(tuple(row))
+            if old.resource_key in present or old.rule_id not in observed.rule_ids:
+                continue
+            gone.append(
+                old.evolve(
+                    status=Status.PASS,
+                    evidence=None,
+                    reason=None,
+                    message="resolved: the resource is no longer present on its target",
+                )
+            )
+        return gone
+
     def _priors(self, scan_id: int, prints: Sequence[str]) -> dict[str, Prior]:
         """The latest earlier state of each fingerprint (one indexed lookup per chunk)."""
         priors: dict[str, Prior] = {}
@@ -316,11 +370,12 @@ class Store:
         for f in stamped:
             prior = priors.get(f.fingerprint)
             ever = f.status is Status.FAIL or (prior is not None and prior.ever_failed)
-            rows.append((f.fingerprint, scan_id, f.status.value, int(ever), f.first_seen))
+            rows.append((f.fingerprint, scan_id, f.status.value, int(ever), f.first_seen, f.target))
         self.conn.executemany(
-            "INSERT INTO finding_state VALUES (?,?,?,?,?) ON CONFLICT(fingerprint) DO UPDATE SET "
-            "last_scan_id = excluded.last_scan_id, last_status = excluded.last_status, "
-            "ever_failed = excluded.ever_failed, first_seen = excluded.first_seen "
+            "INSERT INTO finding_state VALUES (?,?,?,?,?,?) ON CONFLICT(fingerprint) DO UPDATE "
+            "SET last_scan_id = excluded.last_scan_id, last_status = excluded.last_status, "
+            "ever_failed = excluded.ever_failed, first_seen = excluded.first_seen, "
+            "target = excluded.target "
             "WHERE excluded.last_scan_id >= finding_state.last_scan_id",
             rows,
         )
@@ -752,9 +807,14 @@ _COMPARISONS = {
 }
 
 
+def _qualified(alias: str) -> str:
+    """_FINDING_COLUMNS prefixed with a table alias, for joins."""
+    return ", ".join(f"{alias}.{c}" for c in _FINDING_COLUMNS.split(", "))
+
+
 def _compare_sql(side: str, condition: str) -> str:
     """Join two scans' findings by fingerprint (named parameters ``old`` and ``new``)."""
-    cols = ", ".join(f"{side}.{c}" for c in _FINDING_COLUMNS.split(", "))
+    cols = _qualified(side)
     if side == "n":
         source = (
             "findings n LEFT JOIN findings o ON o.scan_id = :old AND o.fingerprint = n.fingerprint"

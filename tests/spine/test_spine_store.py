@@ -224,8 +224,9 @@ def test_compare_groups_by_fingerprint(tmp_path: Path, policy_file: Path,
     new = run_scan(plan_for(policy_file, second), families, store).id
     groups = {name: sorted(f.resource_key for f in items if f.rule_id == "DEMO-PORT-001")
               for name, items in store.compare(old, new).items()}
-    assert groups == {"new": ["item://4"], "resolved": ["item://1"], "still_open": ["item://2"],
-                      "not_evaluated": ["item://3"]}
+    # item 3 is gone from a target observed whole: resolved (see the test below)
+    assert groups == {"new": ["item://4"], "resolved": ["item://1", "item://3"],
+                      "still_open": ["item://2"], "not_evaluated": []}
 
 
 def test_where_is_decided_before_unknown_expect_facts(tmp_path: Path, policy_file: Path,
@@ -241,3 +242,25 @@ def test_where_is_decided_before_unknown_expect_facts(tmp_path: Path, policy_fil
     assert found[("DEMO-TAG-001", "item://smtp")] == "skip"  # not applicable: no noise
     assert found[("DEMO-TAG-001", "item://web")] == "error"  # applies, fact unknown
     assert found[("DEMO-TAG-001", "item://odd")] == "error"  # cannot tell if it applies
+
+
+def test_a_resource_gone_from_an_observed_target_is_resolved(
+        tmp_path: Path, policy_file: Path, families: Families) -> None:
+    # Given item 2 failing, then gone from target a (observed whole) while target b errs
+    store = Store(tmp_path / "r.db")
+    first = {"a": {"resources": [item("item://1", 443), item("item://2", 22)]},
+             "b": {"resources": [item("item://3", 22)]}}
+    second = {"a": {"resources": [item("item://1", 443)]}, "b": {"problem": "timeout"}}
+    old = run_scan(plan_for(policy_file, first), families, store).id
+    new = run_scan(plan_for(policy_file, second), families, store).id
+    # Then the vanished failure is resolved; the unobserved one is not evaluated
+    gone = store.findings(new, rule="DEMO-PORT-001", target="facts://a")
+    assert {(f.resource_key, f.status.value, f.lifecycle.value if f.lifecycle else None)
+            for f in gone} == {("item://1", "pass", None), ("item://2", "pass", "resolved")}
+    groups = store.compare(old, new)
+    assert "item://2" in {f.resource_key for f in groups["resolved"]}
+    assert "item://3" in {f.resource_key for f in groups["not_evaluated"]}
+    # and a third scan where it is back reopens it
+    third = run_scan(plan_for(policy_file, first), families, store).id
+    back = store.findings(third, rule="DEMO-PORT-001", target="facts://a", status="fail")
+    assert [(f.resource_key, f.lifecycle.value) for f in back] == [("item://2", "reopened")]
