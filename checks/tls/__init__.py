@@ -1,13 +1,15 @@
 # ruff: noqa: E501  (the fact table reads best one fact a line)
 """The ``tls`` check family: what a TLS endpoint accepts, and the certificate it shows.
 
-Targets: ``tls://host[:port]`` (default 443) and ``smtp://host[:port]`` (default 25,
-audited through STARTTLS). Query parameters: ``sni=NAME`` (server name to send when
-the host is an address) and ``http_port=N`` (plain-HTTP port checked for a redirect to
-HTTPS, default 80, ``0`` to skip).
+Targets: ``tls://host[:port]`` (default 443), and endpoints audited through STARTTLS:
+``smtp://host[:port]`` (25), ``imap://host[:port]`` (143) and ``pop3://host[:port]``
+(110). Query parameters: ``sni=NAME`` (server name to send when the host is an
+address) and ``http_port=N`` (plain-HTTP port checked for a redirect to HTTPS, default
+80, ``0`` to skip; ``tls://`` only).
 
 How it observes: protocols, suites, groups and protocol hygiene come from raw
-ClientHellos composed with cryptoparser (:mod:`checks.tls.wire`), sent by short
+ClientHellos built from registry tables frozen from cryptoparser and cryptodatahub
+(:mod:`checks.tls.wire`), sent by short
 asyncio probes that read the server's first flight and hang up
 (:mod:`checks.tls.probe`, :mod:`checks.tls.enumerate`). So what is reported is what
 the *server* accepts, whatever the local OpenSSL allows. The certificate chain comes
@@ -27,9 +29,9 @@ stays silent), unreachable, reset, a non-TLS speaker or a failed STARTTLS become
 
 Not observed yet: session-ID resumption (``session_tickets`` only says whether the
 server offers tickets), Heartbleed, ROBOT, the SCTs delivered in the TLS extension or
-OCSP response (``sct_count`` counts the certificate's embedded SCTs), OCSP stapling on
-TLS 1.3-only servers (null), STARTTLS for IMAP/POP3/LDAP/FTP (one function each in
-:mod:`checks.tls.starttls`), suites the registry does not know (never offered).
+OCSP response (``sct_count`` counts the certificate's embedded SCTs), STARTTLS for
+LDAP/FTP/XMPP (one function each in :mod:`checks.tls.starttls`), suites the registry
+does not know (never offered).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ FACTS = (
     FactDoc(
         "starttls",
         "string|null",
-        "Plain-text protocol upgraded with STARTTLS (`smtp`), null for direct TLS.",
+        "Plain-text protocol upgraded with STARTTLS (`smtp`, `imap`, `pop3`), null for direct TLS.",
     ),
     FactDoc(
         "protocols",
@@ -201,7 +203,7 @@ FACTS = (
     FactDoc(
         "hsts",
         "object|null",
-        "Strict-Transport-Security of the HTTPS response: {present, max_age, include_subdomains, preload}; null when the endpoint does not speak HTTP or for smtp://.",
+        "Strict-Transport-Security of the HTTPS response: {present, max_age, include_subdomains, preload}; null when the endpoint does not speak HTTP, and for STARTTLS targets.",
     ),
     FactDoc(
         "http_redirect",
@@ -214,7 +216,7 @@ FACTS = (
 RESOURCE_TYPES = (
     ResourceTypeDoc(
         "tls.endpoint",
-        "A TLS endpoint (direct TLS or SMTP STARTTLS): key tls://host:port or smtp://host:port.",
+        "A TLS endpoint (direct TLS, or STARTTLS for SMTP, IMAP, POP3): key tls://host:port, smtp://host:port, imap://host:port or pop3://host:port.",
         FACTS,
     ),
 )
@@ -235,7 +237,7 @@ def _collect(target: Target, ctx: CheckContext) -> Observation:
 FAMILY = CheckFamily(
     name="tls",
     description="TLS endpoints: protocols, cipher suites, groups, certificate, HSTS (raw probes).",
-    schemes=("tls", "smtp"),
+    schemes=("tls", "smtp", "imap", "pop3"),
     resource_types=RESOURCE_TYPES,
     parse=_parse,
     collect=_collect,

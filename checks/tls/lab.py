@@ -7,7 +7,8 @@ yields its port and stops everything it started on exit. Certificates are made w
 (:class:`PythonTlsServer`, which also answers HTTP with a chosen HSTS header). The
 rest are the failure modes a scanner must survive: a port that accepts and never
 speaks (:class:`BlackHoleServer`), one that resets (:class:`ResetServer`), one that
-speaks something else (:class:`BannerServer`), and a tiny SMTP server with STARTTLS.
+speaks something else (:class:`BannerServer`), and tiny SMTP, IMAP and POP3 servers
+with STARTTLS.
 
 Nothing here is imported by a scan; it only ever binds loopback addresses.
 """
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 LOOPBACK = "127.0.0.1"
 _ONE_DAY = dt.timedelta(days=1)
@@ -284,7 +285,7 @@ class _ThreadedServer:
         self._connections: list[socket.socket] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> _ThreadedServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -434,6 +435,47 @@ class SmtpStartTlsServer(_ThreadedServer):
                 return
             else:
                 connection.sendall(b"502 unknown command\r\n")
+
+
+class ImapStartTlsServer(_ThreadedServer):
+    """An IMAP server that answers STARTTLS (RFC 3501) and then speaks TLS with ``context``."""
+
+    def __init__(self, context: ssl.SSLContext, *, offer_starttls: bool = True) -> None:
+        super().__init__()
+        self.context = context
+        self.offer_starttls = offer_starttls
+
+    def handle(self, connection: socket.socket) -> None:
+        reader = connection.makefile("rb")
+        connection.sendall(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] lab.invalid ready\r\n")
+        while line := reader.readline(1024):
+            tag, _, command = line.strip().partition(b" ")
+            if command.upper() == b"STARTTLS" and self.offer_starttls:
+                connection.sendall(b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK begin TLS\r\n")
+                with self.context.wrap_socket(connection, server_side=True) as tls:
+                    tls.recv(1024)
+                return
+            connection.sendall(tag + b" BAD unknown command\r\n")
+
+
+class Pop3StartTlsServer(_ThreadedServer):
+    """A POP3 server that answers STLS (RFC 2595) and then speaks TLS with ``context``."""
+
+    def __init__(self, context: ssl.SSLContext, *, offer_starttls: bool = True) -> None:
+        super().__init__()
+        self.context = context
+        self.offer_starttls = offer_starttls
+
+    def handle(self, connection: socket.socket) -> None:
+        reader = connection.makefile("rb")
+        connection.sendall(b"+OK lab.invalid POP3 ready\r\n")
+        while line := reader.readline(1024):
+            if line.strip().upper() == b"STLS" and self.offer_starttls:
+                connection.sendall(b"+OK begin TLS\r\n")
+                with self.context.wrap_socket(connection, server_side=True) as tls:
+                    tls.recv(1024)
+                return
+            connection.sendall(b"-ERR unknown command\r\n")
 
 
 class BlackHoleServer(_ThreadedServer):

@@ -56,7 +56,36 @@ async def smtp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         raise StartTlsError(f"STARTTLS refused: {lines[0][:80]!r}")
 
 
+async def imap(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """RFC 3501 §6.2.1 / RFC 2595: greeting ``* OK``, ``STARTTLS``, tagged ``OK``."""
+    greeting = await _line(reader)
+    if not greeting.upper().startswith("* OK"):
+        raise StartTlsError(f"IMAP greeting {greeting[:80]!r} is not * OK")
+    writer.write(b"R1 STARTTLS\r\n")
+    await writer.drain()
+    for _ in range(MAX_LINES):
+        line = await _line(reader)
+        if line.startswith("* "):  # untagged data (CAPABILITY, ...) may come first
+            continue
+        if line.upper().startswith("R1 OK"):
+            return
+        raise StartTlsError(f"STARTTLS refused: {line[:80]!r}")
+    raise StartTlsError("IMAP reply longer than any server sends")
+
+
+async def pop3(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """RFC 2595 §4: greeting ``+OK``, ``STLS``, ``+OK``."""
+    greeting = await _line(reader)
+    if not greeting.startswith("+OK"):
+        raise StartTlsError(f"POP3 greeting {greeting[:80]!r} is not +OK")
+    writer.write(b"STLS\r\n")
+    await writer.drain()
+    answer = await _line(reader)
+    if not answer.startswith("+OK"):
+        raise StartTlsError(f"STLS refused: {answer[:80]!r}")
+
+
 StartTls = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
-STARTTLS: dict[str, StartTls] = {"smtp": smtp}
+STARTTLS: dict[str, StartTls] = {"smtp": smtp, "imap": imap, "pop3": pop3}
 """Preamble by target scheme."""

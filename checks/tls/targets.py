@@ -1,4 +1,5 @@
-"""Parse ``tls://host[:port]`` and ``smtp://host[:port]`` targets.
+"""Parse ``tls://host[:port]`` targets and the STARTTLS ones: ``smtp://`` (25),
+``imap://`` (143) and ``pop3://`` (110).
 
 Accepted query parameters: ``sni`` (the server name to send, when it differs from
 the host, e.g. a target given by address) and ``http_port`` (where to look for the
@@ -20,7 +21,7 @@ from audit.uri import (
     split_port,
 )
 
-DEFAULT_PORTS = {"tls": 443, "smtp": 25}
+DEFAULT_PORTS = {"tls": 443, "smtp": 25, "imap": 143, "pop3": 110}
 _PARAMS = frozenset({"sni", "http_port"})
 
 

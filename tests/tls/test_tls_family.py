@@ -19,7 +19,7 @@ def documented() -> set[str]:
 
 def test_family_shape() -> None:
     assert FAMILY.name == "tls"
-    assert FAMILY.schemes == ("tls", "smtp")
+    assert FAMILY.schemes == ("tls", "smtp", "imap", "pop3")
     assert FAMILY.resource_type_names() == ("tls.endpoint",)
     assert all(f.description and f.type for f in FACTS)
 

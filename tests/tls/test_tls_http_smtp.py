@@ -87,3 +87,55 @@ def test_parse_hsts(value: str, expected: tuple) -> None:
 def test_parse_head_refuses_non_http() -> None:
     assert parse_head(b"SSH-2.0-OpenSSH\r\n") == (None, ())
     assert parse_head(b"HTTP/1.1 301 Moved\r\nLocation: https://x/\r\n")[0] == 301
+
+
+@pytest.mark.parametrize(
+    ("scheme", "server"), [("imap", lab.ImapStartTlsServer), ("pop3", lab.Pop3StartTlsServer)]
+)
+def test_imap_and_pop3_starttls(
+    scheme: str, server: type, ec_leaf: lab.Issued, pki: lab.Pki
+) -> None:
+    # given a mail server offering STARTTLS (IMAP) or STLS (POP3) with a TLS 1.2+ context
+    with server(lab.server_context(ec_leaf)) as running:
+        facts = facts_of(f"{scheme}://localhost:{running.port}", pki.ca_file)
+    # then the TLS behind the upgrade is enumerated, and the HTTP facts are null
+    assert facts["starttls"] == scheme
+    assert facts["protocols"] == ["TLSv1.2", "TLSv1.3"]
+    assert facts["certificate"]["chain_trusted"] is True
+    assert facts["hsts"] is None and facts["http_redirect"] is None
+
+
+@pytest.mark.parametrize(
+    ("scheme", "server", "words"),
+    [
+        ("imap", lab.ImapStartTlsServer, "STARTTLS refused"),
+        ("pop3", lab.Pop3StartTlsServer, "STLS refused"),
+    ],
+)
+def test_imap_and_pop3_refusing_starttls(
+    scheme: str, server: type, words: str, ec_leaf: lab.Issued
+) -> None:
+    from audit.models import Reason
+
+    from .conftest import scan
+
+    with server(lab.server_context(ec_leaf), offer_starttls=False) as running:
+        observation = scan(f"{scheme}://127.0.0.1:{running.port}", timeout=4.0)
+    assert not observation.resources
+    assert observation.problems[0].reason is Reason.UNREACHABLE
+    assert words in observation.problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("uri", "key"),
+    [
+        ("imap://mail.example.test", "imap://mail.example.test:143"),
+        ("pop3://mail.example.test", "pop3://mail.example.test:110"),
+    ],
+)
+def test_mail_targets_default_ports(uri: str, key: str) -> None:
+    from urllib.parse import urlsplit
+
+    from checks.tls import FAMILY
+
+    assert FAMILY.parse(urlsplit(uri), uri).uri == key
