@@ -91,9 +91,16 @@ def by_type(observation: Observation, type_: str) -> dict[str, object]:
 class FaultProxy:
     """Loopback HTTP proxy: chosen operations fail, the rest reach moto unchanged."""
 
-    def __init__(self, upstream: str, denied: set[str], throttled: set[str]):
+    def __init__(
+        self,
+        upstream: str,
+        denied: set[str],
+        throttled: set[str],
+        ignored_params: frozenset[str] = frozenset(),
+    ):
         self.upstream = urlsplit(upstream)
         self.denied, self.throttled = denied, throttled
+        self.ignored_params = ignored_params  # query parameters the "provider" ignores
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -136,7 +143,7 @@ class FaultProxy:
                     str(proxy.upstream.hostname), proxy.upstream.port, timeout=10
                 )
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                conn.request(self.command, self.path, body=body, headers=headers)
+                conn.request(self.command, proxy.strip(self.path), body=body, headers=headers)
                 answer = conn.getresponse()
                 payload = answer.read()
                 self.send_response(answer.status)
@@ -149,6 +156,18 @@ class FaultProxy:
                 conn.close()
 
         return Handler
+
+    def strip(self, path: str) -> str:
+        """The path without the query parameters this provider ignores."""
+        if not self.ignored_params:
+            return path
+        parts = urlsplit(path)
+        kept = [
+            pair
+            for pair in parts.query.split("&")
+            if pair and pair.split("=", 1)[0] not in self.ignored_params
+        ]
+        return parts._replace(query="&".join(kept)).geturl()
 
     @staticmethod
     def operation(method: str, path: str, headers: object, body: bytes) -> str:

@@ -135,8 +135,12 @@ def _credential_report(scan: Scan, region: str) -> dict[str, dict[str, str]] | P
 
 
 def _wait_report(scan: Scan, region: str) -> str:
-    """The report is generated asynchronously: poll until ready, within the timeout."""
+    """The report is generated asynchronously: poll until ready, within the timeout.
+
+    Polls start short and double (a fresh report usually takes a few seconds; one
+    generated within the last four hours is returned at once)."""
     deadline = time.monotonic() + scan.api.timeout
+    pause = 0.25
     while True:
         answer = scan.call(
             "iam", region, "GetCredentialReport", missing=("ReportInProgress", "ReportNotPresent")
@@ -147,7 +151,8 @@ def _wait_report(scan: Scan, region: str) -> str:
             raise CallFailed(
                 Problem(Reason.TIMEOUT, "iam:GetCredentialReport: report not ready in time")
             )
-        time.sleep(1)
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
 
 
 def _root_last_used(scan: Scan, row: dict[str, str] | None) -> None:

@@ -1,8 +1,11 @@
 """S3 buckets: public exposure, TLS-only policy, encryption, versioning, logging, lock.
 
-ListBuckets gives names (and the region on recent APIs); each bucket then needs one call
+ListBuckets gives names (and each bucket's region on AWS); each bucket then needs one call
 per attribute group, spread over the shared fan-out pool. A missing configuration (no
-policy, no public access block) is an answer, not an error.
+policy, no public access block) is an answer, not an error. Two calls are spared only
+where the answer is certain: the region when a listing already placed the bucket
+(:func:`bucket_regions`), and the Object Lock configuration of a bucket whose versioning
+is not enabled (Object Lock requires versioning and forbids suspending it).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 
 from checks.aws import policydoc
 from checks.aws.collectors.base import Collector, Draft, Scan
+from checks.aws.errors import CallFailed
 
 TYPE = "aws.s3.bucket"
 _PUBLIC_GROUPS = {
@@ -29,29 +33,87 @@ AWS_DEFAULT_SSE = (
 )
 
 
+_PROBE_REGIONS = ("us-east-1", "eu-west-1")
+
+
 def run(scan: Scan, region: str) -> None:
-    """List buckets, then observe each one concurrently."""
+    """List buckets, place them in their regions, then observe each one concurrently."""
     listing = scan.pages("s3", region, "ListBuckets") or {}
     buckets = [b for b in listing.get("Buckets", []) if b.get("Name")]
-    scan.fan_out(lambda bucket: observe_bucket(scan, region, bucket), buckets)
+    regions = bucket_regions(scan, region, [str(b["Name"]) for b in buckets])
+    regions.update(
+        {str(b["Name"]): str(b["BucketRegion"]) for b in buckets if b.get("BucketRegion")}
+    )
+    scan.fan_out(lambda bucket: observe_bucket(scan, region, bucket, regions), buckets)
 
 
-def observe_bucket(scan: Scan, home: str, bucket: dict[str, Any]) -> None:
+def observe_bucket(scan: Scan, home: str, bucket: dict[str, Any], regions: dict[str, str]) -> None:
     """Every attribute group of one bucket, each failing on its own."""
     name = str(bucket["Name"])
     draft = scan.harvest.add(Draft(TYPE, f"arn:{scan.partition}:s3:::{name}", {"name": name}))
-    region = bucket.get("BucketRegion") or _location(scan, home, name, draft)
+    region = regions.get(name) or _location(scan, home, name, draft)
     draft.facts["region"] = region
     where = region or home
     for observe in (_public_access_block, _acl, _policy, _encryption, _versioning, _logging, _lock):
         observe(scan, where, name, draft)
 
 
+def bucket_regions(scan: Scan, home: str, names: list[str]) -> dict[str, str]:
+    """Place many buckets with one filtered listing per region instead of one call each.
+
+    AWS names each bucket's region in ListBuckets (``BucketRegion``) and this is then
+    skipped. Other providers may still honour ListBuckets' ``BucketRegion`` filter, but
+    one that ignores it would return every bucket for every region, so the filter is
+    trusted only once seen to work: the location of one bucket is asked, and a listing
+    filtered on another region must leave that bucket out, no bucket may appear under
+    two regions, and the asked bucket must appear under its own region when that region
+    is listed. Otherwise nothing is placed and each bucket's location is asked.
+    """
+    if len(names) <= len(scan.regions) + 2:
+        return {}
+    try:
+        probe = names[0]
+        probe_region = _constraint_region(
+            scan.call("s3", home, "GetBucketLocation", Bucket=probe) or {}
+        )
+        listed = {r: _listed_in(scan, home, r) for r in _filter_regions(scan, probe_region)}
+    except CallFailed:
+        return {}
+    placed: dict[str, str] = {}
+    for region, found in listed.items():
+        for name in found:
+            if placed.setdefault(name, region) != region:
+                return {probe: probe_region}
+    if placed.get(probe, probe_region) != probe_region or (
+        probe_region in listed and probe not in placed
+    ):
+        return {probe: probe_region}
+    wanted = set(names)
+    return {n: r for n, r in placed.items() if n in wanted} | {probe: probe_region}
+
+
+def _filter_regions(scan: Scan, probe_region: str) -> tuple[str, ...]:
+    """The scanned regions, plus one other region when they are only the probe's own."""
+    regions = tuple(scan.regions)
+    if all(r == probe_region for r in regions):
+        regions += (next(r for r in _PROBE_REGIONS if r != probe_region),)
+    return regions
+
+
+def _listed_in(scan: Scan, home: str, region: str) -> set[str]:
+    answer = scan.pages("s3", home, "ListBuckets", BucketRegion=region) or {}
+    return {str(b["Name"]) for b in answer.get("Buckets", []) if b.get("Name")}
+
+
+def _constraint_region(answer: dict[str, Any]) -> str:
+    """GetBucketLocation's answer as a region name (null is us-east-1, EU is eu-west-1)."""
+    constraint = answer.get("LocationConstraint") or "us-east-1"
+    return "eu-west-1" if constraint == "EU" else str(constraint)
+
+
 def _location(scan: Scan, home: str, name: str, draft: Draft) -> str | None:
     with draft.observing("region"):
-        answer = scan.call("s3", home, "GetBucketLocation", Bucket=name) or {}
-        constraint = answer.get("LocationConstraint") or "us-east-1"
-        return "eu-west-1" if constraint == "EU" else str(constraint)
+        return _constraint_region(scan.call("s3", home, "GetBucketLocation", Bucket=name) or {})
     return None
 
 
@@ -151,6 +213,11 @@ def _logging(scan: Scan, region: str, name: str, draft: Draft) -> None:
 
 
 def _lock(scan: Scan, region: str, name: str, draft: Draft) -> None:
+    """Object Lock needs versioning enabled, and a locked bucket cannot suspend it: with
+    versioning known and not ``Enabled``, the lock is known to be off without a call."""
+    if draft.facts.get("versioning", "Enabled") != "Enabled":
+        draft.facts["is_object_lock_enabled"] = False
+        return
     with draft.observing("is_object_lock_enabled"):
         answer = (
             scan.call(
