@@ -8,8 +8,9 @@ import sys
 
 
 def rempart(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "audit", *args], capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "audit", *args], capture_output=True, text=True, check=False
+    )
 
 
 def test_checks_permissions_aws_is_a_read_only_iam_policy() -> None:
@@ -20,7 +21,9 @@ def test_checks_permissions_aws_is_a_read_only_iam_policy() -> None:
     actions = [a for statement in policy["Statement"] for a in statement["Action"]]
     assert actions and all(statement["Effect"] == "Allow" for statement in policy["Statement"])
     verbs = {action.split(":")[1] for action in actions}
-    assert all(v.startswith(("Get", "List", "Describe", "Generate", "Lookup")) for v in verbs), verbs
+    assert all(v.startswith(("Get", "List", "Describe", "Generate", "Lookup")) for v in verbs), (
+        verbs
+    )
 
 
 def test_checks_permissions_for_a_family_without_cloud_access() -> None:
@@ -29,8 +32,12 @@ def test_checks_permissions_for_a_family_without_cloud_access() -> None:
 
 
 def test_plugins_allow_list_limits_the_families() -> None:
-    done = subprocess.run([sys.executable, "-m", "audit", "--plugins", "ports", "checks", "list"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "audit", "--plugins", "ports", "checks", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0
     assert done.stdout.startswith("ports") and "tls" not in done.stdout.split("\n")[0]
     assert "aws.s3.bucket" not in done.stdout

@@ -247,8 +247,9 @@ def test_report_renders_a_stored_scan_in_every_format(
 ) -> None:
     db = str(tmp_path / "r.db")
     scan(capsys, tmp_path, policy_file, SPEC)
-    outputs = [tmp_path / name for name in ("r.html", "r.sarif", "r.xml", "r.csv", "r.md",
-                                            "r.json")]
+    outputs = [
+        tmp_path / name for name in ("r.html", "r.sarif", "r.xml", "r.csv", "r.md", "r.json")
+    ]
     args = [arg for path in outputs for arg in ("-o", str(path))]
     code, _, err = run(capsys, "report", "--scan", "1", "--lang", "en", "--db", db, *args)
     assert code == 0, err
@@ -256,8 +257,7 @@ def test_report_renders_a_stored_scan_in_every_format(
         assert path.stat().st_size > 0, path
     assert json.loads((tmp_path / "r.sarif").read_text())["version"] == "2.1.0"
     assert 'lang="en"' in (tmp_path / "r.html").read_text()
-    code, _, err = run(capsys, "report", "--scan", "9", "-o", str(tmp_path / "x.json"),
-                       "--db", db)
+    code, _, err = run(capsys, "report", "--scan", "9", "-o", str(tmp_path / "x.json"), "--db", db)
     assert code == 2 and "no scan with id 9" in err
 
 
@@ -265,14 +265,30 @@ def test_unaccept_revokes_and_the_gate_fails_again(
     tmp_path: Path, policy_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = str(tmp_path / "r.db")
-    spec = {"web": SPEC["web"], "mail": {"resources": [
-        {"key": "item://mail", "facts": {"port": 443, "tags": ["owner"]}}]}}
+    spec = {
+        "web": SPEC["web"],
+        "mail": {"resources": [{"key": "item://mail", "facts": {"port": 443, "tags": ["owner"]}}]},
+    }
     scan(capsys, tmp_path, policy_file, spec)
     code, out, _ = run(capsys, "findings", "--json", "--db", db)
     fingerprint = json.loads(out.splitlines()[0])["fingerprint"]
     until = (date.today() + timedelta(days=30)).isoformat()
-    assert run(capsys, "accept", fingerprint[:10], "--owner", "O", "--reason", "R",
-               "--until", until, "--db", db)[0] == 0
+    assert (
+        run(
+            capsys,
+            "accept",
+            fingerprint[:10],
+            "--owner",
+            "O",
+            "--reason",
+            "R",
+            "--until",
+            until,
+            "--db",
+            db,
+        )[0]
+        == 0
+    )
     assert scan(capsys, tmp_path, policy_file, spec, "--fail-on", "high")[0] == 0
     code, out, _ = run(capsys, "unaccept", "1", "--db", db)
     assert code == 0 and "revoked" in out
