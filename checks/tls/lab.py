@@ -514,6 +514,145 @@ class BannerServer(_ThreadedServer):
         connection.recv(4096)
 
 
+class RawHelloServer(_ThreadedServer):
+    """A first-flight-only TLS server written from the RFCs, for what no local library serves.
+
+    OpenSSL 3 and Python's ``ssl`` cannot speak SSLv2 or SSLv3 nor answer heartbeats,
+    so positive detection of those is tested against this: it reads one ClientHello,
+    answers ServerHello (the highest of ``versions`` the client allows, the first of
+    the client's suites it has in ``suites``), Certificate and ServerHelloDone, or an
+    alert, and never completes a handshake. With ``heartbeat`` it acknowledges RFC 6520;
+    with ``bleed`` it answers an over-long heartbeat request as CVE-2014-0160 did (with
+    zeros: there is nothing to leak here). ``sslv2`` answers SSLv2 CLIENT-HELLOs.
+    """
+
+    def __init__(
+        self,
+        cert_der: bytes,
+        *,
+        versions: Sequence[int] = (0x0300,),
+        suites: Sequence[int] = (0x002F, 0x000A),
+        heartbeat: bool = False,
+        bleed: bool = False,
+        sslv2: bool = False,
+    ) -> None:
+        super().__init__()
+        self.cert_der = cert_der
+        self.versions = tuple(versions)
+        self.suites = tuple(suites)
+        self.heartbeat = heartbeat
+        self.bleed = bleed
+        self.sslv2 = sslv2
+
+    def handle(self, connection: socket.socket) -> None:
+        first = _recv_exactly(connection, 2)
+        if first[0] & 0x80:
+            if self.sslv2:
+                connection.sendall(_sslv2_server_hello(self.cert_der))
+            return
+        header = first + _recv_exactly(connection, 3)
+        body = _recv_exactly(connection, int.from_bytes(header[3:5], "big"))
+        hello = _parse_client_hello(body)
+        version = max((v for v in self.versions if v <= hello["version"]), default=None)
+        suite = next((c for c in hello["suites"] if c in self.suites), None)
+        if version is None or suite is None:
+            alert = 70 if version is None else 40
+            connection.sendall(b"\x15\x03\x01\x00\x02\x02" + bytes((alert,)))
+            return
+        heartbeat = self.heartbeat and 0x000F in hello["extensions"]
+        connection.sendall(self._flight(version, suite, heartbeat))
+        if heartbeat:
+            self._after_flight(connection, version)
+
+    def _flight(self, version: int, suite: int, heartbeat: bool) -> bytes:
+        extensions = b""
+        if version >= 0x0301:
+            extensions = b"\xff\x01\x00\x01\x00" + (b"\x00\x0f\x00\x01\x01" if heartbeat else b"")
+            extensions = len(extensions).to_bytes(2, "big") + extensions
+        hello = (
+            version.to_bytes(2, "big")
+            + os.urandom(32)
+            + b"\x00"
+            + suite.to_bytes(2, "big")
+            + b"\x00"
+        )
+        entry = len(self.cert_der).to_bytes(3, "big") + self.cert_der
+        certificate = len(entry).to_bytes(3, "big") + entry
+        messages = (
+            _handshake(2, hello + extensions) + _handshake(11, certificate) + _handshake(14, b"")
+        )
+        return b"\x16" + version.to_bytes(2, "big") + len(messages).to_bytes(2, "big") + messages
+
+    def _after_flight(self, connection: socket.socket, version: int) -> None:
+        while True:
+            header = _recv_exactly(connection, 5)
+            body = _recv_exactly(connection, int.from_bytes(header[3:5], "big"))
+            if header[0] == 0x18 and body[:1] == b"\x01" and self.bleed:
+                claimed = int.from_bytes(body[1:3], "big")
+                response = b"\x02" + body[1:3] + bytes(claimed) + bytes(16)
+                record = b"\x18" + version.to_bytes(2, "big") + len(response).to_bytes(2, "big")
+                connection.sendall(record + response)
+            elif header[0] == 0x14:
+                connection.sendall(b"\x15" + version.to_bytes(2, "big") + b"\x00\x02\x02\x0a")
+                return
+
+
+def _recv_exactly(connection: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            raise OSError("peer closed")
+        data += chunk
+    return data
+
+
+def _handshake(kind: int, body: bytes) -> bytes:
+    return bytes((kind,)) + len(body).to_bytes(3, "big") + body
+
+
+def _parse_client_hello(body: bytes) -> dict[str, Any]:
+    """client_version (or the best of supported_versions), suites and extension types."""
+    position = 4 + 2 + 32
+    position += 1 + body[position]
+    suites_length = int.from_bytes(body[position : position + 2], "big")
+    suites = [
+        int.from_bytes(body[i : i + 2], "big")
+        for i in range(position + 2, position + 2 + suites_length, 2)
+    ]
+    position += 2 + suites_length
+    position += 1 + body[position]
+    extensions: dict[int, bytes] = {}
+    if position + 2 <= len(body):
+        end = position + 2 + int.from_bytes(body[position : position + 2], "big")
+        position += 2
+        while position + 4 <= end:
+            kind = int.from_bytes(body[position : position + 2], "big")
+            length = int.from_bytes(body[position + 2 : position + 4], "big")
+            extensions[kind] = body[position + 4 : position + 4 + length]
+            position += 4 + length
+    version = int.from_bytes(body[4:6], "big")
+    if 0x002B in extensions:
+        listed = extensions[0x002B][1:]
+        version = max(int.from_bytes(listed[i : i + 2], "big") for i in range(0, len(listed), 2))
+    return {"version": version, "suites": suites, "extensions": extensions}
+
+
+def _sslv2_server_hello(cert_der: bytes) -> bytes:
+    """An SSLv2 SERVER-HELLO offering SSL_CK_RC4_128_WITH_MD5."""
+    connection_id = os.urandom(16)
+    body = (
+        b"\x04\x00\x01\x00\x02"
+        + len(cert_der).to_bytes(2, "big")
+        + b"\x00\x03"
+        + len(connection_id).to_bytes(2, "big")
+        + cert_der
+        + b"\x01\x00\x80"
+        + connection_id
+    )
+    return (0x8000 | len(body)).to_bytes(2, "big") + body
+
+
 def closed_port() -> int:
     """A loopback port with nothing listening (bound then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
