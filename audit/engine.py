@@ -314,6 +314,7 @@ def _collect_all(
     progress: Progress,
 ) -> None:
     progress.on_start(len(plan.targets))
+    sink = _Sink(families, store, scan_id, rules, progress)
     window = _Window(pool, families, plan.context, in_flight_bound(plan.concurrency))
     queue = iter(plan.targets)
     window.refill(queue)
@@ -326,11 +327,10 @@ def _collect_all(
             if _is_lost(observation) and running.attempts < MAX_ATTEMPTS:
                 window.submit(running.target, running.attempts + 1)
                 continue
-            _store_one(running.target, observation, families, store, scan_id, rules, progress)
+            sink.store(running.target, observation)
         for running in window.expire(limit):
             problem = Problem(Reason.TIMEOUT, f"no result within {limit:.0f} s")
-            observation = Observation(running.target, problems=(problem,))
-            _store_one(running.target, observation, families, store, scan_id, rules, progress)
+            sink.store(running.target, Observation(running.target, problems=(problem,)))
         window.refill(queue)
 
 
@@ -387,30 +387,37 @@ def _is_lost(observation: Observation) -> bool:
     return any(p.reason is Reason.WORKER_LOST for p in observation.problems)
 
 
-def _store_one(
-    target: Target,
-    observation: Observation,
-    families: Families,
-    store: Store,
-    scan_id: int,
-    rules: Mapping[str, list[BoundRule]],
-    progress: Progress,
-) -> None:
-    family = families.by_scheme[target.scheme]
-    findings = evaluate_observation(observation, family, rules)
-    observed = None
-    if not observation.problems:
-        rule_ids = frozenset(b.rule.id for bound in rules.values() for b in bound)
-        observed = Observed(target.uri, rule_ids)
-    stamped = store.record(scan_id, observation.resources, findings, observed=observed)
-    progress.on_target(target, observation, stamped)
+class _Sink:
+    """Evaluates each observation and writes it, in the parent: the store's only writer."""
+
+    def __init__(
+        self,
+        families: Families,
+        store: Store,
+        scan_id: int,
+        rules: Mapping[str, list[BoundRule]],
+        progress: Progress,
+    ):
+        self.families, self.db, self.scan_id = families, store, scan_id
+        self.rules, self.progress = rules, progress
+        self.rule_ids = frozenset(b.rule.id for bound in rules.values() for b in bound)
+
+    def store(self, target: Target, observation: Observation) -> None:
+        """Evaluate one target's observation and write it in one transaction.
+
+        A target observed without any problem lets the store resolve failures whose
+        resource has gone; a target with problems says nothing about what is missing.
+        """
+        family = self.families.by_scheme[target.scheme]
+        findings = evaluate_observation(observation, family, self.rules)
+        observed = None if observation.problems else Observed(target.uri, self.rule_ids)
+        stamped = self.db.record(self.scan_id, observation.resources, findings, observed=observed)
+        self.progress.on_target(target, observation, stamped)
 
 
 def _store_scores(store: Store, scan_id: int, tool_version: str) -> None:
-    """Persist the governance score snapshot when that layer is installed."""
-    try:
-        from audit.governance import score_snapshot  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return
+    """Persist the scan's governance score snapshot, so trends never re-read old findings."""
+    from audit.governance import score_snapshot
+
     data = store.load_report(scan_id, tool_version=tool_version)
     store.set_scores(scan_id, score_snapshot(data))
