@@ -27,11 +27,18 @@ stays silent), unreachable, reset, a non-TLS speaker or a failed STARTTLS become
 (the certificate of a server the local library cannot talk to) go to
 ``Resource.unknown``.
 
-Not observed yet: session-ID resumption (``session_tickets`` only says whether the
-server offers tickets), Heartbleed, ROBOT, the SCTs delivered in the TLS extension or
-OCSP response (``sct_count`` counts the certificate's embedded SCTs), STARTTLS for
-LDAP/FTP/XMPP (one function each in :mod:`checks.tls.starttls`), suites the registry
-does not know (never offered).
+Session resumption (:mod:`checks.tls.resumption`) and the session and ticket
+handshakes need completed handshakes, made with the local library; Heartbleed is a
+raw probe sent before the handshake ends (:func:`checks.tls.enumerate.heartbleed`).
+SSLv2, SSLv3 and Heartbleed are detected on the wire; no local server can offer them,
+so their positive cases are tested against a first-flight-only server written from
+the RFCs (:class:`checks.tls.lab.RawHelloServer`).
+
+Not observed yet: ROBOT, the SCTs delivered in the TLS extension or OCSP response
+(``sct_count`` counts the certificate's embedded SCTs), OCSP stapling on TLS 1.3-only
+servers (null: the status travels in the encrypted Certificate message and Python's
+``ssl`` does not expose it), STARTTLS for LDAP/FTP/XMPP (one function each in
+:mod:`checks.tls.starttls`), suites the registry does not know (never offered).
 """
 
 from __future__ import annotations
@@ -116,6 +123,16 @@ FACTS = (
     ),
     FactDoc(
         "session_tickets", "bool|null", "The server offers RFC 5077 session tickets (TLS ≤ 1.2)."
+    ),
+    FactDoc(
+        "session_id_resumption",
+        "bool|null",
+        "A second TLS ≤ 1.2 handshake offering the first one's session ID (tickets refused) was resumed; null when only TLS 1.3 is spoken or the local library could not complete a handshake.",
+    ),
+    FactDoc(
+        "session_ticket_resumption",
+        "bool|null",
+        "A second handshake presenting the ticket the server issued (RFC 5077, or a TLS 1.3 PSK ticket) was resumed; false when no ticket was issued, null when the local library could not complete a handshake.",
     ),
     FactDoc("compression", "bool|null", "The server accepts TLS compression (DEFLATE; CRIME)."),
     FactDoc(

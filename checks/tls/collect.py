@@ -21,6 +21,7 @@ from checks.tls.certificate import certificate_facts
 from checks.tls.enumerate import Enumeration, enumerate_endpoint, probe_protocols
 from checks.tls.http import Session, hsts_facts, http_redirect, tls_session
 from checks.tls.probe import Endpoint, Outcome, Prober
+from checks.tls.resumption import session_id_resumption, ticket_resumption
 from checks.tls.targets import server_name
 
 RESOURCE_TYPE = "tls.endpoint"
@@ -135,15 +136,35 @@ async def _observe(
 ) -> Resource:
     is_web = target.scheme == "tls"
     host_header = prober.endpoint.server_name or target.host
-    enumeration, session, redirect = await asyncio.gather(
+    legacy = any(_accepts(first, p) for p in ("SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2"))
+    enumeration, (session, tickets), ids, redirect = await asyncio.gather(
         enumerate_endpoint(prober, first),
-        tls_session(prober.endpoint, host_header, prober.timeout, http=is_web),
+        _session_and_ticket(prober, host_header, is_web),
+        session_id_resumption(prober.endpoint, prober.timeout) if legacy else _none(),
         _redirect(target, prober.endpoint.address, host_header, prober.timeout),
     )
     facts, unknown = _facts(target, ctx, prober, enumeration, session, addresses)
+    facts["session_id_resumption"] = ids
+    facts["session_ticket_resumption"] = tickets
     facts["http_redirect"] = redirect if is_web else None
     facts["probes"] = prober.count
     return Resource(RESOURCE_TYPE, target.uri, target.uri, target.system, facts, unknown)
+
+
+def _accepts(first: dict[str, Outcome], protocol: str) -> bool:
+    return protocol in first and first[protocol].is_accepted
+
+
+async def _none() -> None:
+    return None
+
+
+async def _session_and_ticket(
+    prober: Prober, host_header: str, is_web: bool
+) -> tuple[Session, bool | None]:
+    """The local library's handshake (chain, HTTP head), then a resumption of its ticket."""
+    session = await tls_session(prober.endpoint, host_header, prober.timeout, http=is_web)
+    return session, await ticket_resumption(prober.endpoint, session, prober.timeout)
 
 
 async def _redirect(target: Target, address: str, host: str, timeout: float) -> bool | None:

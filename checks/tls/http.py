@@ -16,7 +16,9 @@ import contextlib
 import re
 import ssl
 import warnings
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from checks.tls.probe import Endpoint
 from checks.tls.starttls import STARTTLS
@@ -29,12 +31,18 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 @dataclass(frozen=True)
 class Session:
-    """What a completed handshake showed."""
+    """What a completed handshake showed.
+
+    ``resumable`` is the local library's session (``ssl.SSLSession``) and ``context`` the
+    context that made it, for :mod:`checks.tls.resumption` to offer it again.
+    """
 
     chain: tuple[bytes, ...] = ()
     status: int | None = None
     headers: tuple[tuple[str, str], ...] = ()
     error: str | None = None
+    resumable: Any = None
+    context: Any = None
 
     @property
     def speaks_http(self) -> bool:
@@ -47,13 +55,40 @@ class Session:
         return next((v for k, v in self.headers if k.lower() == wanted), None)
 
 
-def _client_context() -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+class ResumingContext(ssl.SSLContext):
+    """A client context whose next handshakes offer ``resume``, a session it made.
+
+    asyncio's ``start_tls`` has no session argument, but it builds its TLS object
+    with ``wrap_bio``, which has one.
+    """
+
+    resume: ssl.SSLSession | None = None
+
+    def wrap_bio(  # type: ignore[override]
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        return super().wrap_bio(
+            incoming, outgoing, server_side, server_hostname, session=session or self.resume
+        )
+
+
+def client_context(tickets: bool = True, legacy_only: bool = False) -> ResumingContext:
+    """Verification off (we observe, we do not trust), every version and suite allowed."""
+    context = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    if not tickets:
+        context.options |= ssl.OP_NO_TICKET
     with contextlib.suppress(ssl.SSLError, ValueError), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # old versions are what we audit
         context.minimum_version = ssl.TLSVersion.TLSv1
+        if legacy_only:
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
         context.set_ciphers("ALL:@SECLEVEL=0")
     return context
 
@@ -69,27 +104,54 @@ async def tls_session(endpoint: Endpoint, host_header: str, timeout: float, http
 
 
 async def _session(endpoint: Endpoint, host_header: str, http: bool, timeout: float) -> Session:
-    context = _client_context()
+    context = client_context()
+    async with handshake(endpoint, context, timeout) as (reader, writer):
+        ssl_object = writer.get_extra_info("ssl_object")
+        chain = peer_chain(ssl_object)
+        status: int | None = None
+        headers: tuple[tuple[str, str], ...] = ()
+        if http:
+            with contextlib.suppress(TimeoutError, OSError, ssl.SSLError):  # not HTTP
+                status, headers = await asyncio.wait_for(
+                    _request(reader, writer, host_header), min(timeout, HTTP_WAIT)
+                )
+        resumable = await session_of(ssl_object)
+        return Session(chain, status, headers, resumable=resumable, context=context)
+
+
+@contextlib.asynccontextmanager
+async def handshake(
+    endpoint: Endpoint, context: ssl.SSLContext, timeout: float
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A completed handshake with the local library (after STARTTLS when needed)."""
     reader, writer = await asyncio.open_connection(endpoint.address, endpoint.port)
     try:
         async with asyncio.timeout(timeout):
             if endpoint.starttls:
                 await STARTTLS[endpoint.starttls](reader, writer)
             await writer.start_tls(context, server_hostname=endpoint.server_name)
-        chain = peer_chain(writer.get_extra_info("ssl_object"))
-        if not http:
-            return Session(chain=chain)
-        try:
-            status, headers = await asyncio.wait_for(
-                _request(reader, writer, host_header), min(timeout, HTTP_WAIT)
-            )
-        except (TimeoutError, OSError, ssl.SSLError):
-            return Session(chain=chain)  # a TLS service that does not speak HTTP
-        return Session(chain=chain, status=status, headers=headers)
+        yield reader, writer
     finally:
         writer.close()
         with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
             await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+TICKET_WAIT = 0.3
+"""How long to wait for a TLS 1.3 NewSessionTicket, which follows the handshake."""
+
+
+async def session_of(ssl_object: ssl.SSLObject | None) -> ssl.SSLSession | None:
+    """The session to resume; in TLS 1.3 only once the server's ticket has arrived."""
+    if ssl_object is None:
+        return None
+    if ssl_object.version() == "TLSv1.3":
+        for _ in range(int(TICKET_WAIT / 0.01)):
+            session = ssl_object.session
+            if session is not None and session.has_ticket:
+                return session
+            await asyncio.sleep(0.01)
+    return ssl_object.session
 
 
 def peer_chain(ssl_object: ssl.SSLObject | None) -> tuple[bytes, ...]:

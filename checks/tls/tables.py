@@ -427,6 +427,7 @@ EXTENSIONS: dict[str, bytes] = {
     'status_request': bytes.fromhex('000500050100000000'),
     'extended_master_secret': bytes.fromhex('00170000'),
     'signed_certificate_timestamp': bytes.fromhex('00120000'),
+    'session_ticket': bytes.fromhex('00230000'),
     'supported_versions': bytes.fromhex('002b0003020304'),
     'key_share': bytes.fromhex('003300020000'),
     'psk_key_exchange_modes': bytes.fromhex('002d00020101'),

@@ -491,6 +491,7 @@ _COMMON_EXTENSIONS = (
     "status_request",
     "extended_master_secret",
     "signed_certificate_timestamp",
+    "session_ticket",
 )
 _TLS13_EXTENSIONS = ("supported_versions", "key_share", "psk_key_exchange_modes")
 _FIXED_EXTENSIONS = _COMMON_EXTENSIONS + _TLS13_EXTENSIONS
@@ -566,6 +567,7 @@ def _reference_extension_object(name: str, value: Any) -> Any:
         "status_request": ext.TlsExtensionCertificateStatusRequestClient,
         "extended_master_secret": ext.TlsExtensionExtendedMasterSecret,
         "signed_certificate_timestamp": ext.TlsExtensionSignedCertificateTimestampClient,
+        "session_ticket": ext.TlsExtensionSessionTicket,
         "supported_versions": lambda: ext.TlsExtensionSupportedVersionsClient(
             [_protocol_version("TLSv1.3")]
         ),

@@ -150,3 +150,29 @@ def test_ipv6_loopback(ec_leaf: lab.Issued) -> None:
     assert facts["address"] == "::1"
     assert facts["protocols"] == ["TLSv1.2", "TLSv1.3"]
     assert facts["certificate"]["hostname_match"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "tickets_offered", "ids", "tickets"),
+    [
+        (["-tls1_2"], True, True, True),
+        (["-tls1_2", "-no_ticket"], False, True, False),
+        (["-tls1_2", "-no_ticket", "-no_cache"], False, False, False),
+        (["-tls1_3"], None, None, True),
+        (["-tls1_3", "-num_tickets", "0"], None, None, False),
+    ],
+)
+def test_session_resumption(
+    rsa_leaf: lab.Issued,
+    args: list[str],
+    tickets_offered: bool | None,
+    ids: bool | None,
+    tickets: bool,
+) -> None:
+    # given s_server with its session cache and tickets switched on or off
+    with lab.OpenSslServer(rsa_leaf, args) as server:
+        facts = facts_of(f"tls://localhost:{server.port}?http_port=0")
+    # then each resumption mechanism is reported as the server was told
+    assert facts["session_tickets"] is tickets_offered
+    assert facts["session_id_resumption"] is ids
+    assert facts["session_ticket_resumption"] is tickets
