@@ -193,6 +193,11 @@ def _facts(
         **suite_facts(result),
         **hygiene_facts(result),
     }
+    unanswered = unanswered_protocols(result.first)
+    if unanswered is not None:
+        for name in PROTOCOL_FACTS:
+            facts.pop(name, None)
+            unknown[name] = unanswered
     facts["certificate"], problem = _certificate(result, session, prober, ctx)
     if problem:
         unknown["certificate"] = problem
@@ -200,6 +205,35 @@ def _facts(
     if target.scheme == "tls" and session.error and not session.chain:
         unknown["hsts"] = Problem(Reason.NOT_IMPLEMENTED, session.error)
     return facts, unknown
+
+
+PROTOCOL_FACTS = (
+    "protocols",
+    "cipher_suites",
+    "forward_secrecy",
+    "aead_only",
+    "key_exchanges",
+    "weakest_suite",
+    "strongest_suite",
+)
+"""Facts that need an answer to every protocol probe: one probe left unanswered (a
+timeout, bytes that are not TLS) means that protocol may be accepted, and calling the
+endpoint "TLS 1.2 only" would be a silent pass."""
+_UNDECIDED = {"timeout": Reason.TIMEOUT, "not_tls": Reason.UNREACHABLE}
+
+
+def unanswered_protocols(first: dict[str, Outcome]) -> Problem | None:
+    """Why the protocol facts are unknown, when some protocol probe got no verdict."""
+    missing = [(p, o) for p, o in first.items() if o.failure in _UNDECIDED]
+    if not missing:
+        return None
+    outcome = missing[0][1]
+    names = ", ".join(p for p, _ in missing)
+    return Problem(
+        _UNDECIDED[str(outcome.failure)],
+        f"no verdict from the {names} probe(s) ({outcome.message}): "
+        "whether the server accepts them is unknown",
+    )
 
 
 def suite_facts(result: Enumeration) -> dict[str, JSONValue]:
