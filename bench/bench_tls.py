@@ -97,7 +97,7 @@ def load() -> str:
 
 def ours(report: Path) -> dict[int, dict[str, set[str]]]:
     data = json.loads(report.read_text())
-    found = {}
+    found: dict[int, dict[str, set[str]]] = {}
     for resource in data["resources"]:
         suites = resource["facts"]["cipher_suites"]
         found[resource["facts"]["port"]] = {
@@ -108,7 +108,7 @@ def ours(report: Path) -> dict[int, dict[str, set[str]]]:
 
 def theirs(report: Path) -> dict[int, dict[str, set[str]]]:
     data = json.loads(report.read_text())
-    found = {}
+    found: dict[int, dict[str, set[str]]] = {}
     for server in data["server_scan_results"]:
         result = server["scan_result"]
         port = server["server_location"]["port"]
@@ -127,7 +127,10 @@ NOT_TESTED_BY_SSLYZE = frozenset(
 them) but absent from sslyze's suite list, so only rempart can report them."""
 
 
-def compare(a: dict, b: dict) -> list[str]:
+Suites = dict[int, dict[str, set[str]]]
+
+
+def compare(a: Suites, b: Suites) -> list[str]:
     """One line per (endpoint, protocol) where the two disagree, naming the suites."""
     differences = []
     for port in sorted(set(a) | set(b)):
