@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -366,19 +368,35 @@ def _subnet_of(net: IPNetwork, declared: IPNetwork) -> bool:
 
 
 def resolve_all(names: Sequence[str], timeout: float) -> dict[str, tuple[str, ...]]:
-    """Resolve names concurrently; a name that fails or times out maps to ()."""
-    if not names:
-        return {}
-    pool = ThreadPoolExecutor(max_workers=min(32, len(names)), thread_name_prefix="resolve")
-    futures = {name: pool.submit(_resolve, name) for name in names}
+    """Resolve names concurrently; a name that fails or times out maps to ().
+
+    Each lookup runs in a daemon thread of its own: ``getaddrinfo`` cannot be
+    cancelled, and a resolver that never answers must cost ``timeout`` once, not hold
+    the process at exit (a pool's workers are joined then) for the system's own
+    resolver timeout per name.
+    """
+    futures = {name: _resolve_in_background(name) for name in names}
+    deadline = time.monotonic() + timeout
     result: dict[str, tuple[str, ...]] = {}
     for name, future in futures.items():
         try:
-            result[name] = future.result(timeout=timeout)
+            result[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
         except (FutureTimeout, OSError, UnicodeError):
             result[name] = ()
-    pool.shutdown(wait=False, cancel_futures=True)
     return result
+
+
+def _resolve_in_background(name: str) -> Future[tuple[str, ...]]:
+    future: Future[tuple[str, ...]] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(_resolve(name))
+        except Exception as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="resolve", daemon=True).start()
+    return future
 
 
 def _resolve(name: str) -> tuple[str, ...]:
