@@ -375,7 +375,7 @@ def resolve_all(names: Sequence[str], timeout: float) -> dict[str, tuple[str, ..
     the process at exit (a pool's workers are joined then) for the system's own
     resolver timeout per name.
     """
-    futures = {name: _resolve_in_background(name) for name in names}
+    futures = {name: resolve_in_background(name) for name in names}
     deadline = time.monotonic() + timeout
     result: dict[str, tuple[str, ...]] = {}
     for name, future in futures.items():
@@ -386,7 +386,8 @@ def resolve_all(names: Sequence[str], timeout: float) -> dict[str, tuple[str, ..
     return result
 
 
-def _resolve_in_background(name: str) -> Future[tuple[str, ...]]:
+def resolve_in_background(name: str) -> Future[tuple[str, ...]]:
+    """Resolve ``name`` in a daemon thread (see :func:`resolve_all` for why)."""
     future: Future[tuple[str, ...]] = Future()
 
     def run() -> None:

@@ -10,7 +10,6 @@ findings stable when DNS rotates its answers.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from typing import Any
 
@@ -84,19 +83,18 @@ def _prober(target: Target, address: str, ctx: CheckContext) -> Prober:
 
 
 async def _resolve(host: str, timeout: float) -> list[str]:
-    loop = asyncio.get_running_loop()
+    """Addresses of ``host``, or [] after ``timeout``.
+
+    The lookup runs in a daemon thread, not the loop's executor: a resolver that never
+    answers would otherwise hold that executor's workers, and the process at exit.
+    """
+    from audit.inventory import resolve_in_background
+
     try:
-        infos = await asyncio.wait_for(
-            loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout
-        )
-    except (OSError, TimeoutError):
+        found = await asyncio.wait_for(asyncio.wrap_future(resolve_in_background(host)), timeout)
+    except (OSError, UnicodeError, TimeoutError):
         return []
-    seen: list[str] = []
-    for info in infos:
-        address = str(info[4][0])
-        if address not in seen:
-            seen.append(address)
-    return seen
+    return list(found)
 
 
 def _answered(first: dict[str, Outcome]) -> bool:
