@@ -17,7 +17,7 @@ Keys are ARNs.
 A denied call leaves the fact unknown with ``access_denied`` naming the IAM action; a
 service a provider does not offer yields ``not_implemented`` problems for its resource
 types. ``FAMILY.permissions()`` returns the read-only IAM policy covering every call made.
-Nothing here imports boto3 until a scan starts.
+Nothing here imports botocore until a scan starts.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from checks.aws.targets import parse
 
 
 def collect(target: Target, ctx: CheckContext) -> Observation:
-    """Observe one account (imports the collectors, and later boto3, on first use)."""
+    """Observe one account (imports the collectors, and later botocore, on first use)."""
     from checks.aws.collect import collect as run
 
     return run(target, ctx)

@@ -60,9 +60,20 @@ RESOURCE_TYPES: tuple[ResourceTypeDoc, ...] = (
         ("has_s3_write_data_events", _B, "S3 object-level write events logged (CIS 3.8)"),
         ("has_s3_read_data_events", _B, "S3 object-level read events logged (CIS 3.9)"),
         ("trail_count", _I, "number of trails"),
-        ("monitoring", _M, "CIS 4.1-4.15 item → metric filter with an alarm exists"),
-        ("unmonitored_events", _L, "CIS monitoring items without filter and alarm"),
-        ("metric_filters", _L, "filters read on the trails' log groups (evidence)"),
+        (
+            "monitoring",
+            _M,
+            "CIS 4.1-4.15 item → a metric filter on the log group of a multi-region trail "
+            "logging all management events, with an alarm notifying an SNS topic that has "
+            "a confirmed subscriber",
+        ),
+        ("unmonitored_events", _L, "CIS monitoring items not so monitored"),
+        (
+            "metric_filters",
+            _L,
+            "filters read on those log groups: pattern, namespace, metric, log_group, "
+            "alarmed (evidence)",
+        ),
     ),
     _type(
         "aws.iam.user",

@@ -85,6 +85,16 @@ def problem_from(exc: BaseException, action: str) -> Problem:
         return Problem(Reason.UNREACHABLE, f"{action}: endpoint unreachable")
     if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
         return Problem(Reason.ACCESS_DENIED, "no AWS credentials found")
+    return _other_problem(exc, action)
+
+
+def _other_problem(exc: BaseException, action: str) -> Problem:
+    """An answer botocore could not parse is the endpoint's fault (cut or garbled), not ours."""
+    from botocore import exceptions as bce
+    from botocore.parsers import ResponseParserError
+
+    if isinstance(exc, ResponseParserError):
+        return Problem(Reason.UNREACHABLE, f"{action}: unreadable answer (truncated or malformed)")
     if isinstance(exc, bce.BotoCoreError):
         return Problem(Reason.BUG, f"{action}: {type(exc).__name__}")
     return Problem(Reason.BUG, f"{action}: unexpected {type(exc).__name__}")

@@ -212,48 +212,72 @@ class Api:
         self.settings = settings
         self.timeout = timeout
         self.calls: Counter[tuple[str, str]] = Counter()
-        self._lock = threading.Lock()
+        self._build_lock = threading.Lock()  # session and client creation
+        self._count_lock = threading.Lock()  # never held for long: calls only count
         self._session: Any = None
+        self._region = DEFAULT_REGION
+        self._credentials: dict[str, str] = {}
         self._clients: dict[tuple[str, str], Any] = {}
 
     # -- sessions and clients -------------------------------------------------------------
 
     def session(self) -> Any:
-        """The boto3 session (assumed role if configured), built once."""
-        with self._lock:
-            if self._session is None:
-                self._session = self._new_session()
-            return self._session
+        """The botocore session (credentials of the assumed role if configured), built once.
+
+        botocore alone: boto3 would add its imports and S3 transfer hooks, which a
+        read-only audit never uses.
+        """
+        session = self._session
+        if session is None:
+            with self._build_lock:
+                if self._session is None:
+                    self._session = self._new_session()
+                session = self._session
+        return session
 
     def _new_session(self) -> Any:
-        import boto3
+        from botocore.session import Session
 
-        base = boto3.Session(profile_name=self.settings.profile)
-        if not self.settings.role_arn:
-            return base
-        sts = base.client("sts", **self._client_kwargs("sts", base.region_name or DEFAULT_REGION))
+        base = Session(profile=self.settings.profile)
+        base.get_scoped_config()  # an unknown profile fails here, as the target's problem
+        self._region = str(base.get_config_variable("region") or DEFAULT_REGION)
+        if self.settings.role_arn:
+            self._credentials = self._assume_role(base)
+        return base
+
+    def _assume_role(self, base: Any) -> dict[str, str]:
+        """Temporary credentials of the audit role (with its external id when given)."""
+        sts = base.create_client("sts", **self._client_kwargs("sts", self._region))
         extra = {"ExternalId": self.settings.external_id} if self.settings.external_id else {}
         creds = sts.assume_role(
             RoleArn=self.settings.role_arn, RoleSessionName=SESSION_NAME, **extra
         )["Credentials"]
-        return boto3.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-            region_name=base.region_name,
-        )
+        return {
+            "aws_access_key_id": creds["AccessKeyId"],
+            "aws_secret_access_key": creds["SecretAccessKey"],
+            "aws_session_token": creds["SessionToken"],
+        }
 
     def default_region(self) -> str:
         """The profile's or environment's region, else us-east-1."""
-        return str(self.session().region_name or DEFAULT_REGION)
+        self.session()
+        return self._region
 
     def client(self, service: str, region: str) -> Any:
-        """One client per (service, region), created under the lock and then shared."""
+        """One client per (service, region), created once under the lock, then shared.
+
+        Looking an existing client up takes no lock, so threads calling through ready
+        clients never wait for another service's client to be built.
+        """
+        client = self._clients.get((service, region))
+        if client is not None:
+            return client
         session = self.session()
-        with self._lock:
+        with self._build_lock:
             client = self._clients.get((service, region))
             if client is None:
-                client = session.client(service, **self._client_kwargs(service, region))
+                kwargs = self._client_kwargs(service, region) | self._credentials
+                client = session.create_client(service, **kwargs)
                 client.meta.events.register("before-call", self._count)
                 if service == "s3control" and self.settings.endpoint_for(service, region):
                     client.meta.events.register("before-sign.s3-control", _strip_account_prefix)
@@ -275,7 +299,7 @@ class Api:
         return {"region_name": region, "endpoint_url": endpoint, "config": config}
 
     def _count(self, model: Any, **_: Any) -> None:
-        with self._lock:
+        with self._count_lock:
             self.calls[(model.service_model.service_name, model.name)] += 1
 
     # -- calls ----------------------------------------------------------------------------

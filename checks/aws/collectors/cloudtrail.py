@@ -2,8 +2,10 @@
 
 Trails are listed in each region without shadow copies, so each trail appears once, in
 its home region, with its status and event selectors. A second pass (after every trail
-is known) reads the metric filters of the trails' log groups and the alarms on their
-metrics: that is what CIS section 4 asks for.
+is known) reads what CIS section 4 asks for: the metric filters on the log group of a
+multi-region trail that is logging all management events, the alarms on their metrics,
+and whether an alarm's SNS topic has a confirmed subscriber (an alarm nobody receives
+monitors nothing).
 """
 
 from __future__ import annotations
@@ -91,33 +93,97 @@ def _all_buckets(values: list[str]) -> bool:
 
 
 def watch(scan: Scan, region: str) -> None:
-    """Second pass: metric filters and alarms on the log groups of logging trails."""
+    """Second pass: metric filters, alarms and subscribers for the qualifying trails.
+
+    Only a multi-region trail that is logging all management events counts (CIS 4.x
+    audit step 1). A trail whose status or selectors stayed unknown might count: when
+    it alone would cover an item, the monitoring facts are unknown, never a guess.
+    """
     listed = scan.harvest.regional_values().get(LISTED, {})
     failed = next((v for v in listed.values() if isinstance(v, Problem)), None)
     if failed is not None:
         scan.harvest.account_unknown(failed, "monitoring", "unmonitored_events")
         return
     trails = [d for d in scan.harvest.drafts(TYPE) if d.facts.get("cloudwatch_log_group_arn")]
-    alarms: dict[str, set[tuple[str, str]]] = {}
-    covered: set[str] = set()
-    filters_seen: list[dict[str, Any]] = []
+    sure = [t for t in trails if _is_full_trail(t) is True]
+    maybe = [t for t in trails if _is_full_trail(t) is None]
+    watcher = _Watcher(scan)
     try:
-        for trail in trails:
-            group_region, group = _log_group(str(trail.facts["cloudwatch_log_group_arn"]))
-            if group_region not in alarms:
-                alarms[group_region] = _alarmed_metrics(scan, group_region)
-            for item in _filters(scan, group_region, group):
-                filters_seen.append(item)
-                if (item["namespace"], item["metric"]) in alarms[group_region]:
-                    covered |= monitoring.covered_items(item["pattern"])
+        covered = watcher.coverage(sure)
+        uncertain = watcher.coverage(maybe) - covered
     except CallFailed as denied:
         scan.harvest.account_unknown(denied.problem, "monitoring", "unmonitored_events")
+        return
+    if uncertain:
+        why = _first_unknown(maybe)
+        scan.harvest.account_unknown(why, "monitoring", "unmonitored_events")
         return
     status = {name: name in covered for name in monitoring.ITEMS}
     scan.harvest.account_facts(
         monitoring=status,
         unmonitored_events=sorted(name for name, ok in status.items() if not ok),
-        metric_filters=filters_seen[:100],
+        metric_filters=watcher.filters[:100],
+    )
+
+
+class _Watcher:
+    """Reads each log group, alarm list and SNS topic once, however many trails share it."""
+
+    def __init__(self, scan: Scan):
+        self.scan = scan
+        self.filters: list[dict[str, Any]] = []
+        self._alarmed: dict[str, set[tuple[str, str]]] = {}
+        self._groups: dict[tuple[str, str], set[str]] = {}
+        self._subscribed: dict[str, bool] = {}
+
+    def coverage(self, trails: list[Draft]) -> set[str]:
+        """The monitoring items covered by a filter with a notifying alarm on these trails."""
+        covered: set[str] = set()
+        for trail in trails:
+            covered |= self._group(*_log_group(str(trail.facts["cloudwatch_log_group_arn"])))
+        return covered
+
+    def _group(self, region: str, group: str) -> set[str]:
+        if (region, group) not in self._groups:
+            alarmed = self._alarmed_metrics(region)
+            covered: set[str] = set()
+            for item in _filters(self.scan, region, group):
+                item["alarmed"] = (item["namespace"], item["metric"]) in alarmed
+                self.filters.append(item)
+                if item["alarmed"]:
+                    covered |= monitoring.covered_items(item["pattern"])
+            self._groups[(region, group)] = covered
+        return self._groups[(region, group)]
+
+    def _alarmed_metrics(self, region: str) -> set[tuple[str, str]]:
+        """Metrics with an alarm whose actions reach an SNS topic with a subscriber."""
+        if region not in self._alarmed:
+            answer = self.scan.pages("cloudwatch", region, "DescribeAlarms") or {}
+            self._alarmed[region] = {
+                (str(a.get("Namespace")), str(a.get("MetricName")))
+                for a in answer.get("MetricAlarms", [])
+                if any(self._notifies(action) for action in a.get("AlarmActions", []))
+            }
+        return self._alarmed[region]
+
+    def _notifies(self, action: str) -> bool:
+        """An SNS topic action with at least one confirmed subscription (CIS 4.x step 5)."""
+        parts = action.split(":")
+        if len(parts) < 6 or parts[2] != "sns":
+            return False
+        if action not in self._subscribed:
+            answer = self.scan.pages(
+                "sns", parts[3], "ListSubscriptionsByTopic", missing=("NotFound",), TopicArn=action
+            )
+            self._subscribed[action] = has_confirmed_subscription(answer)
+        return self._subscribed[action]
+
+
+def has_confirmed_subscription(answer: dict[str, Any] | None) -> bool:
+    """Pending or deleted subscriptions have no ARN yet (``PendingConfirmation``)."""
+    return any(
+        str(s.get("SubscriptionArn", "")).startswith("arn:")
+        for s in (answer or {}).get("Subscriptions", [])
     )
 
 
@@ -125,15 +191,6 @@ def _log_group(arn: str) -> tuple[str, str]:
     """``arn:aws:logs:REGION:ACCOUNT:log-group:NAME:*`` → (region, name)."""
     parts = arn.split(":")
     return parts[3], parts[6] if len(parts) > 6 else ""
-
-
-def _alarmed_metrics(scan: Scan, region: str) -> set[tuple[str, str]]:
-    answer = scan.pages("cloudwatch", region, "DescribeAlarms") or {}
-    return {
-        (str(a.get("Namespace")), str(a.get("MetricName")))
-        for a in answer.get("MetricAlarms", [])
-        if a.get("AlarmActions")
-    }
 
 
 def _filters(scan: Scan, region: str, group: str) -> list[dict[str, Any]]:
@@ -173,12 +230,17 @@ def settle_account(scan: Scan) -> None:
 
 
 def _is_full_trail(trail: Draft) -> bool | None:
+    """Multi-region, logging, all management events; None when only an unknown decides."""
     facts = trail.facts
+    if (
+        not facts.get("is_multi_region")
+        or facts.get("is_logging") is False
+        or facts.get("management_events", "All") != "All"
+    ):
+        return False
     if "is_logging" not in facts or "management_events" not in facts:
         return None
-    return bool(
-        facts["is_multi_region"] and facts["is_logging"] and facts["management_events"] == "All"
-    )
+    return True
 
 
 def _s3_events(trail: Draft, kind: str) -> bool | None:
@@ -214,9 +276,13 @@ WATCH = Collector(
     name="cloudwatch-monitoring",
     service="logs",
     resource_types=(),
-    operations=(("logs", "DescribeMetricFilters"), ("cloudwatch", "DescribeAlarms")),
+    operations=(
+        ("logs", "DescribeMetricFilters"),
+        ("cloudwatch", "DescribeAlarms"),
+        ("sns", "ListSubscriptionsByTopic"),
+    ),
     run=watch,
     regional=False,
     account_facts=("monitoring", "unmonitored_events"),
-    services=("cloudwatch",),
+    services=("cloudwatch", "sns"),
 )
