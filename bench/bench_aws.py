@@ -1,12 +1,20 @@
 """Benchmark the aws family on a moto account of 1,000+ resources, against Prowler.
 
-    .venv/bin/python bench/bench_aws.py [--resources 1000] [--prowler /tmp/prowler-venv/bin/prowler]
+    .venv/bin/python bench/bench_aws.py [--resources 1000] [--reps 3] [--ops]
+                                        [--prowler /tmp/prowler-venv/bin/prowler]
 
-Starts a moto server on 127.0.0.1, seeds the lab plus bulk resources (security groups,
-volumes, IAM users, buckets, customer policies), then times a whole-process
-``rempart scan`` (CIS + baseline packs) and, when installed, ``prowler aws --compliance
-cis_3.0_aws`` on the same account. API calls are counted at the server (one werkzeug log
-record per HTTP request); peak memory is the child's maximum RSS.
+A child process runs a moto server on 127.0.0.1 seeded with the lab plus bulk resources
+(security groups, volumes, IAM users, buckets, customer policies). This process then
+times, alternating, a whole-process ``rempart scan`` (CIS + baseline packs, SQLite store,
+JSON report) and, when installed, ``prowler aws --compliance cis_3.0_aws`` on the same
+account, ``--reps`` times each, and prints medians. Per run: wall time, the child's
+user+sys CPU and peak RSS (``wait4``), the server's CPU (from ``/proc``) and the API
+calls it answered. ``--ops`` adds the server CPU per API operation of rempart's last run.
+
+This process stays small on purpose: Linux keeps a parent's peak RSS in the ``maxrss`` of
+the children it spawns, so spawning the tools from the process that holds the moto state
+would report its size as theirs. The load average is printed before and after: figures
+from a busy machine say so.
 """
 
 from __future__ import annotations
@@ -15,30 +23,23 @@ import argparse
 import json
 import logging
 import os
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import IO, Any
+from urllib.parse import parse_qs
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from checks.aws.lab import Lab  # noqa: E402
-
-
-class RequestCounter(logging.Handler):
-    """Counts the HTTP requests the moto server answers."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "HTTP/1.1" in record.getMessage():
-            self.count += 1
+from checks.aws.lab import REGION, Lab  # noqa: E402
 
 
 def seed_bulk(lab: Lab, total: int) -> dict[str, int]:
@@ -91,103 +92,252 @@ def seed_bulk(lab: Lab, total: int) -> dict[str, int]:
     return counts
 
 
-def run(
-    cmd: list[str], env: dict[str, str], counter: RequestCounter, timeout: float
-) -> dict[str, object]:
-    """Run one child, measuring wall time, server-side calls and peak RSS."""
-    before_calls = counter.count
-    before_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    try:
-        done = subprocess.run(
-            cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+class OperationTimer:
+    """WSGI middleware on the moto app: server CPU (thread time) per API operation."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.count: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    def wrap(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., list[bytes]]:
+        def timed(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+            started = time.thread_time()
+            body = list(app(environ, start_response))
+            spent = time.thread_time() - started
+            name = operation(environ)
+            with self._lock:
+                self.cpu[name] += spent
+                self.count[name] += 1
+            return body
+
+        return timed
+
+    def take(self) -> dict[str, Any]:
+        """The figures since the last take, then zero."""
+        with self._lock:
+            figures = {"calls": sum(self.count.values()), "cpu": dict(self.cpu)}
+            figures["count"] = dict(self.count)
+            self.cpu.clear()
+            self.count.clear()
+        return figures
+
+
+def operation(environ: dict[str, Any]) -> str:
+    """``service:Operation`` from a request (JSON target, query action or S3 subresource)."""
+    auth = str(environ.get("HTTP_AUTHORIZATION", ""))
+    service = auth.split("/")[3] if auth.count("/") > 3 else "?"
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return f"{service}:{str(target).split('.')[-1]}"
+    query = parse_qs(str(environ.get("QUERY_STRING", "")), keep_blank_values=True)
+    if "Action" in query:
+        return f"{service}:{query['Action'][0]}"
+    method = environ.get("REQUEST_METHOD", "?")
+    if method == "POST" and service != "s3":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        return f"{service}:POST {length and 'form'}"
+    sub = next(iter(query), "")
+    return f"{service}:{method} {environ.get('PATH_INFO', '').count('/')}/{sub}"
+
+
+def serve(resources: int) -> None:
+    """Server mode: seed, print the URL, then answer ``take`` (JSON figures) or ``stop``."""
+    timer = OperationTimer()
+    with Lab() as lab:
+        lab.seed()
+        bulk = seed_bulk(lab, resources)
+        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+        server = lab._server._server  # werkzeug's server inside ThreadedMotoServer
+        server.app = timer.wrap(server.app)
+        print(json.dumps({"url": lab.url, "seeded": bulk}), flush=True)
+        for line in sys.stdin:
+            if line.strip() == "take":
+                print(json.dumps(timer.take()), flush=True)
+            elif line.strip() == "stop":
+                break
+
+
+class Server:
+    """The seeded moto server in its own process."""
+
+    def __init__(self, resources: int):
+        self.child = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(resources)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
-        code: object = done.returncode
-        tail = (done.stdout + done.stderr)[-400:]
-    except subprocess.TimeoutExpired:
-        code, tail = "timeout", ""
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        hello = self._answer()
+        self.url, self.seeded = str(hello["url"]), hello["seeded"]
+
+    def _answer(self) -> dict[str, Any]:
+        out: IO[str] = self.child.stdout  # type: ignore[assignment]
+        for line in out:
+            if line.startswith("{"):
+                return dict(json.loads(line))
+        raise SystemExit("the moto server process ended early")
+
+    def take(self) -> dict[str, Any]:
+        """Calls and per-operation CPU since the last take."""
+        self.child.stdin.write("take\n")  # type: ignore[union-attr]
+        self.child.stdin.flush()  # type: ignore[union-attr]
+        return self._answer()
+
+    def cpu(self) -> float:
+        """The server process's user+sys CPU seconds so far."""
+        fields = Path(f"/proc/{self.child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.child.stdin.write("stop\n")  # type: ignore[union-attr]
+        self.child.stdin.close()  # type: ignore[union-attr]
+        self.child.wait(timeout=60)
+
+
+def run(cmd: list[str], env: dict[str, str], server: Server, timeout: float) -> dict[str, Any]:
+    """Run one child: wall time, its CPU and peak RSS (wait4), server CPU and calls."""
+    server.take()
+    server_before = server.cpu()
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        child = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        timer = threading.Timer(timeout, child.kill)
+        timer.start()
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        timer.cancel()
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        tail = out.read().decode("utf-8", "replace")[-400:]
+    server_cpu = server.cpu() - server_before
+    ops = server.take()
     return {
         "seconds": round(seconds, 2),
-        "calls": counter.count - before_calls,
-        "peak_rss_mib": round(max(peak, before_rss) / 1024, 1),
-        "exit": code,
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "server_cpu_s": round(server_cpu, 2),
+        "calls": ops["calls"],
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "exit": child.returncode,
         "tail": tail,
+        "ops": ops,
     }
+
+
+def median(runs: list[dict[str, Any]], key: str) -> float:
+    return round(statistics.median(float(r[key]) for r in runs), 2)
+
+
+def summary(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the runs (and every wall time, to show the spread)."""
+    keys = ("seconds", "cpu_s", "server_cpu_s", "calls", "peak_rss_mib")
+    figures: dict[str, Any] = {k: median(runs, k) for k in keys}
+    figures["walls"] = [r["seconds"] for r in runs]
+    figures["exits"] = sorted({str(r["exit"]) for r in runs})
+    print(f"{name}:", figures)
+    return figures
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def rempart_command(target: str, work: Path, rep: int) -> list[str]:
+    """A whole ``rempart scan``: both packs, a fresh store and a JSON report."""
+    return [
+        sys.executable,
+        "-m",
+        "audit",
+        "scan",
+        target,
+        "-p",
+        "cis-aws-foundations",
+        "-p",
+        "aws-baseline",
+        "-o",
+        str(work / f"r{rep}.json"),
+        "--db",
+        str(work / f"r{rep}.db"),
+        "--quiet",
+    ]
+
+
+def prowler_command(prowler: str, work: Path, rep: int) -> list[str]:
+    return [
+        prowler,
+        "aws",
+        "--compliance",
+        "cis_3.0_aws",
+        "-f",
+        REGION,
+        "-o",
+        str(work / f"prowler{rep}"),
+        "--no-banner",
+    ]
+
+
+def print_operations(ops: dict[str, Any]) -> None:
+    """Server CPU per operation of one run, most expensive first."""
+    cpu, count = ops["cpu"], ops["count"]
+    print(f"server CPU inside the moto app: {sum(cpu.values()):.2f} s over {ops['calls']} calls")
+    for name, spent in sorted(cpu.items(), key=lambda kv: -kv[1])[:20]:
+        calls = count[name]
+        print(f"  {name:52s} {calls:5d} calls {spent:6.2f} s {1000 * spent / calls:6.1f} ms/call")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resources", type=int, default=1000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--ops", action="store_true", help="server CPU per API operation")
     parser.add_argument("--prowler", default="/tmp/prowler-venv/bin/prowler")
     parser.add_argument("--prowler-timeout", type=float, default=1800)
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve is not None:
+        serve(args.serve)
+        return
 
-    counter = RequestCounter()
-    with Lab() as lab:
-        werkzeug = logging.getLogger("werkzeug")
-        lab.seed()
-        bulk = seed_bulk(lab, args.resources)
-        werkzeug.setLevel(logging.INFO)
-        werkzeug.propagate = False
-        werkzeug.handlers = [counter]
-        env = {**os.environ, **lab.environment(), "AWS_EC2_METADATA_DISABLED": "true"}
-        work = Path(tempfile.mkdtemp(prefix="bench-aws-"))
-        ours = run(
-            [
-                sys.executable,
-                "-m",
-                "audit",
-                "scan",
-                lab.target(),
-                "-p",
-                "cis-aws-foundations",
-                "-p",
-                "aws-baseline",
-                "-o",
-                str(work / "r.json"),
-                "--db",
-                str(work / "r.db"),
-                "--quiet",
-            ],
-            env,
-            counter,
-            600,
-        )
-        report = json.loads((work / "r.json").read_text()) if (work / "r.json").exists() else {}
+    server = Server(args.resources)
+    print("seeded:", server.seeded)
+    env = {**os.environ, **Lab().environment(), "AWS_EC2_METADATA_DISABLED": "true"}
+    penv = {**env, "AWS_ENDPOINT_URL": server.url}
+    target = f"aws://?endpoint={server.url}&regions={REGION}"
+    has_prowler = Path(args.prowler).exists()
+    work = Path(tempfile.mkdtemp(prefix="bench-aws-"))
+    try:
+        print("load average before:", load())
+        ours: list[dict[str, Any]] = []
+        theirs: list[dict[str, Any]] = []
+        for rep in range(args.reps):
+            ours.append(run(rempart_command(target, work, rep), env, server, 600))
+            print(f"  rempart run {rep + 1}: {ours[-1]['seconds']} s (load {load()})")
+            if has_prowler:
+                command = prowler_command(args.prowler, work, rep)
+                theirs.append(run(command, penv, server, args.prowler_timeout))
+                print(f"  prowler run {rep + 1}: {theirs[-1]['seconds']} s (load {load()})")
+        print("load average after:", load())
+        report = json.loads((work / "r0.json").read_text()) if (work / "r0.json").exists() else {}
         resources = len(report.get("resources", []))
-        ours.update(
-            resources=resources,
-            findings=len(report.get("findings", [])),
-            calls_per_resource=round(int(ours["calls"]) / max(resources, 1), 2),
-        )  # type: ignore[call-overload]
-        print("seeded:", bulk)
-        print("rempart:", {k: v for k, v in ours.items() if k != "tail"})
-        if Path(args.prowler).exists():
-            penv = {**env, "AWS_ENDPOINT_URL": lab.url}
-            theirs = run(
-                [
-                    args.prowler,
-                    "aws",
-                    "--compliance",
-                    "cis_3.0_aws",
-                    "-f",
-                    lab.region,
-                    "-o",
-                    str(work / "prowler"),
-                    "--no-banner",
-                ],
-                penv,
-                counter,
-                args.prowler_timeout,
-            )
-            print("prowler:", {k: v for k, v in theirs.items() if k != "tail"})
-            print("prowler tail:", theirs["tail"])
-            if isinstance(theirs["seconds"], float) and ours["seconds"]:
-                print("speed-up:", round(theirs["seconds"] / float(ours["seconds"]), 1))  # type: ignore[arg-type]
-        else:
+        mine = summary("rempart", ours)
+        print(
+            f"  resources {resources}, findings {len(report.get('findings', []))}, "
+            f"calls/resource {mine['calls'] / max(resources, 1):.2f}"
+        )
+        if not has_prowler:
             print("prowler: not installed at", args.prowler)
+        else:
+            other = summary("prowler", theirs)
+            print("  prowler tail:", theirs[-1]["tail"].strip().splitlines()[-1:])
+            print(
+                f"speed-up (median wall): {other['seconds'] / mine['seconds']:.1f}x; "
+                f"memory: {mine['peak_rss_mib']} vs {other['peak_rss_mib']} MiB"
+            )
+        if args.ops:
+            print_operations(ours[-1]["ops"])
+    finally:
+        server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
