@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from checks.aws.lab import Lab
-
-from .conftest import REPO, rempart
+from .conftest import REPO, LabProcess, rempart
 
 ACCESS_KEY_ID = "AKIAHARDENINGZQ7X4KEY"
 SECRET_KEY = "hardening/Secret+Key-zq7x4-0b5e9c1d2a"
@@ -35,16 +32,14 @@ main(sys.argv[1:])
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[tuple[Lab, dict[str, str]]]:
-    with Lab() as running:
-        running.seed()
-        iam = running.client("iam")
-        iam.create_user(UserName="hardening-key-holder")
-        key = iam.create_access_key(UserName="hardening-key-holder")["AccessKey"]
-        yield running, {"user key id": key["AccessKeyId"], "user secret": key["SecretAccessKey"]}
+def lab(aws_lab: LabProcess) -> tuple[LabProcess, dict[str, str]]:
+    iam = aws_lab.client("iam")
+    iam.create_user(UserName="hardening-key-holder")
+    key = iam.create_access_key(UserName="hardening-key-holder")["AccessKey"]
+    return aws_lab, {"user key id": key["AccessKeyId"], "user secret": key["SecretAccessKey"]}
 
 
-def environment(lab: Lab) -> dict[str, str]:
+def environment(lab: LabProcess) -> dict[str, str]:
     return {
         **lab.environment(),
         "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
@@ -71,7 +66,7 @@ def logged_rempart(log: Path, *args: str, env: dict[str, str], cwd: Path) -> tup
 
 
 def test_no_secret_in_store_logs_or_any_report(
-    tmp_path: Path, lab: tuple[Lab, dict[str, str]]
+    tmp_path: Path, lab: tuple[LabProcess, dict[str, str]]
 ) -> None:
     running, user_key = lab
     env = environment(running)
