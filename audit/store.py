@@ -206,11 +206,13 @@ class Store:
             if scan_process_alive(host, pid):
                 continue
             with self._write():
-                self.conn.execute(
+                closed = self.conn.execute(
                     "UPDATE scans SET status = 'interrupted', finished_at = "
                     "COALESCE(finished_at, ?) WHERE id = ? AND status = 'running'",
                     (now_iso(), scan_id),
-                )
+                ).rowcount
+                if closed:
+                    self._apply_state(scan_id)
                 self._set_counts(scan_id)
 
     def close(self) -> None:
@@ -296,7 +298,6 @@ class Store:
                 f"VALUES ({','.join('?' * _FINDING_WIDTH)})",
                 [_finding_row(scan_id, f) for f in stamped],
             )
-            self._update_state(scan_id, stamped, priors)
             self.conn.executemany(
                 "INSERT INTO finding_events (at, scan_id, fingerprint, event, detail) "
                 "VALUES (?,?,?,?,?)",
@@ -363,21 +364,25 @@ class Store:
                 priors[fp] = Prior(status, bool(ever), first_seen)
         return priors
 
-    def _update_state(
-        self, scan_id: int, stamped: Sequence[Finding], priors: Mapping[str, Prior]
-    ) -> None:
-        rows = []
-        for f in stamped:
-            prior = priors.get(f.fingerprint)
-            ever = f.status is Status.FAIL or (prior is not None and prior.ever_failed)
-            rows.append((f.fingerprint, scan_id, f.status.value, int(ever), f.first_seen, f.target))
-        self.conn.executemany(
-            "INSERT INTO finding_state VALUES (?,?,?,?,?,?) ON CONFLICT(fingerprint) DO UPDATE "
-            "SET last_scan_id = excluded.last_scan_id, last_status = excluded.last_status, "
-            "ever_failed = excluded.ever_failed, first_seen = excluded.first_seen, "
-            "target = excluded.target "
+    def _apply_state(self, scan_id: int) -> None:
+        """Fold a closed scan's findings into the per-fingerprint state, in key order.
+
+        Done once when the scan closes (finished, failed, or found interrupted), not per
+        target: fingerprints are hashes, so per-target upserts dirtied pages all over the
+        state's B-tree and every commit rewrote most of it (5.6 KB of WAL per finding).
+        Priors only ever come from earlier scans, so nothing reads this state before.
+        A later scan that closed first keeps its newer state.
+        """
+        self.conn.execute(
+            "INSERT INTO finding_state (fingerprint, last_scan_id, last_status, ever_failed, "
+            "first_seen, target) SELECT fingerprint, scan_id, status, status = 'fail', "
+            "first_seen, target FROM findings WHERE scan_id = ? ORDER BY fingerprint "
+            "ON CONFLICT(fingerprint) DO UPDATE SET last_scan_id = excluded.last_scan_id, "
+            "last_status = excluded.last_status, "
+            "ever_failed = MAX(finding_state.ever_failed, excluded.ever_failed), "
+            "first_seen = excluded.first_seen, target = excluded.target "
             "WHERE excluded.last_scan_id >= finding_state.last_scan_id",
-            rows,
+            (scan_id,),
         )
 
     def finish_scan(self, scan_id: int, status: str) -> ScanSummary:
@@ -387,6 +392,7 @@ class Store:
                 "UPDATE scans SET status = ?, finished_at = ? WHERE id = ?",
                 (status, now_iso(), scan_id),
             )
+            self._apply_state(scan_id)
             self._set_counts(scan_id)
         return self.scan(scan_id)
 
