@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_aws.py [--resources 1000] [--reps 3] [--ops]
                                         [--prowler /tmp/prowler-venv/bin/prowler]
+                                        [--rempart-root OTHER_TREE]
 
 A child process runs a moto server on 127.0.0.1 seeded with the lab plus bulk resources
 (security groups, volumes, IAM users, buckets, customer policies). This process then
@@ -196,13 +197,15 @@ class Server:
         self.child.wait(timeout=60)
 
 
-def run(cmd: list[str], env: dict[str, str], server: Server, timeout: float) -> dict[str, Any]:
+def run(
+    cmd: list[str], env: dict[str, str], server: Server, timeout: float, cwd: str | None = None
+) -> dict[str, Any]:
     """Run one child: wall time, its CPU and peak RSS (wait4), server CPU and calls."""
     server.take()
     server_before = server.cpu()
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out:
-        child = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
         timer = threading.Timer(timeout, child.kill)
         timer.start()
         _, status, usage = os.wait4(child.pid, 0)
@@ -293,6 +296,11 @@ def main() -> None:
     parser.add_argument("--ops", action="store_true", help="server CPU per API operation")
     parser.add_argument("--prowler", default="/tmp/prowler-venv/bin/prowler")
     parser.add_argument("--prowler-timeout", type=float, default=1800)
+    parser.add_argument(
+        "--rempart-root",
+        help="run rempart from this source tree (python -m audit imports from the working "
+        "directory first), e.g. an earlier version to compare against",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
@@ -311,7 +319,8 @@ def main() -> None:
         ours: list[dict[str, Any]] = []
         theirs: list[dict[str, Any]] = []
         for rep in range(args.reps):
-            ours.append(run(rempart_command(target, work, rep), env, server, 600))
+            command = rempart_command(target, work, rep)
+            ours.append(run(command, env, server, 600, args.rempart_root))
             print(f"  rempart run {rep + 1}: {ours[-1]['seconds']} s (load {load()})")
             if has_prowler:
                 command = prowler_command(args.prowler, work, rep)
