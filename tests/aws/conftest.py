@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import http.client
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -97,10 +97,12 @@ class FaultProxy:
         denied: set[str],
         throttled: set[str],
         ignored_params: frozenset[str] = frozenset(),
+        rewrite: Callable[[str, bytes], bytes] | None = None,
     ):
         self.upstream = urlsplit(upstream)
         self.denied, self.throttled = denied, throttled
         self.ignored_params = ignored_params  # query parameters the "provider" ignores
+        self.rewrite = rewrite  # (operation, body) -> body: a provider that answers more
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -126,7 +128,7 @@ class FaultProxy:
                 if operation in proxy.denied or operation in proxy.throttled:
                     self._fail(operation, operation in proxy.denied)
                 else:
-                    self._forward(body)
+                    self._forward(operation, body)
 
             do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _any
 
@@ -138,7 +140,7 @@ class FaultProxy:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def _forward(self, body: bytes) -> None:
+            def _forward(self, operation: str, body: bytes) -> None:
                 conn = http.client.HTTPConnection(
                     str(proxy.upstream.hostname), proxy.upstream.port, timeout=10
                 )
@@ -146,6 +148,8 @@ class FaultProxy:
                 conn.request(self.command, proxy.strip(self.path), body=body, headers=headers)
                 answer = conn.getresponse()
                 payload = answer.read()
+                if proxy.rewrite is not None:
+                    payload = proxy.rewrite(operation, payload)
                 self.send_response(answer.status)
                 for key, value in answer.getheaders():
                     if key.lower() not in ("content-length", "transfer-encoding", "connection"):

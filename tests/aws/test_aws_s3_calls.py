@@ -3,6 +3,7 @@ that were seen to work, and Object Lock read only where versioning allows it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,6 +91,31 @@ def test_buckets_outside_the_scanned_regions_are_asked_one_by_one(buckets: Lab) 
     assert api.calls[("s3", "GetBucketLocation")] in (elsewhere, elsewhere + 1)
     # one listing for eu-west-3 and one for another region, to see the filter exclude
     assert api.calls[("s3", "ListBuckets")] == 3
+
+
+def _name_regions(operation: str, body: bytes) -> bytes:
+    """Answer ListBuckets as AWS does now: each bucket with its region."""
+    if operation != "GET /":
+        return body
+    return re.sub(
+        rb"<Name>([^<]+)</Name>",
+        lambda m: (
+            m.group(0)
+            + b"<BucketRegion>"
+            + (b"eu-west-1" if b"dublin" in m.group(1) else b"eu-west-3")
+            + b"</BucketRegion>"
+        ),
+        body,
+    )
+
+
+def test_regions_named_by_the_listing_cost_no_call(buckets: Lab) -> None:
+    with FaultProxy(buckets.url, set(), set(), rewrite=_name_regions) as proxy:
+        observation, api = s3_scan(proxy.url, "eu-west-3")
+    found = _buckets(observation)
+    assert {n: b.facts["region"] for n, b in found.items()} == _truth(buckets, sorted(found))
+    assert api.calls[("s3", "GetBucketLocation")] == 0
+    assert api.calls[("s3", "ListBuckets")] == 1
 
 
 def test_a_provider_ignoring_the_region_filter_gets_one_location_call_per_bucket(

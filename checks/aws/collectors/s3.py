@@ -40,10 +40,9 @@ def run(scan: Scan, region: str) -> None:
     """List buckets, place them in their regions, then observe each one concurrently."""
     listing = scan.pages("s3", region, "ListBuckets") or {}
     buckets = [b for b in listing.get("Buckets", []) if b.get("Name")]
-    regions = bucket_regions(scan, region, [str(b["Name"]) for b in buckets])
-    regions.update(
-        {str(b["Name"]): str(b["BucketRegion"]) for b in buckets if b.get("BucketRegion")}
-    )
+    regions = {str(b["Name"]): str(b["BucketRegion"]) for b in buckets if b.get("BucketRegion")}
+    unplaced = [str(b["Name"]) for b in buckets if str(b["Name"]) not in regions]
+    regions.update(bucket_regions(scan, region, unplaced))
     scan.fan_out(lambda bucket: observe_bucket(scan, region, bucket, regions), buckets)
 
 
