@@ -154,3 +154,25 @@ def test_only_confirmed_subscriptions_count(arns: list[str], expected: bool) -> 
     answer = {"Subscriptions": [{"SubscriptionArn": a} for a in arns]}
     assert has_confirmed_subscription(answer) is expected
     assert has_confirmed_subscription(None) is False
+
+
+def test_a_log_group_of_another_account_leaves_uncovered_items_unknown(watched: Lab) -> None:
+    ct = watched.client("cloudtrail")
+    ct.create_trail(
+        Name="watch-organisation",
+        S3BucketName="watch-trail-logs",
+        IsMultiRegionTrail=True,
+        CloudWatchLogsLogGroupArn=f"arn:aws:logs:{REGION}:210987654321:log-group:org:*",
+        CloudWatchLogsRoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/trail-to-logs",
+    )
+    try:
+        ct.put_event_selectors(
+            TrailName="watch-organisation",
+            EventSelectors=[{"ReadWriteType": "All", "IncludeManagementEvents": True}],
+        )
+        ct.start_logging(Name="watch-organisation")
+        account = _account(watched.url)
+    finally:
+        ct.delete_trail(Name="watch-organisation")
+    problem = account.unknown["monitoring"]
+    assert problem.reason is Reason.NOT_FOUND and "210987654321" in problem.message

@@ -5,14 +5,15 @@ its home region, with its status and event selectors. A second pass (after every
 is known) reads what CIS section 4 asks for: the metric filters on the log group of a
 multi-region trail that is logging all management events, the alarms on their metrics,
 and whether an alarm's SNS topic has a confirmed subscriber (an alarm nobody receives
-monitors nothing).
+monitors nothing). A log group owned by another account (an organisation trail's) is read
+in that account: what only it could cover stays unknown here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from audit.models import Problem
+from audit.models import Problem, Reason
 from checks.aws import monitoring
 from checks.aws.collectors.base import Collector, Draft, Scan
 from checks.aws.errors import CallFailed
@@ -105,8 +106,10 @@ def watch(scan: Scan, region: str) -> None:
         scan.harvest.account_unknown(failed, "monitoring", "unmonitored_events")
         return
     trails = [d for d in scan.harvest.drafts(TYPE) if d.facts.get("cloudwatch_log_group_arn")]
-    sure = [t for t in trails if _is_full_trail(t) is True]
-    maybe = [t for t in trails if _is_full_trail(t) is None]
+    here = [t for t in trails if _group_account(t) in ("", scan.account_id)]
+    sure = [t for t in here if _is_full_trail(t) is True]
+    maybe = [t for t in here if _is_full_trail(t) is None]
+    elsewhere = [t for t in trails if t not in here and _is_full_trail(t) is not False]
     watcher = _Watcher(scan)
     try:
         covered = watcher.coverage(sure)
@@ -114,8 +117,8 @@ def watch(scan: Scan, region: str) -> None:
     except CallFailed as denied:
         scan.harvest.account_unknown(denied.problem, "monitoring", "unmonitored_events")
         return
-    if uncertain:
-        why = _first_unknown(maybe)
+    if uncertain or (elsewhere and covered != set(monitoring.ITEMS)):
+        why = _first_unknown(maybe) if uncertain else _elsewhere(elsewhere[0])
         scan.harvest.account_unknown(why, "monitoring", "unmonitored_events")
         return
     status = {name: name in covered for name in monitoring.ITEMS}
@@ -184,6 +187,20 @@ def has_confirmed_subscription(answer: dict[str, Any] | None) -> bool:
     return any(
         str(s.get("SubscriptionArn", "")).startswith("arn:")
         for s in (answer or {}).get("Subscriptions", [])
+    )
+
+
+def _group_account(trail: Draft) -> str:
+    """The account that owns a trail's log group (an organisation trail's may not be ours)."""
+    parts = str(trail.facts["cloudwatch_log_group_arn"]).split(":")
+    return parts[4] if len(parts) > 4 else ""
+
+
+def _elsewhere(trail: Draft) -> Problem:
+    return Problem(
+        Reason.NOT_FOUND,
+        f"trail {trail.facts.get('name')!r} sends its logs to a log group of account "
+        f"{_group_account(trail)}: its metric filters and alarms are read in that account",
     )
 
 
