@@ -137,6 +137,8 @@ def _build_mapping(
                 line=key_node.start_mark.line + 1,
             )
         result[name] = _build(value_node, (*path, name), lines, error, source, depth + 1)
+        # an entry is where its key is written (a block value starts on the next line)
+        lines[(*path, name)] = key_node.start_mark.line + 1
     return result
 
 
