@@ -162,6 +162,14 @@ class Observed:
     rule_ids: frozenset[str]
 
 
+_LATE_V1_COLUMNS = (
+    ("findings", "title_fr", "TEXT NOT NULL DEFAULT ''"),
+    ("findings", "remediation_fr", "TEXT NOT NULL DEFAULT ''"),
+    ("finding_state", "target", "TEXT NOT NULL DEFAULT ''"),
+)
+"""Columns added to schema 1 in place: (table, column, definition as in MIGRATIONS[0])."""
+
+
 @dataclass(frozen=True)
 class Prior:
     """What the store knew about a fingerprint before this scan."""
@@ -196,6 +204,27 @@ class Store:
                 for statement in _statements(MIGRATIONS[number]):
                     self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {number + 1}")
+        self._complete_first_schema()
+
+    def _complete_first_schema(self) -> None:
+        """Add the columns schema 1 gained after stores were first written with it.
+
+        A store created before them is still at ``user_version`` 1, and every write
+        failed on it with a raw "no such column" error.
+        """
+        for table, column, definition in _LATE_V1_COLUMNS:
+            names = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            if column not in names:
+                with self._write():
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        indexed = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'finding_state_target'"
+        ).fetchone()
+        if indexed is None:
+            with self._write():
+                self.conn.execute(
+                    "CREATE INDEX finding_state_target ON finding_state (target, last_status)"
+                )
 
     def recover_interrupted(self) -> None:
         """Mark as interrupted the running scans whose process is gone."""
