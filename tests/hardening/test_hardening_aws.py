@@ -156,3 +156,33 @@ def test_an_endpoint_that_is_down_ends_as_errors_on_the_command_line(tmp_path: A
     findings = json.loads((tmp_path / "r.json").read_text())["findings"]
     assert findings and {f["status"] for f in findings} == {"error"}
     assert {f["reason"] for f in findings} == {"unreachable"}
+
+
+def test_a_denied_call_errors_only_the_rules_that_need_it(aws_lab: Any, tmp_path: Any) -> None:
+    # Given an audit role that may not read bucket policies, scanned end to end
+    from audit.planning import resolve_policy
+    from audit.registry import load_families
+
+    packs = ("aws-baseline", "cis-aws-foundations")
+    with FaultProxy(aws_lab.url, denied={"GetBucketPolicy"}, throttled=set()) as proxy:
+        run = rempart(
+            "scan", f"aws://?endpoint={proxy.url}&regions=eu-west-3",
+            *(a for pack in packs for a in ("-p", pack)),
+            "--db", str(tmp_path / "r.db"), "-o", str(tmp_path / "r.json"), "--quiet",
+            env=aws_lab.environment(),
+        )  # fmt: skip
+    assert run.code == 0, run.err
+    findings = json.loads((tmp_path / "r.json").read_text())["findings"]
+    buckets = [f for f in findings if f["resource_type"] == "aws.s3.bucket"]
+    types = load_families().resource_types()
+    reads = {r.id: r.reads for p in packs for r in resolve_policy(p, types).rules}
+    policy_facts = {"policy_allows_public", "denies_insecure_transport", "is_public"}
+    # Then the bucket rules that read a policy-derived fact are errors naming the action,
+    needing = [f for f in buckets if reads[f["rule_id"]] & policy_facts]
+    others = [f for f in buckets if not reads[f["rule_id"]] & policy_facts]
+    assert needing and others
+    assert all(f["status"] == "error" and f["reason"] == "access_denied" for f in needing)
+    assert all("s3:GetBucketPolicy" in f["message"] for f in needing)
+    # and every other bucket rule is judged as usual
+    assert {f["status"] for f in others} <= {"pass", "fail", "skip"}
+    assert {"pass", "fail"} <= {f["status"] for f in others}
