@@ -30,7 +30,10 @@ HANG_S = 30
 
 
 class MisbehavingProxy(FaultProxy):
-    """Operations in ``broken`` get a 500, a truncated body or no answer at all."""
+    """Operations in ``broken`` get a 500, a truncated body or no answer at all.
+
+    Only FaultProxy's server and its naming of operations are reused; answers, good and
+    bad, are written here."""
 
     def __init__(self, upstream: str, broken: dict[str, str]):
         self.broken = broken
@@ -45,7 +48,7 @@ class MisbehavingProxy(FaultProxy):
                 operation = proxy.operation(self.command, self.path, self.headers, body)
                 mode = proxy.broken.get(operation)
                 if mode is None:
-                    self._forward(body)
+                    self._pass_through(body)
                 elif mode == "hang":
                     time.sleep(HANG_S)
                 elif mode == "500":
@@ -63,14 +66,29 @@ class MisbehavingProxy(FaultProxy):
                 self.end_headers()
                 self.wfile.write(body)
 
-            def _truncated(self, body: bytes) -> None:
-                """Moto's real answer, cut in the middle: the connection closes early."""
+            def _upstream(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
                 upstream = proxy.upstream
                 conn = http.client.HTTPConnection(str(upstream.hostname), upstream.port)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 conn.request(self.command, self.path, body=body, headers=headers)
-                payload = conn.getresponse().read()
+                answer = conn.getresponse()
+                payload = answer.read()
                 conn.close()
+                return answer.status, answer.getheaders(), payload
+
+            def _pass_through(self, body: bytes) -> None:
+                status, headers, payload = self._upstream(body)
+                self.send_response(status)
+                for key, value in headers:
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _truncated(self, body: bytes) -> None:
+                """Moto's real answer, cut in the middle: the connection closes early."""
+                payload = self._upstream(body)[2]
                 self.send_response(200)
                 self.send_header("Content-Type", "text/xml")
                 self.send_header("Content-Length", str(len(payload)))
