@@ -131,7 +131,6 @@ MALFORMED_INVENTORIES: dict[str, tuple[str, str]] = {
     "numeric-scope-domain": ("scope: {domains: ['1']}\n", "not a domain"),
     "aws-settings-not-a-mapping": ("aws: [1, 2]\n", "aws:"),
     "python-object-tag": ("executor: !!python/object/apply:os.system [id]\n", "invalid"),
-    "alias-bomb": (LAUGHS, "too large"),
     "sla-unknown-severity": ("sla: {apocalyptic: 3}\n", "sla"),
 }
 
