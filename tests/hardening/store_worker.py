@@ -34,7 +34,7 @@ def facts_family() -> object:
 
 
 def spec_for(prefix: str, count: int, sleep: float, variant: int) -> dict[str, object]:
-    spec = {}
+    spec: dict[str, object] = {}
     for i in range(count):
         port = 22 if (i + variant) % 3 == 0 else 443
         tags = ["owner"] if (i * 7 + variant) % 4 else []
