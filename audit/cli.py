@@ -52,6 +52,22 @@ def _open_store(path: str, readonly: bool = False) -> Store:
     return Store(path, readonly=readonly)
 
 
+def _read_store(path: str) -> Store:
+    """A store for a command that only reads: it must exist, and a disk that is full or
+    read-only still serves it (then scans left running are not marked interrupted)."""
+    from pathlib import Path
+
+    from audit.errors import StoreError
+    from audit.store import Store
+
+    if not Path(path).exists():
+        raise StoreError(f"{path}: no such store (scan first, or give --db)")
+    try:
+        return Store(path)
+    except StoreError:
+        return Store(path, readonly=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="rempart", prog_name="rempart")
 @click.option(
@@ -246,7 +262,7 @@ def report(
 ) -> None:
     """Render a scan from the store (html, pdf, md, json, csv, sarif, junit, ocsf)."""
     _check_outputs(outputs, fmt)
-    store = _open_store(db_path)
+    store = _read_store(db_path)
     _write_reports(store, scan_id or store.latest_scan_id(), outputs, fmt, lang)
 
 
@@ -277,7 +293,7 @@ def findings(
     """List the findings of a scan (failing and errors by default)."""
     from audit.views import print_findings
 
-    store = _open_store(db_path)
+    store = _read_store(db_path)
     scan_id = scan_id or store.latest_scan_id()
     default = None if status is not None or show_all else ("fail", "error")
     items = store.findings(
@@ -299,18 +315,15 @@ def findings(
 @_db_option
 def diff(old: int | None, new: int | None, as_json: bool, db_path: str) -> None:
     """Compare two scans (default: the last two complete ones): new, resolved, still open."""
+    from audit.errors import OptionError
     from audit.views import diff_scans, print_diff
 
-    store = _open_store(db_path)
     if (old is None) != (new is None):
-        from audit.errors import OptionError
-
         raise OptionError("give both OLD and NEW scan ids, or neither")
+    store = _read_store(db_path)
     if old is None or new is None:
         complete = [s.id for s in store.scans(("complete",))]
         if len(complete) < 2:
-            from audit.errors import OptionError
-
             raise OptionError("diff needs two complete scans in the store")
         old, new = complete[-2], complete[-1]
     print_diff(diff_scans(store, old, new), as_json)
@@ -380,7 +393,7 @@ def acceptances(expiring: int | None, as_json: bool, db_path: str) -> None:
     """List live risk acceptances (owner, reason, expiry)."""
     from audit.views import print_acceptances
 
-    print_acceptances(_open_store(db_path).acceptances(include_revoked=False), expiring, as_json)
+    print_acceptances(_read_store(db_path).acceptances(include_revoked=False), expiring, as_json)
 
 
 # --- policy ----------------------------------------------------------------------------

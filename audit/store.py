@@ -29,6 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -694,15 +695,7 @@ _EVENTFUL = frozenset({Lifecycle.NEW, Lifecycle.RESOLVED, Lifecycle.REOPENED})
 def _connect(path: str, readonly: bool) -> sqlite3.Connection:
     try:
         if readonly:
-            if not Path(path).exists():
-                raise StoreError(f"{path}: no such store")
-            conn = sqlite3.connect(
-                f"file:{path}?mode=ro",
-                uri=True,
-                timeout=30,
-                isolation_level=None,
-                check_same_thread=False,
-            )
+            conn = _connect_read_only(path)
         else:
             parent = Path(path).resolve().parent
             if not parent.is_dir():
@@ -717,6 +710,28 @@ def _connect(path: str, readonly: bool) -> sqlite3.Connection:
         return conn
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: cannot open the store: {exc}") from None
+
+
+def _connect_read_only(path: str) -> sqlite3.Connection:
+    """Open for reading; on read-only media, where SQLite cannot create the WAL index,
+    open the file as immutable (a store that was closed has no pending WAL)."""
+    if not Path(path).exists():
+        raise StoreError(f"{path}: no such store")
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+    try:
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        conn = sqlite3.connect(
+            uri + "&immutable=1",
+            uri=True,
+            timeout=30,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    return conn
 
 
 def _statements(script: str) -> list[str]:

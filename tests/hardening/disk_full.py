@@ -88,7 +88,20 @@ def main() -> None:
         results["readonly_report"] = rempart(*scan, "--db", str(ok / "r.db"), "-o",
                                              str(readonly / "r.json"))  # fmt: skip
         results["readonly_report"]["files"] = sorted(p.name for p in readonly.iterdir())
+        results.update(read_only_store(work / "frozen", ok / "r.db", ok))
     print(json.dumps(results))
+
+
+def read_only_store(frozen: Path, source: Path, out: Path) -> dict[str, Any]:
+    """Commands that only read still serve a store on a read-only file system."""
+    mount_tmpfs(frozen, "size=8m")
+    shutil.copy(source, frozen / "r.db")
+    subprocess.run(["mount", "-o", "remount,ro", str(frozen)], check=True)
+    return {
+        "ro_findings": rempart("findings", "--all", "--json", "--db", str(frozen / "r.db")),
+        "ro_report": rempart("report", "--db", str(frozen / "r.db"), "-o",
+                             str(out / "from-frozen.json")),
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

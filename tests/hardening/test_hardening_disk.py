@@ -76,3 +76,10 @@ def test_read_only_store_and_report_directory(outcome: dict[str, Any]) -> None:
     one_clear_line(outcome["readonly_store"], "cannot open the store")
     one_clear_line(outcome["readonly_report"], "Read-only file system")
     assert outcome["readonly_report"]["files"] == []
+
+
+def test_reading_commands_serve_a_store_on_a_read_only_file_system(
+    outcome: dict[str, Any],
+) -> None:
+    for case in ("ro_findings", "ro_report"):
+        assert outcome[case]["code"] == 0, outcome[case]["stderr"]

@@ -184,7 +184,7 @@ BAD_INVOCATIONS = {
         "expected a date",
     ),
     "diff-one-id": (["diff", "1"], "give both OLD and NEW"),
-    "empty-store-findings": (["findings"], "holds no scan"),
+    "missing-store-findings": (["findings"], "no such store"),
 }
 
 
