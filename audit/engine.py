@@ -419,5 +419,5 @@ def _store_scores(store: Store, scan_id: int, tool_version: str) -> None:
     """Persist the scan's governance score snapshot, so trends never re-read old findings."""
     from audit.governance import score_snapshot
 
-    data = store.load_report(scan_id, tool_version=tool_version)
+    data = store.load_report(scan_id, tool_version=tool_version, with_resources=False)
     store.set_scores(scan_id, score_snapshot(data))

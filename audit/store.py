@@ -559,15 +559,20 @@ class Store:
         row = self.conn.execute("SELECT scores FROM scans WHERE id = ?", (scan_id,)).fetchone()
         return json.loads(row[0]) if row and row[0] else None
 
-    def load_report(self, scan_id: int | None = None, *, tool_version: str = "") -> ReportData:
-        """Everything a renderer needs for one scan, from the store alone."""
+    def load_report(
+        self, scan_id: int | None = None, *, tool_version: str = "", with_resources: bool = True
+    ) -> ReportData:
+        """Everything a renderer needs for one scan, from the store alone.
+
+        ``with_resources=False`` leaves the facts out, for figures that only count findings.
+        """
         scan_id = scan_id if scan_id is not None else self.latest_scan_id()
         scan = self.scan(scan_id)
         history = tuple(s for s in self.scans(("complete", "interrupted")) if s.id < scan_id)
         return ReportData(
             scan=scan,
             findings=tuple(self.findings(scan_id)),
-            resources=tuple(self.resources(scan_id)),
+            resources=tuple(self.resources(scan_id)) if with_resources else (),
             systems=self.systems(scan_id),
             acceptances=tuple(self.acceptances()),
             history=history,
