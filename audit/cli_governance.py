@@ -34,8 +34,10 @@ def frameworks_list() -> None:
     rules = _rules()
     for fw_id, framework in load_catalogues().items():
         covered = sum(1 for c in coverage(framework, rules) if not c.is_manual)
-        click.echo(f"{fw_id:<14} {covered:>3}/{len(framework.controls):<3} automated  "
-                   f"{framework.title_en}  [{framework.source}]")
+        click.echo(
+            f"{fw_id:<14} {covered:>3}/{len(framework.controls):<3} automated  "
+            f"{framework.title_en}  [{framework.source}]"
+        )
 
 
 @frameworks.command("show")
@@ -60,8 +62,7 @@ def frameworks_show(framework_id: str, lang: str, manual_only: bool) -> None:
             continue
         level = f" [{item.control.level}]" if item.control.level else ""
         rules = ", ".join(item.rules) if item.rules else "manual"
-        click.echo(f"{item.control.id:<16} {item.control.label(lang)}{level}\n"
-                   f"{'':<16} → {rules}")
+        click.echo(f"{item.control.id:<16} {item.control.label(lang)}{level}\n{'':<16} → {rules}")
 
 
 def register(cli_group: click.Group) -> None:

@@ -53,30 +53,51 @@ def frameworks_md() -> str:
     from audit.frameworks import coverage, load_catalogues
 
     rules = _rules()
-    lines = ["# Frameworks and scores", "",
-             "Rules cite controls of the catalogues in `policies/frameworks/` "
-             "(`controls: {nis2: 21.2.h}`); an unknown control id is a policy error. "
-             "`rempart frameworks list` and `rempart frameworks show ID` print the same "
-             "coverage as this page, which is generated (`python -m audit.docgen`).", "",
-             "## How scores are computed", "", "```", _formulas(audit.governance.__doc__), "```",
-             "", "## Catalogues", "",
-             "| id | framework | source | controls | automated |", "|---|---|---|---|---|"]
+    lines = [
+        "# Frameworks and scores",
+        "",
+        "Rules cite controls of the catalogues in `policies/frameworks/` "
+        "(`controls: {nis2: 21.2.h}`); an unknown control id is a policy error. "
+        "`rempart frameworks list` and `rempart frameworks show ID` print the same "
+        "coverage as this page, which is generated (`python -m audit.docgen`).",
+        "",
+        "## How scores are computed",
+        "",
+        "```",
+        _formulas(audit.governance.__doc__),
+        "```",
+        "",
+        "## Catalogues",
+        "",
+        "| id | framework | source | controls | automated |",
+        "|---|---|---|---|---|",
+    ]
     catalogues = load_catalogues()
     covered = {fw_id: coverage(fw, rules) for fw_id, fw in catalogues.items()}
     for fw_id, framework in catalogues.items():
         automated = sum(1 for c in covered[fw_id] if not c.is_manual)
-        lines.append(f"| `{fw_id}` | {framework.title_en} | {framework.source} | "
-                     f"{len(framework.controls)} | {automated} |")
+        lines.append(
+            f"| `{fw_id}` | {framework.title_en} | {framework.source} | "
+            f"{len(framework.controls)} | {automated} |"
+        )
     for fw_id, framework in catalogues.items():
-        lines += ["", f"## {framework.title_en} (`{fw_id}`)", "",
-                  "| control | title | rules |", "|---|---|---|"]
+        lines += [
+            "",
+            f"## {framework.title_en} (`{fw_id}`)",
+            "",
+            "| control | title | rules |",
+            "|---|---|---|",
+        ]
         for item in covered[fw_id]:
             if not item.is_manual:
-                lines.append(f"| {item.control.id} | {item.control.title_en} | "
-                             f"{', '.join(item.rules)} |")
+                lines.append(
+                    f"| {item.control.id} | {item.control.title_en} | {', '.join(item.rules)} |"
+                )
         manual = sum(1 for c in covered[fw_id] if c.is_manual)
-        lines += ["", f"{manual} controls stay manual "
-                      f"(`rempart frameworks show {fw_id} --manual-only`)."]
+        lines += [
+            "",
+            f"{manual} controls stay manual (`rempart frameworks show {fw_id} --manual-only`).",
+        ]
     return "\n".join(lines) + "\n"
 
 

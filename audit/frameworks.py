@@ -116,8 +116,9 @@ def load_framework(path: Path) -> Framework:
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise InputError(f"invalid framework catalogue: {exc}", source=str(path)) from None
     if framework.framework != path.stem:
-        raise InputError(f"framework id {framework.framework!r} differs from file name",
-                         source=str(path))
+        raise InputError(
+            f"framework id {framework.framework!r} differs from file name", source=str(path)
+        )
     _refuse_duplicates(framework, path)
     return framework
 

@@ -258,8 +258,9 @@ def control_result(framework: str, control_id: str, findings: Sequence[Finding])
     return ControlResult(framework, control_id, state, len(failing), passed, counts[ERROR], worst)
 
 
-def framework_scores(findings: Iterable[Finding],
-                     frameworks: Sequence[str] | None = None) -> dict[str, FrameworkScore]:
+def framework_scores(
+    findings: Iterable[Finding], frameworks: Sequence[str] | None = None
+) -> dict[str, FrameworkScore]:
     """Per framework, the passed/failed/not-assessed controls of its whole catalogue.
 
     Controls are taken from the catalogue when it ships (so unmapped controls count as
@@ -271,13 +272,18 @@ def framework_scores(findings: Iterable[Finding],
     scores: dict[str, FrameworkScore] = {}
     for framework in frameworks if frameworks is not None else cited:
         catalogue = catalogues.get(framework)
-        ids = [c.id for c in catalogue.controls] if catalogue else \
-            sorted(cid for fw, cid in grouped if fw == framework)
-        results = tuple(control_result(framework, cid, grouped.get((framework, cid), []))
-                        for cid in ids)
+        ids = (
+            [c.id for c in catalogue.controls]
+            if catalogue
+            else sorted(cid for fw, cid in grouped if fw == framework)
+        )
+        results = tuple(
+            control_result(framework, cid, grouped.get((framework, cid), [])) for cid in ids
+        )
         states = Counter(r.state for r in results)
-        scores[framework] = FrameworkScore(framework, states["passed"], states["failed"],
-                                           states["not_assessed"], results)
+        scores[framework] = FrameworkScore(
+            framework, states["passed"], states["failed"], states["not_assessed"], results
+        )
     return scores
 
 
@@ -376,8 +382,9 @@ def _status_of(items: Sequence[Finding], due: date | None, today: date) -> str:
     return "open"
 
 
-def _action(rule_id: str, items: Sequence[Finding], data: ReportData,
-            sla: Mapping[Severity, int]) -> Action:
+def _action(
+    rule_id: str, items: Sequence[Finding], data: ReportData, sla: Mapping[Severity, int]
+) -> Action:
     systems = systems_by_name(data)
     names = tuple(sorted({f.system for f in items}))
     infos = [systems.get(n, SystemInfo(n)) for n in names]
@@ -388,10 +395,17 @@ def _action(rule_id: str, items: Sequence[Finding], data: ReportData,
     seen = [d for d in (parse_day(f.first_seen) for f in items) if d is not None]
     due = min(dues) if dues else None
     return Action(
-        rule_id=rule_id, title=items[0].title, severity=severity,
-        priority=priority(severity, criticality), owner=", ".join(owners), systems=names,
-        resources=len({f.resource_key for f in items}), first_seen=min(seen) if seen else None,
-        due=due, status=_status_of(items, due, as_of(data)), remediation=items[0].remediation,
+        rule_id=rule_id,
+        title=items[0].title,
+        severity=severity,
+        priority=priority(severity, criticality),
+        owner=", ".join(owners),
+        systems=names,
+        resources=len({f.resource_key for f in items}),
+        first_seen=min(seen) if seen else None,
+        due=due,
+        status=_status_of(items, due, as_of(data)),
+        remediation=items[0].remediation,
     )
 
 
@@ -404,8 +418,9 @@ def action_plan(data: ReportData, sla: Mapping[Severity, int] | None = None) -> 
             failing[finding.rule_id].append(finding)
     actions = [_action(rule_id, items, data, table) for rule_id, items in failing.items()]
     far = date.max
-    return sorted(actions, key=lambda a: (a.priority, -a.severity.rank, a.due or far,
-                                          -a.resources, a.rule_id))
+    return sorted(
+        actions, key=lambda a: (a.priority, -a.severity.rank, a.due or far, -a.resources, a.rule_id)
+    )
 
 
 # --- counts and snapshot ----------------------------------------------------------------

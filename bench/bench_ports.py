@@ -68,8 +68,11 @@ def measure(command: list[str]) -> tuple[float, str]:
 def nmap_open_ports(xml: str) -> set[int]:
     """Open ports in nmap's XML."""
     root = ET.fromstring(xml)
-    return {int(port.get("portid", "0")) for port in root.iter("port")
-            if port.find("state[@state='open']") is not None}
+    return {
+        int(port.get("portid", "0"))
+        for port in root.iter("port")
+        if port.find("state[@state='open']") is not None
+    }
 
 
 def open_ports(name: str, out: str, report: Path) -> set[int]:
@@ -87,12 +90,28 @@ def commands(uri: str, ports: str, timeout: float, report: Path) -> dict[str, li
     target = FAMILY.parse(urlsplit(uri), uri)
     ctx = CheckContext(timeout=timeout)
     (request,) = plan_requests(target, ctx)
-    args = build_arguments(request, is_root=ctx.is_root,
-                           host_timeout_s=host_timeout(timeout, request.service_detection))
+    args = build_arguments(
+        request,
+        is_root=ctx.is_root,
+        host_timeout_s=host_timeout(timeout, request.service_detection),
+    )
     return {
-        "rempart": [sys.executable, "-m", "audit", "scan", uri, "-p", "exposure-baseline",
-                    "--db", str(report.with_suffix(".db")), "-o", str(report),
-                    "--timeout", str(timeout), "--quiet"],
+        "rempart": [
+            sys.executable,
+            "-m",
+            "audit",
+            "scan",
+            uri,
+            "-p",
+            "exposure-baseline",
+            "--db",
+            str(report.with_suffix(".db")),
+            "-o",
+            str(report),
+            "--timeout",
+            str(timeout),
+            "--quiet",
+        ],
         "collect": [sys.executable, "-c", COLLECT, uri, str(timeout)],
         "nmap": [str(shutil.which("nmap")), "-oX", "-", *args, "-p", ports, "127.0.0.1"],
     }
@@ -100,8 +119,9 @@ def commands(uri: str, ports: str, timeout: float, report: Path) -> dict[str, li
 
 def start_listeners(stack: ExitStack, count: int) -> list[Listener]:
     """``count`` lab listeners on 127.0.0.1, the kinds in turn."""
-    return [stack.enter_context(LISTENERS[KINDS[i % len(KINDS)]]("127.0.0.1"))
-            for i in range(count)]
+    return [
+        stack.enter_context(LISTENERS[KINDS[i % len(KINDS)]]("127.0.0.1")) for i in range(count)
+    ]
 
 
 def run(listeners: int, reps: int, sv: str, timeout: float) -> None:
@@ -133,13 +153,17 @@ def nmap_version() -> str:
 def print_table(listeners: int, reps: int, sv: str, times: dict[str, list[float]]) -> None:
     """Median, min and max wall time per tool, and the ratio of medians to nmap."""
     base = statistics.median(times["nmap"])
-    print(f"\n{listeners} loopback listeners ({', '.join(KINDS)}), sv={sv}, {reps} runs each, "
-          f"nmap {nmap_version()}, {os.cpu_count()} CPUs\n")
+    print(
+        f"\n{listeners} loopback listeners ({', '.join(KINDS)}), sv={sv}, {reps} runs each, "
+        f"nmap {nmap_version()}, {os.cpu_count()} CPUs\n"
+    )
     print(f"{'tool':<9} {'median s':>9} {'min s':>7} {'max s':>7} {'ratio':>6}")
     for name in ("nmap", "collect", "rempart"):
         values = times[name]
-        print(f"{name:<9} {statistics.median(values):>9.2f} {min(values):>7.2f} "
-              f"{max(values):>7.2f} {statistics.median(values) / base:>5.2f}x")
+        print(
+            f"{name:<9} {statistics.median(values):>9.2f} {min(values):>7.2f} "
+            f"{max(values):>7.2f} {statistics.median(values) / base:>5.2f}x"
+        )
 
 
 def main() -> None:

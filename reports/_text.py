@@ -42,6 +42,9 @@ def evidence_text(evidence: Any, limit: int = 400) -> str:
     """Evidence as compact JSON, escaped and shortened for display."""
     if evidence is None:
         return ""
-    raw = evidence if isinstance(evidence, str) else json.dumps(
-        evidence, ensure_ascii=False, sort_keys=True, default=str)
+    raw = (
+        evidence
+        if isinstance(evidence, str)
+        else json.dumps(evidence, ensure_ascii=False, sort_keys=True, default=str)
+    )
     return shorten(one_line(raw), limit)

@@ -133,14 +133,21 @@ class Committee:
     @property
     def to_approve(self) -> list[AcceptanceView]:
         """Acceptances the committee must decide: never approved, expiring or lapsed."""
-        return [a for a in self.acceptances if a.state in ("expiring", "expired")
-                or (a.state == "live" and not a.acceptance.decided_by)]
+        return [
+            a
+            for a in self.acceptances
+            if a.state in ("expiring", "expired")
+            or (a.state == "live" and not a.acceptance.decided_by)
+        ]
 
 
 def sla_from_options(options: RenderOptions) -> dict[Severity, int]:
     """The SLA table, with ``sla.<severity>=DAYS`` overrides from the render options."""
-    overrides = {k.removeprefix("sla."): int(v) for k, v in options.extra.items()
-                 if k.startswith("sla.") and v.strip().isdigit()}
+    overrides = {
+        k.removeprefix("sla."): int(v)
+        for k, v in options.extra.items()
+        if k.startswith("sla.") and v.strip().isdigit()
+    }
     return gov.sla_days(overrides)
 
 
@@ -153,9 +160,17 @@ def _systems(data: ReportData) -> list[SystemView]:
     for name, items in sorted(by_system.items()):
         info = declared.get(name, SystemInfo(name))
         index = gov.security_index(items)
-        views.append(SystemView(
-            printable(name), printable(info.owner), info.criticality, index, gov.grade(index),
-            Counter(gov.outcome(f) for f in items), gov.open_by_severity(items)))
+        views.append(
+            SystemView(
+                printable(name),
+                printable(info.owner),
+                info.criticality,
+                index,
+                gov.grade(index),
+                Counter(gov.outcome(f) for f in items),
+                gov.open_by_severity(items),
+            )
+        )
     return views
 
 
@@ -164,19 +179,34 @@ def _frameworks(data: ReportData, lang: str) -> list[FrameworkView]:
     for fw_id, score in gov.framework_scores(data.findings).items():
         catalogue = get_framework(fw_id)
         table = gov.heatmap(data.findings, fw_id)
-        rows = [(catalogue.family_label(fam, lang) if catalogue else fam,
-                 [counts.get(s, 0) for s in SEVERITIES]) for fam, counts in table.items()]
+        rows = [
+            (
+                catalogue.family_label(fam, lang) if catalogue else fam,
+                [counts.get(s, 0) for s in SEVERITIES],
+            )
+            for fam, counts in table.items()
+        ]
         manual = [r.control_id for r in score.controls if r.state == "not_assessed"]
-        views.append(FrameworkView(
-            fw_id, catalogue.label(lang) if catalogue else fw_id,
-            catalogue.source if catalogue else "", score, rows, manual))
+        views.append(
+            FrameworkView(
+                fw_id,
+                catalogue.label(lang) if catalogue else fw_id,
+                catalogue.source if catalogue else "",
+                score,
+                rows,
+                manual,
+            )
+        )
     return views
 
 
 def _acceptances(data: ReportData, today: date) -> list[AcceptanceView]:
     wanted = {(a.rule_id, a.resource_key) for a in data.acceptances}
-    by_key = {(f.rule_id, f.resource_key): f for f in data.findings
-              if (f.rule_id, f.resource_key) in wanted}
+    by_key = {
+        (f.rule_id, f.resource_key): f
+        for f in data.findings
+        if (f.rule_id, f.resource_key) in wanted
+    }
     views = []
     for acc in data.acceptances:
         finding = by_key.get((acc.rule_id, acc.resource_key))
@@ -190,8 +220,15 @@ def _acceptances(data: ReportData, today: date) -> list[AcceptanceView]:
             state = "expiring"
         else:
             state = "live"
-        views.append(AcceptanceView(acc, printable(finding.title) if finding else acc.rule_id,
-                                    printable(finding.system) if finding else "", days, state))
+        views.append(
+            AcceptanceView(
+                acc,
+                printable(finding.title) if finding else acc.rule_id,
+                printable(finding.system) if finding else "",
+                days,
+                state,
+            )
+        )
     order = {"expired": 0, "expiring": 1, "live": 2, "revoked": 3}
     return sorted(views, key=lambda v: (order[v.state], v.days_left))
 
@@ -203,8 +240,10 @@ def _errors(findings: Sequence[Finding]) -> list[tuple[str, str, int, str]]:
         if finding.status.value == "error":
             reason = finding.reason.value if finding.reason else "bug"
             groups[(reason, finding.rule_id)].append(finding)
-    return [(reason, rule, len(items), one_line(items[0].message))
-            for (reason, rule), items in sorted(groups.items())]
+    return [
+        (reason, rule, len(items), one_line(items[0].message))
+        for (reason, rule), items in sorted(groups.items())
+    ]
 
 
 def _trend_point(summary: ScanSummary) -> TrendPoint:
@@ -216,17 +255,26 @@ def _trend_point(summary: ScanSummary) -> TrendPoint:
     index = counts.get("index")
     breaches = counts.get("sla_breaches")
     return TrendPoint(
-        summary.id, summary.started_at[:10],
+        summary.id,
+        summary.started_at[:10],
         float(index) if isinstance(index, int | float) else None,
         {s.value: pick(f"open_{s.value}", f"fail_{s.value}") for s in SEVERITIES},
-        pick("new", "lifecycle_new"), pick("resolved", "lifecycle_resolved"),
+        pick("new", "lifecycle_new"),
+        pick("resolved", "lifecycle_resolved"),
         pick("reopened", "lifecycle_reopened"),
-        int(breaches) if isinstance(breaches, int) else None)
+        int(breaches) if isinstance(breaches, int) else None,
+    )
 
 
 def _trend(data: ReportData, snapshot: Mapping[str, Any]) -> list[TrendPoint]:
-    current = ScanSummary(data.scan.id, data.scan.started_at, data.scan.finished_at,
-                          data.scan.status, data.scan.policies, snapshot)
+    current = ScanSummary(
+        data.scan.id,
+        data.scan.started_at,
+        data.scan.finished_at,
+        data.scan.status,
+        data.scan.policies,
+        snapshot,
+    )
     return [_trend_point(s) for s in data.history] + [_trend_point(current)]
 
 
@@ -245,9 +293,16 @@ def _appendix(data: ReportData) -> list[tuple[str, list[AppendixRule]]]:
             take = max(0, min(APPENDIX_ROWS_PER_RULE, budget, len(shown_items)))
             budget -= take
             worst = max((f.severity for f in items), key=lambda s: s.rank)
-            rules.append(AppendixRule(rule_id, printable(items[0].title), worst.value,
-                                      Counter(gov.outcome(f) for f in items),
-                                      shown_items[:take], len(shown_items) - take))
+            rules.append(
+                AppendixRule(
+                    rule_id,
+                    printable(items[0].title),
+                    worst.value,
+                    Counter(gov.outcome(f) for f in items),
+                    shown_items[:take],
+                    len(shown_items) - take,
+                )
+            )
         result.append((printable(system), rules))
     return result
 
@@ -266,8 +321,7 @@ def localized(data: ReportData, lang: str) -> ReportData:
     if lang != "fr" or not any(f.title_fr or f.remediation_fr for f in data.findings):
         return data
     findings = tuple(
-        f.evolve(title=f.title_in(lang), remediation=f.remediation_in(lang))
-        for f in data.findings
+        f.evolve(title=f.title_in(lang), remediation=f.remediation_in(lang)) for f in data.findings
     )
     return dataclasses.replace(data, findings=findings)
 
@@ -283,14 +337,28 @@ def build(data: ReportData, options: RenderOptions, lang: str) -> Committee:
     actions = gov.action_plan(data, sla)
     readers = [r.strip() for r in options.extra.get("readers", "").split(";") if r.strip()]
     return Committee(
-        lang=lang, title=printable(options.title or ""), data=data, today=gov.as_of(data),
-        index=index, grade=gov.grade(index), validity=gov.advised_validity(index),
-        previous_index=previous, open=gov.open_by_severity(data.findings),
-        systems=_systems(data), frameworks=_frameworks(data, lang), actions=actions,
-        top_risks=actions[:TOP_RISKS], breaches=gov.sla_breaches(data, sla),
-        acceptances=_acceptances(data, gov.as_of(data)), errors=_errors(data.findings),
-        resource_types=_resource_types(data), trend=trend, appendix=_appendix(data), sla=sla,
-        readers=readers, marking=printable(options.extra.get("marking", "")),
+        lang=lang,
+        title=printable(options.title or ""),
+        data=data,
+        today=gov.as_of(data),
+        index=index,
+        grade=gov.grade(index),
+        validity=gov.advised_validity(index),
+        previous_index=previous,
+        open=gov.open_by_severity(data.findings),
+        systems=_systems(data),
+        frameworks=_frameworks(data, lang),
+        actions=actions,
+        top_risks=actions[:TOP_RISKS],
+        breaches=gov.sla_breaches(data, sla),
+        acceptances=_acceptances(data, gov.as_of(data)),
+        errors=_errors(data.findings),
+        resource_types=_resource_types(data),
+        trend=trend,
+        appendix=_appendix(data),
+        sla=sla,
+        readers=readers,
+        marking=printable(options.extra.get("marking", "")),
     )
 
 
@@ -299,8 +367,9 @@ def evidence(finding: Finding) -> str:
     return evidence_text(finding.evidence, 300)
 
 
-def trend_chart(points: Sequence[TrendPoint], width: int = 640,
-                height: int = 180) -> dict[str, Any]:
+def trend_chart(
+    points: Sequence[TrendPoint], width: int = 640, height: int = 180
+) -> dict[str, Any]:
     """Coordinates of the index line chart (numbers only: safe to put in SVG)."""
     pad_l, pad_r, pad_t, pad_b = 36, 12, 10, 28
     usable_w, usable_h = width - pad_l - pad_r, height - pad_t - pad_b
@@ -311,14 +380,28 @@ def trend_chart(points: Sequence[TrendPoint], width: int = 640,
             continue
         x = pad_l + (i * step if len(points) > 1 else usable_w / 2)
         y = pad_t + usable_h * (1 - point.index / 5)
-        dots.append({"x": round(x, 1), "y": round(y, 1), "value": point.index,
-                     "label": f"#{point.scan_id}"})
+        dots.append(
+            {"x": round(x, 1), "y": round(y, 1), "value": point.index, "label": f"#{point.scan_id}"}
+        )
     ticks = [{"y": round(pad_t + usable_h * (1 - v / 5), 1), "value": v} for v in range(6)]
-    labels = [{"x": round(pad_l + (i * step if len(points) > 1 else usable_w / 2), 1),
-               "text": f"#{p.scan_id} {p.day[5:]}"} for i, p in enumerate(points)]
-    return {"width": width, "height": height, "dots": dots, "ticks": ticks, "labels": labels,
-            "path": " ".join(f"{d['x']},{d['y']}" for d in dots), "left": pad_l,
-            "right": width - pad_r, "bottom": height - pad_b + 16}
+    labels = [
+        {
+            "x": round(pad_l + (i * step if len(points) > 1 else usable_w / 2), 1),
+            "text": f"#{p.scan_id} {p.day[5:]}",
+        }
+        for i, p in enumerate(points)
+    ]
+    return {
+        "width": width,
+        "height": height,
+        "dots": dots,
+        "ticks": ticks,
+        "labels": labels,
+        "path": " ".join(f"{d['x']},{d['y']}" for d in dots),
+        "left": pad_l,
+        "right": width - pad_r,
+        "bottom": height - pad_b + 16,
+    }
 
 
 def days_between(start: date, end: date) -> int:

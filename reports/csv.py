@@ -15,9 +15,24 @@ from audit.reporting import Renderer, RenderOptions, ReportData
 from reports._text import evidence_text, one_line
 
 COLUMNS = (
-    "fingerprint", "scan_id", "system", "rule_id", "policy", "title", "severity", "status",
-    "lifecycle", "reason", "resource_type", "resource_key", "target", "message", "evidence",
-    "controls", "first_seen", "remediation",
+    "fingerprint",
+    "scan_id",
+    "system",
+    "rule_id",
+    "policy",
+    "title",
+    "severity",
+    "status",
+    "lifecycle",
+    "reason",
+    "resource_type",
+    "resource_key",
+    "target",
+    "message",
+    "evidence",
+    "controls",
+    "first_seen",
+    "remediation",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -33,12 +48,23 @@ def safe_cell(value: object) -> str:
 def _row(finding: Finding, scan_id: int) -> list[str]:
     controls = " ".join(f"{fw}:{cid}" for fw, ids in finding.controls.items() for cid in ids)
     values = (
-        finding.fingerprint, scan_id, finding.system, finding.rule_id, finding.policy,
-        finding.title, finding.severity.value, finding.status.value,
+        finding.fingerprint,
+        scan_id,
+        finding.system,
+        finding.rule_id,
+        finding.policy,
+        finding.title,
+        finding.severity.value,
+        finding.status.value,
         finding.lifecycle.value if finding.lifecycle else "",
-        finding.reason.value if finding.reason else "", finding.resource_type,
-        finding.resource_key, finding.target, finding.message,
-        evidence_text(finding.evidence, 2000), controls, finding.first_seen or "",
+        finding.reason.value if finding.reason else "",
+        finding.resource_type,
+        finding.resource_key,
+        finding.target,
+        finding.message,
+        evidence_text(finding.evidence, 2000),
+        controls,
+        finding.first_seen or "",
         finding.remediation,
     )
     return [safe_cell(v) for v in values]

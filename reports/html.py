@@ -79,8 +79,14 @@ def render_html(data: ReportData, options: RenderOptions) -> str:
     lang = normalise_lang(options.lang)
     model = committee.build(data, options, lang)
     template = environment(lang).get_template("committee.html.j2")
-    return str(template.render(c=model, chart=committee.trend_chart(model.trend),
-                               evidence=committee.evidence, lang=lang))
+    return str(
+        template.render(
+            c=model,
+            chart=committee.trend_chart(model.trend),
+            evidence=committee.evidence,
+            lang=lang,
+        )
+    )
 
 
 def render(data: ReportData, options: RenderOptions) -> bytes:

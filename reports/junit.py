@@ -16,18 +16,23 @@ from reports._text import evidence_text, one_line, printable
 
 
 def _case(suite: ET.Element, finding: Finding) -> None:
-    case = ET.SubElement(suite, "testcase", {
-        "classname": one_line(f"{finding.policy}.{finding.rule_id}"),
-        "name": one_line(f"{finding.rule_id} {finding.resource_key}"),
-        "file": one_line(finding.target),
-    })
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        {
+            "classname": one_line(f"{finding.policy}.{finding.rule_id}"),
+            "name": one_line(f"{finding.rule_id} {finding.resource_key}"),
+            "file": one_line(finding.target),
+        },
+    )
     message = one_line(finding.message or finding.title)
-    body = printable(f"{finding.title}\n{finding.message}\n"
-                     f"evidence: {evidence_text(finding.evidence, 2000)}\n"
-                     f"remediation: {finding.remediation}")
+    body = printable(
+        f"{finding.title}\n{finding.message}\n"
+        f"evidence: {evidence_text(finding.evidence, 2000)}\n"
+        f"remediation: {finding.remediation}"
+    )
     if finding.status is Status.FAIL:
-        child = ET.SubElement(case, "failure", {"message": message,
-                                                "type": finding.severity.value})
+        child = ET.SubElement(case, "failure", {"message": message, "type": finding.severity.value})
         child.text = body
     elif finding.status is Status.ERROR:
         reason = finding.reason.value if finding.reason else "error"
@@ -39,14 +44,18 @@ def _case(suite: ET.Element, finding: Finding) -> None:
 
 def _suite(root: ET.Element, system: str, findings: list[Finding], stamp: str) -> None:
     counts = Counter(f.status for f in findings)
-    suite = ET.SubElement(root, "testsuite", {
-        "name": one_line(system),
-        "tests": str(len(findings)),
-        "failures": str(counts[Status.FAIL]),
-        "errors": str(counts[Status.ERROR]),
-        "skipped": str(counts[Status.SKIP]),
-        "timestamp": stamp,
-    })
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        {
+            "name": one_line(system),
+            "tests": str(len(findings)),
+            "failures": str(counts[Status.FAIL]),
+            "errors": str(counts[Status.ERROR]),
+            "skipped": str(counts[Status.SKIP]),
+            "timestamp": stamp,
+        },
+    )
     for finding in findings:
         _case(suite, finding)
 
@@ -57,13 +66,16 @@ def render(data: ReportData, options: RenderOptions) -> bytes:
     for finding in data.findings:
         by_system[finding.system].append(finding)
     counts = Counter(f.status for f in data.findings)
-    root = ET.Element("testsuites", {
-        "name": f"rempart scan {data.scan.id}",
-        "tests": str(len(data.findings)),
-        "failures": str(counts[Status.FAIL]),
-        "errors": str(counts[Status.ERROR]),
-        "skipped": str(counts[Status.SKIP]),
-    })
+    root = ET.Element(
+        "testsuites",
+        {
+            "name": f"rempart scan {data.scan.id}",
+            "tests": str(len(data.findings)),
+            "failures": str(counts[Status.FAIL]),
+            "errors": str(counts[Status.ERROR]),
+            "skipped": str(counts[Status.SKIP]),
+        },
+    )
     for system in sorted(by_system):
         _suite(root, system, by_system[system], data.scan.started_at[:19])
     ET.indent(root)

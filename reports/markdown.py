@@ -17,14 +17,34 @@ from reports._text import one_line, shorten
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
 MAX_ACTIONS = 15
 WORDS = {
-    "fr": {"title": "Rempart — scan", "index": "Indice", "grade": "note", "open": "Échecs ouverts",
-           "actions": "Actions prioritaires", "errors": "Contrôles non évalués",
-           "none": "Aucun échec ouvert.", "rule": "Règle", "sev": "Gravité",
-           "res": "Ressources", "due": "Échéance", "more": "autres actions"},
-    "en": {"title": "Rempart — scan", "index": "Index", "grade": "grade", "open": "Open failures",
-           "actions": "Priority actions", "errors": "Checks not evaluated",
-           "none": "No open failure.", "rule": "Rule", "sev": "Severity",
-           "res": "Resources", "due": "Due", "more": "more actions"},
+    "fr": {
+        "title": "Rempart — scan",
+        "index": "Indice",
+        "grade": "note",
+        "open": "Échecs ouverts",
+        "actions": "Actions prioritaires",
+        "errors": "Contrôles non évalués",
+        "none": "Aucun échec ouvert.",
+        "rule": "Règle",
+        "sev": "Gravité",
+        "res": "Ressources",
+        "due": "Échéance",
+        "more": "autres actions",
+    },
+    "en": {
+        "title": "Rempart — scan",
+        "index": "Index",
+        "grade": "grade",
+        "open": "Open failures",
+        "actions": "Priority actions",
+        "errors": "Checks not evaluated",
+        "none": "No open failure.",
+        "rule": "Rule",
+        "sev": "Severity",
+        "res": "Resources",
+        "due": "Due",
+        "more": "more actions",
+    },
 }
 
 
@@ -39,21 +59,30 @@ def _header(data: ReportData, w: dict[str, str]) -> list[str]:
     shown = "—" if index is None else f"{index:.1f}/5"
     counts = gov.open_by_severity(data.findings)
     line = " · ".join(f"{k} {v}" for k, v in counts.items() if k != "info")
-    return [f"### {w['title']} #{data.scan.id}", "",
-            f"**{w['index']}** {shown} ({w['grade']} **{gov.grade(index)}**) · "
-            f"**{w['open']}**: {line}", ""]
+    return [
+        f"### {w['title']} #{data.scan.id}",
+        "",
+        f"**{w['index']}** {shown} ({w['grade']} **{gov.grade(index)}**) · **{w['open']}**: {line}",
+        "",
+    ]
 
 
 def _actions(data: ReportData, w: dict[str, str]) -> list[str]:
     plan = gov.action_plan(data)
     if not plan:
         return [w["none"], ""]
-    lines = [f"**{w['actions']}**", "", f"| | {w['rule']} | {w['sev']} | {w['res']} | {w['due']} |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"**{w['actions']}**",
+        "",
+        f"| | {w['rule']} | {w['sev']} | {w['res']} | {w['due']} |",
+        "|---|---|---|---|---|",
+    ]
     for action in plan[:MAX_ACTIONS]:
         due = action.due.isoformat() if action.due else "—"
-        lines.append(f"| {action.priority} | `{action.rule_id}` {md(action.title)} | "
-                     f"{action.severity.value} | {action.resources} | {due} |")
+        lines.append(
+            f"| {action.priority} | `{action.rule_id}` {md(action.title)} | "
+            f"{action.severity.value} | {action.resources} | {due} |"
+        )
     if len(plan) > MAX_ACTIONS:
         lines.append(f"\n… {len(plan) - MAX_ACTIONS} {w['more']}")
     return [*lines, ""]
@@ -66,8 +95,10 @@ def _errors(data: ReportData, w: dict[str, str]) -> list[str]:
     lines = [f"<details><summary>{w['errors']} ({len(errors)})</summary>", ""]
     for finding in errors[:MAX_ACTIONS]:
         reason = finding.reason.value if finding.reason else "error"
-        lines.append(f"- `{finding.rule_id}` {md(finding.resource_key, 80)}: {reason} — "
-                     f"{md(finding.message, 100)}")
+        lines.append(
+            f"- `{finding.rule_id}` {md(finding.resource_key, 80)}: {reason} — "
+            f"{md(finding.message, 100)}"
+        )
     return [*lines, "", "</details>", ""]
 
 

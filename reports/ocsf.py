@@ -22,8 +22,13 @@ FINDINGS_CATEGORY = 2
 DETECTION_CLASS = 2004
 COMPLIANCE_CLASS = 2003
 ACTIVITY_CREATE = 1
-SEVERITY_ID = {Severity.INFO: 1, Severity.LOW: 2, Severity.MEDIUM: 3, Severity.HIGH: 4,
-               Severity.CRITICAL: 5}
+SEVERITY_ID = {
+    Severity.INFO: 1,
+    Severity.LOW: 2,
+    Severity.MEDIUM: 3,
+    Severity.HIGH: 4,
+    Severity.CRITICAL: 5,
+}
 COMPLIANCE_STATUS = {"passed": (1, "Pass"), "failed": (3, "Fail"), "not_assessed": (0, "Unknown")}
 
 
@@ -41,8 +46,11 @@ def epoch_ms(stamp: str | None) -> int:
 def _metadata(data: ReportData) -> dict[str, Any]:
     return {
         "version": OCSF_VERSION,
-        "product": {"name": "Rempart", "vendor_name": "Rempart",
-                    "version": data.tool_version or "0"},
+        "product": {
+            "name": "Rempart",
+            "vendor_name": "Rempart",
+            "version": data.tool_version or "0",
+        },
         "correlation_uid": f"rempart-scan-{data.scan.id}",
     }
 
@@ -60,28 +68,43 @@ def detection(finding: Finding, data: ReportData) -> dict[str, Any]:
     status_id, status = _status(finding)
     severity_id = SEVERITY_ID[finding.severity]
     return {
-        "class_uid": DETECTION_CLASS, "class_name": "Detection Finding",
-        "category_uid": FINDINGS_CATEGORY, "category_name": "Findings",
-        "activity_id": ACTIVITY_CREATE, "activity_name": "Create",
+        "class_uid": DETECTION_CLASS,
+        "class_name": "Detection Finding",
+        "category_uid": FINDINGS_CATEGORY,
+        "category_name": "Findings",
+        "activity_id": ACTIVITY_CREATE,
+        "activity_name": "Create",
         "type_uid": DETECTION_CLASS * 100 + ACTIVITY_CREATE,
-        "severity_id": severity_id, "severity": finding.severity.value.capitalize(),
-        "status_id": status_id, "status": status,
+        "severity_id": severity_id,
+        "severity": finding.severity.value.capitalize(),
+        "status_id": status_id,
+        "status": status,
         "time": epoch_ms(data.scan.started_at),
         "message": printable(finding.message or finding.title),
         "metadata": _metadata(data),
         "finding_info": {
-            "uid": finding.fingerprint, "title": printable(finding.title),
-            "desc": printable(finding.message), "types": [finding.rule_id],
+            "uid": finding.fingerprint,
+            "title": printable(finding.title),
+            "desc": printable(finding.message),
+            "types": [finding.rule_id],
             "first_seen_time": epoch_ms(finding.first_seen) or None,
         },
-        "resources": [{"uid": printable(finding.resource_key), "type": finding.resource_type,
-                       "name": printable(finding.target),
-                       "group": {"name": printable(finding.system)}}],
+        "resources": [
+            {
+                "uid": printable(finding.resource_key),
+                "type": finding.resource_type,
+                "name": printable(finding.target),
+                "group": {"name": printable(finding.system)},
+            }
+        ],
         "remediation": {"desc": printable(finding.remediation or "-")},
-        "unmapped": {"rule_id": finding.rule_id, "policy": finding.policy,
-                     "outcome": finding.status.value,
-                     "reason": finding.reason.value if finding.reason else None,
-                     "evidence": finding.evidence},
+        "unmapped": {
+            "rule_id": finding.rule_id,
+            "policy": finding.policy,
+            "outcome": finding.status.value,
+            "reason": finding.reason.value if finding.reason else None,
+            "evidence": finding.evidence,
+        },
     }
 
 
@@ -90,29 +113,39 @@ def compliance(result: gov.ControlResult, data: ReportData) -> dict[str, Any]:
     status_id, status = COMPLIANCE_STATUS[result.state]
     severity = result.worst or Severity.INFO
     return {
-        "class_uid": COMPLIANCE_CLASS, "class_name": "Compliance Finding",
-        "category_uid": FINDINGS_CATEGORY, "category_name": "Findings",
-        "activity_id": ACTIVITY_CREATE, "activity_name": "Create",
+        "class_uid": COMPLIANCE_CLASS,
+        "class_name": "Compliance Finding",
+        "category_uid": FINDINGS_CATEGORY,
+        "category_name": "Findings",
+        "activity_id": ACTIVITY_CREATE,
+        "activity_name": "Create",
         "type_uid": COMPLIANCE_CLASS * 100 + ACTIVITY_CREATE,
-        "severity_id": SEVERITY_ID[severity], "severity": severity.value.capitalize(),
+        "severity_id": SEVERITY_ID[severity],
+        "severity": severity.value.capitalize(),
         "time": epoch_ms(data.scan.started_at),
         "metadata": _metadata(data),
-        "finding_info": {"uid": f"{data.scan.id}:{result.framework}:{result.control_id}",
-                         "title": f"{result.framework} {result.control_id}"},
-        "compliance": {"standards": [result.framework], "control": result.control_id,
-                       "requirements": [result.control_id], "status_id": status_id,
-                       "status": status},
+        "finding_info": {
+            "uid": f"{data.scan.id}:{result.framework}:{result.control_id}",
+            "title": f"{result.framework} {result.control_id}",
+        },
+        "compliance": {
+            "standards": [result.framework],
+            "control": result.control_id,
+            "requirements": [result.control_id],
+            "status_id": status_id,
+            "status": status,
+        },
         "unmapped": {"failed": result.failed, "passed": result.passed, "errors": result.errors},
     }
 
 
 def build(data: ReportData) -> list[dict[str, Any]]:
     """Every OCSF event of the scan."""
-    events = [detection(f, data) for f in data.findings
-              if f.status in (Status.FAIL, Status.ERROR)]
+    events = [detection(f, data) for f in data.findings if f.status in (Status.FAIL, Status.ERROR)]
     for score in gov.framework_scores(data.findings).values():
-        events.extend(compliance(r, data) for r in score.controls
-                      if r.passed or r.failed or r.errors)
+        events.extend(
+            compliance(r, data) for r in score.controls if r.passed or r.failed or r.errors
+        )
     return events
 
 

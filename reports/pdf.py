@@ -35,7 +35,8 @@ def render(data: ReportData, options: RenderOptions) -> bytes:
 
     weasyprint = _weasyprint()
     document = weasyprint.HTML(  # type: ignore[attr-defined]
-        string=render_html(data, options), url_fetcher=_refuse_fetch)
+        string=render_html(data, options), url_fetcher=_refuse_fetch
+    )
     pdf: bytes = document.write_pdf()
     return pdf
 

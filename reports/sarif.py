@@ -61,14 +61,18 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
         "level": "warning" if is_error else LEVEL[finding.severity],
         "kind": "review" if is_error else "fail",
         "message": {"text": text},
-        "locations": [{
-            "physicalLocation": {"artifactLocation": {"uri": printable(finding.target)}},
-            "logicalLocations": [{
-                "name": printable(finding.resource_key),
-                "kind": "resource",
-                "fullyQualifiedName": printable(f"{finding.system}/{finding.resource_key}"),
-            }],
-        }],
+        "locations": [
+            {
+                "physicalLocation": {"artifactLocation": {"uri": printable(finding.target)}},
+                "logicalLocations": [
+                    {
+                        "name": printable(finding.resource_key),
+                        "kind": "resource",
+                        "fullyQualifiedName": printable(f"{finding.system}/{finding.resource_key}"),
+                    }
+                ],
+            }
+        ],
         "partialFingerprints": {"rempart/v1": finding.fingerprint},
         "properties": {
             "system": printable(finding.system),
@@ -96,20 +100,26 @@ def build(data: ReportData) -> dict[str, Any]:
     return {
         "$schema": SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "Rempart",
-                "version": data.tool_version or "0",
-                "rules": rule_objects,
-            }},
-            "automationDetails": {"id": f"rempart/scan/{data.scan.id}"},
-            "invocations": [{
-                "executionSuccessful": data.scan.status not in ("interrupted", "failed"),
-                "startTimeUtc": data.scan.started_at,
-                **({"endTimeUtc": data.scan.finished_at} if data.scan.finished_at else {}),
-            }],
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "Rempart",
+                        "version": data.tool_version or "0",
+                        "rules": rule_objects,
+                    }
+                },
+                "automationDetails": {"id": f"rempart/scan/{data.scan.id}"},
+                "invocations": [
+                    {
+                        "executionSuccessful": data.scan.status not in ("interrupted", "failed"),
+                        "startTimeUtc": data.scan.started_at,
+                        **({"endTimeUtc": data.scan.finished_at} if data.scan.finished_at else {}),
+                    }
+                ],
+                "results": results,
+            }
+        ],
     }
 
 

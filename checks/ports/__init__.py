@@ -76,7 +76,7 @@ def preflight() -> None:
 FAMILY = CheckFamily(
     name="ports",
     description="Open TCP ports and the services behind them (product, version), "
-                "enumerated with nmap on hosts and networks.",
+    "enumerated with nmap on hosts and networks.",
     schemes=("ports",),
     resource_types=RESOURCE_TYPES,
     parse=parse,

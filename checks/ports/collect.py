@@ -99,16 +99,21 @@ def plan_requests(target: Target, ctx: CheckContext) -> list[ScanRequest]:
     """The nmap runs a target needs; raise ObservationError for what cannot be run."""
     syn = target.param("scan") == "syn"
     if syn and not ctx.is_root:
-        raise ObservationError(Reason.ACCESS_DENIED,
-                               "scan=syn needs root (raw sockets); run as root or use "
-                               "scan=connect, the default")
+        raise ObservationError(
+            Reason.ACCESS_DENIED,
+            "scan=syn needs root (raw sockets); run as root or use scan=connect, the default",
+        )
     try:
         intensity = version_intensity(ctx.family_options("ports"))
     except ValueError as exc:
         raise ObservationError(Reason.BUG, f"inventory ports settings: {exc}") from None
-    base = ScanRequest(hosts=(), ports=target.param("ports"),
-                       service_detection=target.param("sv", "1") == "1", syn=syn,
-                       version_intensity=intensity)
+    base = ScanRequest(
+        hosts=(),
+        ports=target.param("ports"),
+        service_detection=target.param("sv", "1") == "1",
+        syn=syn,
+        version_intensity=intensity,
+    )
     host = host_spec(target)
     if host.is_network:
         return [replace(base, hosts=(host.text,), ipv6=host.version == 6, discovery=True)]
@@ -145,19 +150,22 @@ def _scan(run: RunContext, request: ScanRequest, out: Collected) -> None:
         return
     if not request.service_detection:
         for address in overran:
-            out.problems.append(run.problem(
-                Reason.TIMEOUT, f"no result from {address} within {limit:.0f} s", address))
+            out.problems.append(
+                run.problem(
+                    Reason.TIMEOUT, f"no result from {address} within {limit:.0f} s", address
+                )
+            )
         return
     _fallback(run, request, overran, limit, out)
 
 
-def _run(run: RunContext, request: ScanRequest,
-         out: Collected) -> tuple[NmapReport | None, float]:
+def _run(run: RunContext, request: ScanRequest, out: Collected) -> tuple[NmapReport | None, float]:
     """Run nmap within what is left of the budget; problems go to ``out``."""
     remaining = run.remaining()
     if remaining < MIN_RUN_S:
-        out.problems += _each_host(run, request, Reason.TIMEOUT,
-                                   f"no time left to scan (budget {run.ctx.timeout:.0f} s)")
+        out.problems += _each_host(
+            run, request, Reason.TIMEOUT, f"no time left to scan (budget {run.ctx.timeout:.0f} s)"
+        )
         return None, 0.0
     limit = host_timeout(remaining, request.service_detection)
     arguments = build_arguments(request, is_root=run.ctx.is_root, host_timeout_s=limit)
@@ -169,8 +177,9 @@ def _run(run: RunContext, request: ScanRequest,
         out.problems += _each_host(run, request, exc.reason, f"{exc}{hint}")
         return None, limit
     if report.exit_status == "error":
-        out.problems += _each_host(run, request, Reason.BUG,
-                                   f"nmap stopped: {sanitise(report.error)}")
+        out.problems += _each_host(
+            run, request, Reason.BUG, f"nmap stopped: {sanitise(report.error)}"
+        )
         return None, limit
     if not report.hosts:
         out.problems += _each_host(run, request, *_no_hosts(request, result.errors))
@@ -178,8 +187,9 @@ def _run(run: RunContext, request: ScanRequest,
     return report, limit
 
 
-def _each_host(run: RunContext, request: ScanRequest, reason: Reason,
-               message: str) -> list[Problem]:
+def _each_host(
+    run: RunContext, request: ScanRequest, reason: Reason, message: str
+) -> list[Problem]:
     """A failed run: one problem per host it was for (one for a whole network)."""
     if request.discovery:
         return [run.problem(reason, message)]
@@ -194,23 +204,27 @@ def _no_hosts(request: ScanRequest, errors: tuple[str, ...]) -> tuple[Reason, st
     if "Failed to resolve" in detail:
         return Reason.NOT_FOUND, f"{request.hosts[0]} does not resolve"
     if request.discovery:
-        return Reason.UNREACHABLE, (f"no host in {request.hosts[0]} answered (discovery "
-                                    f"probes: TCP {DISCOVERY_PORTS})")
+        return Reason.UNREACHABLE, (
+            f"no host in {request.hosts[0]} answered (discovery probes: TCP {DISCOVERY_PORTS})"
+        )
     return Reason.UNREACHABLE, "nmap reported no host" + (f": {detail}" if detail else "")
 
 
 def _scan_facts(target: Target, request: ScanRequest) -> ScanFacts:
     spec = host_spec(target)
     problem = None if request.service_detection else Problem(Reason.NOT_IMPLEMENTED, SV_OFF)
-    return ScanFacts(scanned_ports=request.ports or "top-1000",
-                     scan_type="syn" if request.syn else "connect",
-                     service_detection=request.service_detection,
-                     hostname=spec.text if spec.is_name else None,
-                     version_problem=problem)
+    return ScanFacts(
+        scanned_ports=request.ports or "top-1000",
+        scan_type="syn" if request.syn else "connect",
+        service_detection=request.service_detection,
+        hostname=spec.text if spec.is_name else None,
+        version_problem=problem,
+    )
 
 
-def _read_hosts(run: RunContext, request: ScanRequest, report: NmapReport, facts: ScanFacts,
-                out: Collected) -> list[str]:
+def _read_hosts(
+    run: RunContext, request: ScanRequest, report: NmapReport, facts: ScanFacts, out: Collected
+) -> list[str]:
     """Resources for hosts that replied, problems for silent ones; returns overran hosts."""
     overran = []
     for host in report.hosts:
@@ -230,20 +244,27 @@ def _add_host(target: Target, host: HostRecord, facts: ScanFacts, out: Collected
 
 def _silent(host: HostRecord) -> str:
     scanned = sum(host.port_counts().values())
-    return (f"no reply from {host.address} on any of the {scanned} scanned ports "
-            "(host down, or every port filtered)")
+    return (
+        f"no reply from {host.address} on any of the {scanned} scanned ports "
+        "(host down, or every port filtered)"
+    )
 
 
-def _fallback(run: RunContext, request: ScanRequest, overran: list[str], limit: float,
-              out: Collected) -> None:
+def _fallback(
+    run: RunContext, request: ScanRequest, overran: list[str], limit: float, out: Collected
+) -> None:
     """Scan hosts whose service detection overran again, ports only, in the time left."""
     plain = replace(request, hosts=tuple(overran), service_detection=False, discovery=False)
     report, plain_limit = _run(run, plain, out)
     if report is None:
         return
-    problem = Problem(Reason.TIMEOUT, f"not observed: service detection did not finish "
-                                      f"within {limit:.0f} s")
+    problem = Problem(
+        Reason.TIMEOUT, f"not observed: service detection did not finish within {limit:.0f} s"
+    )
     facts = replace(_scan_facts(run.target, plain), version_problem=problem)
     for address in _read_hosts(run, plain, report, facts, out):
-        out.problems.append(run.problem(
-            Reason.TIMEOUT, f"no result from {address} within {plain_limit:.0f} s", address))
+        out.problems.append(
+            run.problem(
+                Reason.TIMEOUT, f"no result from {address} within {plain_limit:.0f} s", address
+            )
+        )

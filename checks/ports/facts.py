@@ -118,8 +118,9 @@ def _host(element: ET.Element) -> HostRecord:
         address_family=family,
         state=status.get("state", "") if status is not None else "",
         reason=status.get("reason", "") if status is not None else "",
-        hostnames=tuple(h.get("name", "") for h in element.findall("hostnames/hostname")
-                        if h.get("name")),
+        hostnames=tuple(
+            h.get("name", "") for h in element.findall("hostnames/hostname") if h.get("name")
+        ),
         timed_out=element.get("timedout") == "true",
         ports=ports,
         other_ports=other,
@@ -144,8 +145,7 @@ def _port(element: ET.Element) -> PortRecord:
         state=state.get("state", "") if state is not None else "",
         reason=state.get("reason", "") if state is not None else "",
         service=dict(service.attrib) if service is not None else {},
-        cpe=tuple(c.text for c in service.findall("cpe") if c.text) if service is not None
-        else (),
+        cpe=tuple(c.text for c in service.findall("cpe") if c.text) if service is not None else (),
     )
 
 
@@ -198,26 +198,40 @@ def host_resource(host: HostRecord, target: Target, scan: ScanFacts) -> Resource
         "scan_type": scan.scan_type,
         "service_detection": scan.service_detection,
     }
-    return Resource(type="net.host", key=host_key(host.address), target=target.uri,
-                    system=target.system, facts=facts)
+    return Resource(
+        type="net.host",
+        key=host_key(host.address),
+        target=target.uri,
+        system=target.system,
+        facts=facts,
+    )
 
 
 def service_resources(host: HostRecord, target: Target, scan: ScanFacts) -> list[Resource]:
     """One ``net.service`` resource per open TCP port of the host."""
     hostname = scan.hostname or (host.hostnames[0] if host.hostnames else None)
-    unknown = {name: scan.version_problem for name in VERSION_FACTS} \
-        if scan.version_problem is not None else {}
+    unknown = (
+        {name: scan.version_problem for name in VERSION_FACTS}
+        if scan.version_problem is not None
+        else {}
+    )
     return [
-        Resource(type="net.service", key=service_key(host.address, record.port),
-                 target=target.uri, system=target.system,
-                 facts=_service_facts(host, record, hostname, scan), unknown=unknown)
+        Resource(
+            type="net.service",
+            key=service_key(host.address, record.port),
+            target=target.uri,
+            system=target.system,
+            facts=_service_facts(host, record, hostname, scan),
+            unknown=unknown,
+        )
         for record in sorted(host.ports, key=lambda r: r.port)
         if record.state == "open" and record.protocol == "tcp"
     ]
 
 
-def _service_facts(host: HostRecord, record: PortRecord, hostname: str | None,
-                   scan: ScanFacts) -> dict[str, JSONValue]:
+def _service_facts(
+    host: HostRecord, record: PortRecord, hostname: str | None, scan: ScanFacts
+) -> dict[str, JSONValue]:
     attrs = record.service
     observed = scan.version_problem is None
     return {

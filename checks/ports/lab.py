@@ -90,8 +90,7 @@ class _TLSServer(_Server):
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
         context: ssl.SSLContext = self.settings["tls_context"]
-        return context.wrap_socket(sock, server_side=True,
-                                   do_handshake_on_connect=False), address
+        return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
 
 
 def _server_class(base: type[_Server], host: str) -> type[_Server]:
@@ -100,14 +99,21 @@ def _server_class(base: type[_Server], host: str) -> type[_Server]:
 
 
 @contextmanager
-def _serving(handler: type[socketserver.BaseRequestHandler], host: str,
-             settings: Mapping[str, Any] | None = None,
-             base: type[_Server] = _Server) -> Iterator[int]:
+def _serving(
+    handler: type[socketserver.BaseRequestHandler],
+    host: str,
+    settings: Mapping[str, Any] | None = None,
+    base: type[_Server] = _Server,
+) -> Iterator[int]:
     """Run a server on ``host`` and an ephemeral port; yield the port; stop it."""
     server = _server_class(base, host)((host, 0), handler)
     server.settings = dict(settings or {})
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              name=f"lab-{handler.__name__}", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.1},
+        name=f"lab-{handler.__name__}",
+        daemon=True,
+    )
     thread.start()
     try:
         yield int(server.server_address[1])
@@ -198,9 +204,18 @@ def _redis_reply(words: list[str]) -> bytes:
 
 def mysql_greeting(version: str = MYSQL_VERSION) -> bytes:
     """A MySQL protocol-10 handshake packet, as a server sends on connect."""
-    payload = (b"\x0a" + version.encode() + b"\x00" + struct.pack("<I", 42) + b"abcdefgh\x00"
-               + struct.pack("<HBHH", 0xF7FF, 0x21, 0x0002, 0x800F) + b"\x15" + b"\x00" * 10
-               + b"ijklmnopqrst\x00" + b"mysql_native_password\x00")
+    payload = (
+        b"\x0a"
+        + version.encode()
+        + b"\x00"
+        + struct.pack("<I", 42)
+        + b"abcdefgh\x00"
+        + struct.pack("<HBHH", 0xF7FF, 0x21, 0x0002, 0x800F)
+        + b"\x15"
+        + b"\x00" * 10
+        + b"ijklmnopqrst\x00"
+        + b"mysql_native_password\x00"
+    )
     return struct.pack("<I", len(payload))[:3] + b"\x00" + payload
 
 
@@ -215,8 +230,9 @@ def http_server(host: str = "127.0.0.1") -> Iterator[Listener]:
 
 
 @contextmanager
-def ssh_banner_server(host: str = "127.0.0.1",
-                      banner: bytes = OLD_OPENSSH_BANNER) -> Iterator[Listener]:
+def ssh_banner_server(
+    host: str = "127.0.0.1", banner: bytes = OLD_OPENSSH_BANNER
+) -> Iterator[Listener]:
     """A fake SSH server announcing an old OpenSSH (5.3 by default); no key exchange."""
     version = banner.decode("latin-1").strip().rpartition("OpenSSH_")[2] or None
     with _serving(_BannerHandler, host, {"banner": banner}) as port:
@@ -299,19 +315,31 @@ def _tls_context(directory: Path, host: str) -> ssl.SSLContext:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(host))]),
-                critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(host))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
     return context
@@ -343,14 +371,16 @@ class Lab:
 
     def uri(self, **params: str) -> str:
         """A ``ports://`` URI scanning exactly the lab's ports."""
-        query = "&".join([f"ports={','.join(map(str, self.ports()))}",
-                          *(f"{k}={v}" for k, v in params.items())])
+        query = "&".join(
+            [f"ports={','.join(map(str, self.ports()))}", *(f"{k}={v}" for k, v in params.items())]
+        )
         return f"ports://{format_host(self.host)}?{query}"
 
 
 @contextmanager
-def exposure_lab(host: str = "127.0.0.1",
-                 names: tuple[str, ...] = tuple(LISTENERS)) -> Iterator[Lab]:
+def exposure_lab(
+    host: str = "127.0.0.1", names: tuple[str, ...] = tuple(LISTENERS)
+) -> Iterator[Lab]:
     """Start the named listeners (all by default) and a closed port; stop them on exit."""
     with ExitStack() as stack:
         listeners = {name: stack.enter_context(LISTENERS[name](host)) for name in names}

@@ -93,8 +93,7 @@ def validate_options(block: Any) -> None:
         raise ValueError("settings must be a mapping, e.g. {version_intensity: 2}")
     unknown = sorted(str(name) for name in block if name not in OPTIONS)
     if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)} "
-                         f"(known: {', '.join(OPTIONS)})")
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)} (known: {', '.join(OPTIONS)})")
     version_intensity(block)
 
 
@@ -143,8 +142,9 @@ def _discovery_arguments(request: ScanRequest, is_root: bool) -> list[str]:
     return probes
 
 
-def run_nmap(nmap_path: str, request: ScanRequest, arguments: list[str],
-             timeout_s: float) -> NmapRun:
+def run_nmap(
+    nmap_path: str, request: ScanRequest, arguments: list[str], timeout_s: float
+) -> NmapRun:
     """Run nmap once; raise ObservationError (timeout, bug) when it gives no report."""
     import nmap
 
@@ -155,19 +155,27 @@ def run_nmap(nmap_path: str, request: ScanRequest, arguments: list[str],
     hosts = " ".join(request.hosts)
     started = time.monotonic()
     try:
-        result = scanner.scan(hosts=hosts, ports=request.ports, arguments=" ".join(arguments),
-                              timeout=max(1.0, timeout_s))
+        result = scanner.scan(
+            hosts=hosts,
+            ports=request.ports,
+            arguments=" ".join(arguments),
+            timeout=max(1.0, timeout_s),
+        )
     except nmap.PortScannerTimeout:
         raise ObservationError(
-            Reason.TIMEOUT, f"nmap did not finish within {timeout_s:.0f} s") from None
+            Reason.TIMEOUT, f"nmap did not finish within {timeout_s:.0f} s"
+        ) from None
     except nmap.PortScannerError as exc:
         raise ObservationError(Reason.BUG, "nmap failed: " + sanitise(str(exc))) from None
     errors = tuple(dict.fromkeys(sanitise(e) for e in result["nmap"]["scaninfo"].get("error", [])))
     output = scanner.get_nmap_last_output()
     xml = output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
-    return NmapRun(xml=xml,
-                   errors=tuple(e for e in errors if e), elapsed_s=time.monotonic() - started,
-                   command=str(result["nmap"].get("command_line") or ""))
+    return NmapRun(
+        xml=xml,
+        errors=tuple(e for e in errors if e),
+        elapsed_s=time.monotonic() - started,
+        command=str(result["nmap"].get("command_line") or ""),
+    )
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")

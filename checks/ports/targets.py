@@ -53,8 +53,7 @@ def parse(split: SplitResult, raw: str) -> Target:
     _refuse_extras(split, raw)
     host = parse_host(split, raw)
     params = _canonical_params(query_params(split, raw, PARAMS), raw)
-    return Target(uri=canonical_uri(host, params), scheme=SCHEME, host=host.text,
-                  params=params)
+    return Target(uri=canonical_uri(host, params), scheme=SCHEME, host=host.text, params=params)
 
 
 def canonical_uri(host: HostSpec, params: tuple[tuple[str, str], ...]) -> str:
@@ -79,8 +78,10 @@ def _refuse_extras(split: SplitResult, raw: str) -> None:
     except ValueError:
         port = -1
     if port is not None:
-        raise TargetError(f"{raw!r}: ports:// takes its ports as ?ports=SPEC "
-                          "(e.g. ports://host?ports=22,443), not host:port")
+        raise TargetError(
+            f"{raw!r}: ports:// takes its ports as ?ports=SPEC "
+            "(e.g. ports://host?ports=22,443), not host:port"
+        )
 
 
 def parse_host(split: SplitResult, raw: str) -> HostSpec:
@@ -96,8 +97,10 @@ def parse_host(split: SplitResult, raw: str) -> HostSpec:
     if split.path in ("", "/"):
         return HostSpec(host, is_name=version == 0, version=version or 4)
     if match is None:
-        raise TargetError(f"{raw!r}: unexpected path {split.path!r} "
-                          "(a network is written ADDRESS/PREFIX, e.g. ports://10.0.0.0/24)")
+        raise TargetError(
+            f"{raw!r}: unexpected path {split.path!r} "
+            "(a network is written ADDRESS/PREFIX, e.g. ports://10.0.0.0/24)"
+        )
     if version == 0:
         raise TargetError(f"{raw!r}: a network prefix needs an address, not the name {host!r}")
     return _network(host, int(match.group(1)), version, raw)
@@ -117,16 +120,17 @@ def _network(address: str, prefix: int, version: int, raw: str) -> HostSpec:
     if prefix > width:
         raise TargetError(f"{raw!r}: prefix /{prefix} is longer than /{width}")
     if prefix < MIN_PREFIX[version]:
-        raise TargetError(f"{raw!r}: /{prefix} is too large a network to scan; "
-                          f"split it into /{MIN_PREFIX[version]} or narrower networks")
+        raise TargetError(
+            f"{raw!r}: /{prefix} is too large a network to scan; "
+            f"split it into /{MIN_PREFIX[version]} or narrower networks"
+        )
     network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
     if prefix == width:
         return HostSpec(str(network.network_address), version=version)
     return HostSpec(str(network), is_network=True, version=version)
 
 
-def _canonical_params(pairs: tuple[tuple[str, str], ...],
-                      raw: str) -> tuple[tuple[str, str], ...]:
+def _canonical_params(pairs: tuple[tuple[str, str], ...], raw: str) -> tuple[tuple[str, str], ...]:
     """Validated parameters, defaults dropped, in the order ports, sv, scan."""
     given = dict(pairs)
     result: list[tuple[str, str]] = []

@@ -18,8 +18,14 @@ RUN_TIMEOUT_S = 120
 
 
 def rempart(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "audit", *args], capture_output=True,
-                          text=True, timeout=RUN_TIMEOUT_S, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "audit", *args],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        env=env,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,26 +37,40 @@ def banner_lab() -> Iterator[Lab]:
 
 @requires_nmap
 def test_scan_gates_on_high_findings_and_writes_report_and_store(
-        banner_lab: Lab, tmp_path: Path) -> None:
+    banner_lab: Lab, tmp_path: Path
+) -> None:
     # Given an old OpenSSH and a MySQL on loopback
     db, report = tmp_path / "rempart.db", tmp_path / "x.json"
     # When they are scanned against exposure-baseline with a high gate
-    done = rempart("scan", banner_lab.uri(), "-p", "exposure-baseline", "--db", str(db),
-                   "-o", str(report), "--fail-on", "high", "--quiet")
+    done = rempart(
+        "scan",
+        banner_lab.uri(),
+        "-p",
+        "exposure-baseline",
+        "--db",
+        str(db),
+        "-o",
+        str(report),
+        "--fail-on",
+        "high",
+        "--quiet",
+    )
     # Then the gate trips (exit 1) ...
     assert done.returncode == 1, done.stderr
     ssh, mysql = banner_lab.listeners["ssh"], banner_lab.listeners["mysql"]
     data = json.loads(report.read_text())
-    failed = {(f["rule_id"], f["resource_key"]) for f in data["findings"]
-              if f["status"] == "fail"}
-    assert {("EXP-SSH-001", ssh.key), ("EXP-DB-001", mysql.key),
-            ("EXP-PORT-001", ssh.key), ("EXP-PORT-001", mysql.key)} <= failed
+    failed = {(f["rule_id"], f["resource_key"]) for f in data["findings"] if f["status"] == "fail"}
+    assert {
+        ("EXP-SSH-001", ssh.key),
+        ("EXP-DB-001", mysql.key),
+        ("EXP-PORT-001", ssh.key),
+        ("EXP-PORT-001", mysql.key),
+    } <= failed
     assert not [f for f in data["findings"] if f["status"] == "error"]
     # ... the JSON report carries the facts ...
     resources = {r["key"]: r for r in data["resources"]}
     assert resources[ssh.key]["facts"]["version"] == "5.3"
-    assert resources["host://127.0.0.1"]["facts"]["open_ports"] == sorted(
-        [ssh.port, mysql.port])
+    assert resources["host://127.0.0.1"]["facts"]["open_ports"] == sorted([ssh.port, mysql.port])
     assert data["scan"]["status"] == "complete"
     # ... and the store holds the same findings
     store = Store(str(db), readonly=True)
@@ -71,8 +91,15 @@ def test_a_bad_ports_uri_is_refused_before_scanning(tmp_path: Path) -> None:
 def test_a_missing_nmap_stops_the_scan_before_it_starts(tmp_path: Path) -> None:
     # PATH without nmap: the environment of a machine where it is not installed
     env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}
-    done = rempart("scan", "ports://127.0.0.1?ports=22", "-p", "exposure-baseline",
-                   "--db", str(tmp_path / "x.db"), env=env)
+    done = rempart(
+        "scan",
+        "ports://127.0.0.1?ports=22",
+        "-p",
+        "exposure-baseline",
+        "--db",
+        str(tmp_path / "x.db"),
+        env=env,
+    )
     assert done.returncode == 2
     assert "nmap is not installed: apt-get install nmap" in done.stderr
     assert not (tmp_path / "x.db").exists()

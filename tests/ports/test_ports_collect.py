@@ -27,31 +27,37 @@ LAB_SERVICES = ["http", "ssh", "mysql", "redis", "tls", "telnet"]
 
 
 @pytest.mark.parametrize("name", LAB_SERVICES)
-def test_each_lab_service_is_found_with_its_product(name: str, lab: Lab,
-                                                   lab_observation: Observation) -> None:
+def test_each_lab_service_is_found_with_its_product(
+    name: str, lab: Lab, lab_observation: Observation
+) -> None:
     # Given the lab scanned once with service detection, each listener is a net.service
     listener = lab.listeners[name]
     resource = by_key(lab_observation)[listener.key]
     facts = resource.facts
     assert resource.type == "net.service" and resource.unknown == {}
     assert (facts["service"], facts["product"], facts["version"], facts["tunnel"]) == (
-        listener.service, listener.product, listener.version, listener.tunnel)
+        listener.service,
+        listener.product,
+        listener.version,
+        listener.tunnel,
+    )
     assert facts["port"] == listener.port and facts["address"] == "127.0.0.1"
     assert facts["method"] == "probed" and facts["service_detection"] is True
 
 
-def test_old_openssh_and_mysql_versions_are_reported(lab: Lab,
-                                                     lab_observation: Observation) -> None:
+def test_old_openssh_and_mysql_versions_are_reported(
+    lab: Lab, lab_observation: Observation
+) -> None:
     resources = by_key(lab_observation)
     ssh = resources[lab.listeners["ssh"].key].facts
-    assert (ssh["product"], ssh["version"], ssh["extrainfo"]) == ("OpenSSH", "5.3",
-                                                                 "protocol 2.0")
+    assert (ssh["product"], ssh["version"], ssh["extrainfo"]) == ("OpenSSH", "5.3", "protocol 2.0")
     assert ssh["cpe"] == ["cpe:/a:openbsd:openssh:5.3"]
     assert resources[lab.listeners["mysql"].key].facts["version"] == "5.5.62-log"
 
 
 def test_the_host_lists_open_ports_and_the_closed_one_is_no_service(
-        lab: Lab, lab_observation: Observation) -> None:
+    lab: Lab, lab_observation: Observation
+) -> None:
     assert lab_observation.problems == ()
     resources = by_key(lab_observation)
     host = resources["host://127.0.0.1"].facts
@@ -94,8 +100,9 @@ def test_sv0_lists_ports_and_marks_versions_unknown(lab: Lab) -> None:
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
 def test_syn_scan_runs_as_root(lab: Lab) -> None:
     ssh = lab.listeners["ssh"]
-    observation = scan(f"ports://127.0.0.1?ports={ssh.port},{lab.closed.port}&sv=0&scan=syn",
-                       is_root=True)
+    observation = scan(
+        f"ports://127.0.0.1?ports={ssh.port},{lab.closed.port}&sv=0&scan=syn", is_root=True
+    )
     host = by_key(observation)["host://127.0.0.1"].facts
     assert host["scan_type"] == "syn" and host["open_ports"] == [ssh.port]
 
@@ -126,7 +133,9 @@ def test_ipv6_loopback_is_scanned_with_bracketed_keys() -> None:
     resource = by_key(observation)[f"tcp://[::1]:{ssh.port}"]
     assert resource.facts["address"] == "::1"
     assert (resource.facts["product"], resource.facts["version"]) == (
-        "OpenSSH", "9.6p1 Ubuntu 3ubuntu13")
+        "OpenSSH",
+        "9.6p1 Ubuntu 3ubuntu13",
+    )
     assert by_key(observation)["host://::1"].facts["address_family"] == "ipv6"
 
 
@@ -157,16 +166,32 @@ def test_a_budget_too_small_for_nmap_is_a_timeout_problem() -> None:
     assert problem.reason is Reason.TIMEOUT and problem.key is None
 
 
-@pytest.mark.parametrize(("request_", "errors", "reason", "text"), [
-    (ScanRequest(hosts=("nowhere.example",)), ('Failed to resolve "nowhere.example".',),
-     Reason.NOT_FOUND, "nowhere.example does not resolve"),
-    (ScanRequest(hosts=("10.9.8.0/24",), discovery=True), (), Reason.UNREACHABLE,
-     "no host in 10.9.8.0/24 answered"),
-    (ScanRequest(hosts=("192.0.2.1",)), ("something odd",), Reason.UNREACHABLE,
-     "nmap reported no host: something odd"),
-])
-def test_a_report_without_hosts_says_why(request_: ScanRequest, errors: tuple[str, ...],
-                                         reason: Reason, text: str) -> None:
+@pytest.mark.parametrize(
+    ("request_", "errors", "reason", "text"),
+    [
+        (
+            ScanRequest(hosts=("nowhere.example",)),
+            ('Failed to resolve "nowhere.example".',),
+            Reason.NOT_FOUND,
+            "nowhere.example does not resolve",
+        ),
+        (
+            ScanRequest(hosts=("10.9.8.0/24",), discovery=True),
+            (),
+            Reason.UNREACHABLE,
+            "no host in 10.9.8.0/24 answered",
+        ),
+        (
+            ScanRequest(hosts=("192.0.2.1",)),
+            ("something odd",),
+            Reason.UNREACHABLE,
+            "nmap reported no host: something odd",
+        ),
+    ],
+)
+def test_a_report_without_hosts_says_why(
+    request_: ScanRequest, errors: tuple[str, ...], reason: Reason, text: str
+) -> None:
     # (No packet is sent: this reads what nmap said when it found no host.)
     got_reason, message = _no_hosts(request_, errors)
     assert got_reason is reason and text in message

@@ -20,29 +20,42 @@ from checks.ports.facts import (
 from tests.ports.conftest import target
 
 HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE nmaprun>\n<nmaprun scanner="nmap">'
-FOOTER = ('<runstats><finished exit="success" elapsed="1.0"/>'
-          '<hosts up="1" down="0" total="1"/></runstats></nmaprun>')
+FOOTER = (
+    '<runstats><finished exit="success" elapsed="1.0"/>'
+    '<hosts up="1" down="0" total="1"/></runstats></nmaprun>'
+)
 
 
 def document(*hosts: str) -> str:
     return HEADER + "".join(hosts) + FOOTER
 
 
-def host(address: str = "192.0.2.10", ports: str = "", reason: str = "user-set",
-         extra: str = "", kind: str = "ipv4") -> str:
-    return (f'<host {extra}><status state="up" reason="{reason}"/>'
-            f'<address addr="{address}" addrtype="{kind}"/><hostnames/>'
-            f"<ports>{ports}</ports></host>")
+def host(
+    address: str = "192.0.2.10",
+    ports: str = "",
+    reason: str = "user-set",
+    extra: str = "",
+    kind: str = "ipv4",
+) -> str:
+    return (
+        f'<host {extra}><status state="up" reason="{reason}"/>'
+        f'<address addr="{address}" addrtype="{kind}"/><hostnames/>'
+        f"<ports>{ports}</ports></host>"
+    )
 
 
 FILTERED = '<extraports state="filtered" count="1000"/>'
 CLOSED = '<extraports state="closed" count="998"/>'
-SSH = ('<port protocol="tcp" portid="22"><state state="open" reason="syn-ack"/>'
-       '<service name="ssh" product="OpenSSH" version="7.4" extrainfo="protocol 2.0" '
-       'method="probed" conf="10"><cpe>cpe:/a:openbsd:openssh:7.4</cpe>'
-       '<cpe>cpe:/o:linux:linux_kernel</cpe></service></port>')
-HTTPS = ('<port protocol="tcp" portid="443"><state state="open" reason="syn-ack"/>'
-         '<service name="http" product="nginx" tunnel="ssl" method="probed" conf="10"/></port>')
+SSH = (
+    '<port protocol="tcp" portid="22"><state state="open" reason="syn-ack"/>'
+    '<service name="ssh" product="OpenSSH" version="7.4" extrainfo="protocol 2.0" '
+    'method="probed" conf="10"><cpe>cpe:/a:openbsd:openssh:7.4</cpe>'
+    "<cpe>cpe:/o:linux:linux_kernel</cpe></service></port>"
+)
+HTTPS = (
+    '<port protocol="tcp" portid="443"><state state="open" reason="syn-ack"/>'
+    '<service name="http" product="nginx" tunnel="ssl" method="probed" conf="10"/></port>'
+)
 SCAN = ScanFacts(scanned_ports="top-1000", scan_type="connect", service_detection=True)
 
 
@@ -57,8 +70,7 @@ def test_closed_ports_prove_a_host_alive_with_nothing_open() -> None:
     assert record.answered()
     assert record.open_ports() == []
     facts = host_resource(record, target("ports://192.0.2.10"), SCAN).facts
-    assert facts["open_ports"] == [] and facts["port_counts"] == {"closed": 998,
-                                                                  "filtered": 1000}
+    assert facts["open_ports"] == [] and facts["port_counts"] == {"closed": 998, "filtered": 1000}
 
 
 def test_a_discovered_host_answered_even_when_all_ports_are_filtered() -> None:
@@ -95,13 +107,15 @@ def test_ipv6_keys_are_bracketed() -> None:
     (record,) = parse_report(document(host("2001:db8::1", SSH, kind="ipv6"))).hosts
     (ssh,) = service_resources(record, target("ports://[2001:db8::1]"), SCAN)
     assert ssh.key == "tcp://[2001:db8::1]:22" == service_key("2001:db8::1", 22)
-    assert host_resource(record, target("ports://[2001:db8::1]"), SCAN).key == \
-        "host://2001:db8::1"
+    assert host_resource(record, target("ports://[2001:db8::1]"), SCAN).key == "host://2001:db8::1"
 
 
 def test_an_aborted_run_is_reported_with_nmap_message() -> None:
-    xml = HEADER + '<runstats><finished exit="error" errormsg="socket troubles"/></runstats>' \
+    xml = (
+        HEADER
+        + '<runstats><finished exit="error" errormsg="socket troubles"/></runstats>'
         + "</nmaprun>"
+    )
     report = parse_report(xml)
     assert report.exit_status == "error" and report.error == "socket troubles"
 

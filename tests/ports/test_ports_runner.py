@@ -29,14 +29,26 @@ from tests.ports.conftest import requires_nmap, scan, target
 
 def arguments_for(uri: str, is_root: bool = False) -> list[list[str]]:
     ctx = CheckContext(is_root=is_root)
-    return [build_arguments(r, is_root=is_root, host_timeout_s=12.5)
-            for r in plan_requests(target(uri), ctx)]
+    return [
+        build_arguments(r, is_root=is_root, host_timeout_s=12.5)
+        for r in plan_requests(target(uri), ctx)
+    ]
 
 
 def test_a_single_host_is_probed_without_discovery_by_connect_scan() -> None:
     (args,) = arguments_for("ports://127.0.0.1?ports=22,80")
-    assert args == ["-sT", "-sV", "--version-intensity", "2", "-Pn", "-n", "-T4",
-                    "--host-timeout", "12500ms", "--unprivileged"]
+    assert args == [
+        "-sT",
+        "-sV",
+        "--version-intensity",
+        "2",
+        "-Pn",
+        "-n",
+        "-T4",
+        "--host-timeout",
+        "12500ms",
+        "--unprivileged",
+    ]
 
 
 def test_no_port_list_means_the_top_1000_and_sv0_skips_detection() -> None:
@@ -80,12 +92,19 @@ def test_syn_scan_without_root_is_refused_not_downgraded() -> None:
     assert "scan=syn needs root" in problem.message
 
 
-@pytest.mark.parametrize(("budget", "sv", "expected"), [
-    (30.0, True, 16.0), (30.0, False, 24.0), (60.0, True, 40.0), (8.0, True, 1.0),
-    (5.0, False, 3.0),
-])
-def test_host_timeout_leaves_room_for_overrun_and_fallback(budget: float, sv: bool,
-                                                          expected: float) -> None:
+@pytest.mark.parametrize(
+    ("budget", "sv", "expected"),
+    [
+        (30.0, True, 16.0),
+        (30.0, False, 24.0),
+        (60.0, True, 40.0),
+        (8.0, True, 1.0),
+        (5.0, False, 3.0),
+    ],
+)
+def test_host_timeout_leaves_room_for_overrun_and_fallback(
+    budget: float, sv: bool, expected: float
+) -> None:
     assert host_timeout(budget, sv) == pytest.approx(expected)
 
 
@@ -136,20 +155,24 @@ def test_a_hung_nmap_is_killed_at_the_budget() -> None:
         request = ScanRequest(hosts=("127.0.0.1",), ports=str(silent.port))
         started = time.monotonic()
         with pytest.raises(ObservationError) as failed:
-            run_nmap(str(shutil.which("nmap")), request,
-                     ["-sT", "-sV", "-Pn", "-n", "--unprivileged"], 2)
+            run_nmap(
+                str(shutil.which("nmap")), request, ["-sT", "-sV", "-Pn", "-n", "--unprivileged"], 2
+            )
         elapsed = time.monotonic() - started
     assert failed.value.reason is Reason.TIMEOUT
     assert elapsed < 4
 
 
-@pytest.mark.parametrize(("block", "message"), [
-    ({"version_intensity": 12}, "integer from 0 to 9"),
-    ({"version_intensity": True}, "integer from 0 to 9"),
-    ({"version_intensity": "7"}, "integer from 0 to 9"),
-    ({"intensity": 7}, "unknown setting(s) intensity"),
-    ([7], "must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"version_intensity": 12}, "integer from 0 to 9"),
+        ({"version_intensity": True}, "integer from 0 to 9"),
+        ({"version_intensity": "7"}, "integer from 0 to 9"),
+        ({"intensity": 7}, "unknown setting(s) intensity"),
+        ([7], "must be a mapping"),
+    ],
+)
 def test_bad_inventory_settings_are_refused(block: object, message: str) -> None:
     assert FAMILY.validate_options is not None
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -163,8 +186,10 @@ def test_inventory_settings_reach_nmap_and_bad_ones_stop_the_load(tmp_path: Path
 
     families = load_families()
     good = tmp_path / "good.yaml"
-    good.write_text("systems:\n  - name: Lab\n    targets: ['ports://127.0.0.1?ports=22']\n"
-                    "ports: {version_intensity: 8}\n")
+    good.write_text(
+        "systems:\n  - name: Lab\n    targets: ['ports://127.0.0.1?ports=22']\n"
+        "ports: {version_intensity: 8}\n"
+    )
     inventory = load_inventory(good, families)
     ctx = CheckContext(options=inventory.options)
     (request,) = plan_requests(inventory.targets[0], ctx)

@@ -74,8 +74,7 @@ def test_malformed_uris_are_refused_with_one_line(uri: str, message: str) -> Non
         ("ports://10.0.0.7/24?sv=0", "ports://10.0.0.0/24?sv=0", "10.0.0.0/24"),
         ("ports://10.1.0.0/16", "ports://10.1.0.0/16", "10.1.0.0/16"),
         ("ports://127.0.0.1/32", "ports://127.0.0.1", "127.0.0.1"),
-        ("ports://[fd00::1]/120?scan=syn&sv=0", "ports://[fd00::]/120?sv=0&scan=syn",
-         "fd00::/120"),
+        ("ports://[fd00::1]/120?scan=syn&sv=0", "ports://[fd00::]/120?sv=0&scan=syn", "fd00::/120"),
         ("ports://127.0.0.1/?ports=1-65535", "ports://127.0.0.1?ports=1-65535", "127.0.0.1"),
     ],
 )
@@ -95,15 +94,15 @@ def test_defaults_are_omitted_and_params_validated() -> None:
     assert parse_uri("ports://127.0.0.1").params == ()
 
 
-ranges = st.lists(st.tuples(st.integers(1, 65535), st.integers(0, 300)), min_size=1,
-                  max_size=12)
+ranges = st.lists(st.tuples(st.integers(1, 65535), st.integers(0, 300)), min_size=1, max_size=12)
 
 
 @given(ranges)
 def test_port_spec_canonical_form_keeps_the_same_ports(items: list[tuple[int, int]]) -> None:
     # Given any list of ports and ranges, the canonical spec covers exactly the same ports
-    spec = ",".join(f"{low}-{min(low + width, 65535)}" if width else str(low)
-                    for low, width in items)
+    spec = ",".join(
+        f"{low}-{min(low + width, 65535)}" if width else str(low) for low, width in items
+    )
     canonical = parse_port_spec(spec, "test")
     expected = {p for low, width in items for p in range(low, min(low + width, 65535) + 1)}
     got = set()
@@ -124,8 +123,7 @@ def test_port_spec_accepts_only_digits_commas_and_dashes(text: str) -> None:
 
 
 def test_merge_ranges_joins_adjacent_and_overlapping() -> None:
-    assert merge_ranges([(80, 80), (20, 22), (23, 25), (81, 90), (85, 86)]) == [
-        (20, 25), (80, 90)]
+    assert merge_ranges([(80, 80), (20, 22), (23, 25), (81, 90), (85, 86)]) == [(20, 25), (80, 90)]
 
 
 def test_every_documented_fact_is_in_the_package_docstring() -> None:
@@ -143,8 +141,11 @@ def test_every_documented_fact_is_in_the_package_docstring() -> None:
 
 
 def test_importing_the_family_does_not_import_nmap() -> None:
-    code = ("import sys, checks.ports; "
-            "print('nmap' in sys.modules, 'checks.ports.collect' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
+    code = (
+        "import sys, checks.ports; "
+        "print('nmap' in sys.modules, 'checks.ports.collect' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["False", "False"]

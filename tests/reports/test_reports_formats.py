@@ -14,8 +14,7 @@ from audit.reporting import RenderOptions
 from reports import csv as csv_report
 from reports import junit, markdown, ocsf, sarif
 
-HOSTILE = ("<script>alert(1)</script>", '=HYPERLINK("http://evil.example/x","clic")',
-           "\x1b[31m")
+HOSTILE = ("<script>alert(1)</script>", '=HYPERLINK("http://evil.example/x","clic")', "\x1b[31m")
 
 # The parts of the SARIF 2.1.0 schema (sarif-schema-2.1.0.json) that we emit, with the
 # same required keys and enumerations.
@@ -25,47 +24,111 @@ SARIF_SHAPE = {
     "properties": {
         "version": {"const": "2.1.0"},
         "$schema": {"type": "string"},
-        "runs": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["tool"],
-            "properties": {
-                "tool": {"type": "object", "required": ["driver"], "properties": {
-                    "driver": {"type": "object", "required": ["name"], "properties": {
-                        "name": {"type": "string"}, "version": {"type": "string"},
-                        "rules": {"type": "array", "items": {
-                            "type": "object", "required": ["id"],
+        "runs": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["tool"],
+                "properties": {
+                    "tool": {
+                        "type": "object",
+                        "required": ["driver"],
+                        "properties": {
+                            "driver": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "version": {"type": "string"},
+                                    "rules": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["id"],
+                                            "properties": {
+                                                "id": {"type": "string"},
+                                                "shortDescription": {"$ref": "#/$defs/message"},
+                                                "fullDescription": {"$ref": "#/$defs/message"},
+                                                "help": {"$ref": "#/$defs/message"},
+                                                "defaultConfiguration": {
+                                                    "type": "object",
+                                                    "properties": {
+                                                        "level": {"$ref": "#/$defs/level"}
+                                                    },
+                                                },
+                                                "properties": {
+                                                    "type": "object",
+                                                    "required": ["security-severity"],
+                                                    "properties": {
+                                                        "security-severity": {
+                                                            "type": "string",
+                                                            "pattern": r"^\d+\.\d$",
+                                                        }
+                                                    },
+                                                },
+                                            },
+                                        },
+                                    },
+                                },
+                            }
+                        },
+                    },
+                    "results": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["message", "ruleId"],
                             "properties": {
-                                "id": {"type": "string"},
-                                "shortDescription": {"$ref": "#/$defs/message"},
-                                "fullDescription": {"$ref": "#/$defs/message"},
-                                "help": {"$ref": "#/$defs/message"},
-                                "defaultConfiguration": {"type": "object", "properties": {
-                                    "level": {"$ref": "#/$defs/level"}}},
-                                "properties": {"type": "object", "required": ["security-severity"],
-                                               "properties": {"security-severity": {
-                                                   "type": "string", "pattern": r"^\d+\.\d$"}}},
-                            }}},
-                    }}}},
-                "results": {"type": "array", "items": {
-                    "type": "object", "required": ["message", "ruleId"],
-                    "properties": {
-                        "ruleId": {"type": "string"},
-                        "ruleIndex": {"type": "integer", "minimum": 0},
-                        "level": {"$ref": "#/$defs/level"},
-                        "kind": {"enum": ["notApplicable", "pass", "fail", "review", "open",
-                                          "informational"]},
-                        "message": {"$ref": "#/$defs/message"},
-                        "locations": {"type": "array", "items": {"type": "object", "properties": {
-                            "physicalLocation": {"type": "object", "properties": {
-                                "artifactLocation": {"type": "object", "required": ["uri"]}}},
-                            "logicalLocations": {"type": "array"}}}},
-                        "partialFingerprints": {"type": "object",
-                                                "additionalProperties": {"type": "string"}},
-                    }}},
-            }}},
+                                "ruleId": {"type": "string"},
+                                "ruleIndex": {"type": "integer", "minimum": 0},
+                                "level": {"$ref": "#/$defs/level"},
+                                "kind": {
+                                    "enum": [
+                                        "notApplicable",
+                                        "pass",
+                                        "fail",
+                                        "review",
+                                        "open",
+                                        "informational",
+                                    ]
+                                },
+                                "message": {"$ref": "#/$defs/message"},
+                                "locations": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "physicalLocation": {
+                                                "type": "object",
+                                                "properties": {
+                                                    "artifactLocation": {
+                                                        "type": "object",
+                                                        "required": ["uri"],
+                                                    }
+                                                },
+                                            },
+                                            "logicalLocations": {"type": "array"},
+                                        },
+                                    },
+                                },
+                                "partialFingerprints": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
     },
     "$defs": {
-        "message": {"type": "object", "required": ["text"],
-                    "properties": {"text": {"type": "string"}}},
+        "message": {
+            "type": "object",
+            "required": ["text"],
+            "properties": {"text": {"type": "string"}},
+        },
         "level": {"enum": ["none", "note", "warning", "error"]},
     },
 }
@@ -93,21 +156,26 @@ def test_sarif_has_the_2_1_0_shape(report_data):
     by_rule = {r["ruleId"]: r for r in results}
     cert = next(f for f in report_data.findings if f.rule_id == "TLS-CERT-001")
     assert by_rule["TLS-CERT-001"]["partialFingerprints"] == {"rempart/v1": cert.fingerprint}
-    assert by_rule["TLS-CERT-001"]["locations"][0]["physicalLocation"]["artifactLocation"][
-        "uri"] == cert.target
+    assert (
+        by_rule["TLS-CERT-001"]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        == cert.target
+    )
     assert by_rule["AWS-IAM-001"]["kind"] == "review"
     assert "access_denied" in by_rule["AWS-IAM-001"]["message"]["text"]
-    assert all(rules[r["ruleId"]] is run["tool"]["driver"]["rules"][r["ruleIndex"]]
-               or rules[r["ruleId"]] == run["tool"]["driver"]["rules"][r["ruleIndex"]]
-               for r in results)
+    assert all(
+        rules[r["ruleId"]] is run["tool"]["driver"]["rules"][r["ruleIndex"]]
+        or rules[r["ruleId"]] == run["tool"]["driver"]["rules"][r["ruleIndex"]]
+        for r in results
+    )
 
 
 def test_junit_parses_with_one_case_per_rule_and_resource(report_data):
     root = ET.fromstring(junit.render(report_data, RenderOptions()))
     cases = root.findall(".//testcase")
     assert len(cases) == len(report_data.findings)
-    assert int(root.get("failures")) == sum(1 for f in report_data.findings
-                                            if f.status.value == "fail")
+    assert int(root.get("failures")) == sum(
+        1 for f in report_data.findings if f.status.value == "fail"
+    )
     assert len(root.findall(".//failure")) == int(root.get("failures"))
     errors = root.findall(".//error")
     assert len(errors) == 1 and errors[0].get("type") == "access_denied"
@@ -125,8 +193,9 @@ def test_csv_cells_are_neutralised(report_data):
         for cell in row:
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
             assert "\x1b" not in cell and "\n" not in cell
-    assert any(cell.startswith("'=HYPERLINK") or "=HYPERLINK" in cell for row in rows
-               for cell in row)
+    assert any(
+        cell.startswith("'=HYPERLINK") or "=HYPERLINK" in cell for row in rows for cell in row
+    )
 
 
 @pytest.mark.parametrize("value", ["=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx"])
@@ -152,8 +221,11 @@ def test_ocsf_events_match_the_ocsf_classes(report_data):
     assert len(detections) == len(failing)
     assert {e["type_uid"] for e in detections} == {200401}
     assert compliance and {e["type_uid"] for e in compliance} == {200301}
-    nis2_h = next(e for e in compliance if e["compliance"]["control"] == "21.2.h"
-                  and e["compliance"]["standards"] == ["nis2"])
+    nis2_h = next(
+        e
+        for e in compliance
+        if e["compliance"]["control"] == "21.2.h" and e["compliance"]["standards"] == ["nis2"]
+    )
     assert nis2_h["compliance"]["status"] == "Fail"
     models = pytest.importorskip("py_ocsf_models.events.findings.detection_finding")
     comp_models = pytest.importorskip("py_ocsf_models.events.findings.compliance_finding")

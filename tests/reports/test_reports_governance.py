@@ -43,9 +43,10 @@ def test_open_high_caps_index_at_3_9(make_finding):
 
 
 def test_accepted_critical_does_not_cap(make_finding):
-    findings = [make_finding(severity=Severity.CRITICAL, status=Status.PASS),
-                make_finding(severity=Severity.CRITICAL, status=Status.FAIL,
-                             lifecycle=Lifecycle.ACCEPTED)]
+    findings = [
+        make_finding(severity=Severity.CRITICAL, status=Status.PASS),
+        make_finding(severity=Severity.CRITICAL, status=Status.FAIL, lifecycle=Lifecycle.ACCEPTED),
+    ]
     # 5 × (1 − 5/20) = 3.75 → 3.8 (rounded half up)
     assert gov.security_index(findings) == 3.8
 
@@ -63,11 +64,23 @@ def test_no_weighed_finding_gives_no_index(findings, expected):
     assert gov.advised_validity(None).key == "unknown"
 
 
-@pytest.mark.parametrize(("index", "letter", "validity"), [
-    (5.0, "A", "3y"), (4.5, "A", "3y"), (4.4, "B", "3y"), (4.0, "B", "3y"), (3.9, "C", "2y"),
-    (3.0, "C", "2y"), (2.9, "D", "1y"), (2.0, "D", "1y"), (1.9, "E", "not_advised"),
-    (1.0, "E", "not_advised"), (0.9, "F", "not_advised"), (0.0, "F", "not_advised"),
-])
+@pytest.mark.parametrize(
+    ("index", "letter", "validity"),
+    [
+        (5.0, "A", "3y"),
+        (4.5, "A", "3y"),
+        (4.4, "B", "3y"),
+        (4.0, "B", "3y"),
+        (3.9, "C", "2y"),
+        (3.0, "C", "2y"),
+        (2.9, "D", "1y"),
+        (2.0, "D", "1y"),
+        (1.9, "E", "not_advised"),
+        (1.0, "E", "not_advised"),
+        (0.9, "F", "not_advised"),
+        (0.0, "F", "not_advised"),
+    ],
+)
 def test_grade_and_validity_bands(index, letter, validity):
     assert gov.grade(index) == letter
     assert gov.advised_validity(index).key == validity
@@ -80,8 +93,9 @@ def test_framework_score_counts_controls(make_finding):
         make_finding(controls={"nis2": ("21.2.h",)}, status=Status.PASS),
         make_finding(controls={"nis2": ("21.2.h",)}, status=Status.FAIL),
         make_finding(controls={"nis2": ("21.2.e",)}, status=Status.PASS),
-        make_finding(controls={"nis2": ("21.2.e",)}, status=Status.FAIL,
-                     lifecycle=Lifecycle.ACCEPTED),
+        make_finding(
+            controls={"nis2": ("21.2.e",)}, status=Status.FAIL, lifecycle=Lifecycle.ACCEPTED
+        ),
         make_finding(controls={"nis2": ("21.2.j",)}, status=Status.ERROR),
     ]
     # When
@@ -103,8 +117,11 @@ def test_aliases_count_as_the_catalogue_control(make_finding):
 def test_heatmap_counts_failures_by_family_and_severity(make_finding):
     findings = [
         make_finding(controls={"iso27001": ("A.8.24",)}, status=Status.FAIL),
-        make_finding(controls={"iso27001": ("A.8.20", "A.5.15")}, status=Status.FAIL,
-                     severity=Severity.CRITICAL),
+        make_finding(
+            controls={"iso27001": ("A.8.20", "A.5.15")},
+            status=Status.FAIL,
+            severity=Severity.CRITICAL,
+        ),
         make_finding(controls={"iso27001": ("A.8.24",)}, status=Status.PASS),
     ]
     table = gov.heatmap(findings, "iso27001")
@@ -113,12 +130,18 @@ def test_heatmap_counts_failures_by_family_and_severity(make_finding):
     assert table["A.5"][Severity.CRITICAL] == 1
 
 
-@pytest.mark.parametrize(("severity", "criticality", "expected"), [
-    (Severity.CRITICAL, "low", "P1"), (Severity.HIGH, "high", "P1"),
-    (Severity.HIGH, "critical", "P1"), (Severity.HIGH, "medium", "P2"),
-    (Severity.MEDIUM, "critical", "P2"), (Severity.MEDIUM, "medium", "P3"),
-    (Severity.LOW, "critical", "P3"),
-])
+@pytest.mark.parametrize(
+    ("severity", "criticality", "expected"),
+    [
+        (Severity.CRITICAL, "low", "P1"),
+        (Severity.HIGH, "high", "P1"),
+        (Severity.HIGH, "critical", "P1"),
+        (Severity.HIGH, "medium", "P2"),
+        (Severity.MEDIUM, "critical", "P2"),
+        (Severity.MEDIUM, "medium", "P3"),
+        (Severity.LOW, "critical", "P3"),
+    ],
+)
 def test_priority_matrix(severity, criticality, expected):
     assert gov.priority(severity, criticality) == expected
 
@@ -140,8 +163,12 @@ def test_sla_breaches_of_the_report(report_data):
 
 def test_action_plan_groups_orders_and_assigns_owners(report_data):
     plan = gov.action_plan(report_data)
-    assert [a.rule_id for a in plan] == ["TLS-CERT-001", "NET-PORT-001", "TLS-PROTO-001",
-                                         "NET-PORT-002"]
+    assert [a.rule_id for a in plan] == [
+        "TLS-CERT-001",
+        "NET-PORT-001",
+        "TLS-PROTO-001",
+        "NET-PORT-002",
+    ]
     first = plan[0]
     assert (first.priority, first.owner, first.status) == ("P1", "DSI — pôle web", "new")
     assert first.due == date(2024, 6, 6)

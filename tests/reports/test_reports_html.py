@@ -14,10 +14,24 @@ from audit.errors import DependencyError
 from audit.reporting import RenderOptions
 from reports import html
 
-FRENCH_TITLES = ("Synthèse", "Périmètre et méthode", "Posture de sécurité", "Évolution",
-                 "Risques acceptés", "Plan d'action", "Annexe : éléments de preuve")
-ENGLISH_TITLES = ("Executive summary", "Scope and method", "Security posture", "Trends",
-                  "Accepted risks", "Action plan", "Evidence appendix")
+FRENCH_TITLES = (
+    "Synthèse",
+    "Périmètre et méthode",
+    "Posture de sécurité",
+    "Évolution",
+    "Risques acceptés",
+    "Plan d'action",
+    "Annexe : éléments de preuve",
+)
+ENGLISH_TITLES = (
+    "Executive summary",
+    "Scope and method",
+    "Security posture",
+    "Trends",
+    "Accepted risks",
+    "Action plan",
+    "Evidence appendix",
+)
 
 
 def _text(report_data, lang="fr", **extra):
@@ -87,12 +101,16 @@ def test_every_template_string_has_a_french_translation():
     missing = []
     for path in templates.glob("*.j2"):
         with path.open("rb") as handle:
-            for _, _, message, _ in babel_extract(handle, ["_", "gettext", "ngettext"], [],
-                                                  {"extensions": "jinja2.ext.i18n"}):
+            for _, _, message, _ in babel_extract(
+                handle, ["_", "gettext", "ngettext"], [], {"extensions": "jinja2.ext.i18n"}
+            ):
                 msgid = message[0] if isinstance(message, tuple) else message
                 entry = catalog.get(msgid)
-                if entry is None or not entry.string or (
-                        isinstance(entry.string, tuple) and not all(entry.string)):
+                if (
+                    entry is None
+                    or not entry.string
+                    or (isinstance(entry.string, tuple) and not all(entry.string))
+                ):
                     missing.append(msgid)
     assert missing == []
 
@@ -107,8 +125,11 @@ def test_pdf_renders_and_page_one_rasterises(report_data, tmp_path):
         pytest.skip("pdftoppm (poppler-utils) not installed")
     path = tmp_path / "report.pdf"
     path.write_bytes(out)
-    subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "1", str(path),
-                    str(tmp_path / "page")], check=True, timeout=60)
+    subprocess.run(
+        ["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "1", str(path), str(tmp_path / "page")],
+        check=True,
+        timeout=60,
+    )
     pages = list(tmp_path.glob("page*.png"))
     assert pages and pages[0].stat().st_size > 1000
 
@@ -130,11 +151,24 @@ def test_headless_chromium_screenshot(report_data, tmp_path):
     page = tmp_path / "report.html"
     page.write_bytes(html.render(report_data, RenderOptions()))
     shot = tmp_path / "shot.png"
-    subprocess.run([
-        _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
-        "--window-size=1240,1754", page.as_uri(),
-    ], check=True, timeout=120, capture_output=True)
+    subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1240,1754",
+            page.as_uri(),
+        ],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
     assert shot.stat().st_size > 20_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

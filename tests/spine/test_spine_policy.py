@@ -173,17 +173,21 @@ def test_schema_is_generated_from_the_models() -> None:
 
 
 def test_french_titles_travel_from_policy_to_finding(tmp_path: Path) -> None:
-    path = write(tmp_path, "policy: demo\ntitle: T\nrules:\n" + GOOD_RULE.replace(
-        "    severity: high\n",
-        "    title_fr: Seuls les ports autorisés\n    remediation_fr: Fermez-le.\n"
-        "    severity: high\n"))
+    path = write(
+        tmp_path,
+        "policy: demo\ntitle: T\nrules:\n"
+        + GOOD_RULE.replace(
+            "    severity: high\n",
+            "    title_fr: Seuls les ports autorisés\n    remediation_fr: Fermez-le.\n"
+            "    severity: high\n",
+        ),
+    )
     rule = load_policy(path, KNOWN).rules[0]
     assert (rule.title_fr, rule.remediation_fr) == ("Seuls les ports autorisés", "Fermez-le.")
     from audit.engine import BoundRule, evaluate_rule
     from audit.models import Resource
 
-    finding = evaluate_rule(BoundRule(rule, {}), Resource("demo.item", "k", "t", "s",
-                                                          {"port": 22}))
+    finding = evaluate_rule(BoundRule(rule, {}), Resource("demo.item", "k", "t", "s", {"port": 22}))
     assert finding.title_in("fr") == "Seuls les ports autorisés"
     assert finding.title_in("en") == "Only allowed ports"
     assert finding.remediation_in("fr") == "Fermez-le."

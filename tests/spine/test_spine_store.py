@@ -213,30 +213,43 @@ def test_kill_9_leaves_a_whole_store_and_an_interrupted_scan(
     assert json.loads(conn.execute("SELECT targets FROM scans").fetchone()[0])
 
 
-def test_compare_groups_by_fingerprint(tmp_path: Path, policy_file: Path,
-                                       families: Families) -> None:
+def test_compare_groups_by_fingerprint(
+    tmp_path: Path, policy_file: Path, families: Families
+) -> None:
     store = Store(tmp_path / "r.db")
-    first = {"a": {"resources": [item("item://1", 22), item("item://2", 22),
-                                 item("item://3", 22)]}}
-    second = {"a": {"resources": [item("item://1", 443), item("item://2", 22),
-                                  item("item://4", 22)]}}
+    first = {"a": {"resources": [item("item://1", 22), item("item://2", 22), item("item://3", 22)]}}
+    second = {
+        "a": {"resources": [item("item://1", 443), item("item://2", 22), item("item://4", 22)]}
+    }
     old = run_scan(plan_for(policy_file, first), families, store).id
     new = run_scan(plan_for(policy_file, second), families, store).id
-    groups = {name: sorted(f.resource_key for f in items if f.rule_id == "DEMO-PORT-001")
-              for name, items in store.compare(old, new).items()}
+    groups = {
+        name: sorted(f.resource_key for f in items if f.rule_id == "DEMO-PORT-001")
+        for name, items in store.compare(old, new).items()
+    }
     # item 3 is gone from a target observed whole: resolved (see the test below)
-    assert groups == {"new": ["item://4"], "resolved": ["item://1", "item://3"],
-                      "still_open": ["item://2"], "not_evaluated": []}
+    assert groups == {
+        "new": ["item://4"],
+        "resolved": ["item://1", "item://3"],
+        "still_open": ["item://2"],
+        "not_evaluated": [],
+    }
 
 
-def test_where_is_decided_before_unknown_expect_facts(tmp_path: Path, policy_file: Path,
-                                                       families: Families) -> None:
+def test_where_is_decided_before_unknown_expect_facts(
+    tmp_path: Path, policy_file: Path, families: Families
+) -> None:
     # DEMO-TAG-001 applies where port != 25 and reads tags; tags unknown on both items
     store = Store(tmp_path / "r.db")
-    spec = {"a": {"resources": [
-        {**item("item://smtp", 25), "unknown": {"tags": "not_implemented"}},
-        {**item("item://web", 443), "unknown": {"tags": "not_implemented"}},
-        {**item("item://odd", 22), "unknown": {"port": "timeout"}}]}}
+    spec = {
+        "a": {
+            "resources": [
+                {**item("item://smtp", 25), "unknown": {"tags": "not_implemented"}},
+                {**item("item://web", 443), "unknown": {"tags": "not_implemented"}},
+                {**item("item://odd", 22), "unknown": {"port": "timeout"}},
+            ]
+        }
+    }
     scan_id = run_scan(plan_for(policy_file, spec), families, store).id
     found = {(f.rule_id, f.resource_key): f.status.value for f in store.findings(scan_id)}
     assert found[("DEMO-TAG-001", "item://smtp")] == "skip"  # not applicable: no noise
@@ -245,18 +258,22 @@ def test_where_is_decided_before_unknown_expect_facts(tmp_path: Path, policy_fil
 
 
 def test_a_resource_gone_from_an_observed_target_is_resolved(
-        tmp_path: Path, policy_file: Path, families: Families) -> None:
+    tmp_path: Path, policy_file: Path, families: Families
+) -> None:
     # Given item 2 failing, then gone from target a (observed whole) while target b errs
     store = Store(tmp_path / "r.db")
-    first = {"a": {"resources": [item("item://1", 443), item("item://2", 22)]},
-             "b": {"resources": [item("item://3", 22)]}}
+    first = {
+        "a": {"resources": [item("item://1", 443), item("item://2", 22)]},
+        "b": {"resources": [item("item://3", 22)]},
+    }
     second = {"a": {"resources": [item("item://1", 443)]}, "b": {"problem": "timeout"}}
     old = run_scan(plan_for(policy_file, first), families, store).id
     new = run_scan(plan_for(policy_file, second), families, store).id
     # Then the vanished failure is resolved; the unobserved one is not evaluated
     gone = store.findings(new, rule="DEMO-PORT-001", target="facts://a")
-    assert {(f.resource_key, f.status.value, f.lifecycle.value if f.lifecycle else None)
-            for f in gone} == {("item://1", "pass", None), ("item://2", "pass", "resolved")}
+    assert {
+        (f.resource_key, f.status.value, f.lifecycle.value if f.lifecycle else None) for f in gone
+    } == {("item://1", "pass", None), ("item://2", "pass", "resolved")}
     groups = store.compare(old, new)
     assert "item://2" in {f.resource_key for f in groups["resolved"]}
     assert "item://3" in {f.resource_key for f in groups["not_evaluated"]}
