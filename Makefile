@@ -40,6 +40,7 @@ test-slow: sysdeps dev
 
 lint: dev
 	$(BIN)/ruff check audit checks reports tests bench
+	$(BIN)/ruff format --check audit checks reports tests bench
 	$(BIN)/mypy
 
 demo: sysdeps dev
