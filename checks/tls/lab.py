@@ -409,13 +409,22 @@ class PlainHttpServer(_ThreadedServer):
         connection.sendall(_response(self.status, None, self.location))
 
 
-class SmtpStartTlsServer(_ThreadedServer):
-    """An SMTP server that offers STARTTLS and then speaks TLS with ``context``."""
+class _StartTlsServer(_ThreadedServer):
+    """A plaintext mail server that upgrades to TLS with ``context`` when asked."""
 
     def __init__(self, context: ssl.SSLContext, *, offer_starttls: bool = True) -> None:
         super().__init__()
         self.context = context
         self.offer_starttls = offer_starttls
+
+    def upgrade(self, connection: socket.socket) -> None:
+        """Complete the TLS handshake the client starts, read its first record, stop."""
+        with self.context.wrap_socket(connection, server_side=True) as tls:
+            tls.recv(1024)
+
+
+class SmtpStartTlsServer(_StartTlsServer):
+    """An SMTP server that offers STARTTLS and then speaks TLS with ``context``."""
 
     def handle(self, connection: socket.socket) -> None:
         reader = connection.makefile("rb")
@@ -427,8 +436,7 @@ class SmtpStartTlsServer(_ThreadedServer):
                 connection.sendall(b"250-lab.invalid\r\n" + extra + b"250 8BITMIME\r\n")
             elif verb == b"STARTTLS" and self.offer_starttls:
                 connection.sendall(b"220 go ahead\r\n")
-                with self.context.wrap_socket(connection, server_side=True) as tls:
-                    tls.recv(1024)
+                self.upgrade(connection)
                 return
             elif verb == b"QUIT":
                 connection.sendall(b"221 bye\r\n")
@@ -437,13 +445,8 @@ class SmtpStartTlsServer(_ThreadedServer):
                 connection.sendall(b"502 unknown command\r\n")
 
 
-class ImapStartTlsServer(_ThreadedServer):
+class ImapStartTlsServer(_StartTlsServer):
     """An IMAP server that answers STARTTLS (RFC 3501) and then speaks TLS with ``context``."""
-
-    def __init__(self, context: ssl.SSLContext, *, offer_starttls: bool = True) -> None:
-        super().__init__()
-        self.context = context
-        self.offer_starttls = offer_starttls
 
     def handle(self, connection: socket.socket) -> None:
         reader = connection.makefile("rb")
@@ -452,19 +455,13 @@ class ImapStartTlsServer(_ThreadedServer):
             tag, _, command = line.strip().partition(b" ")
             if command.upper() == b"STARTTLS" and self.offer_starttls:
                 connection.sendall(b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK begin TLS\r\n")
-                with self.context.wrap_socket(connection, server_side=True) as tls:
-                    tls.recv(1024)
+                self.upgrade(connection)
                 return
             connection.sendall(tag + b" BAD unknown command\r\n")
 
 
-class Pop3StartTlsServer(_ThreadedServer):
+class Pop3StartTlsServer(_StartTlsServer):
     """A POP3 server that answers STLS (RFC 2595) and then speaks TLS with ``context``."""
-
-    def __init__(self, context: ssl.SSLContext, *, offer_starttls: bool = True) -> None:
-        super().__init__()
-        self.context = context
-        self.offer_starttls = offer_starttls
 
     def handle(self, connection: socket.socket) -> None:
         reader = connection.makefile("rb")
@@ -472,8 +469,7 @@ class Pop3StartTlsServer(_ThreadedServer):
         while line := reader.readline(1024):
             if line.strip().upper() == b"STLS" and self.offer_starttls:
                 connection.sendall(b"+OK begin TLS\r\n")
-                with self.context.wrap_socket(connection, server_side=True) as tls:
-                    tls.recv(1024)
+                self.upgrade(connection)
                 return
             connection.sendall(b"-ERR unknown command\r\n")
 
