@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
-APT_PACKAGES := nmap openssl poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium
+APT_PACKAGES := nmap openssl iproute2 util-linux poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium
 
 .PHONY: install dev sysdeps test test-slow lint demo bench clean
 
