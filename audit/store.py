@@ -899,8 +899,13 @@ def _controls(text: str) -> Mapping[str, tuple[str, ...]]:
 
 
 def _finding(row: tuple[Any, ...]) -> Finding:
-    """A finding from a row of _FINDING_COLUMNS (tuples: this is the hot path)."""
-    return Finding(
+    """A finding from a row of _FINDING_COLUMNS (tuples: this is the hot path).
+
+    Built like :meth:`Finding.evolve`, without the frozen dataclass's per-field
+    ``object.__setattr__``: every value here comes typed from our own columns.
+    """
+    finding = object.__new__(Finding)
+    finding.__dict__.update(
         rule_id=row[2],
         policy=row[3],
         title=row[4],
@@ -920,7 +925,9 @@ def _finding(row: tuple[Any, ...]) -> Finding:
         scan_id=row[0],
         title_fr=row[18],
         remediation_fr=row[19],
+        fingerprint=row[1],
     )
+    return finding
 
 
 def _resource(row: sqlite3.Row) -> Resource:

@@ -18,6 +18,7 @@ import pytest
 from audit.engine import ScanPlan, run_scan
 from audit.errors import OptionError, StoreError
 from audit.models import Lifecycle, Status, Target
+from audit.models import fingerprint as fingerprint_of
 from audit.plugins import CheckContext
 from audit.policy import load_policy
 from audit.registry import Families
@@ -281,3 +282,18 @@ def test_a_resource_gone_from_an_observed_target_is_resolved(
     third = run_scan(plan_for(policy_file, first), families, store).id
     back = store.findings(third, rule="DEMO-PORT-001", target="facts://a", status="fail")
     assert [(f.resource_key, f.lifecycle.value) for f in back] == [("item://2", "reopened")]
+
+
+def test_findings_read_back_carry_every_field(
+    tmp_path: Path, policy_file: Path, families: Families
+) -> None:
+    import dataclasses
+
+    store = Store(tmp_path / "r.db")
+    scan_id = run_scan(
+        plan_for(policy_file, {"a": {"resources": [item("item://1", 22)]}}), families, store
+    ).id
+    finding = store.findings(scan_id, rule="DEMO-PORT-001")[0]
+    assert {f.name for f in dataclasses.fields(finding)} <= set(vars(finding))
+    assert finding.fingerprint == fingerprint_of("DEMO-PORT-001", "item://1")
+    assert finding == dataclasses.replace(finding)
