@@ -795,8 +795,12 @@ def _overlay(finding: Finding, acceptances: Sequence[Acceptance], on: str) -> Fi
     return finding.evolve(lifecycle=Lifecycle.EXPIRED)
 
 
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False)
+    """JSON for a column; one encoder for all (json.dumps with options builds one per call)."""
+    return _ENCODER.encode(value)
 
 
 def _resource_row(scan_id: int, r: Resource) -> tuple[Any, ...]:
