@@ -226,7 +226,7 @@ def _gate(store: Store, scan_id: int, fail_on: str | None) -> int:
     from audit.models import Lifecycle, Severity
 
     threshold = Severity(fail_on).rank
-    findings = store.findings(scan_id)
+    findings = store.findings(scan_id, statuses=("fail", "error"))  # passes cannot trip it
     failing = [
         f
         for f in findings
