@@ -10,13 +10,13 @@ rule to the template.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 JSONValue = Any
+_T = TypeVar("_T")
 """A value that ``json.dumps`` accepts (facts and evidence must be JSON-safe)."""
 
 
@@ -169,6 +169,32 @@ class Observation:
     duration_s: float = 0.0
 
 
+class _computed_once(Generic[_T]):
+    """``functools.cached_property`` without its per-instance lock (Python 3.11 takes one
+    on every first read, a third of the cost of a fingerprint on the store's hot path).
+
+    A non-data descriptor: once computed, the value sits in the instance ``__dict__``
+    and later reads never reach here. Findings are immutable, so a race computes the
+    same value twice at worst.
+    """
+
+    def __init__(self, compute: Callable[[Any], _T]) -> None:
+        self.compute = compute
+        self.name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> _computed_once[_T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type) -> _T: ...
+    def __get__(self, instance: object | None, owner: type) -> _T | _computed_once[_T]:
+        if instance is None:
+            return self
+        value = self.compute(instance)
+        instance.__dict__[self.name] = value
+        return value
+
+
 def fingerprint(rule_id: str, resource_key: str) -> str:
     """Stable identity of a finding across scans: the same problem keeps its id."""
     digest = hashlib.sha256(f"{rule_id}\x00{resource_key}".encode()).hexdigest()
@@ -207,7 +233,7 @@ class Finding:
         """The remediation in the reader's language (French when the policy gives it)."""
         return self.remediation_fr if lang == "fr" and self.remediation_fr else self.remediation
 
-    @cached_property
+    @_computed_once
     def fingerprint(self) -> str:
         """See :func:`fingerprint` (computed once: it keys every store operation)."""
         return fingerprint(self.rule_id, self.resource_key)

@@ -22,7 +22,7 @@ from audit.models import fingerprint as fingerprint_of
 from audit.plugins import CheckContext
 from audit.policy import load_policy
 from audit.registry import Families
-from audit.store import Store
+from audit.store import MIGRATIONS, Store
 
 HERE = Path(__file__).parent
 
@@ -144,7 +144,7 @@ def test_errors_are_stored_with_reasons(
 def test_store_schema_is_versioned(tmp_path: Path) -> None:
     Store(tmp_path / "r.db").close()
     conn = sqlite3.connect(tmp_path / "r.db")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.execute("PRAGMA user_version = 99")
     conn.commit()

@@ -1,0 +1,206 @@
+"""The store's layout: findings appended in write order, rule texts kept once, repeats
+folded when a scan closes, and schema 1 stores carried over whole."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from audit.models import Finding, Lifecycle, Resource, Severity, Status
+from audit.store import MIGRATIONS, Observed, Store, fingerprint_for
+
+
+def finding(
+    rule: str = "LAYOUT-001",
+    key: str = "tcp://192.0.2.1:22",
+    status: Status = Status.FAIL,
+    **changes: object,
+) -> Finding:
+    base = Finding(
+        rule_id=rule,
+        policy="layout",
+        title=f"title of {rule}",
+        resource_type="net.service",
+        resource_key=key,
+        target="ports://192.0.2.1",
+        system="sys",
+        status=status,
+        severity=Severity.HIGH,
+        message="m",
+        controls={"cis-v8": ("4.4",)},
+        remediation="close it",
+        title_fr="titre",
+        remediation_fr="fermer",
+    )
+    return base.evolve(**changes) if changes else base
+
+
+def begin(store: Store) -> int:
+    return store.begin_scan(
+        policies=["layout@1"],
+        inventory=None,
+        scope_declared=True,
+        targets=[],
+        systems=[],
+        tool_version="t",
+    )
+
+
+def count(db: Path, sql: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute(sql).fetchone()[0])
+
+
+def test_a_fingerprint_written_twice_in_a_scan_keeps_its_last_record(tmp_path: Path) -> None:
+    # Given one resource reached through two targets, written twice in one scan
+    store = Store(tmp_path / "r.db")
+    scan = begin(store)
+    store.record(scan, [], [finding(message="first")])
+    store.record(scan, [], [finding(message="second", target="tls://192.0.2.1")])
+    store.finish_scan(scan, "complete")
+    # Then the scan holds it once, as last written, and counts it once
+    (kept,) = store.findings(scan)
+    assert (kept.message, kept.target) == ("second", "tls://192.0.2.1")
+    assert store.scan(scan).counts["fail"] == 1
+    # And the next scan sees it as open, not new
+    later = begin(store)
+    (again,) = store.record(later, [], [finding()])
+    assert again.lifecycle is Lifecycle.OPEN
+
+
+def test_an_interrupted_scan_is_folded_without_its_repeats(tmp_path: Path) -> None:
+    # Given a scan that wrote one fingerprint twice and whose process is gone
+    db = tmp_path / "r.db"
+    store = Store(db)
+    scan = begin(store)
+    store.record(scan, [], [finding(message="first")])
+    store.record(scan, [], [finding(message="second")])
+    store.conn.execute("UPDATE scans SET pid = NULL WHERE id = ?", (scan,))
+    store.close()
+    # When another command opens the store
+    reopened = Store(db)
+    # Then the scan is interrupted, whole, with its last record only
+    assert reopened.scan(scan).status == "interrupted"
+    assert [f.message for f in reopened.findings(scan)] == ["second"]
+
+
+def test_rule_texts_are_stored_once_per_version_of_a_rule(tmp_path: Path) -> None:
+    # Given 50 findings of one rule, then the same rule with a corrected French title
+    db = tmp_path / "r.db"
+    store = Store(db)
+    scan = begin(store)
+    store.record(scan, [], [finding(key=f"tcp://192.0.2.{i}:22") for i in range(50)])
+    store.record(scan, [], [finding(key="tcp://192.0.2.99:22", title_fr="titre corrigé")])
+    store.finish_scan(scan, "complete")
+    # Then two rows of texts serve 51 findings, and each finding reads back its own
+    assert count(db, "SELECT COUNT(*) FROM rule_texts") == 2
+    by_key = {f.resource_key: f for f in store.findings(scan)}
+    assert by_key["tcp://192.0.2.99:22"].title_fr == "titre corrigé"
+    assert by_key["tcp://192.0.2.1:22"].title_fr == "titre"
+    assert dict(by_key["tcp://192.0.2.1:22"].controls) == {"cis-v8": ("4.4",)}
+    # And another process writing the same rule reuses the row
+    other = Store(db)
+    other_scan = begin(other)
+    other.record(other_scan, [], [finding()])
+    assert count(db, "SELECT COUNT(*) FROM rule_texts") == 2
+
+
+def test_a_rolled_back_record_leaves_no_dangling_rule_texts(tmp_path: Path) -> None:
+    # Given a record that fails after its rule's texts were inserted (a NOT NULL column)
+    store = Store(tmp_path / "r.db")
+    scan = begin(store)
+    broken = finding(rule="LAYOUT-NEW", resource_type=None)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.record(scan, [], [broken])
+    # When the same rule is written again
+    store.record(scan, [], [finding(rule="LAYOUT-NEW")])
+    store.finish_scan(scan, "complete")
+    # Then it refers to texts that exist
+    (read,) = store.findings(scan)
+    assert read.title == "title of LAYOUT-NEW"
+
+
+def test_evidence_keeps_integers_past_64_bits_and_text(tmp_path: Path) -> None:
+    # Given evidence with a certificate serial number (20 bytes), accents and nesting
+    serial = int("7f" + "ab" * 19, 16)
+    evidence = {"serial": serial, "subject": "CN=hôpital \u2028", "chain": [{"n": 1}, None]}
+    store = Store(tmp_path / "r.db")
+    scan = begin(store)
+    store.record(scan, [], [finding(evidence=evidence), finding(rule="LAYOUT-2", evidence=3.5)])
+    store.finish_scan(scan, "complete")
+    # Then it reads back equal, the big integer exact
+    found = {f.rule_id: f.evidence for f in store.findings(scan)}
+    assert found["LAYOUT-001"] == evidence
+    assert found["LAYOUT-001"]["serial"] == serial
+    assert found["LAYOUT-2"] == 3.5
+
+
+def _schema_1_store(db: Path) -> None:
+    """A store written by the first schema: two scans, a failure that is then fixed."""
+    conn = sqlite3.connect(db)
+    conn.executescript(MIGRATIONS[0])
+    columns = (
+        "scan_id, fingerprint, rule_id, policy, title, resource_type, resource_key, target, "
+        "system, status, severity, message, evidence, controls, remediation, reason, history, "
+        "first_seen, title_fr, remediation_fr"
+    )
+    for scan_id, status in ((1, "fail"), (2, "fail")):
+        conn.execute(
+            "INSERT INTO scans (id, started_at, finished_at, status) VALUES (?,?,?,?)",
+            (scan_id, f"2026-01-0{scan_id}T08:00:00+00:00", "x", "complete"),
+        )
+        for key in ("tcp://192.0.2.1:22", "tcp://192.0.2.2:22"):
+            conn.execute(
+                f"INSERT INTO findings ({columns}) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (scan_id, fingerprint_for("LAYOUT-001", key), "LAYOUT-001", "layout",
+                 "old title", "net.service", key, "ports://192.0.2.1", "sys", status,
+                 "high", "m", '{"port": 22, "big": 123456789012345678901234567890}',
+                 '{"cis-v8": ["4.4"]}', "close it", None,
+                 "new" if scan_id == 1 else "open", "2026-01-01T08:00:00+00:00",
+                 "titre", "fermer"),
+            )  # fmt: skip
+    conn.execute(
+        "INSERT INTO finding_state (fingerprint, last_scan_id, last_status, ever_failed, "
+        "first_seen, target) SELECT fingerprint, 2, 'fail', 1, first_seen, target "
+        "FROM findings WHERE scan_id = 2"
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+
+def test_a_schema_1_store_is_carried_over_whole(tmp_path: Path) -> None:
+    # Given a store written with schema 1
+    db = tmp_path / "old.db"
+    _schema_1_store(db)
+    # When the current version opens it
+    store = Store(db)
+    # Then every finding reads back as written, texts and evidence included
+    old = store.findings(2)
+    assert [(f.title, f.title_fr, f.remediation_fr, f.lifecycle) for f in old] == [
+        ("old title", "titre", "fermer", Lifecycle.OPEN)
+    ] * 2
+    assert old[0].evidence == {"port": 22, "big": 123456789012345678901234567890}
+    assert store.find_fingerprint(old[0].fingerprint[:10])[1:] == (
+        "LAYOUT-001",
+        old[0].resource_key,
+    )
+    # And a new scan that observes the target whole resolves the port that closed
+    scan = begin(store)
+    still = finding(key="tcp://192.0.2.1:22")
+    present = Resource("net.service", still.resource_key, still.target, "sys", {"port": 22})
+    stamped = store.record(
+        scan, [present], [still], observed=Observed(still.target, frozenset({"LAYOUT-001"}))
+    )
+    store.finish_scan(scan, "complete")
+    assert sorted((f.resource_key, f.status, f.lifecycle) for f in stamped) == [
+        ("tcp://192.0.2.1:22", Status.FAIL, Lifecycle.OPEN),
+        ("tcp://192.0.2.2:22", Status.PASS, Lifecycle.RESOLVED),
+    ]
+    groups = store.compare(2, scan)
+    assert [f.resource_key for f in groups["resolved"]] == ["tcp://192.0.2.2:22"]
+    assert [f.resource_key for f in groups["still_open"]] == ["tcp://192.0.2.1:22"]
+    assert groups["new"] == groups["not_evaluated"] == []
