@@ -16,7 +16,7 @@ from audit.models import Target
 from audit.uri import format_host, normalise_host, query_params, refuse_extras, split_port
 
 PARAMS = frozenset({"regions", "endpoint", "role", "external_id"})
-_PROFILE = re.compile(r"^[A-Za-z0-9_.+=@-]{1,64}$")
+_PROFILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=@-]{0,63}$")  # never an option-like "-x"
 _REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-\d{1,2}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")

@@ -58,6 +58,7 @@ def test_the_target_wins_over_the_block() -> None:
         ({"regions": [3]}, "regions: must be a list of region names"),
         ({"regions": ""}, "regions: regions is empty"),
         ({"profile": "a b"}, "profile: 'a b' is not a valid profile name"),
+        ({"profile": "-x"}, "profile: '-x' is not a valid profile name"),
         ({"profile": 12}, "profile: must be a string, not int"),
         ({"role": "admin"}, "role: role must be an IAM role ARN"),
         ({"external_id": "x"}, "external_id: external_id must be 2-1224 characters"),

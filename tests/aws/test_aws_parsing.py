@@ -58,6 +58,8 @@ def test_valid_targets_are_canonical(raw: str, uri: str, host: str) -> None:
         ("aws://?role=admin", "role ARN"),
         ("aws://?external_id=x", "external_id"),
         ("aws://prod:443", "profile name"),
+        ("aws://-", "not a valid profile name"),
+        ("aws://--debug", "not a valid profile name"),
         ("aws://user:pw@prod", "credentials"),
         ("aws://prod/path", "path"),
         ("aws://?zone=1", "unknown parameter"),
