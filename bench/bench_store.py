@@ -1,15 +1,17 @@
 """Store and report throughput on synthetic findings (default 100,000).
 
-    .venv/bin/python bench/bench_store.py [--findings 100000] [--html]
+    .venv/bin/python bench/bench_store.py [--findings 100000] [--html] [--repeat 5]
 
 Writes two scans of N findings each (one target per 1,000 findings, as the engine
 writes: one transaction per target), then times `findings` and `diff` queries and,
-with --html, the committee report. Prints one line per measurement.
+with --html, the committee report. Prints one line per measurement: the median and
+the best of --repeat fresh runs (a shared machine's noise is easily 20 %).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -58,19 +60,16 @@ def synthetic(scan: int, target: int, per_target: int) -> tuple[list[Resource], 
     return resources, findings
 
 
-def timed(label: str, fn):  # type: ignore[no-untyped-def]
+def timed(label: str, fn, laps: dict[str, list[tuple[float, float]]]):  # type: ignore[no-untyped-def]
     started, cpu = time.perf_counter(), time.process_time()
     result = fn()
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    print(f"{label:<40} {wall:8.2f} s wall {cpu:8.2f} s cpu")
+    laps.setdefault(label, []).append((wall, cpu))
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--findings", type=int, default=100_000)
-    parser.add_argument("--html", action="store_true")
-    args = parser.parse_args()
+def one_run(args: argparse.Namespace, laps: dict[str, list[tuple[float, float]]]) -> None:
+    """Two scans into a fresh store, then the reads; every step timed into ``laps``."""
     per_target = 1000
     targets = max(1, args.findings // per_target)
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,19 +92,48 @@ def main() -> None:
                 store.finish_scan(scan_id, "complete")
                 return scan_id
 
-            ids.append(timed(f"store scan {scan + 1} ({targets * per_target} findings)", write))
-        timed("findings (all, with lifecycle)", lambda: store.findings(ids[1]))
-        timed("findings --severity critical", lambda: store.findings(ids[1], severity="critical"))
-        timed("diff", lambda: diff_scans(store, ids[0], ids[1]))
+            label = f"store scan {scan + 1} ({targets * per_target} findings)"
+            ids.append(timed(label, write, laps))
+        timed("findings (all, with lifecycle)", lambda: store.findings(ids[1]), laps)
+        timed(
+            "findings --severity critical",
+            lambda: store.findings(ids[1], severity="critical"),
+            laps,
+        )
+        timed("diff", lambda: diff_scans(store, ids[0], ids[1]), laps)
         if args.html:
             from audit.reporting import RenderOptions
             from audit.writing import write_report
 
-            data = timed("load_report", lambda: store.load_report(ids[1]))
+            data = timed("load_report", lambda: store.load_report(ids[1]), laps)
             timed(
                 "html report",
                 lambda: write_report(data, str(Path(tmp) / "r.html"), None, RenderOptions()),
+                laps,
             )
+        store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--findings", type=int, default=100_000)
+    parser.add_argument("--html", action="store_true")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="fresh runs; prints the median and the best"
+    )
+    args = parser.parse_args()
+    laps: dict[str, list[tuple[float, float]]] = {}
+    for _ in range(args.repeat):
+        one_run(args, laps)
+    header = f"{'':<40} {'median wall':>12} {'best wall':>10} {'median cpu':>11}"
+    print(f"{header}  ({args.repeat} runs)")
+    for label, runs in laps.items():
+        walls = [w for w, _ in runs]
+        cpus = [c for _, c in runs]
+        print(
+            f"{label:<40} {statistics.median(walls):10.2f} s {min(walls):8.2f} s "
+            f"{statistics.median(cpus):9.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ class Bench:
 BENCHES = (
     Bench("startup", "bench_startup.py", ("--reps", "20"), ("--reps", "5"),
           r"^(SUMMARY|rempart --help|python -c)"),
-    Bench("store", "bench_store.py", ("--findings", "100000", "--html"),
+    Bench("store", "bench_store.py", ("--findings", "100000", "--html", "--repeat", "5"),
           ("--findings", "10000", "--html"), r"^(store scan|findings|diff|load_report|html)"),
     Bench("reports", "bench_reports.py", ("100000",), ("10000",), r"^\w+ +\d+ findings"),
     Bench("tls-20", "bench_tls.py", ("--servers", "20", "--runs", "3"),
