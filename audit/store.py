@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 MAX_ACCEPTANCE_DAYS = 3 * 366
+PRIOR_CACHE = 250_000
+"""Fingerprints that ever failed whose states a writer keeps in memory (about 200 bytes
+each); past that, it keeps their hashes and looks the states up."""
 _CHUNK = 500
 
 
@@ -268,7 +271,7 @@ class Store:
         self.path = str(path)
         self.conn = _connect(self.path, readonly)
         self._text_ids: dict[tuple[str, ...], int] = {}
-        self._failed: frozenset[int] = frozenset()
+        self._failed: dict[str, Prior] | frozenset[int] = {}
         self._failed_mark: tuple[Any, ...] = ()
         self._texts_by_id: dict[int, RuleTexts] = {}
         # scans this process writes: fingerprint prefixes so far, or marked as repeating
@@ -416,7 +419,10 @@ class Store:
                 findings = [*findings, *self._vanished(scan_id, observed, resources, findings)]
             prints = [f.fingerprint for f in findings]
             priors = self._priors(scan_id, prints)
-            stamped = [_stamp(f, priors.get(f.fingerprint), at, scan_id) for f in findings]
+            stamped = [
+                _stamp(f, priors.get(fp), at, scan_id)
+                for f, fp in zip(findings, prints, strict=True)
+            ]
             self._note_recorded(scan_id, prints)
             self.conn.executemany(
                 "INSERT OR REPLACE INTO resources VALUES (?,?,?,?,?,?,?)",
@@ -515,46 +521,60 @@ class Store:
             cache[row[0]] = RuleTexts(row[1], row[2], _controls(row[3]), *row[4:])
         return cache
 
-    def _priors(self, scan_id: int, prints: Sequence[str]) -> dict[str, Prior]:
+    def _priors(self, scan_id: int, prints: Sequence[str]) -> Mapping[str, Prior]:
         """The latest earlier state of each fingerprint that ever failed.
 
         A fingerprint that never failed has no history that matters (its failure would
-        be new, its pass or error resolves nothing), so only those in the ever-failed
-        set are looked up, by key, a chunk at a time.
+        be new, its pass or error resolves nothing). The states of those that did are
+        held in memory, read once per scan and again whenever another scan has closed
+        (the state changes only then): a dictionary lookup per finding instead of a
+        B-tree probe. Past PRIOR_CACHE of them, only their hashes are held and the
+        states are looked up by key, a chunk at a time.
         """
-        failed = self._ever_failed()
-        prints = [fp for fp in prints if hash(fp) in failed]
+        known = self._failing_states(scan_id)
+        if isinstance(known, dict):
+            return known
+        wanted = [fp for fp in prints if hash(fp) in known]
         priors: dict[str, Prior] = {}
         cursor = self.conn.cursor()
         cursor.row_factory = None
-        for start in range(0, len(prints), _CHUNK):
-            chunk = prints[start : start + _CHUNK]
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            for fp, status, ever, first_seen in cursor.execute(
-                "SELECT fingerprint, last_status, ever_failed, first_seen FROM finding_state "  # noqa: S608
-                f"WHERE fingerprint IN ({marks}) AND last_scan_id < ?",
+            for fp, status, first_seen in cursor.execute(
+                "SELECT fingerprint, last_status, first_seen FROM finding_state "  # noqa: S608
+                f"WHERE fingerprint IN ({marks}) AND ever_failed = 1 AND last_scan_id < ?",
                 (*chunk, scan_id),
             ):
-                priors[fp] = Prior(status, bool(ever), first_seen)
+                priors[fp] = Prior(status, True, first_seen)
         return priors
 
-    def _ever_failed(self) -> frozenset[int]:
-        """Hashes of the fingerprints whose state says they failed once.
-
-        Read again whenever a scan has closed since (the state changes only then); a
-        hash collision only costs one lookup more.
-        """
-        mark = tuple(
-            self.conn.execute(
+    def _failing_states(self, scan_id: int) -> dict[str, Prior] | frozenset[int]:
+        """The earlier states of every fingerprint that ever failed, or past PRIOR_CACHE
+        of them, their hashes (a collision only costs one lookup more)."""
+        mark = (
+            scan_id,
+            *self.conn.execute(
                 "SELECT COUNT(*), TOTAL(id) FROM scans WHERE status != 'running'"
-            ).fetchone()
+            ).fetchone(),
         )
-        if mark != self._failed_mark:
-            cursor = self.conn.cursor()
-            cursor.row_factory = None
-            rows = cursor.execute("SELECT fingerprint FROM finding_state WHERE ever_failed = 1")
-            self._failed = frozenset(hash(row[0]) for row in rows)
-            self._failed_mark = mark
+        if mark == self._failed_mark:
+            return self._failed
+        where = "FROM finding_state WHERE ever_failed = 1 AND last_scan_id < ?"
+        count = self.conn.execute(f"SELECT COUNT(*) {where}", (scan_id,)).fetchone()[0]
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        with _collector_paused():
+            if count <= PRIOR_CACHE:
+                rows = cursor.execute(
+                    f"SELECT fingerprint, last_status, first_seen {where}",
+                    (scan_id,),
+                )
+                self._failed = {fp: Prior(status, True, seen) for fp, status, seen in rows}
+            else:
+                rows = cursor.execute(f"SELECT fingerprint {where}", (scan_id,))
+                self._failed = frozenset(hash(row[0]) for row in rows)
+        self._failed_mark = mark
         return self._failed
 
     def _close_findings(self, scan_id: int) -> None:

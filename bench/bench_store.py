@@ -5,13 +5,17 @@
 Writes two scans of N findings each (one target per 1,000 findings, as the engine
 writes: one transaction per target), then times `findings` and `diff` queries and,
 with --html, the committee report. Prints one line per measurement: the median and
-the best of --repeat fresh runs (a shared machine's noise is easily 20 %).
+the best of --repeat runs, each in a fresh process (a shared machine's noise is easily
+20 %).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -119,12 +123,26 @@ def main() -> None:
     parser.add_argument("--findings", type=int, default=100_000)
     parser.add_argument("--html", action="store_true")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="fresh runs; prints the median and the best"
+        "--repeat", type=int, default=1, help="fresh processes; prints the median and the best"
     )
+    parser.add_argument("--emit-laps", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     laps: dict[str, list[tuple[float, float]]] = {}
-    for _ in range(args.repeat):
+    if args.emit_laps:
         one_run(args, laps)
+        print(json.dumps(laps))
+        return
+    for _ in range(args.repeat):
+        # one process per run, as each command is: runs sharing a heap slow each other down
+        command = [sys.executable, __file__, "--findings", str(args.findings), "--emit-laps"]
+        output = subprocess.run(
+            [*command, *(["--html"] if args.html else [])],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for label, runs in json.loads(output.splitlines()[-1]).items():
+            laps.setdefault(label, []).extend(tuple(run) for run in runs)
     header = f"{'':<40} {'median wall':>12} {'best wall':>10} {'median cpu':>11}"
     print(f"{header}  ({args.repeat} runs)")
     for label, runs in laps.items():

@@ -204,3 +204,42 @@ def test_a_schema_1_store_is_carried_over_whole(tmp_path: Path) -> None:
     assert [f.resource_key for f in groups["resolved"]] == ["tcp://192.0.2.2:22"]
     assert [f.resource_key for f in groups["still_open"]] == ["tcp://192.0.2.1:22"]
     assert groups["new"] == groups["not_evaluated"] == []
+
+
+@pytest.mark.parametrize("cache", [0, 250_000], ids=["looked-up", "in-memory"])
+def test_history_reads_the_same_with_or_without_the_prior_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: int
+) -> None:
+    # Given a writer that keeps no failing states in memory, or all of them
+    monkeypatch.setattr("audit.store.PRIOR_CACHE", cache)
+    store = Store(tmp_path / "r.db")
+    lifecycles = []
+    # When one finding fails, fails, passes, errors, fails again, across five scans
+    for status in (Status.FAIL, Status.FAIL, Status.PASS, Status.FAIL, Status.ERROR):
+        scan = begin(store)
+        (stamped,) = store.record(scan, [], [finding(status=status)])
+        store.finish_scan(scan, "complete")
+        lifecycles.append((stamped.lifecycle, stamped.first_seen is not None))
+    # Then each scan reads the history of the ones before it
+    assert lifecycles == [
+        (Lifecycle.NEW, True),
+        (Lifecycle.OPEN, True),
+        (Lifecycle.RESOLVED, False),
+        (Lifecycle.REOPENED, True),
+        (None, True),  # an error keeps when the open problem was first seen
+    ]
+
+
+def test_a_scan_closed_by_another_writer_counts_as_history_at_once(tmp_path: Path) -> None:
+    # Given two writers: scan 1 still running in one, scan 2 running in the other
+    db = tmp_path / "r.db"
+    first, second = Store(db), Store(db)
+    one = begin(first)
+    two = begin(second)
+    first.record(one, [], [finding(key="tcp://192.0.2.7:22")])
+    second.record(two, [], [finding(key="tcp://192.0.2.8:22")])  # second reads its history
+    # When scan 1 closes, and scan 2 then writes the finding scan 1 saw failing
+    first.finish_scan(one, "complete")
+    (stamped,) = second.record(two, [], [finding(key="tcp://192.0.2.7:22")])
+    # Then scan 2 sees it as open since scan 1, not as new
+    assert stamped.lifecycle is Lifecycle.OPEN
