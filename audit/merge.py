@@ -365,22 +365,10 @@ def _findings(conn: sqlite3.Connection, scan_id: int) -> Iterator[Finding]:
     Every column named like a field of :class:`Finding` is carried over, so a column a
     later schema adds (a translated title, say) survives the merge without a change here.
     """
-    rows = conn.execute(_findings_sql(conn), (scan_id,))
+    rows = conn.execute("SELECT * FROM findings_full WHERE scan_id = ?", (scan_id,))
     fields = [column[0] for column in rows.description if column[0] in _FINDING_FIELDS]
     for row in rows:
         yield Finding(**{name: _decode(name, row[name]) for name in fields})
-
-
-def _findings_sql(conn: sqlite3.Connection) -> str:
-    """Each finding with its rule's texts, from a store that keeps them apart
-    (``rule_texts``, schema 2) or on every finding (schema 1)."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'rule_texts'").fetchone():
-        return (
-            "SELECT f.*, t.policy, t.title, t.controls, t.remediation, t.title_fr, "
-            "t.remediation_fr FROM findings f JOIN rule_texts t ON t.id = f.texts "
-            "WHERE f.scan_id = ?"
-        )
-    return "SELECT * FROM findings WHERE scan_id = ?"
 
 
 _FINDING_FIELDS = frozenset(f.name for f in dataclass_fields(Finding)) - {

@@ -183,8 +183,10 @@ MIGRATIONS: tuple[str, ...] = (
     # finding_state keeps the row of each fingerprint's latest record, and duplicates
     # within a scan are folded away when the scan closes. A rule's texts (titles,
     # remediations in both languages, controls) are stored once in rule_texts, not on
-    # every finding of the rule. The trail loses its fingerprint index: that key too was
-    # random, and only the per-finding trail (rare, interactive) read through it.
+    # every finding of the rule; the view findings_full joins them back, with the columns
+    # findings had in schema 1, for SQL written against it. The trail loses its
+    # fingerprint index: that key too was random, and only the per-finding trail (rare,
+    # interactive) read through it.
     """
     CREATE TABLE rule_texts (
         id INTEGER PRIMARY KEY,
@@ -235,6 +237,11 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX IF EXISTS finding_state_target;
     CREATE INDEX finding_state_failing ON finding_state (target) WHERE last_status = 'fail';
     DROP INDEX IF EXISTS finding_events_fingerprint;
+    CREATE VIEW findings_full AS SELECT f.scan_id, f.fingerprint, f.rule_id, t.policy,
+        t.title, f.resource_type, f.resource_key, f.target, f.system, f.status, f.severity,
+        f.message, f.evidence, t.controls, t.remediation, f.reason, f.history, f.first_seen,
+        t.title_fr, t.remediation_fr
+        FROM findings f JOIN rule_texts t ON t.id = f.texts;
     """,
 )
 

@@ -184,6 +184,7 @@ def test_a_schema_1_store_is_carried_over_whole(tmp_path: Path) -> None:
         ("old title", "titre", "fermer", Lifecycle.OPEN)
     ] * 2
     assert old[0].evidence == {"port": 22, "big": 123456789012345678901234567890}
+    assert count(db, "SELECT COUNT(*) FROM findings_full WHERE title_fr = 'titre'") == 4
     assert store.find_fingerprint(old[0].fingerprint[:10])[1:] == (
         "LAYOUT-001",
         old[0].resource_key,
