@@ -17,7 +17,6 @@ receives them.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import socket
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 from audit.errors import OptionError, StoreError
+from audit.heap import collector_paused
 from audit.jsontext import dumps as _dumps
 from audit.jsontext import loads as _loads
 from audit.models import (
@@ -57,24 +57,6 @@ PRIOR_CACHE = 250_000
 """Fingerprints that ever failed whose states a writer keeps in memory (about 200 bytes
 each); past that, it keeps their hashes and looks the states up."""
 _CHUNK = 500
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while many lasting, acyclic objects are built.
-
-    Each finding read or written allocates a few containers that all survive, so the
-    collector's generations keep filling and it walks the whole growing heap again and
-    again: a quarter of the time of reading 100,000 findings. Nothing built under it
-    forms a reference cycle, so nothing is left for the collector to find afterwards.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def now_iso() -> str:
@@ -421,7 +403,7 @@ class Store:
         """
         at = now_iso()
         texts = _TextIds(self)
-        with self._write(), _collector_paused():
+        with self._write(), collector_paused():
             if observed is not None:
                 findings = [*findings, *self._vanished(scan_id, observed, resources, findings)]
             prints = [f.fingerprint for f in findings]
@@ -571,7 +553,7 @@ class Store:
         count = self.conn.execute(f"SELECT COUNT(*) {where}", (scan_id,)).fetchone()[0]
         cursor = self.conn.cursor()
         cursor.row_factory = None
-        with _collector_paused():
+        with collector_paused():
             if count <= PRIOR_CACHE:
                 rows = cursor.execute(
                     f"SELECT fingerprint, last_status, first_seen {where}",
@@ -754,7 +736,7 @@ class Store:
         cursor.row_factory = None
         rows = cursor.execute(sql, args)
         texts = self._texts()
-        with _collector_paused():
+        with collector_paused():
             return [_overlaid(row, texts, live, on) for row in rows]
 
     def compare(self, old: int, new: int) -> dict[str, list[Finding]]:
@@ -797,7 +779,7 @@ class Store:
             f"AND status IN ({','.join('?' * len(statuses))}){in_order}",
             (scan_id, *statuses),
         )
-        with _collector_paused():
+        with collector_paused():
             return {fp: (status, rowid) for fp, status, rowid in rows}
 
     def _rows(self, rowids: Iterable[int], on: str) -> Iterator[tuple[int, Finding]]:
@@ -814,7 +796,7 @@ class Store:
                 f"WHERE rowid IN ({','.join('?' * len(chunk))})",
                 chunk,
             ).fetchall()
-            with _collector_paused():
+            with collector_paused():
                 for row in rows:
                     yield row[-1], _overlaid(row, texts, live, on)
 

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from audit.errors import ReportError
+from audit.heap import heap_frozen
 from audit.registry import load_renderers, renderer_for
 from audit.reporting import RenderOptions, ReportData
 
@@ -37,4 +38,6 @@ def write_atomic(path: str | Path, payload: bytes) -> None:
 def write_report(data: ReportData, path: str, fmt: str | None, options: RenderOptions) -> None:
     """Render ``data`` in the format ``path`` (or ``fmt``) asks for, and write it."""
     renderer = renderer_for(path, fmt, load_renderers())
-    write_atomic(path, renderer.render(data, options))
+    with heap_frozen():  # the scan's findings are settled: collections need not walk them
+        payload = renderer.render(data, options)
+    write_atomic(path, payload)
