@@ -16,8 +16,8 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar, overload
 
 JSONValue = Any
-_T = TypeVar("_T")
 """A value that ``json.dumps`` accepts (facts and evidence must be JSON-safe)."""
+_T = TypeVar("_T")
 
 
 class Severity(StrEnum):
@@ -242,8 +242,7 @@ class Finding:
         """A copy with some fields changed; ``dataclasses.replace`` without its cost on the
         store's hot path (no validation to redo: every field is already typed)."""
         copy = object.__new__(Finding)
-        copy.__dict__.update(self.__dict__)
-        copy.__dict__.update(changes)
+        copy.__dict__.update(self.__dict__, **changes)
         return copy
 
     def to_json(self) -> dict[str, JSONValue]:
