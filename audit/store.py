@@ -245,11 +245,10 @@ _LATE_V1_COLUMNS = (
 
 
 class Prior(NamedTuple):
-    """What the store knew about a fingerprint before this scan (a tuple: one is built
-    for nearly every finding written)."""
+    """What the store knew about a fingerprint that failed before this scan (only those
+    have a history that changes a lifecycle)."""
 
     last_status: str
-    ever_failed: bool
     first_seen: str | None
 
 
@@ -263,9 +262,9 @@ class Store:
         self._failed: dict[str, Prior] | frozenset[int] = {}
         self._failed_mark: tuple[Any, ...] = ()
         self._texts_by_id: dict[int, RuleTexts] = {}
-        # scans this process writes: fingerprint prefixes so far, or marked as repeating
-        self._recorded: dict[int, set[int]] = {}
-        self._repeated: set[int] = set()
+        # scans this process writes: the hashes of their fingerprints so far, or None
+        # once one repeated
+        self._recorded: dict[int, set[int] | None] = {}
         if not readonly:
             self._migrate()
             self.recover_interrupted()
@@ -535,7 +534,7 @@ class Store:
                 f"WHERE fingerprint IN ({marks}) AND ever_failed = 1 AND last_scan_id < ?",
                 (*chunk, scan_id),
             ):
-                priors[fp] = Prior(status, True, first_seen)
+                priors[fp] = Prior(status, first_seen)
         return priors
 
     def _failing_states(self, scan_id: int) -> dict[str, Prior] | frozenset[int]:
@@ -559,7 +558,7 @@ class Store:
                     f"SELECT fingerprint, last_status, first_seen {where}",
                     (scan_id,),
                 )
-                self._failed = {fp: Prior(status, True, seen) for fp, status, seen in rows}
+                self._failed = {fp: Prior(status, seen) for fp, status, seen in rows}
             else:
                 rows = cursor.execute(f"SELECT fingerprint {where}", (scan_id,))
                 self._failed = frozenset(hash(row[0]) for row in rows)
@@ -579,10 +578,7 @@ class Store:
         targets, two policies sharing a rule id) keeps its last record, as the key the
         findings table no longer has would have kept it.
         """
-        unique = scan_id in self._recorded and scan_id not in self._repeated
-        self._recorded.pop(scan_id, None)
-        self._repeated.discard(scan_id)
-        if not unique:
+        if self._recorded.pop(scan_id, None) is None:  # a repeat, or written elsewhere
             self._drop_duplicates(scan_id)
         self.conn.execute(
             "INSERT INTO finding_state (fingerprint, last_scan_id, last_status, ever_failed, "
@@ -614,14 +610,13 @@ class Store:
         Their hashes, not the strings: about 60 bytes a finding. A collision only costs
         an exact check when the scan closes.
         """
-        if scan_id in self._repeated:
-            return
         seen = self._recorded.setdefault(scan_id, set())
+        if seen is None:
+            return
         before = len(seen)
         seen.update(map(hash, prints))
         if len(seen) - before != len(prints):
-            self._repeated.add(scan_id)
-            del self._recorded[scan_id]
+            self._recorded[scan_id] = None
 
     def finish_scan(self, scan_id: int, status: str) -> ScanSummary:
         """Close the scan row with its final status and counts."""
@@ -1030,7 +1025,7 @@ def _stamp(finding: Finding, prior: Prior | None, at: str, scan_id: int) -> Find
     lifecycle: Lifecycle | None = None
     first_seen = None
     if finding.status is Status.FAIL:
-        if prior is None or not prior.ever_failed:
+        if prior is None:
             lifecycle, first_seen = Lifecycle.NEW, at
         elif prior.last_status in ("fail", "error"):
             lifecycle, first_seen = Lifecycle.OPEN, prior.first_seen or at
@@ -1040,11 +1035,7 @@ def _stamp(finding: Finding, prior: Prior | None, at: str, scan_id: int) -> Find
         lifecycle = Lifecycle.RESOLVED
     elif finding.status is Status.ERROR and prior is not None and prior.last_status == "fail":
         first_seen = prior.first_seen
-    stamped = object.__new__(Finding)  # Finding.evolve, inlined: one per finding written
-    stamped.__dict__.update(
-        finding.__dict__, lifecycle=lifecycle, first_seen=first_seen, scan_id=scan_id
-    )
-    return stamped
+    return finding.evolve(lifecycle=lifecycle, first_seen=first_seen, scan_id=scan_id)
 
 
 def _overlaid(
@@ -1129,6 +1120,7 @@ _LIFECYCLE = {lc.value: lc for lc in Lifecycle}
 
 
 def _controls(text: str) -> Mapping[str, tuple[str, ...]]:
+    """A control map back from its column (read once per rule version)."""
     return MappingProxyType({k: tuple(v) for k, v in json.loads(text).items()})
 
 
