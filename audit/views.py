@@ -76,7 +76,8 @@ def _plain_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obj
 def print_findings(findings: Sequence[Finding], as_json: bool) -> None:
     """Findings as JSON lines, or as a table."""
     if as_json:
-        click.echo("\n".join(dumps(finding.to_json()) for finding in findings))
+        if findings:
+            click.echo("\n".join(dumps(finding.to_json()) for finding in findings))
         return
     rows = [
         (
