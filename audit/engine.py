@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from audit.errors import ObservationError
-from audit.evaluate import AllOf, AnyOf, Condition, Each, Leaf, Not, evaluate
+from audit.evaluate import AllOf, AnyOf, Condition, Each, Leaf, Not, Undecidable, evaluate
 from audit.models import (
     Finding,
     Observation,
@@ -163,6 +163,15 @@ def evaluate_rule(bound: BoundRule, resource: Resource) -> Finding:
     ``where`` is decided first when the facts it reads are known, so a rule that does not
     apply is ``skip`` even if a fact only its expectation needs is unknown.
     """
+    try:
+        return _judge(bound, resource)
+    except Undecidable as exc:
+        message = f"could not be evaluated: {exc}"
+        return _finding(bound, resource, Status.ERROR, message, reason=Reason.UNDECIDABLE)
+
+
+def _judge(bound: BoundRule, resource: Resource) -> Finding:
+    """:func:`evaluate_rule` without the guard: Undecidable escapes from here."""
     rule = bound.rule
     problem = _unknown(rule.where_reads, resource)
     applies = rule.where is None or evaluate(rule.where, resource.facts, bound.params).holds

@@ -3,13 +3,16 @@
 Conditions come from validated policy models (:mod:`audit.policy`) as plain frozen
 dataclasses. Keys are JMESPath expressions (the ``jmespath`` package); a missing key
 is JMESPath ``null`` — "absent" — never an exception, and ordering operators on null or
-on mismatched types are simply false. No input may make the evaluator raise: anything
-unexpected becomes a false condition with the value it looked at as evidence.
+on mismatched types are simply false. No fact may make the evaluator raise: anything
+unexpected becomes a false condition with the value it looked at as evidence. The one
+exception is a condition that cannot be *decided* on a value (a ``matches`` on a text
+longer than :data:`audit.regex.MAX_SUBJECT`, a pattern from an inventory parameter that
+RE2 refuses): that raises :class:`Undecidable`, and the engine makes the rule ``error``
+with the reason, since calling it false would be a verdict nobody reached.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,7 +22,13 @@ import jmespath
 from jmespath.exceptions import JMESPathError, UnknownFunctionError
 from jmespath.functions import Functions
 
+from audit import regex
+
 MISSING_PARAM = object()
+
+
+class Undecidable(Exception):
+    """A condition that cannot be decided on this value; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -172,18 +181,16 @@ def _op_disjoint(fact: Any, value: Any) -> bool:
     return fact_set is not None and value_set is not None and fact_set.isdisjoint(value_set)
 
 
-@lru_cache(maxsize=1024)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
 def _op_matches(fact: Any, value: Any) -> bool:
+    """RE2 search (linear time, see :mod:`audit.regex`); Undecidable when it cannot run."""
     if fact is None or not isinstance(value, str):
         return False
     try:
-        return _regex(value).search(str(fact)) is not None
-    except re.error:
-        return False
+        return regex.search(value, str(fact))
+    except regex.PatternError as exc:
+        raise Undecidable(f"pattern {value!r} cannot be used: {exc}") from None
+    except regex.SubjectTooLong as exc:
+        raise Undecidable(str(exc)) from None
 
 
 OPERATORS: Mapping[str, Callable[[Any, Any], bool]] = {
@@ -209,7 +216,7 @@ VALUELESS_OPS = frozenset({"exists", "absent"})
 
 
 def evaluate(condition: Condition, facts: Any, params: Mapping[str, Any]) -> Outcome:
-    """Evaluate ``condition`` on ``facts``; never raises on data."""
+    """Evaluate ``condition`` on ``facts``; raises nothing but :class:`Undecidable`."""
     if isinstance(condition, Leaf):
         return _leaf(condition, facts, params)
     if isinstance(condition, AllOf):

@@ -64,6 +64,7 @@ class Reason(StrEnum):
     NOT_FOUND = "not_found"
     NOT_IMPLEMENTED = "not_implemented"
     WORKER_LOST = "worker_lost"
+    UNDECIDABLE = "undecidable"
     BUG = "bug"
 
 

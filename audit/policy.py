@@ -10,7 +10,7 @@ editors use (``rempart policy schema``) is generated from the same models.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,6 +39,7 @@ from audit.evaluate import (
     referenced_facts,
 )
 from audit.models import Severity
+from audit.regex import PatternError, compile_pattern
 from audit.yamlfile import YamlDocument, format_path, load_yaml
 
 RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*-[0-9]{3}$")
@@ -322,15 +323,29 @@ def _check_leaf(
         raise fail(f"operator {leaf.op!r} needs a 'value' or a 'param'", "op")
     if leaf.op == "matches" and isinstance(leaf.value, str):
         try:
-            re.compile(leaf.value)
-        except re.error as exc:
+            compile_pattern(leaf.value)
+        except PatternError as exc:
             raise fail(f"bad regular expression: {exc}", "value") from None
+    if leaf.op == "matches" and leaf.param is not None:
+        _check_pattern_param(model.params[leaf.param].default, fail)
     if (
         leaf.op in {"in", "not_in", "subset_of", "disjoint_from"}
         and leaf.value is not None
         and not isinstance(leaf.value, list)
     ):
         raise fail(f"operator {leaf.op!r} needs a list value", "value")
+
+
+def _check_pattern_param(default: Any, fail: Callable[[str, str], PolicyError]) -> None:
+    """A parameter read by ``matches`` must default to a pattern RE2 compiles (or none)."""
+    if default is None:
+        return
+    if not isinstance(default, str):
+        raise fail("a parameter read by 'matches' needs a string default", "param")
+    try:
+        compile_pattern(default)
+    except PatternError as exc:
+        raise fail(f"parameter default is a bad regular expression: {exc}", "param") from None
 
 
 def _check_controls(rule: RuleModel, path: list[str | int], doc: YamlDocument) -> None:
@@ -428,6 +443,7 @@ def with_params(policy: Policy, overrides: Mapping[str, Any], source: str | None
             f"(known: {', '.join(sorted(policy.params)) or 'none'})",
             source=source,
         )
+    _check_pattern_overrides(policy, overrides, source)
     merged = {**policy.params, **overrides}
     return Policy(
         policy.name,
@@ -439,3 +455,43 @@ def with_params(policy: Policy, overrides: Mapping[str, Any], source: str | None
         policy.param_docs,
         policy.description,
     )
+
+
+def _check_pattern_overrides(
+    policy: Policy, overrides: Mapping[str, Any], source: str | None
+) -> None:
+    """An inventory value for a parameter that ``matches`` reads must be an RE2 pattern."""
+    from audit.errors import InventoryError
+
+    for name in sorted(pattern_params(policy) & set(overrides)):
+        value = overrides[name]
+        try:
+            if not isinstance(value, str):
+                raise PatternError("a regular expression must be a string")
+            compile_pattern(value)
+        except PatternError as exc:
+            raise InventoryError(
+                f"params.{policy.name}.{name}: bad regular expression: {exc}", source=source
+            ) from None
+
+
+def pattern_params(policy: Policy) -> frozenset[str]:
+    """Parameters some ``matches`` condition of the policy reads."""
+    found: set[str] = set()
+    for rule in policy.rules:
+        for condition in (rule.where, rule.expect):
+            _collect_pattern_params(condition, found)
+    return frozenset(found)
+
+
+def _collect_pattern_params(condition: Condition | None, found: set[str]) -> None:
+    if isinstance(condition, Leaf):
+        if condition.op == "matches" and condition.param:
+            found.add(condition.param)
+    elif isinstance(condition, AllOf | AnyOf):
+        for sub in condition.conditions:
+            _collect_pattern_params(sub, found)
+    elif isinstance(condition, Not):
+        _collect_pattern_params(condition.condition, found)
+    elif isinstance(condition, Each):
+        _collect_pattern_params(condition.expect, found)
