@@ -9,6 +9,8 @@ keep a map from document paths to lines.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,21 +52,62 @@ def format_path(path: Sequence[PathPart]) -> str:
     return text
 
 
+MAX_FILE_BYTES = 16 << 20
+"""Largest policy or inventory file read: 16 MiB (the largest built-in pack is 62 kB; an
+inventory of 100,000 targets is about 6 MB)."""
+MAX_EVENTS = 1_000_000
+"""Most YAML events (scalars, collection starts and ends) a document may hold. Counted
+while the parser streams, before anything is composed: PyYAML's node tree costs about
+150 bytes of memory per byte of a file of tiny nodes, so counting afterwards is too late."""
+
+
 def load_yaml(path: Path, error: type[InputError]) -> YamlDocument:
     """Read and parse ``path``; raise ``error(message, source=, line=)`` when it is not YAML."""
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = read_regular_file(path, MAX_FILE_BYTES)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise error("file not found", source=source) from None
+    except FileTooLarge as exc:
+        raise error(str(exc), source=source) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"cannot read file: {exc}", source=source) from None
     return parse_yaml(text, source, error)
 
 
+class FileTooLarge(ValueError):
+    """A file is larger than its reader accepts, or is not a regular file."""
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of ``path``, which must be a regular file of at most ``limit`` bytes.
+
+    A device (``/dev/zero``), a FIFO or a directory is refused before any read: reading
+    one would never end, or block. Non-blocking open, so a FIFO with no writer cannot
+    hang here either; the size is checked on the open descriptor and again while reading,
+    so a file that grows in between is still capped.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileTooLarge("not a regular file")
+        if info.st_size > limit:
+            raise FileTooLarge(f"file too large ({info.st_size:,} bytes; at most {limit:,})")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise FileTooLarge(f"file too large (over {limit:,} bytes)")
+    return data
+
+
 def parse_yaml(text: str, source: str, error: type[InputError]) -> YamlDocument:
     """Parse YAML text with the safe composer, keeping node lines."""
     try:
+        _count_events(text, source, error)
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
@@ -80,6 +123,18 @@ def parse_yaml(text: str, source: str, error: type[InputError]) -> YamlDocument:
     except RecursionError:
         raise error("document nested too deeply", source=source) from None
     return YamlDocument(source, data, lines)
+
+
+def _count_events(text: str, source: str, error: type[InputError]) -> None:
+    """Stream the parser's events (constant memory) and refuse past :data:`MAX_EVENTS`."""
+    for count, event in enumerate(yaml.parse(text, Loader=_LOADER), start=1):
+        if count > MAX_EVENTS:
+            line = event.start_mark.line + 1 if event.start_mark else None
+            raise error(
+                f"document too large (more than {MAX_EVENTS:,} YAML nodes)",
+                source=source,
+                line=line,
+            )
 
 
 _MAX_DEPTH = 64
