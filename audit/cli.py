@@ -53,19 +53,14 @@ def _open_store(path: str, readonly: bool = False) -> Store:
 
 
 def _read_store(path: str) -> Store:
-    """A store for a command that only reads: it must exist, and a disk that is full or
-    read-only still serves it (then scans left running are not marked interrupted)."""
-    from pathlib import Path
-
+    """A store for a command that only reads: it must exist, and it is opened read-only,
+    so nothing in the file runs or changes (see ``audit.store.open_for_reading``)."""
     from audit.errors import StoreError
-    from audit.store import Store
+    from audit.store import open_for_reading
 
-    if not Path(path).exists():
+    if not os.path.lexists(path):
         raise StoreError(f"{path}: no such store (scan first, or give --db)")
-    try:
-        return Store(path)
-    except StoreError:
-        return Store(path, readonly=True)
+    return open_for_reading(path)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -100,7 +95,7 @@ def cli(plugins: str | None) -> None:
     "--output",
     "outputs",
     multiple=True,
-    help="Write a report; format from the extension (repeatable).",
+    help="Write a report; format from the extension (repeatable; '-' for stdout, with --format).",
 )
 @click.option("--format", "fmt", default=None, help="Report format, when -o has no extension.")
 @click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
@@ -194,14 +189,22 @@ def _preflight(plan: Any, families: Families) -> None:
 def _check_outputs(outputs: Sequence[str], fmt: str | None) -> None:
     from audit.registry import load_renderers, renderer_for
 
+    from audit.errors import OptionError
+    from audit.writing import STDOUT, check_destination
+
     renderers = load_renderers()
+    if list(outputs).count(STDOUT) > 1:
+        raise OptionError("-o -: standard output can take one report only")
     for path in outputs:
+        if path == STDOUT and not fmt:
+            raise OptionError("-o -: name the format of the report for standard output (--format)")
         renderer_for(path, fmt, renderers)
+        if path == STDOUT:
+            continue
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
-            from audit.errors import OptionError
-
             raise OptionError(f"-o {path}: directory {parent} does not exist")
+        check_destination(path)
 
 
 def _write_reports(
@@ -216,7 +219,7 @@ def _write_reports(
     data = store.load_report(scan_id, tool_version=__version__)
     for path in outputs:
         write_report(data, path, fmt, RenderOptions(lang=lang))
-        click.echo(f"report written: {path}", err=True)
+        click.echo(f"report written: {'standard output' if path == '-' else path}", err=True)
 
 
 def _gate(store: Store, scan_id: int, fail_on: str | None) -> int:

@@ -34,6 +34,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
+from audit import storefile
 from audit.engine import _store_scores
 from audit.errors import OptionError, StoreError
 from audit.models import Finding, Problem, Reason, Resource, Severity, Status, SystemInfo
@@ -94,6 +95,13 @@ def merge_stores(
     """
     if not inputs:
         raise OptionError("db merge: give at least one input store")
+    with storefile.sqlite_errors(str(out_path), "merge into"):
+        return _merge_stores(out_path, inputs, shards)
+
+
+def _merge_stores(
+    out_path: str | Path, inputs: Sequence[str | Path], shards: int | None
+) -> MergeResult:
     _refuse_output_among_inputs(out_path, inputs)
     sources = unique([read_source(str(path)) for path in inputs])
     check_compatible(sources)
@@ -139,7 +147,7 @@ def _unchanged(out: Store, scan_id: int, sources: Sequence[SourceScan]) -> Merge
 
 def read_source(path: str) -> SourceScan:
     """The latest scan of an input store, opened read-only."""
-    with closing(_open_readonly(path)) as conn:
+    with storefile.sqlite_errors(path, "read"), closing(_open_readonly(path)) as conn:
         row = conn.execute("SELECT * FROM scans ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:
             raise OptionError(f"{path}: the store holds no scan to merge")
@@ -147,15 +155,12 @@ def read_source(path: str) -> SourceScan:
 
 
 def _open_readonly(path: str) -> sqlite3.Connection:
-    file = Path(path)
-    if not file.is_file():
-        raise StoreError(f"{path}: no such store")
-    try:
-        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    """An input store, read-only, after the checks every store gets (a link, a
+    planted trigger or view is refused: an input's rows become the output's)."""
+    conn = storefile.connect(path, MIGRATIONS, readonly=True)
+    with storefile.sqlite_errors(path, "read"):
         conn.row_factory = sqlite3.Row
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path}: cannot read the store: {exc}") from None
     if version != len(MIGRATIONS):
         conn.close()
         raise StoreError(

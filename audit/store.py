@@ -23,14 +23,14 @@ import socket
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import quote
 
+from audit import storefile
 from audit.errors import OptionError, StoreError
 from audit.heap import collector_paused
 from audit.jsontext import dumps as _dumps
@@ -252,11 +252,18 @@ class Prior(NamedTuple):
     first_seen: str | None
 
 
+@storefile.guard_public_methods
 class Store:
-    """The SQLite store. One instance per process; the engine is its only writer."""
+    """The SQLite store. One instance per process; the engine is its only writer.
 
-    def __init__(self, path: str | Path, *, readonly: bool = False):
+    ``readonly`` opens the file read-only: nothing is migrated, recovered or written,
+    and a scan whose process is gone is only *shown* interrupted. ``recover=False``
+    migrates without touching scans (see :func:`open_for_reading`).
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False, recover: bool = True):
         self.path = str(path)
+        self.readonly = readonly
         self.conn = _connect(self.path, readonly)
         self._text_ids: dict[tuple[str, ...], int] = {}
         self._failed: dict[str, Prior] | frozenset[int] = {}
@@ -265,8 +272,10 @@ class Store:
         # scans this process writes: the hashes of their fingerprints so far, or None
         # once one repeated
         self._recorded: dict[int, set[int] | None] = {}
+        self.version = self._schema_version()
         if not readonly:
             self._migrate()
+        if recover and not readonly:
             self.recover_interrupted()
 
     @cached_property
@@ -279,20 +288,31 @@ class Store:
 
     # --- opening ---------------------------------------------------------------------
 
-    def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+    def _schema_version(self) -> int:
+        """The store's schema version; a newer one than this code knows is refused."""
+        version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
         if version > len(MIGRATIONS):
+            self.conn.close()
             raise StoreError(
                 f"{self.path}: store schema {version} is newer than this "
                 f"version of rempart understands ({len(MIGRATIONS)})"
             )
-        for number in range(version, len(MIGRATIONS)):
+        return version
+
+    @property
+    def is_current(self) -> bool:
+        """Whether the store is at the schema this code reads and writes."""
+        return self.version == len(MIGRATIONS)
+
+    def _migrate(self) -> None:
+        for number in range(self.version, len(MIGRATIONS)):
             if number == 1:
                 self._complete_first_schema()  # migration 2 copies the late columns
             with self._write():
                 for statement in _statements(MIGRATIONS[number]):
                     self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {number + 1}")
+        self.version = len(MIGRATIONS)
 
     def _complete_first_schema(self) -> None:
         """Add the columns schema 1 gained after stores were first written with it.
@@ -638,6 +658,11 @@ class Store:
             )
 
     def _set_counts(self, scan_id: int) -> None:
+        counts = self._counts(scan_id)
+        self.conn.execute("UPDATE scans SET counts = ? WHERE id = ?", (json.dumps(counts), scan_id))
+
+    def _counts(self, scan_id: int) -> dict[str, int]:
+        """A scan's counts, from its findings (stored when the scan closes)."""
         counts: dict[str, int] = {s.value: 0 for s in Status}
         for status, n in self.conn.execute(
             "SELECT status, COUNT(*) FROM findings WHERE scan_id = ? GROUP BY status", (scan_id,)
@@ -660,7 +685,7 @@ class Store:
         counts["resources"] = self.conn.execute(
             "SELECT COUNT(*) FROM resources WHERE scan_id = ?", (scan_id,)
         ).fetchone()[0]
-        self.conn.execute("UPDATE scans SET counts = ? WHERE id = ?", (json.dumps(counts), scan_id))
+        return counts
 
     # --- reading ---------------------------------------------------------------------
 
@@ -669,13 +694,24 @@ class Store:
         row = self.conn.execute("SELECT * FROM scans WHERE id = ?", (scan_id,)).fetchone()
         if row is None:
             raise OptionError(f"{self.path}: no scan with id {scan_id}")
-        return _summary(row)
+        return self._summary(row)
 
     def scans(self, statuses: Iterable[str] | None = None) -> list[ScanSummary]:
         """Every scan, oldest first (optionally only with the given statuses)."""
         rows = self.conn.execute("SELECT * FROM scans ORDER BY id").fetchall()
         wanted = set(statuses) if statuses is not None else None
-        return [_summary(r) for r in rows if wanted is None or r["status"] in wanted]
+        summaries = [self._summary(r) for r in rows]
+        return [s for s in summaries if wanted is None or s.status in wanted]
+
+    def _summary(self, row: sqlite3.Row) -> ScanSummary:
+        """A scan row; read-only, a running scan whose process is gone reads as the
+        interrupted scan a writer would make it (with its counts), the file unchanged."""
+        summary = _summary(row)
+        if not self.readonly or summary.status != "running":
+            return summary
+        if scan_process_alive(row["host"], row["pid"]):
+            return summary
+        return replace(summary, status="interrupted", counts=self._counts(summary.id))
 
     def latest_scan_id(self, complete_only: bool = False) -> int:
         """The newest scan id (complete ones only when asked); OptionError when empty."""
@@ -762,11 +798,16 @@ class Store:
             items.sort(key=_listing_order)
         return groups
 
+    def _stored_status(self, scan_id: int) -> str:
+        """A scan's status as the file holds it (``running`` until a writer closes it)."""
+        row = self.conn.execute("SELECT status FROM scans WHERE id = ?", (scan_id,)).fetchone()
+        return str(row[0]) if row is not None else self.scan(scan_id).status
+
     def _statuses(self, scan_id: int, statuses: Sequence[str]) -> dict[str, tuple[str, int]]:
         """The fingerprints of a scan with one of ``statuses``, each with its status and
         row. A running scan may hold a fingerprint twice: its rows are read in write
         order, so the last record counts, as closing the scan will keep it."""
-        in_order = " ORDER BY rowid" if self.scan(scan_id).status == "running" else ""
+        in_order = " ORDER BY rowid" if self._stored_status(scan_id) == "running" else ""
         cursor = self.conn.cursor()
         cursor.row_factory = None
         rows = cursor.execute(
@@ -951,45 +992,37 @@ _EVENTFUL = frozenset({Lifecycle.NEW, Lifecycle.RESOLVED, Lifecycle.REOPENED})
 
 
 def _connect(path: str, readonly: bool) -> sqlite3.Connection:
-    try:
-        if readonly:
-            conn = _connect_read_only(path)
-        else:
-            parent = Path(path).resolve().parent
-            if not parent.is_dir():
-                raise StoreError(f"{path}: directory {parent} does not exist")
-            conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: random index inserts stay in memory
-        conn.execute("PRAGMA foreign_keys = ON")
-        return conn
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path}: cannot open the store: {exc}") from None
-
-
-def _connect_read_only(path: str) -> sqlite3.Connection:
-    """Open for reading; on read-only media, where SQLite cannot create the WAL index,
-    open the file as immutable (a store that was closed has no pending WAL)."""
-    if not Path(path).exists():
-        raise StoreError(f"{path}: no such store")
-    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
-    try:
-        conn = sqlite3.connect(
-            uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False
-        )
-        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-    except sqlite3.OperationalError:
-        conn = sqlite3.connect(
-            uri + "&immutable=1",
-            uri=True,
-            timeout=30,
-            isolation_level=None,
-            check_same_thread=False,
-        )
+    """A checked connection (see :mod:`audit.storefile`), tuned for the store's work."""
+    conn = storefile.connect(path, MIGRATIONS, readonly=readonly)
+    with storefile.sqlite_errors(path, "open"):
+        try:
+            if not readonly:
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: random inserts stay in memory
+            conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()
+            raise
     return conn
+
+
+def open_for_reading(path: str | Path) -> Store:
+    """A store for a command that only reads, opened read-only.
+
+    Nothing in the file runs or changes: scans left running are not marked interrupted
+    (they are shown so), and a full or read-only disk still serves it. The one
+    exception is a store of an older schema, which this code cannot read: it is
+    migrated once (after the same checks), without touching its scans.
+    """
+    store = Store(path, readonly=True)
+    if store.is_current:
+        return store
+    store.close()
+    Store(path, recover=False).close()
+    return Store(path, readonly=True)
 
 
 def _statements(script: str) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from audit.errors import StoreError
 from audit.models import Finding, Lifecycle, Resource, Severity, Status
 from audit.store import MIGRATIONS, Observed, Store, fingerprint_for
 
@@ -112,7 +113,7 @@ def test_a_rolled_back_record_leaves_no_dangling_rule_texts(tmp_path: Path) -> N
     store = Store(tmp_path / "r.db")
     scan = begin(store)
     broken = finding(rule="LAYOUT-NEW", resource_type=None)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match="NOT NULL constraint failed"):
         store.record(scan, [], [broken])
     # When the same rule is written again
     store.record(scan, [], [finding(rule="LAYOUT-NEW")])
