@@ -89,13 +89,14 @@ def _run_with_bar(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from audit.engine import Progress as EngineProgress
+    from audit.views import printable
 
     columns = (
         TextColumn("[bold]scanning"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # a target URI is not markup
     )
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task("", total=len(plan.targets))
@@ -104,7 +105,7 @@ def _run_with_bar(
             target: Target, observation: Observation, findings: Sequence[Finding]
         ) -> None:
             _count(tally, findings)
-            bar.update(task, advance=1, description=target.uri[:60])
+            bar.update(task, advance=1, description=printable(target.uri, 60))
 
         return run_scan(
             plan, families, store, executor=executor, progress=EngineProgress(on_target=on_target)
@@ -115,6 +116,9 @@ def print_summary(summary: ScanSummary, tally: Counter[tuple[str, str]]) -> None
     """The table at the end of a scan: failing findings per system × severity, errors."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from audit.views import printable
 
     table = Table(title=f"scan #{summary.id} — {summary.status}", title_justify="left")
     table.add_column("system")
@@ -124,7 +128,7 @@ def print_summary(summary: ScanSummary, tally: Counter[tuple[str, str]]) -> None
     systems = sorted({system for system, _ in tally}) or ["—"]
     for system in systems:
         table.add_row(
-            system,
+            Text(printable(system)),  # an inventory's name: neither markup nor escapes
             *(str(tally.get((system, s), 0)) for s in SEVERITY_ORDER),
             str(tally.get((system, "error"), 0)),
         )

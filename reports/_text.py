@@ -18,6 +18,11 @@ _CONTROL_OR_BREAK = re.compile(
 )
 
 
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""What XML 1.0 forbids (section 2.2, Char): C0 controls but tab and line breaks, lone
+surrogates, U+FFFE and U+FFFF. One of them in a document makes every parser refuse it."""
+
+
 def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
@@ -31,6 +36,11 @@ def printable(text: object) -> str:
 def one_line(text: object) -> str:
     """Like :func:`printable`, and line breaks and tabs escaped too (table cells)."""
     return _CONTROL_OR_BREAK.sub(_escape, str(text))
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with every character XML 1.0 forbids shown as a visible escape."""
+    return _XML_FORBIDDEN.sub(_escape, text)
 
 
 def shorten(text: str, limit: int) -> str:

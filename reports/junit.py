@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 
 from audit.models import Finding, Status
 from audit.reporting import Renderer, RenderOptions, ReportData
-from reports._text import evidence_text, one_line, printable
+from reports._text import evidence_text, one_line, printable, xml_safe
 
 
 def _case(suite: ET.Element, finding: Finding) -> None:
@@ -78,9 +78,23 @@ def render(data: ReportData, options: RenderOptions) -> bytes:
     )
     for system in sorted(by_system):
         _suite(root, system, by_system[system], data.scan.started_at[:19])
+    _make_well_formed(root)
     ET.indent(root)
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return document
+
+
+def _make_well_formed(root: ET.Element) -> None:
+    """Escape what XML 1.0 forbids in every text and attribute (ElementTree writes it raw).
+
+    Certificate fields and banners can hold U+FFFE or a lone surrogate; written as is,
+    the CI system reading the report would reject the whole file, or the encoder would.
+    """
+    for element in root.iter():
+        if element.text:
+            element.text = xml_safe(element.text)
+        for name, value in element.attrib.items():
+            element.attrib[name] = xml_safe(value)
 
 
 RENDERER = Renderer(
