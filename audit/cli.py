@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -187,9 +187,8 @@ def _preflight(plan: Any, families: Families) -> None:
 
 
 def _check_outputs(outputs: Sequence[str], fmt: str | None) -> None:
-    from audit.registry import load_renderers, renderer_for
-
     from audit.errors import OptionError
+    from audit.registry import load_renderers, renderer_for
     from audit.writing import STDOUT, check_destination
 
     renderers = load_renderers()
@@ -526,7 +525,31 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("rempart: interrupted", err=True)
         sys.stdout.flush()
         os._exit(130)
+    except Exception as exc:  # a bug: never the 0 or 1 a CI gate would read as a verdict
+        _crashed(exc)
     sys.exit(0)
+
+
+EXIT_CRASH = 70
+"""An unexpected error (a bug), as sysexits' EX_SOFTWARE: distinct from every verdict."""
+
+
+def _crashed(exc: Exception) -> NoReturn:
+    """One line naming the error; the traceback only when REMPART_DEBUG asks for it."""
+    if os.environ.get("REMPART_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    from audit.views import printable
+
+    detail = printable(_one_line(str(exc)), 300)  # the message may quote what a target sent
+    click.echo(
+        f"rempart: internal error: {type(exc).__name__}: {detail} "
+        f"(this is a bug; REMPART_DEBUG=1 shows the traceback)",
+        err=True,
+    )
+    sys.stdout.flush()
+    sys.exit(EXIT_CRASH)
 
 
 def _one_line(message: str) -> str:

@@ -20,7 +20,17 @@ class StartTlsError(Exception):
 
 
 async def _line(reader: asyncio.StreamReader) -> str:
-    raw = await reader.readline()
+    """One line of the server's, at most the stream's limit long (64 KiB by default).
+
+    A longer one is the server breaking the protocol, not a bug of ours: ``readline``
+    says so with a ValueError (its LimitOverrunError), which becomes a StartTlsError.
+    """
+    try:
+        raw = await reader.readline()
+    except (ValueError, asyncio.LimitOverrunError):
+        raise StartTlsError(
+            "the server sent a line longer than any protocol allows during STARTTLS"
+        ) from None
     if not raw:
         raise StartTlsError("the server closed the connection during STARTTLS")
     return raw[:MAX_LINE].decode("ascii", "replace").rstrip("\r\n")
