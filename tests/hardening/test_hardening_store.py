@@ -10,6 +10,8 @@ stored must have all its findings, the scan must read as interrupted, and the hi
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import signal
 import sqlite3
@@ -21,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from audit.errors import StoreError
 from audit.store import Store
 
-from .conftest import rempart
+from .conftest import Run, rempart
 
 WORKER = Path(__file__).with_name("store_worker.py")
 POLICY = """\
@@ -179,3 +182,254 @@ def test_two_scans_and_readers_share_one_store(tmp_path: Path, policy: Path) -> 
     )
     conn.close()
     assert sorted(counts.values()) == [300 * RESOURCES_PER_TARGET * RULES_PER_RESOURCE] * 2
+
+
+# --- a store that cannot be trusted -----------------------------------------------------
+#
+# Whoever can write the store's directory can plant a link, a FIFO or a trigger in it.
+# Each attack below is refused with one line and exit 2, before anything runs.
+
+FLIP = (
+    "CREATE TRIGGER flip AFTER INSERT ON findings BEGIN "
+    "UPDATE findings SET status = 'pass' WHERE rowid = NEW.rowid; END"
+)
+LOAD = (
+    "CREATE TRIGGER ext AFTER INSERT ON findings BEGIN "
+    "SELECT load_extension('/tmp/rempart-evil.so'); END"
+)
+FAKE_VIEW = (
+    "CREATE VIEW findings_full AS SELECT f.scan_id, f.fingerprint, f.rule_id, t.policy, "
+    "t.title, f.resource_type, f.resource_key, f.target, f.system, 'pass' AS status, "
+    "f.severity, f.message, f.evidence, t.controls, t.remediation, f.reason, f.history, "
+    "f.first_seen, t.title_fr, t.remediation_fr FROM findings f JOIN rule_texts t "
+    "ON t.id = f.texts"
+)
+READ_COMMANDS = (
+    ("findings", "--all", "--json"),
+    ("diff", "1", "2", "--json"),
+    ("acceptances",),
+    ("report", "-o", "{out}"),
+)
+
+
+@pytest.fixture
+def scanned(tmp_path: Path, policy: Path) -> Path:
+    """A store holding two complete scans with failures (high and low)."""
+    db = tmp_path / "r.db"
+    for variant in (0, 1):
+        done = worker(db, policy, targets=6, sleep=0.0, variant=variant)
+        out, err = done.communicate(timeout=120)
+        assert done.returncode == 0 and out.split()[1] == "complete", err
+    return db
+
+
+def plant(db: Path, *statements: str) -> None:
+    conn = sqlite3.connect(db)
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+def scan_cli(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    db: Path,
+    policy: Path,
+    *extra: str,
+) -> tuple[int, str]:
+    """``rempart scan`` in this process, over the in-process ``facts`` family."""
+    from audit import cli
+    from audit.registry import Families
+
+    from .store_worker import facts_family, spec_for
+
+    family = facts_family()
+    families = Families({"facts": family}, {"facts": family})
+    monkeypatch.setattr(cli, "_families", lambda: families)
+    spec = spec_for("c", 3, 0.0, 0)
+    inventory = db.parent / "inventory.yaml"
+    targets = ", ".join(f"facts://{name}" for name in spec)
+    inventory.write_text(
+        f"systems:\n  - name: S\n    targets: [{targets}]\nfacts: {json.dumps(spec)}\n"
+    )
+    args = ["scan", "-i", str(inventory), "-p", str(policy), "--db", str(db), "-q", *extra]
+    with pytest.raises(SystemExit) as exited:
+        cli.main(args)
+    return int(exited.value.code or 0), capsys.readouterr().err
+
+
+def refused(run: Run, fragment: str) -> None:
+    assert run.code == 2, (run.code, run.err)
+    assert run.err.startswith("rempart: error:") and fragment in run.err, run.err
+    assert "Traceback" not in run.err and run.err.count("\n") == 1, run.err
+
+
+def test_a_dangling_link_is_refused_and_its_target_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    policy: Path,
+) -> None:  # fmt: skip
+    # Given --db naming a link to a file that does not exist yet
+    target = tmp_path / "elsewhere" / "x.db"
+    target.parent.mkdir()
+    link = tmp_path / "r.db"
+    link.symlink_to(target)
+    # When a scan, a read command or the library opens it
+    code, err = scan_cli(capsys, monkeypatch, link, policy, "--fail-on", "low")
+    # Then each refuses it in one line, and nothing is created at the link's target
+    assert code == 2 and "is a symbolic link" in err and "Traceback" not in err, err
+    refused(rempart("findings", "--db", str(link)), "is a symbolic link")
+    with pytest.raises(StoreError, match="symbolic link"):
+        Store(link)
+    assert not target.exists() and list(target.parent.iterdir()) == []
+
+
+def test_a_link_to_an_existing_store_is_refused(scanned: Path) -> None:
+    link = scanned.with_name("link.db")
+    link.symlink_to(scanned)
+    before = scanned.read_bytes()
+    refused(rempart("findings", "--db", str(link)), "is a symbolic link")
+    refused(rempart("db", "merge", str(scanned.with_name("m.db")), str(link)), "symbolic link")
+    with pytest.raises(StoreError, match="symbolic link"):
+        Store(link)
+    assert scanned.read_bytes() == before
+
+
+def test_a_link_beside_the_store_is_refused(scanned: Path, tmp_path: Path) -> None:
+    # a -wal link would have SQLite write the log through it
+    (tmp_path / "r.db-wal").unlink(missing_ok=True)
+    (tmp_path / "r.db-wal").symlink_to(tmp_path / "victim")
+    with pytest.raises(StoreError, match=r"r\.db-wal: is a symbolic link"):
+        Store(scanned)
+    refused(rempart("report", "--db", str(scanned), "-o", str(tmp_path / "r.json")), "r.db-wal")
+    assert not (tmp_path / "victim").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_db_that_is_not_a_regular_file_is_refused(tmp_path: Path, kind: str) -> None:
+    db = tmp_path / "r.db"
+    if kind == "fifo":
+        os.mkfifo(db)
+    else:
+        db.mkdir()
+    # (a FIFO opened for reading would block forever: the timeout says it did not)
+    refused(rempart("findings", "--db", str(db), timeout=30), "is not a regular file")
+    with pytest.raises(StoreError, match="is not a regular file"):
+        Store(db)
+
+
+def test_a_planted_trigger_that_flips_failures_is_refused(
+    scanned: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    policy: Path,
+) -> None:  # fmt: skip
+    # Given a store with failures, and a trigger that rewrites every new failure as a pass
+    plant(scanned, FLIP)
+    # When the CI gate scans into it
+    code, err = scan_cli(capsys, monkeypatch, scanned, policy, "--fail-on", "low")
+    # Then the scan is refused with one line naming the trigger, and the gate fails
+    assert code == 2, err
+    assert "schema was altered (trigger flip)" in err and "Traceback" not in err, err
+    # And so is every command that reads the store, and the library
+    for command in READ_COMMANDS:
+        args = [a.format(out=scanned.with_name("r.json")) for a in command]
+        refused(rempart(*args, "--db", str(scanned)), "trigger flip")
+    with pytest.raises(StoreError, match="trigger flip"):
+        Store(scanned, readonly=True)
+    assert not scanned.with_name("r.json").exists()
+    # And no scan was added to the store
+    conn = sqlite3.connect(scanned)
+    assert conn.execute("SELECT COUNT(*) FROM scans").fetchone()[0] == 2
+    conn.close()
+
+
+def test_a_load_extension_trigger_is_a_clear_error(
+    scanned: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    policy: Path,
+) -> None:  # fmt: skip
+    plant(scanned, LOAD)
+    code, err = scan_cli(capsys, monkeypatch, scanned, policy)
+    assert code == 2 and "trigger ext" in err and "Traceback" not in err, err
+    refused(rempart("findings", "--db", str(scanned)), "trigger ext")
+
+
+def test_schema_functions_cannot_run_even_where_the_schema_is_ours(scanned: Path) -> None:
+    # a second line of defence: the connection itself distrusts the schema
+    store = Store(scanned)
+    assert store.conn.execute("PRAGMA trusted_schema").fetchone()[0] == 0
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        pytest.param(("DROP VIEW findings_full", FAKE_VIEW), id="view-redefined"),
+        pytest.param(
+            ("DROP VIEW findings_full", "CREATE TABLE findings_full (scan_id, status)"),
+            id="table-in-its-place",
+        ),
+        pytest.param(("CREATE VIEW passing AS SELECT 1",), id="view-added"),
+        pytest.param(
+            ("CREATE UNIQUE INDEX one_per_print ON findings (scan_id, fingerprint)",), id="unique"
+        ),
+    ],
+)
+def test_a_replaced_or_added_view_or_key_is_refused(
+    scanned: Path, tmp_path: Path, statements: tuple[str, ...]
+) -> None:
+    plant(scanned, *statements)
+    refused(rempart("findings", "--db", str(scanned)), "refusing a store")
+    with pytest.raises(StoreError, match="refusing a store"):
+        Store(scanned)
+    from audit.merge import merge_stores
+
+    with pytest.raises(StoreError, match="refusing a store"):
+        merge_stores(tmp_path / "merged.db", [scanned])
+
+
+def test_tables_and_indexes_of_other_names_are_left_alone(scanned: Path) -> None:
+    # what datasette or an analyst adds beside our tables is not ours to judge
+    plant(
+        scanned,
+        "CREATE TABLE notes (fingerprint TEXT, note TEXT)",
+        "CREATE INDEX findings_by_rule ON findings (rule_id)",
+    )
+    run = rempart("findings", "--db", str(scanned), "--json")
+    assert run.code == 0 and run.out.strip(), run.err
+
+
+def test_read_commands_change_nothing_and_run_nothing(scanned: Path, tmp_path: Path) -> None:
+    # Given a store whose last scan's process is gone (it still reads 'running')
+    plant(
+        scanned,
+        "UPDATE scans SET status = 'running', finished_at = NULL, pid = 2147483647 WHERE id = 2",
+    )
+    before = (scanned.read_bytes(), scanned.stat().st_mtime_ns)
+    # When every reading command runs on it
+    for command in READ_COMMANDS:
+        args = [a.format(out=tmp_path / "r.json") for a in command]
+        run = rempart(*args, "--db", str(scanned))
+        assert run.code == 0, (command, run.err)
+    # Then the file is unchanged: no recovery, no write
+    assert (scanned.read_bytes(), scanned.stat().st_mtime_ns) == before
+    conn = sqlite3.connect(scanned)
+    assert conn.execute("SELECT status FROM scans WHERE id = 2").fetchone()[0] == "running"
+    conn.close()
+    # And the report shows the scan as the interrupted scan it is, with its counts
+    scan = json.loads((tmp_path / "r.json").read_text())["scan"]
+    assert scan["status"] == "interrupted" and scan["counts"]["fail"] > 0
+
+
+def test_a_read_command_reads_a_store_a_scan_is_writing(tmp_path: Path, policy: Path) -> None:
+    # Given a scan in progress (its WAL not yet checkpointed)
+    db = tmp_path / "r.db"
+    writer = worker(db, policy, targets=60, sleep=0.05, variant=0)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "r.db-wal").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    # When findings are read from it, read-only
+    run = rempart("findings", "--db", str(db), "--all", "--json")
+    writer.communicate(timeout=120)
+    # Then they are read (what was committed), and the scan completes
+    assert run.code == 0 and run.out.strip(), run.err
+    assert writer.returncode == 0
