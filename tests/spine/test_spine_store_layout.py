@@ -10,7 +10,7 @@ import pytest
 
 from audit.errors import StoreError
 from audit.models import Finding, Lifecycle, Resource, Severity, Status
-from audit.store import MIGRATIONS, Observed, Store, fingerprint_for
+from audit.store import MIGRATIONS, Observed, Store, fingerprint_for, open_for_reading
 
 
 def finding(
@@ -206,6 +206,24 @@ def test_a_schema_1_store_is_carried_over_whole(tmp_path: Path) -> None:
     assert [f.resource_key for f in groups["resolved"]] == ["tcp://192.0.2.2:22"]
     assert [f.resource_key for f in groups["still_open"]] == ["tcp://192.0.2.1:22"]
     assert groups["new"] == groups["not_evaluated"] == []
+
+
+def test_a_read_command_migrates_a_schema_1_store_and_touches_no_scan(tmp_path: Path) -> None:
+    # Given a schema 1 store whose second scan's process is gone (still 'running')
+    db = tmp_path / "old.db"
+    _schema_1_store(db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE scans SET status = 'running', pid = NULL WHERE id = 2")
+    conn.close()
+    # When a reading command opens it
+    store = open_for_reading(db)
+    # Then it reads the migrated store, read-only, and shows the scan interrupted
+    assert store.readonly and store.is_current
+    assert store.scan(2).status == "interrupted" and len(store.findings(2)) == 2
+    store.close()
+    # And the file holds the new schema but the scan as it was: only migration wrote
+    assert count(db, "PRAGMA user_version") == len(MIGRATIONS)
+    assert count(db, "SELECT COUNT(*) FROM scans WHERE status = 'running'") == 1
 
 
 @pytest.mark.parametrize("cache", [0, 250_000], ids=["looked-up", "in-memory"])
