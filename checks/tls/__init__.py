@@ -225,7 +225,7 @@ FACTS = (
     FactDoc(
         "http_redirect",
         "bool|null",
-        "Plain HTTP (port 80 of the same address, or http_port) redirects to https://; null when nothing answers HTTP there.",
+        "Plain HTTP (port 80 of the same address, or http_port) redirects to https:// on the same host (a `Location` to another host, or with userinfo naming another host, is false); null when nothing answers HTTP there.",
     ),
     FactDoc("probes", "integer", "Number of handshakes the enumeration cost."),
 )

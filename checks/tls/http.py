@@ -19,6 +19,7 @@ import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from checks.tls.probe import Endpoint
 from checks.tls.starttls import STARTTLS
@@ -236,7 +237,12 @@ def parse_hsts(value: str) -> dict[str, object]:
 
 
 async def http_redirect(address: str, port: int, host: str, timeout: float) -> bool | None:
-    """True when plain HTTP redirects to https://, None when nothing listens there."""
+    """True when plain HTTP redirects to https:// on the same host, None when nothing
+    listens there.
+
+    RFC 6797 §7.2: the plain-HTTP answer redirects to the HTTPS URI *of the same host*.
+    A redirect to another host (``https://evil.example/``) does not upgrade this one's
+    visitors, and may hand them to a third party: it is not counted."""
     try:
         return await asyncio.wait_for(_redirect(address, port, host), timeout)
     except (TimeoutError, OSError):
@@ -252,4 +258,25 @@ async def _redirect(address: str, port: int, host: str) -> bool | None:
     if status is None:
         return None
     location = next((v for k, v in headers if k.lower() == "location"), "")
-    return status in _REDIRECTS and location.lower().startswith("https://")
+    return status in _REDIRECTS and is_https_to(location, host)
+
+
+def is_https_to(location: str, host: str) -> bool:
+    """Whether ``location`` is an absolute https:// URL whose host is ``host``.
+
+    Host names compare case-insensitively and without a trailing dot; userinfo
+    (``https://host@evil.example/``) and scheme-relative forms are read as a browser
+    reads them, through ``urlsplit``, so they cannot pass for the requested host.
+    """
+    try:
+        split = urlsplit(location.strip())
+        named = split.hostname
+    except ValueError:
+        return False
+    if split.scheme.lower() != "https" or not named:
+        return False
+    return _host_key(named) == _host_key(host)
+
+
+def _host_key(name: str) -> str:
+    return name.lower().rstrip(".").strip("[]")

@@ -139,3 +139,28 @@ def test_mail_targets_default_ports(uri: str, key: str) -> None:
     from checks.tls import FAMILY
 
     assert FAMILY.parse(urlsplit(uri), uri).uri == key
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("https://localhost/", True),
+        ("https://LOCALHOST.:8443/path", True),
+        ("https://evil.example/", False),  # upgrades nobody on this host
+        ("https://localhost@evil.example/", False),  # userinfo: the host is evil.example
+        ("https://localhost.evil.example/", False),
+        ("//localhost/", False),  # scheme-relative: stays on http
+        ("/secure", False),
+        ("https://[::1/", False),  # does not parse
+    ],
+)
+def test_the_redirect_counts_only_to_https_on_the_same_host(
+    modern_server: lab.PythonTlsServer, pki: lab.Pki, location: str, expected: bool
+) -> None:
+    # Given plain HTTP that redirects to LOCATION, when the endpoint is scanned by name
+    with lab.PlainHttpServer(301, location) as plain:
+        facts = facts_of(
+            f"tls://localhost:{modern_server.port}?http_port={plain.port}", pki.ca_file
+        )
+    # Then only a redirect to https:// on the host itself counts (WEB-REDIR-001)
+    assert facts["http_redirect"] is expected
