@@ -145,6 +145,24 @@ class ParamModel(_Frozen):
     description: str = ""
 
 
+class ReferenceModel(_Frozen):
+    """Where a rule comes from: the document, its version, the section or recommendation.
+
+    Built-in rules give one at least (a test walks the packs); a body's own rules may
+    too, or give a plain string (a URL, an internal note).
+    """
+
+    document: str = Field(
+        min_length=1, description="e.g. 'CIS Amazon Web Services Foundations Benchmark'"
+    )
+    version: str = Field(min_length=1, description="e.g. '3.0.0', '1.2', '2020-03'")
+    section: str = Field(
+        min_length=1, description="Section or recommendation number, e.g. '1.16', 'R4'"
+    )
+    url: str | None = None
+    note: str = Field(default="", description="How the rule departs from the text, if it does")
+
+
 class RuleModel(_Frozen):
     """One rule: a resource type, an optional filter, an expectation, and its meaning."""
 
@@ -159,7 +177,7 @@ class RuleModel(_Frozen):
     remediation: str = Field(min_length=1)
     remediation_fr: str | None = None
     description: str = ""
-    references: list[str] = Field(default_factory=list)
+    references: list[str | ReferenceModel] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod
@@ -189,6 +207,22 @@ class PolicyModel(_Frozen):
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A rule's source, as reports and ``docs/checks.md`` cite it."""
+
+    document: str
+    version: str = ""
+    section: str = ""
+    url: str | None = None
+    note: str = ""
+
+    def cite(self) -> str:
+        """``CIS … Benchmark 3.0.0, 1.16`` — one line for a table or a report."""
+        head = " ".join(part for part in (self.document, self.version) if part)
+        return f"{head}, {self.section}" if self.section else head
+
+
+@dataclass(frozen=True)
 class Rule:
     """A compiled rule, as the engine evaluates it."""
 
@@ -206,6 +240,7 @@ class Rule:
     where_reads: frozenset[str] = frozenset()
     title_fr: str = ""
     remediation_fr: str = ""
+    references: tuple[Reference, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -403,7 +438,14 @@ def _compile_rule(rule: RuleModel, policy: str) -> Rule:
         where_reads=referenced_facts(where),
         title_fr=rule.title_fr or "",
         remediation_fr=rule.remediation_fr or "",
+        references=tuple(_reference(item) for item in rule.references),
     )
+
+
+def _reference(item: str | ReferenceModel) -> Reference:
+    if isinstance(item, str):
+        return Reference(document=item, url=item if item.startswith("https://") else None)
+    return Reference(item.document, item.version, item.section, item.url, item.note)
 
 
 def to_condition(model: Any) -> Condition:
