@@ -207,12 +207,15 @@ def _objects(conn: sqlite3.Connection) -> list[SchemaObject]:
 
 def _is_ours(obj: SchemaObject, ours: dict[str, SchemaObject]) -> bool:
     """Triggers and views must be ours, verbatim; no object may borrow one of our
-    names with another type (a table standing in for ``findings_full``)."""
+    names with another type (a table standing in for ``findings_full``), nor one of our
+    tables be a virtual table (its module, not SQLite, would keep the rows)."""
     mine = ours.get(obj.name)
     if mine is None:
         return obj.type not in ("trigger", "view")
     if mine.type != obj.type:
         return False
+    if obj.type == "table":
+        return not obj.sql.upper().startswith("CREATE VIRTUAL")
     return obj.type not in ("trigger", "view") or mine.sql == obj.sql
 
 

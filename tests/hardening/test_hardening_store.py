@@ -369,6 +369,13 @@ def test_schema_functions_cannot_run_even_where_the_schema_is_ours(scanned: Path
         ),
         pytest.param(("CREATE VIEW passing AS SELECT 1",), id="view-added"),
         pytest.param(
+            (
+                "ALTER TABLE acceptances RENAME TO old_acceptances",
+                "CREATE VIRTUAL TABLE acceptances USING fts5(fingerprint, owner)",
+            ),
+            id="virtual-table",
+        ),
+        pytest.param(
             ("CREATE UNIQUE INDEX one_per_print ON findings (scan_id, fingerprint)",), id="unique"
         ),
     ],
