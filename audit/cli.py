@@ -21,6 +21,7 @@ import click
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
+    from audit.executors import ExecutorTrust
     from audit.registry import Families
     from audit.store import Store
 
@@ -122,7 +123,31 @@ def cli(plugins: str | None) -> None:
     "--executor",
     "executor_url",
     default=None,
-    help="Where checks run: 'threads' (default) or dask://HOST:PORT.",
+    help="Where checks run: 'threads' (default), dask+tls://HOST:PORT, or dask://HOST:PORT "
+    "(loopback only unless --executor-insecure).",
+)
+@click.option(
+    "--executor-ca",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CA (PEM) that signed the Dask cluster's certificates (dask+tls://).",
+)
+@click.option(
+    "--executor-cert",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="This host's client certificate (PEM) for the Dask scheduler (dask+tls://).",
+)
+@click.option(
+    "--executor-key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The private key (PEM) of --executor-cert.",
+)
+@click.option(
+    "--executor-insecure",
+    is_flag=True,
+    help="Allow plain, unauthenticated dask:// to a scheduler that is not on loopback.",
 )
 @click.option(
     "--shard",
@@ -144,6 +169,10 @@ def scan(
     concurrency: int,
     quiet: bool,
     executor_url: str | None,
+    executor_ca: str | None,
+    executor_cert: str | None,
+    executor_key: str | None,
+    executor_insecure: bool,
     shard: str | None,
 ) -> None:
     """Scan TARGETS (URIs such as tls://host, ports://10.0.0.0/28, aws://profile)."""
@@ -151,6 +180,9 @@ def scan(
     from audit.scanui import run_with_ui
 
     _check_outputs(outputs, fmt)
+    trust = _executor_trust(
+        executor_url, executor_ca, executor_cert, executor_key, executor_insecure
+    )
     families = _families()
     request = ScanRequest(tuple(targets), inventory, tuple(policies), ca_file, timeout, concurrency)
     plan = build_plan(request, families)
@@ -160,21 +192,37 @@ def scan(
         plan = select_shard(plan, shard)
     _preflight(plan, families)
     store = _open_store(db_path)
-    with _executor(executor_url or plan.executor) as executor:
+    with _executor(executor_url, trust) as executor:
         summary = run_with_ui(plan, families, store, quiet=quiet, executor=executor)
     _write_reports(store, summary.id, outputs, fmt, lang)
     sys.exit(_gate(store, summary.id, fail_on))
 
 
+def _executor_trust(
+    url: str | None, ca: str | None, cert: str | None, key: str | None, insecure: bool
+) -> ExecutorTrust:
+    """Check the executor options before anything is read or sent (no packet on refusal)."""
+    from audit.errors import OptionError
+    from audit.executors import ExecutorTrust, check_trust, parse_executor_url
+
+    trust = ExecutorTrust(ca, cert, key, insecure)
+    if url is None or url == "threads":
+        if trust.has_files or insecure:
+            raise OptionError("--executor-ca/-cert/-key/-insecure need a dask executor")
+        return trust
+    check_trust(url, parse_executor_url(url), trust)
+    return trust
+
+
 @contextmanager
-def _executor(url: str | None) -> Iterator[Executor | None]:
+def _executor(url: str | None, trust: ExecutorTrust) -> Iterator[Executor | None]:
     """None means the engine's own thread pool; anything else comes from audit.executors."""
     if url is None or url == "threads":
         yield None
         return
     from audit.executors import open_executor
 
-    with open_executor(url) as executor:
+    with open_executor(url, trust) as executor:
         yield executor
 
 

@@ -42,6 +42,7 @@ from audit.plugins import CheckContext, CheckFamily
 from audit.policy import Policy, Rule
 from audit.registry import Families
 from audit.store import Observed, Store
+from audit.vetting import vet
 
 DEFAULT_CONCURRENCY = 32
 
@@ -66,7 +67,6 @@ class ScanPlan:
     scope_declared: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     tool_version: str = ""
-    executor: str | None = None  # from the inventory; --executor wins
 
     def rules_by_type(self) -> dict[str, list[BoundRule]]:
         """Rules grouped by the resource type they judge."""
@@ -328,6 +328,7 @@ def _collect_all(
     queue = iter(plan.targets)
     window.refill(queue)
     limit = hard_limit(plan.context)
+    uris = frozenset(t.uri for t in plan.targets)
     while window.pending:
         done, _ = wait(window.pending, timeout=1.0, return_when=FIRST_COMPLETED)
         for future in done:
@@ -336,7 +337,8 @@ def _collect_all(
             if _is_lost(observation) and running.attempts < MAX_ATTEMPTS:
                 window.submit(running.target, running.attempts + 1)
                 continue
-            sink.store(running.target, observation)
+            family = families.by_scheme[running.target.scheme]
+            sink.store(running.target, vet(observation, running.target, family, uris))
         for running in window.expire(limit):
             problem = Problem(Reason.TIMEOUT, f"no result within {limit:.0f} s")
             sink.store(running.target, Observation(running.target, problems=(problem,)))
@@ -349,6 +351,7 @@ class _Window:
     def __init__(self, pool: Executor, families: Families, ctx: CheckContext, bound: int):
         self.pool, self.families, self.ctx, self.bound = pool, families, ctx, bound
         self.pending: dict[Future[Observation], _Running] = {}
+        self.contexts: dict[str, CheckContext] = {}
         self.last_done = time.monotonic()
 
     def take(self, future: Future[Observation]) -> _Running:
@@ -358,7 +361,10 @@ class _Window:
     def submit(self, target: Target, attempts: int = 1) -> None:
         running = _Running(target, attempts=attempts)
         family = self.families.by_scheme[target.scheme]
-        future = self.pool.submit(_timed_observe, family, target, self.ctx, running)
+        if family.name not in self.contexts:
+            self.contexts[family.name] = context_for(self.ctx, family)
+        ctx = self.contexts[family.name]
+        future = self.pool.submit(_timed_observe, family, target, ctx, running)
         self.pending[future] = running
 
     def refill(self, queue: Iterator[Target]) -> None:
@@ -381,6 +387,17 @@ class _Window:
                 future.cancel()
                 expired.append(running)
         return expired
+
+
+def context_for(ctx: CheckContext, family: CheckFamily) -> CheckContext:
+    """The context one family's checks get: its own settings block, no other family's.
+
+    A job may run on another machine (a cluster worker), which then sees what the job
+    carries; the AWS block has no business on a worker probing TLS. The scope stays:
+    account families check the account they reach against it.
+    """
+    options = {family.name: ctx.options[family.name]} if family.name in ctx.options else {}
+    return replace(ctx, options=options)
 
 
 def _result(future: Future[Observation], target: Target) -> Observation:

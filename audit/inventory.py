@@ -106,7 +106,6 @@ class InventoryModel(_Frozen):
     sla: dict[Literal["critical", "high", "medium", "low", "info"], int] = Field(
         default_factory=dict
     )
-    executor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,6 @@ class Inventory:
     ca_file: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     sla: Mapping[str, int] = field(default_factory=dict)
-    executor: str | None = None
 
 
 def parse_target(
@@ -155,6 +153,7 @@ def load_inventory(path: Path, families: Families) -> Inventory:
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
         raise InventoryError("an inventory must be a mapping", source=doc.source, line=1)
+    _refuse_executor(data, doc)
     options = {name: data.pop(name) for name in list(data) if name in families.by_name}
     try:
         model = InventoryModel.model_validate(data)
@@ -163,6 +162,19 @@ def load_inventory(path: Path, families: Families) -> Inventory:
     for name, block in options.items():
         _validate_family_options(families, name, block, doc)
     return _inventory(model, doc, families, path, options)
+
+
+def _refuse_executor(data: Mapping[str, Any], doc: YamlDocument) -> None:
+    """An inventory cannot say where checks run: the executor receives every target and
+    its settings, and its workers can run code on the scanning host, so only the person
+    running the scan chooses it (``--executor``), never a file that may come from elsewhere."""
+    if "executor" in data:
+        raise InventoryError(
+            "executor: an inventory cannot choose where checks run; "
+            "give --executor on the command line",
+            source=doc.source,
+            line=doc.line_of(["executor"]),
+        )
 
 
 def _validate_family_options(families: Families, name: str, block: Any, doc: YamlDocument) -> None:
@@ -240,7 +252,6 @@ def _inventory(
         ca_file,
         options,
         {str(k): v for k, v in model.sla.items()},
-        model.executor,
     )
 
 

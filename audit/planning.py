@@ -107,7 +107,6 @@ def build_plan(request: ScanRequest, families: Families) -> ScanPlan:
         scope_declared=scope.is_declared,
         concurrency=request.concurrency,
         tool_version=__version__,
-        executor=inventory.executor if inventory else None,
     )
 
 
