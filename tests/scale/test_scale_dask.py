@@ -55,7 +55,7 @@ def test_dask_in_process_cluster_matches_threads(
     assert ("error", "unreachable") in observed.values()
 
 
-def test_cli_scan_uses_the_inventory_executor(
+def test_cli_scan_on_the_cluster(
     tmp_path: Path,
     policy_file: Path,
     families: Families,
@@ -63,17 +63,14 @@ def test_cli_scan_uses_the_inventory_executor(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # Given an inventory whose executor is the cluster
+    # Given an inventory, and a loopback cluster named on the command line
     monkeypatch.setattr(cli, "_families", lambda: families)
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(
-        "systems:\n  - name: Lab\n    targets: [sim://a, sim://b, sim://c]\n"
-        f"executor: {dask_inprocess}\n"
-    )
-    # When rempart scan runs without --executor
+    inventory.write_text("systems:\n  - name: Lab\n    targets: [sim://a, sim://b, sim://c]\n")
+    # When rempart scan runs there
     with pytest.raises(SystemExit) as exited:
         cli.main(["scan", "-i", str(inventory), "-p", str(policy_file), "--db",
-                  str(tmp_path / "r.db"), "-q"])  # fmt: skip
+                  str(tmp_path / "r.db"), "-q", "--executor", dask_inprocess])  # fmt: skip
     # Then it completes, with every target observed
     assert exited.value.code == 0, capsys.readouterr().err
     store = Store(tmp_path / "r.db")
@@ -237,8 +234,8 @@ def test_workers_of_another_version_are_refused(
         ("dask://127.0.0.1:99999", "port must be a number from 1 to 65535"),
         ("dask://127.0.0.1:port", "port must be a number from 1 to 65535"),
         ("dask://127.0.0.1:0", "port must be a number from 1 to 65535"),
-        ("tcp://127.0.0.1:8786", "expected 'threads' or dask://HOST:PORT"),
-        ("ray://127.0.0.1:8786", "expected 'threads' or dask://HOST:PORT"),
+        ("tcp://127.0.0.1:8786", "expected 'threads', dask\\+tls://HOST:PORT"),
+        ("ray://127.0.0.1:8786", "expected 'threads', dask\\+tls://HOST:PORT"),
         ("dask://user:pw@127.0.0.1:8786", "only dask://HOST:PORT"),
         ("dask://127.0.0.1:8786/path", "only dask://HOST:PORT"),
         ("dask://127.0.0.1:8786?workers=3", "unknown parameter 'workers'"),
@@ -259,6 +256,7 @@ def test_bad_executor_urls_are_refused(url: str, message: str) -> None:
         ("dask://127.0.0.1:8786", "tcp://127.0.0.1:8786"),
         ("dask://[::1]:8786?timeout=2.5", "tcp://[::1]:8786"),
         ("dask://Scheduler.Example.gouv.fr:8786", "tcp://scheduler.example.gouv.fr:8786"),
+        ("dask+tls://10.1.2.3:8786", "tls://10.1.2.3:8786"),
     ],
 )
 def test_good_executor_urls(url: str, scheduler: str) -> None:
