@@ -399,16 +399,21 @@ def _connect(distributed: Any, url: str, address: DaskAddress, trust: ExecutorTr
 
 
 def _client_class(distributed: Any) -> Any:
-    """``distributed.Client`` that does not unpickle the result types workers report.
+    """``distributed.Client`` that does not unpickle what workers report about tasks.
 
-    When a task finishes, its worker tells the scheduler the type of the result, pickled,
-    and the scheduler passes it on; the stock client unpickles it (for repr only). A
-    worker-chosen pickle must not run here, and our results are always bytes.
+    A worker reports a finished task's result type and a failed task's exception and
+    traceback as pickles, which the scheduler passes on; the stock client unpickles them
+    as they arrive. A worker-chosen pickle must not run here: our results are always
+    bytes, and a failed task counts as lost whatever its error says.
     """
 
     class PlainClient(distributed.Client):  # type: ignore[misc]
         def _handle_key_in_memory(self, key: Any = None, type: Any = None, **kw: Any) -> None:
             super()._handle_key_in_memory(key=key, type=None, **kw)
+
+        def _handle_task_erred(self, key: Any = None, **kw: Any) -> None:
+            unread = WorkerTaskError("the task failed on the cluster (its error is not read)")
+            super()._handle_task_erred(key=key, exception=unread, traceback=None)
 
     return PlainClient
 
