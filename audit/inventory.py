@@ -3,7 +3,8 @@
 The inventory says what to scan and what we are *allowed* to scan. Every target URI is
 validated by its family before anything runs, and the scope guard refuses any target
 outside the declared perimeter before a single packet leaves. With no scope declared,
-only loopback targets and targets named on the command line are scanned.
+only loopback targets and targets named on the command line are scanned. The endpoints
+a check calls beyond its target (a cloud API) pass the same guard first.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from audit.errors import InputError, InventoryError, ScopeError, TargetError
 from audit.models import SystemInfo, Target
-from audit.plugins import Scope
+from audit.plugins import Reach, Scope
 from audit.registry import Families
 from audit.yamlfile import YamlDocument, format_path, load_yaml
 
@@ -285,20 +286,69 @@ class ScopeGuard:
         """The declared networks, parsed."""
         return tuple(ipaddress.ip_network(n, strict=False) for n in self.scope.networks)
 
-    def admit(self, targets: Sequence[Target], families: Families) -> tuple[Target, ...]:
-        """Return the targets with pinned addresses, or raise ScopeError for the first refusal."""
-        network_targets = [
-            t for t in targets if families.by_scheme[t.scheme].scope_kind == "network"
-        ]
-        names = sorted({t.host for t in network_targets if _is_name(t.host)})
-        resolved = resolve_all(names, self.resolver_timeout)
+    def admit(
+        self,
+        targets: Sequence[Target],
+        families: Families,
+        options: Mapping[str, Any] | None = None,
+    ) -> tuple[Target, ...]:
+        """Return the targets with pinned addresses, or raise ScopeError for the first refusal.
+
+        A target of another scope kind (an account) is admitted by its family's ``admit``
+        hook, given the family's inventory settings (``options``); the endpoints the hook
+        returns pass the same checks as network targets, resolved in the same lookup.
+        """
+        reaches = [_reaches(t, families, self.scope, options or {}) for t in targets]
+        names = {t.host for t, r in zip(targets, reaches, strict=True) if r is None}
+        names |= {_url_host(reach.url) for found in reaches for reach in found or ()}
+        lookups = sorted(n for n in names if _is_name(n) and "{" not in n)
+        resolved = resolve_all(lookups, self.resolver_timeout)
         admitted = []
-        for target in targets:
-            if families.by_scheme[target.scheme].scope_kind != "network":
-                admitted.append(target)
+        for target, found in zip(targets, reaches, strict=True):
+            if found is None:
+                admitted.append(self._admit_one(target, resolved.get(target.host, ())))
                 continue
-            admitted.append(self._admit_one(target, resolved.get(target.host, ())))
+            for reach in found:
+                self._admit_reach(target, reach, resolved)
+            admitted.append(target)
         return tuple(admitted)
+
+    def _admit_reach(
+        self, target: Target, reach: Reach, resolved: Mapping[str, tuple[str, ...]]
+    ) -> None:
+        """An endpoint a check calls passes the guard as a target would, in its name."""
+        split = urlsplit(reach.url)
+        host = _url_host(reach.url)
+        subject = replace(
+            target,
+            uri=f"{target.uri} (endpoint {reach.url})",
+            host=host,
+            from_command_line=reach.named_on_command_line,
+            addresses=(),
+        )
+        if "{" in host:
+            self._check_pattern(subject, split.scheme)
+            return
+        pinned = self._admit_one(subject, resolved.get(host, ()))
+        if split.scheme == "http":
+            _refuse_clear_text(subject, pinned.addresses if _is_name(host) else (host,))
+
+    def _check_pattern(self, subject: Target, scheme: str) -> None:
+        """A host per region: only a declared domain covering every substitution admits it."""
+        labels = subject.host.split(".")
+        last = max(i for i, label in enumerate(labels) if "{" in label)
+        domain = ".".join(labels[last + 1 :])
+        if scheme == "http":
+            _refuse_clear_text(subject, ())
+        if not self.scope.is_declared:
+            _refuse_unscoped(subject, is_loopback=False)
+            return
+        if domain and _under_domain(domain, self.scope.domains):
+            return
+        raise ScopeError(
+            f"{subject.uri}: {subject.host!r} stands for a host per region, so only a "
+            f"declared domain covering {domain or 'it'!r} can admit it"
+        )
 
     def _admit_one(self, target: Target, addresses: tuple[str, ...]) -> Target:
         host = target.host
@@ -346,6 +396,42 @@ class ScopeGuard:
         else:
             _refuse_unscoped(target, all(a.is_loopback for a in parsed))
         return replace(target, addresses=addresses)
+
+
+def _reaches(
+    target: Target, families: Families, scope: Scope, options: Mapping[str, Any]
+) -> tuple[Reach, ...] | None:
+    """None for a network target; else what its family's ``admit`` hook says it calls.
+
+    A family of another scope kind without that hook is refused: the guard never
+    admits what it cannot check.
+    """
+    family = families.by_scheme[target.scheme]
+    if family.scope_kind == "network":
+        return None
+    if family.admit is None:
+        raise ScopeError(
+            f"{target.uri}: the {family.name} family's targets (scope kind "
+            f"{family.scope_kind!r}) have no admission hook, so none can be admitted"
+        )
+    block = options.get(family.name)
+    return family.admit(target, scope, block if isinstance(block, Mapping) else {})
+
+
+def _url_host(url: str) -> str:
+    """The host of an endpoint URL (its family validated it), lower-cased, no brackets."""
+    return (urlsplit(url).hostname or "").rstrip(".")
+
+
+def _refuse_clear_text(subject: Target, addresses: Sequence[str]) -> None:
+    """Plain http carries signed requests and session tokens readable on the path."""
+    parsed = [ipaddress.ip_address(a) for a in addresses]
+    if parsed and all(a.is_loopback for a in parsed):
+        return
+    raise ScopeError(
+        f"{subject.uri}: plain http:// would send credentials in clear text; "
+        "it is allowed to a loopback endpoint only (use https://)"
+    )
 
 
 def _refuse_unscoped(target: Target, is_loopback: bool) -> None:

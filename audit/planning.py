@@ -84,7 +84,7 @@ def build_plan(request: ScanRequest, families: Families) -> ScanPlan:
     if not targets:
         raise OptionError("nothing to scan: give targets or an inventory with targets")
     scope = inventory.scope if inventory else Scope()
-    admitted = ScopeGuard(scope).admit(targets, families)
+    admitted = ScopeGuard(scope).admit(targets, families, _options(inventory))
     scanned = frozenset(
         t for target in admitted for t in families.by_scheme[target.scheme].resource_type_names()
     )

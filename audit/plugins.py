@@ -73,11 +73,32 @@ class CheckContext:
         return value if isinstance(value, Mapping) else {}
 
 
+@dataclass(frozen=True)
+class Reach:
+    """An API endpoint a check will call beyond its target, and whether the user named it.
+
+    The scope guard admits it as it admits a network target, before anything is sent,
+    since a check sends it credentials and signed requests. ``url`` is ``http(s)://host
+    [:port]``; a host label in braces (``fcu.{region}.example.com``) stands for any label,
+    so only a declared domain covering the rest of the name can admit it.
+    ``named_on_command_line``: the URL came from a target typed on the command line
+    (which the no-scope rule allows), not from an inventory.
+    """
+
+    url: str
+    named_on_command_line: bool = False
+
+
 ParseFn = Callable[[SplitResult, str], Target]
 """Validate a split URI (and the raw text, for messages) into a Target, or raise TargetError."""
 
 CollectFn = Callable[[Target, CheckContext], Observation]
 """Observe one target. Must respect ``ctx.timeout`` and return problems as data."""
+
+AdmitFn = Callable[[Target, Scope, Mapping[str, Any]], tuple[Reach, ...]]
+"""Admit one target of a family whose scope kind is not ``network``, given the scope and
+the family's inventory settings: raise ScopeError for what the scope alone refuses, and
+return the endpoints the check will call, which the scope guard then admits."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +120,12 @@ class CheckFamily:
     starts, so the user gets exit 2 and one line instead of an error per target."""
     scope_kind: str = "network"
     """``network``: the engine checks host/CIDR against the declared networks and domains
-    before anything is sent; ``account``: the family checks the cloud account id against
-    ``ctx.scope.aws_accounts`` itself, once it knows it (STS), before collecting."""
+    before anything is sent; ``account``: ``admit`` is required, and the family checks the
+    cloud account id against ``ctx.scope.aws_accounts`` itself, once it knows it (STS),
+    before collecting."""
+    admit: AdmitFn | None = None
+    """How the scope guard admits a target of a kind other than ``network``; without it,
+    such a target is refused (the guard never admits what it cannot check)."""
 
     def resource_type_names(self) -> tuple[str, ...]:
         """Names of the resource types this family can produce."""

@@ -89,14 +89,28 @@ def load_families(allow: frozenset[str] | None = None) -> Families:
             continue
         family = _load_ref(ref)
         if family is not None:
-            _register(found, family.name, family, ref)
+            _register(found, family.name, _admissible(family, ref), ref)
     for ep in entry_points(group="rempart.checks"):
         if allow is not None and ep.name not in allow:
             continue
         family = _load_entry_point(ep)
         if family is not None:
-            _register(found, family.name, family, f"entry point {ep.value}")
+            origin = f"entry point {ep.value}"
+            _register(found, family.name, _admissible(family, origin), origin)
     return Families(found, _by_scheme(found))
+
+
+def _admissible(family: CheckFamily, origin: str) -> CheckFamily:
+    """The scope guard checks ``network`` targets itself; any other kind needs ``admit``.
+
+    Refused here, so a family whose targets the guard could not check never loads.
+    """
+    if family.scope_kind != "network" and family.admit is None:
+        raise PluginError(
+            f"family {family.name!r} ({origin}) has scope kind {family.scope_kind!r} "
+            "but no admit hook, so the scope guard could not check its targets"
+        )
+    return family
 
 
 def _load_entry_point(ep: Any) -> Any:

@@ -6,6 +6,10 @@ inventory's ``aws:`` block may add ``profile``, ``role``, ``external_id``, ``reg
 a provider then offers only the services listed), ``max_attempts`` and ``max_workers``.
 That block is validated when the inventory loads (``FAMILY.validate_options``, the same
 parser the scan uses), so a typo is exit 2 with the file and line, before anything is sent.
+When the scan is planned, ``FAMILY.admit`` refuses what the scope decides without a call
+(an account or role outside it, AWS itself from an inventory with no scope) and hands
+every endpoint to the scope guard, which admits it like a network target (plain http to
+loopback only), so no signed request leaves for a host outside the scope.
 
 Resource types (facts documented in :mod:`checks.aws.docs` and by
 ``rempart checks list --facts``): ``aws.account``, ``aws.iam.user``, ``aws.iam.policy``,
@@ -22,11 +26,12 @@ Nothing here imports botocore until a scan starts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import SplitResult
 
 from audit.models import Observation, Target
-from audit.plugins import CheckContext, CheckFamily
+from audit.plugins import CheckContext, CheckFamily, Reach, Scope
 from checks.aws.docs import RESOURCE_TYPES
 from checks.aws.targets import parse
 
@@ -55,6 +60,16 @@ def validate_options(block: Any) -> None:
     parse_options(block)
 
 
+def admit(target: Target, scope: Scope, options: Mapping[str, Any]) -> tuple[Reach, ...]:
+    """Refuse what the scope decides without a call; return the endpoints to admit.
+
+    Runs when the scan is planned, before any session exists (see :mod:`checks.aws.scope`).
+    """
+    from checks.aws.scope import admit as check
+
+    return check(target, scope, options)
+
+
 def _parse(split: SplitResult, raw: str) -> Target:
     return parse(split, raw)
 
@@ -70,4 +85,5 @@ FAMILY = CheckFamily(
     permissions=permissions,
     validate_options=validate_options,
     scope_kind="account",
+    admit=admit,
 )

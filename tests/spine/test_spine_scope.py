@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from audit import registry
 from audit.errors import ScopeError
 from audit.inventory import ScopeGuard
 from audit.models import Target
-from audit.plugins import Scope
+from audit.plugins import Reach, Scope
 from audit.registry import Families
+
+from .conftest import FACTS_FAMILY
 
 
 def target(host: str, cli: bool = False) -> Target:
@@ -74,3 +83,93 @@ def test_no_scope_allows_loopback_and_command_line_only(families: Families) -> N
         guard.admit([target("198.51.100.7")], families)
     with pytest.raises(ScopeError, match="no scope declared"):
         guard.admit([target("198.51.100.0/24")], families)
+
+
+# --- targets of another scope kind: admitted by their family's hook -------------------
+
+
+def account_families(*urls: str) -> Families:
+    """A family of scope kind ``account`` whose hook says its check calls ``urls``."""
+
+    def admit(target: Target, scope: Scope, options: Mapping[str, Any]) -> tuple[Reach, ...]:
+        return tuple(Reach(url, target.from_command_line) for url in urls)
+
+    family = replace(FACTS_FAMILY, name="cloud", schemes=("cloud",), scope_kind="account")
+    return Families(
+        {"cloud": replace(family, admit=admit)}, {"cloud": replace(family, admit=admit)}
+    )
+
+
+def account(cli: bool = False) -> Target:
+    return Target(uri="cloud://acct", scheme="cloud", host="acct", from_command_line=cli)
+
+
+def test_a_kind_without_an_admission_hook_is_refused_not_waved_through() -> None:
+    family = replace(FACTS_FAMILY, name="cloud", schemes=("cloud",), scope_kind="account")
+    with pytest.raises(ScopeError, match="no admission hook"):
+        ScopeGuard(DECLARED).admit([account()], Families({"cloud": family}, {"cloud": family}))
+
+
+HOOKLESS = """\
+from audit.plugins import CheckFamily
+
+FAMILY = CheckFamily(
+    name="cloud", description="d", schemes=("cloud",), resource_types=(),
+    parse=print, collect=print, scope_kind="account",
+)
+"""
+
+
+def test_a_kind_without_an_admission_hook_is_refused_at_registration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "hookless").mkdir()
+    (tmp_path / "hookless" / "__init__.py").write_text("")
+    (tmp_path / "hookless" / "cloud.py").write_text(HOOKLESS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "DEFAULT_FAMILIES", ("hookless.cloud:FAMILY",))
+    with pytest.raises(registry.PluginError, match="no admit hook"):
+        registry.load_families(frozenset({"cloud"}))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://203.0.113.9",
+        "https://api.example.gouv.fr:8443",
+        "http://127.0.0.1:9000",
+        "http://localhost:9000",
+        "https://fcu.{region}.example.gouv.fr",
+    ],
+)
+def test_endpoints_inside_the_scope_are_admitted(url: str) -> None:
+    assert ScopeGuard(DECLARED).admit([account()], account_families(url))
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://198.51.100.7", "address 198.51.100.7 is not inside the declared scope"),
+        ("https://[2001:db9::1]", "not inside the declared scope"),
+        ("https://api.example.invalid", "does not resolve"),
+        ("http://203.0.113.9", "plain http:// would send credentials in clear text"),
+        ("http://api.example.gouv.fr", "plain http://"),
+        ("https://fcu.{region}.example.org", "only a declared domain covering 'example.org'"),
+        ("http://fcu.{region}.example.gouv.fr", "plain http://"),
+    ],
+)
+def test_endpoints_outside_the_scope_or_in_clear_text_are_refused(url: str, why: str) -> None:
+    with pytest.raises(ScopeError, match=re.escape(why)):
+        ScopeGuard(DECLARED).admit([account()], account_families(url))
+
+
+def test_no_scope_admits_loopback_endpoints_and_command_line_ones_only() -> None:
+    guard = ScopeGuard(Scope())
+    assert guard.admit([account()], account_families("http://127.0.0.2:9", "https://[::1]"))
+    assert guard.admit([account(cli=True)], account_families("https://198.51.100.7"))
+    with pytest.raises(ScopeError, match="no scope declared"):
+        guard.admit([account()], account_families("https://198.51.100.7"))
+    with pytest.raises(
+        ScopeError, match="plain http://"
+    ):  # the command line licenses no clear text
+        guard.admit([account(cli=True)], account_families("http://198.51.100.7"))
