@@ -459,7 +459,7 @@ def policy_list() -> None:
     """Built-in policy packs."""
     from audit.planning import load_all_builtin
 
-    for pack in load_all_builtin(_families().resource_types()):
+    for pack in load_all_builtin(_families().fact_catalogue()):
         click.echo(f"{pack.name:<24} {len(pack.rules):>3} rules  v{pack.version}  {pack.title}")
 
 
@@ -470,22 +470,33 @@ def policy_show(name: str) -> None:
     from audit.planning import resolve_policy
     from audit.views import print_policy
 
-    print_policy(resolve_policy(name, _families().resource_types()))
+    print_policy(resolve_policy(name, _families().fact_catalogue()))
 
 
 @policy.command("validate")
 @click.argument("files", nargs=-1, required=True)
 def policy_validate(files: Sequence[str]) -> None:
-    """Validate policy files; exit 2 on the first that does not validate."""
+    """Validate policy files: every fault of every file, then exit 2 if there was one."""
     from pathlib import Path
 
-    from audit.policy import check_unique_ids, load_policy
+    from audit.errors import PolicyError
+    from audit.policy import Policy, check_unique_ids, load_policy, raise_all
 
-    known = _families().resource_types()
-    loaded = [load_policy(Path(f), known) for f in files]
-    check_unique_ids(loaded)
+    known = _families().fact_catalogue()
+    loaded: list[Policy] = []
+    problems: list[PolicyError] = []
+    for name in files:
+        try:
+            loaded.append(load_policy(Path(name), known))
+        except PolicyError as exc:
+            problems.extend(getattr(exc, "problems", (exc,)))
+    if not problems:
+        check_unique_ids(loaded)
     for item in loaded:
+        for warning in item.warnings:
+            click.echo(f"warning: {warning}", err=True)
         click.echo(f"ok: {item.source} ({item.name}, {len(item.rules)} rules)")
+    raise_all(problems)
 
 
 @policy.command("schema")
@@ -550,7 +561,7 @@ _register_extensions()
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI, turning typed errors into one line and an exit code."""
-    from audit.errors import RempartError
+    from audit.errors import PolicyErrors, RempartError
 
     try:
         cli.main(
@@ -567,7 +578,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("rempart: aborted", err=True)
         sys.exit(130)
     except RempartError as exc:
-        click.echo(f"rempart: error: {_one_line(str(exc))}", err=True)
+        for line in exc.lines() if isinstance(exc, PolicyErrors) else [str(exc)]:
+            click.echo(f"rempart: error: {_one_line(line)}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("rempart: interrupted", err=True)

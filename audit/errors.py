@@ -6,6 +6,7 @@
     ├── InputError                bad input from a user: one line naming file, line, what
     │   ├── InventoryError        inventory file or its values
     │   ├── PolicyError           policy file: file, line and YAML path of the fault
+    │   │   └── PolicyErrors      several faults in one file, each with its own line
     │   ├── TargetError           a target URI that does not parse or validate
     │   ├── ScopeError            a target outside the declared scope
     │   └── OptionError           a command-line option that makes no sense
@@ -17,6 +18,8 @@
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from audit.models import Reason
 
@@ -46,6 +49,22 @@ class InventoryError(InputError):
 
 class PolicyError(InputError):
     """A policy file does not validate; it is refused whole."""
+
+
+class PolicyErrors(PolicyError):
+    """Every fault found in one policy file, so its author fixes them in one pass."""
+
+    def __init__(self, problems: Sequence[PolicyError]):
+        self.problems = tuple(problems)
+        first = self.problems[0]
+        super().__init__(first.detail, source=first.source, line=first.line)
+
+    def __str__(self) -> str:
+        return "\n".join(str(problem) for problem in self.problems)
+
+    def lines(self) -> list[str]:
+        """One message a fault, as the CLI prints them."""
+        return [str(problem) for problem in self.problems]
 
 
 class TargetError(InputError):

@@ -275,6 +275,64 @@ def referenced_facts(condition: Condition | None) -> frozenset[str]:
 
 
 @lru_cache(maxsize=4096)
+def read_paths(expression: str) -> frozenset[tuple[str, ...]]:
+    """The fact paths an expression reads from its root: ``length(certificate.san)`` →
+    ``{("certificate", "san")}``. A path stops where the expression starts reading
+    elements (an index, a projection, a filter): what follows is relative to them."""
+    try:
+        tree = compile_key(expression).parsed
+    except JMESPathError:
+        return frozenset()
+    return frozenset(_paths(tree))
+
+
+def _chain(node: Any) -> tuple[str, ...] | None:
+    """The names of a pure ``a.b.c`` chain, or None when the node is anything else."""
+    kind = node.get("type") if isinstance(node, dict) else None
+    if kind == "field":
+        return (str(node.get("value")),)
+    if kind == "subexpression":
+        left, right = node["children"]
+        head, tail = _chain(left), _chain(right)
+        if head is not None and tail is not None:
+            return head + tail
+    return None
+
+
+_ELEMENT_READERS = frozenset(
+    {"index_expression", "projection", "filter_projection", "value_projection", "flatten", "pipe"}
+)
+"""Nodes whose first child reads from the root and the rest from what it selected."""
+
+
+def _paths(node: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Paths read by ``node`` evaluated at ``prefix`` (a path from the root)."""
+    if not isinstance(node, dict):
+        return []
+    chain = _chain(node)
+    if chain is not None:
+        return [prefix + chain]
+    children = node.get("children", [])
+    kind = node.get("type")
+    if kind == "subexpression":
+        return _subexpression_paths(children[0], children[1], prefix)
+    if kind in _ELEMENT_READERS:
+        return _paths(children[0], prefix) if children else []
+    if kind == "current":
+        return [prefix] if prefix else []
+    return [path for child in children for path in _paths(child, prefix)]
+
+
+def _subexpression_paths(left: Any, right: Any, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """``left.right``: the right side reads from what a plain left chain names; after a
+    projection or an index it reads elements, which are not documented one by one."""
+    head = _chain(left)
+    if head is None:
+        return _paths(left, prefix)
+    return _paths(right, prefix + head) or [prefix + head]
+
+
+@lru_cache(maxsize=4096)
 def _root_fields(expression: str) -> frozenset[str]:
     """The fields an expression reads from its root object (walks the JMESPath AST)."""
     try:

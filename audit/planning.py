@@ -19,7 +19,7 @@ from audit.errors import OptionError, PolicyError
 from audit.inventory import Inventory, ScopeGuard, load_inventory, parse_target
 from audit.models import SystemInfo, Target
 from audit.plugins import CheckContext, Scope
-from audit.policy import Policy, check_unique_ids, load_policy, with_params
+from audit.policy import FactCatalogue, Policy, check_unique_ids, load_policy, with_params
 from audit.registry import Families, builtin_policies
 
 
@@ -35,7 +35,7 @@ class ScanRequest:
     concurrency: int = DEFAULT_CONCURRENCY
 
 
-def resolve_policy(name: str, known_types: Iterable[str]) -> Policy:
+def resolve_policy(name: str, known_types: Iterable[str] | FactCatalogue) -> Policy:
     """A built-in pack by name, or a policy file by path."""
     looks_like_path = name.endswith((".yaml", ".yml")) or os.sep in name or "/" in name
     if looks_like_path:
@@ -49,17 +49,17 @@ def resolve_policy(name: str, known_types: Iterable[str]) -> Policy:
     return load_policy(packs[name], known_types)
 
 
-def load_all_builtin(known_types: Iterable[str]) -> list[Policy]:
+def load_all_builtin(known_types: Iterable[str] | FactCatalogue) -> list[Policy]:
     """Every built-in pack, validated."""
-    types = frozenset(known_types)
-    return [load_policy(path, types) for path in builtin_policies().values()]
+    known = known_types if isinstance(known_types, Mapping) else frozenset(known_types)
+    return [load_policy(path, known) for path in builtin_policies().values()]
 
 
 def select_policies(
     names: Sequence[str],
     inventory: Inventory | None,
     scanned_types: frozenset[str],
-    known_types: frozenset[str],
+    known_types: FactCatalogue,
 ) -> list[Policy]:
     """``-p`` if given, else the inventory's, else every pack matching scanned types."""
     chosen = list(names) or list(inventory.policies if inventory else ())
@@ -88,7 +88,7 @@ def build_plan(request: ScanRequest, families: Families) -> ScanPlan:
     scanned = frozenset(
         t for target in admitted for t in families.by_scheme[target.scheme].resource_type_names()
     )
-    policies = select_policies(request.policies, inventory, scanned, families.resource_types())
+    policies = select_policies(request.policies, inventory, scanned, families.fact_catalogue())
     if not policies:
         raise PolicyError("no policy applies to these targets; name one with -p")
     ctx = CheckContext(

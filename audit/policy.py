@@ -10,8 +10,8 @@ editors use (``rempart policy schema``) is generated from the same models.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
 )
 
-from audit.errors import PolicyError
+from audit.errors import PolicyError, PolicyErrors
 from audit.evaluate import (
     OPERATORS,
     VALUELESS_OPS,
@@ -36,6 +36,7 @@ from audit.evaluate import (
     Leaf,
     Not,
     compile_key,
+    read_paths,
     referenced_facts,
 )
 from audit.models import Severity
@@ -174,7 +175,9 @@ class RuleModel(_Frozen):
     expect: ConditionModel
     severity: Severity
     controls: dict[str, str | list[str]] = Field(default_factory=dict)
-    remediation: str = Field(min_length=1)
+    remediation: str | None = Field(
+        default=None, min_length=1, description="What to do; reports say when none is given"
+    )
     remediation_fr: str | None = None
     description: str = ""
     references: list[str | ReferenceModel] = Field(default_factory=list)
@@ -255,6 +258,7 @@ class Policy:
     params: Mapping[str, Any] = field(default_factory=dict)
     param_docs: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    warnings: tuple[str, ...] = ()
 
     def resource_types(self) -> frozenset[str]:
         """Resource types this pack has rules for."""
@@ -269,8 +273,18 @@ def policy_schema() -> dict[str, Any]:
     return schema
 
 
-def load_policy(path: Path, known_types: Iterable[str] | None = None) -> Policy:
-    """Load and validate one policy file; raise PolicyError naming file, line and path."""
+FactCatalogue = Mapping[str, Collection[str]]
+"""Resource type → its documented fact names (``certificate.days_left``): what
+``rempart checks list --facts`` shows, and all a rule may read."""
+
+
+def load_policy(path: Path, known_types: Iterable[str] | FactCatalogue | None = None) -> Policy:
+    """Load and validate one policy file; raise PolicyError naming file, line and path.
+
+    ``known_types`` is a :data:`FactCatalogue` (types *and* the facts each documents:
+    every key a rule reads is checked against it) or just the known type names. Every
+    fault in the file is reported, not only the first: :class:`PolicyErrors` holds them.
+    """
     doc = load_yaml(path, PolicyError)
     if not isinstance(doc.data, dict):
         raise PolicyError(
@@ -279,65 +293,225 @@ def load_policy(path: Path, known_types: Iterable[str] | None = None) -> Policy:
     try:
         model = PolicyModel.model_validate(doc.data)
     except ValidationError as exc:
-        raise _validation_error(exc, doc) from None
-    _check_model(model, doc, frozenset(known_types) if known_types is not None else None)
-    return _compile(model, doc.source)
+        raise_all(_validation_errors(exc, doc))
+    catalogue = _catalogue(known_types)
+    raise_all(_check_model(model, doc, catalogue))
+    return _compile(model, doc.source, _warnings(model, doc))
 
 
-def _validation_error(exc: ValidationError, doc: YamlDocument) -> PolicyError:
-    """The first pydantic error as one line: file, line, YAML path, message."""
-    first = exc.errors()[0]
-    path = [p for p in first["loc"] if not (isinstance(p, str) and p.startswith("<"))]
-    path = ["not" if p == "not_" else p for p in path]
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = f"unknown field {path[-1]!r}"
-    elif first["type"] == "missing":
-        message = "required field is missing"
-    return PolicyError(f"{format_path(path)}: {message}", source=doc.source, line=doc.line_of(path))
+def raise_all(problems: Sequence[PolicyError]) -> None:
+    """Raise nothing, the one problem, or all of them as :class:`PolicyErrors`."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise PolicyErrors(problems)
 
 
-def _check_model(model: PolicyModel, doc: YamlDocument, known: frozenset[str] | None) -> None:
-    """Checks pydantic cannot express: unique ids, params, values, types, controls."""
+def _catalogue(known: Iterable[str] | FactCatalogue | None) -> FactCatalogue | None:
+    """Type names alone become a catalogue whose facts are not checked (``None``)."""
+    if known is None:
+        return None
+    if isinstance(known, Mapping):
+        return {name: frozenset(facts) for name, facts in known.items()}
+    return dict.fromkeys(known, _ANY_FACT)
+
+
+_ANY_FACT: frozenset[str] = frozenset({"*"})
+"""The facts of a type known by name only: any key is accepted."""
+
+
+def _validation_errors(exc: ValidationError, doc: YamlDocument) -> list[PolicyError]:
+    """Each pydantic error as one line: file, line, YAML path, message (one per path)."""
+    problems: dict[str, PolicyError] = {}
+    for error in exc.errors():
+        path = _document_path(error["loc"], doc.data, error["type"] == "missing")
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown field {path[-1]!r}"
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        where = format_path(path)
+        problems.setdefault(
+            where, PolicyError(f"{where}: {message}", source=doc.source, line=doc.line_of(path))
+        )
+    return sorted(problems.values(), key=lambda p: p.line or 0)
+
+
+def _document_path(loc: Sequence[str | int], data: Any, missing: bool) -> list[str | int]:
+    """The part of a pydantic location that names places in the YAML document.
+
+    pydantic adds the branch of a union it tried (``str``, ``list[str]``, a tag): each
+    branch's error would otherwise read as a fault of its own at a place that does not
+    exist. A missing field is named although the document does not hold it.
+    """
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        name = "not" if part == "not_" else part
+        if not _holds(node, name):
+            continue  # a union branch or a tag, not a place in the document
+        node = node[name]
+        path.append(name)
+    if missing and loc:
+        path.append("not" if loc[-1] == "not_" else loc[-1])
+    return path
+
+
+def _holds(node: Any, name: str | int) -> bool:
+    """Whether ``node[name]`` is a place in the document."""
+    if isinstance(node, dict):
+        return name in node
+    return isinstance(node, list) and isinstance(name, int) and 0 <= name < len(node)
+
+
+def _warnings(model: PolicyModel, doc: YamlDocument) -> tuple[str, ...]:
+    """What is allowed but worth saying: a rule without a remediation."""
+    return tuple(
+        f"{doc.source}:{doc.line_of(['rules', i])}: rules[{i}] ({rule.id}): no remediation "
+        "given; reports will say so"
+        for i, rule in enumerate(model.rules)
+        if not rule.remediation
+    )
+
+
+def _check_model(
+    model: PolicyModel, doc: YamlDocument, known: FactCatalogue | None
+) -> list[PolicyError]:
+    """Checks pydantic cannot express: unique ids, params, values, types, facts, controls."""
+    problems: list[PolicyError] = []
     seen: dict[str, int] = {}
     for index, rule in enumerate(model.rules):
         path: list[str | int] = ["rules", index]
         if rule.id in seen:
-            raise PolicyError(
-                f"rules[{index}].id: duplicate rule id {rule.id!r} "
-                f"(first at rules[{seen[rule.id]}])",
-                source=doc.source,
-                line=doc.line_of([*path, "id"]),
+            problems.append(
+                PolicyError(
+                    f"rules[{index}].id: duplicate rule id {rule.id!r} "
+                    f"(first at rules[{seen[rule.id]}])",
+                    source=doc.source,
+                    line=doc.line_of([*path, "id"]),
+                )
             )
-        seen[rule.id] = index
-        if known is not None and rule.resource not in known:
-            raise PolicyError(
-                f"rules[{index}].resource: unknown resource type {rule.resource!r}",
-                source=doc.source,
-                line=doc.line_of([*path, "resource"]),
-            )
+        seen.setdefault(rule.id, index)
+        facts = _facts_of(rule, path, known, doc, problems)
+        checker = _LeafChecker(model, doc, facts, rule.resource, problems)
         for name in ("where", "expect"):
             cond = getattr(rule, name)
             if cond is not None:
-                _check_condition(cond, [*path, name], model, doc)
-        _check_controls(rule, path, doc)
+                _check_condition(cond, [*path, name], checker)
+        _collect(problems, _check_controls, rule, path, doc)
+    return problems
 
 
-def _check_condition(
-    cond: Any, path: list[str | int], model: PolicyModel, doc: YamlDocument
-) -> None:
-    """Walk a condition: params must be declared, values present where ops need them."""
+def _facts_of(
+    rule: RuleModel,
+    path: list[str | int],
+    known: FactCatalogue | None,
+    doc: YamlDocument,
+    problems: list[PolicyError],
+) -> Collection[str] | None:
+    """The documented facts of the rule's type (None: not checked); unknown type noted."""
+    if known is None:
+        return None
+    if rule.resource not in known:
+        problems.append(
+            PolicyError(
+                f"rules[{path[1]}].resource: unknown resource type {rule.resource!r}",
+                source=doc.source,
+                line=doc.line_of([*path, "resource"]),
+            )
+        )
+        return None
+    facts = known[rule.resource]
+    return None if facts is _ANY_FACT or "*" in facts else facts
+
+
+def _collect(problems: list[PolicyError], check: Callable[..., None], *args: Any) -> None:
+    try:
+        check(*args)
+    except PolicyError as exc:
+        problems.append(exc)
+
+
+@dataclass(frozen=True)
+class _LeafChecker:
+    """What a leaf is checked against, and where its faults go."""
+
+    model: PolicyModel
+    doc: YamlDocument
+    facts: Collection[str] | None
+    resource: str
+    problems: list[PolicyError]
+
+
+def _check_condition(cond: Any, path: list[str | int], checker: _LeafChecker) -> None:
+    """Walk a condition: params must be declared, values present where ops need them.
+
+    Keys are checked against the documented facts except under ``each``, where they are
+    relative to the list's elements (documented as prose of the list fact).
+    """
     if isinstance(cond, LeafModel):
-        _check_leaf(cond, path, model, doc)
+        _collect(checker.problems, _check_leaf, cond, path, checker.model, checker.doc)
+        if checker.facts is not None:
+            _collect(checker.problems, _check_key, cond.key, [*path, "key"], checker)
     elif isinstance(cond, AllModel | AnyModel):
         subs = cond.all if isinstance(cond, AllModel) else cond.any
         name = "all" if isinstance(cond, AllModel) else "any"
         for i, sub in enumerate(subs):
-            _check_condition(sub, [*path, name, i], model, doc)
+            _check_condition(sub, [*path, name, i], checker)
     elif isinstance(cond, NotModel):
-        _check_condition(cond.not_, [*path, "not"], model, doc)
+        _check_condition(cond.not_, [*path, "not"], checker)
     elif isinstance(cond, EachModel):
-        _check_condition(cond.each.expect, [*path, "each", "expect"], model, doc)
+        if checker.facts is not None:
+            _collect(checker.problems, _check_key, cond.each.key, [*path, "each", "key"], checker)
+        relative = replace(checker, facts=None)
+        _check_condition(cond.each.expect, [*path, "each", "expect"], relative)
+
+
+def _check_key(key: str, path: list[str | int], checker: _LeafChecker) -> None:
+    """Every fact path the key reads must be documented for the rule's resource type."""
+    assert checker.facts is not None
+    for read in read_paths(key):
+        unknown = undocumented(read, checker.facts)
+        if unknown is None:
+            continue
+        hint = did_you_mean(unknown, checker.facts)
+        raise PolicyError(
+            f"{format_path(path)}: {checker.resource} has no fact {unknown!r}{hint}",
+            source=checker.doc.source,
+            line=checker.doc.line_of(path),
+        )
+
+
+def undocumented(read: tuple[str, ...], facts: Collection[str]) -> str | None:
+    """The first name on ``read`` that ``facts`` does not document, or None.
+
+    ``certificate.days_lef`` is caught because ``certificate``'s fields are documented
+    one by one; a path under a fact whose fields are only described in prose (``hsts``,
+    ``ingress``) is accepted past that fact.
+    """
+    for depth in range(1, len(read) + 1):
+        name = ".".join(read[:depth])
+        if name in facts:
+            continue
+        parent = ".".join(read[: depth - 1])
+        if depth > 1 and not any(f.startswith(parent + ".") for f in facts):
+            return None  # the parent's fields are not documented one by one
+        return name
+    return None
+
+
+def did_you_mean(name: str, facts: Collection[str]) -> str:
+    """`` (did you mean 'protocols'?)`` from the documented names beside the wrong one."""
+    import difflib
+
+    parent, _, leaf = name.rpartition(".")
+    siblings = {
+        fact.rpartition(".")[2]: fact for fact in facts if fact.rpartition(".")[0] == parent
+    }
+    close = difflib.get_close_matches(leaf, list(siblings), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(siblings[c]) for c in close) + "?)"
 
 
 def _check_leaf(
@@ -406,7 +580,7 @@ def _controls(raw: Mapping[str, str | list[str]]) -> dict[str, tuple[str, ...]]:
     }
 
 
-def _compile(model: PolicyModel, source: str) -> Policy:
+def _compile(model: PolicyModel, source: str, warnings: tuple[str, ...] = ()) -> Policy:
     rules = tuple(_compile_rule(rule, model.policy) for rule in model.rules)
     return Policy(
         name=model.policy,
@@ -417,6 +591,7 @@ def _compile(model: PolicyModel, source: str) -> Policy:
         params={name: spec.default for name, spec in model.params.items()},
         param_docs={name: spec.description for name, spec in model.params.items()},
         description=model.description,
+        warnings=warnings,
     )
 
 
@@ -431,7 +606,7 @@ def _compile_rule(rule: RuleModel, policy: str) -> Rule:
         where=where,
         expect=expect,
         severity=rule.severity,
-        remediation=rule.remediation,
+        remediation=rule.remediation or "",
         controls=_controls(rule.controls),
         description=rule.description,
         reads=referenced_facts(expect) | referenced_facts(where),
@@ -486,17 +661,7 @@ def with_params(policy: Policy, overrides: Mapping[str, Any], source: str | None
             source=source,
         )
     _check_pattern_overrides(policy, overrides, source)
-    merged = {**policy.params, **overrides}
-    return Policy(
-        policy.name,
-        policy.title,
-        policy.version,
-        policy.source,
-        policy.rules,
-        merged,
-        policy.param_docs,
-        policy.description,
-    )
+    return replace(policy, params={**policy.params, **overrides})
 
 
 def _check_pattern_overrides(

@@ -79,6 +79,14 @@ class Families:
         """Every resource type some loaded family documents."""
         return frozenset(t for f in self.by_name.values() for t in f.resource_type_names())
 
+    def fact_catalogue(self) -> dict[str, frozenset[str]]:
+        """Resource type → its documented fact names: what a policy's keys may read."""
+        return {
+            doc.name: frozenset(fact.name for fact in doc.facts)
+            for family in self.by_name.values()
+            for doc in family.resource_types
+        }
+
 
 def load_families(allow: frozenset[str] | None = None) -> Families:
     """Defaults first, then the ``rempart.checks`` entry points, filtered by ``allow``."""

@@ -44,14 +44,14 @@ def test_family_is_documented_and_tested(name: str) -> None:
 
 
 def test_every_shipped_policy_validates_with_unique_ids() -> None:
-    packs = load_all_builtin(FAMILIES.resource_types())
+    packs = load_all_builtin(FAMILIES.fact_catalogue())
     assert len(packs) == len(builtin_policies()) >= 4
     check_unique_ids(packs)
 
 
 @pytest.mark.parametrize("pack", sorted(builtin_policies()))
 def test_every_rule_has_severity_remediation_and_controls(pack: str) -> None:
-    (policy,) = [p for p in load_all_builtin(FAMILIES.resource_types()) if p.name == pack]
+    (policy,) = [p for p in load_all_builtin(FAMILIES.fact_catalogue()) if p.name == pack]
     for rule in policy.rules:
         assert rule.remediation.strip(), rule.id
         assert rule.controls and all(rule.controls.values()), f"{rule.id} maps no control"
