@@ -22,7 +22,7 @@ from audit.plugins import CheckContext
 from checks.aws.collectors import PHASE_ONE, PHASE_TWO, cloudtrail, s3
 from checks.aws.collectors.base import Collector, Draft, Harvest, Scan
 from checks.aws.errors import CallFailed, problem_from
-from checks.aws.session import Api, not_offered, settings_for
+from checks.aws.session import Api, is_region_label, not_offered, settings_for
 
 log = logging.getLogger(__name__)
 ACCOUNT = "aws.account"
@@ -121,13 +121,7 @@ def _regions(api: Api, harvest: Harvest) -> tuple[str, ...]:
     if not regions and api.settings.offers("ec2"):
         try:
             answer = api.call("ec2", api.default_region(), "DescribeRegions") or {}
-            regions = tuple(
-                sorted(
-                    r["RegionName"]
-                    for r in answer.get("Regions", [])
-                    if r.get("OptInStatus") != "not-opted-in"
-                )
-            )
+            regions = _enabled_regions(answer, harvest)
         except CallFailed as failed:
             harvest.account_unknown(
                 replace(
@@ -139,6 +133,25 @@ def _regions(api: Api, harvest: Harvest) -> tuple[str, ...]:
     regions = regions or (api.default_region(),)
     harvest.account_facts(regions=list(regions))
     return regions
+
+
+def _enabled_regions(answer: dict[str, Any], harvest: Harvest) -> tuple[str, ...]:
+    """The enabled regions of a DescribeRegions answer, each one DNS label.
+
+    A name that is not is dropped and reported: put in a ``{region}`` endpoint, it would
+    move the call to a host the scope guard never admitted.
+    """
+    names = sorted(
+        str(r.get("RegionName"))
+        for r in answer.get("Regions", [])
+        if r.get("OptInStatus") != "not-opted-in"
+    )
+    kept = tuple(n for n in names if is_region_label(n))
+    if len(kept) < len(names):
+        bad = next(n for n in names if n not in kept)
+        message = f"DescribeRegions answered {bad!r}, not a region name; it was not scanned"
+        harvest.problem(Problem(Reason.REFUSED, message, ACCOUNT, facts=("regions",)))
+    return kept
 
 
 def _fan_out(pool: ThreadPoolExecutor) -> Callable[[Callable[[Any], None], list[Any]], None]:

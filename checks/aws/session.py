@@ -41,6 +41,26 @@ _IAM_ACTION = {
     ("s3control", "GetPublicAccessBlock"): "s3:GetAccountPublicAccessBlock",
 }
 _ACCOUNT_HOST_PREFIX = re.compile(r"^\d{12}\.")
+_REGION_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _default_region(session: Any) -> str:
+    """The profile's or environment's region; one that is not a label stops the scan."""
+    name = str(session.get_config_variable("region") or DEFAULT_REGION)
+    if not is_region_label(name):
+        message = f"the configured default region {name!r} is not a region name"
+        raise CallFailed(Problem(Reason.REFUSED, message))
+    return name
+
+
+def is_region_label(name: str) -> bool:
+    """True when a region name from outside Rempart is one DNS label.
+
+    Region names are written into ``{region}`` endpoint templates, so one with a dot, a
+    ``#`` or an ``@`` (from a provider's DescribeRegions, say) would move the call to a
+    host the scope guard never admitted.
+    """
+    return bool(_REGION_LABEL.match(name))
 
 
 def iam_action(service: str, operation: str) -> str:
@@ -240,7 +260,7 @@ class Api:
 
         base = Session(profile=self.settings.profile)
         base.get_scoped_config()  # an unknown profile fails here, as the target's problem
-        self._region = str(base.get_config_variable("region") or DEFAULT_REGION)
+        self._region = _default_region(base)
         if self.settings.role_arn:
             self._credentials = self._assume_role(base)
         return base
@@ -295,6 +315,9 @@ class Api:
             max_pool_connections=max(10, self.settings.max_workers * 2),
             s3={"addressing_style": "path"} if endpoint else None,
             user_agent_extra="rempart",
+            # Only the endpoints the scope guard admitted: never AWS_ENDPOINT_URL* or a
+            # profile's endpoint_url, which would send the calls where no guard looked.
+            ignore_configured_endpoint_urls=True,  # type: ignore[call-arg]  # stubs lag botocore
         )
         return {"region_name": region, "endpoint_url": endpoint, "config": config}
 
