@@ -7,8 +7,9 @@ yields its port and stops everything it started on exit. Certificates are made w
 (:class:`PythonTlsServer`, which also answers HTTP with a chosen HSTS header). The
 rest are the failure modes a scanner must survive: a port that accepts and never
 speaks (:class:`BlackHoleServer`), one that resets (:class:`ResetServer`), one that
-speaks something else (:class:`BannerServer`), and tiny SMTP, IMAP and POP3 servers
-with STARTTLS.
+speaks something else (:class:`BannerServer`), one that stops answering after a few
+handshakes, as behind a rate limiter or an IPS (:class:`ThrottledHelloServer`), and
+tiny SMTP, IMAP and POP3 servers with STARTTLS.
 
 Nothing here is imported by a scan; it only ever binds loopback addresses.
 """
@@ -591,6 +592,76 @@ class RawHelloServer(_ThreadedServer):
             elif header[0] == 0x14:
                 connection.sendall(b"\x15" + version.to_bytes(2, "big") + b"\x00\x02\x02\x0a")
                 return
+
+
+class Throttle:
+    """Admit ``answers`` connections per ``window`` seconds (a fixed window, as most
+    rate limiters count); with ``window`` None, the first ``answers`` and never again."""
+
+    def __init__(self, answers: int, window: float | None = None) -> None:
+        self.answers = answers
+        self.window = window
+        self.admitted = 0
+        self.turned_away = 0
+        self._lock = threading.Lock()
+        self._count = 0
+        self._started = time.monotonic()
+
+    def admit(self) -> bool:
+        """Whether this connection is served (counted either way)."""
+        with self._lock:
+            now = time.monotonic()
+            if self.window is not None and now - self._started >= self.window:
+                self._started, self._count = now, 0
+            self._count += 1
+            if self._count <= self.answers:
+                self.admitted += 1
+                return True
+            self.turned_away += 1
+            return False
+
+
+class ThrottledHelloServer(RawHelloServer):
+    """A :class:`RawHelloServer` behind a rate limiter or an IPS.
+
+    It answers as long as ``throttle`` admits the connection; beyond that, it reads
+    the ClientHello and then, by ``then``: ``reset`` (RST), ``close`` (FIN without a
+    word), ``silence`` (keeps the connection open and says nothing) or ``garbage``
+    (an HTTP 429 page, as a web application firewall sends). None of these is a TLS
+    refusal: a scanner that reads them as "no more suites" reports a partial list.
+    """
+
+    def __init__(
+        self, cert_der: bytes, throttle: Throttle, *, then: str = "reset", **options: Any
+    ) -> None:
+        super().__init__(cert_der, **options)
+        self.throttle = throttle
+        self.then = then
+
+    def handle(self, connection: socket.socket) -> None:
+        if self.throttle.admit():
+            super().handle(connection)
+            return
+        connection.recv(4096)
+        if self.then == "reset":
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        elif self.then == "garbage":
+            connection.sendall(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n\r\n")
+        elif self.then == "silence":
+            self._hold(connection)
+
+    def _hold(self, connection: socket.socket) -> None:
+        """Say nothing until the client gives up or the server stops."""
+        connection.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                if not connection.recv(4096):
+                    return
+            except TimeoutError:
+                continue
+
+
+_LINGER_RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"
 
 
 def _recv_exactly(connection: socket.socket, size: int) -> bytes:
