@@ -18,6 +18,14 @@ Every connection is bounded twice: by a per-endpoint semaphore (do not hammer on
 server) and by a process-wide cap (do not exhaust file descriptors when the engine
 runs many targets at once). Every wait has a timeout, so a black-holed endpoint
 costs at most its timeout.
+
+A probe that got no TLS verdict (a timeout, a reset, a close without an alert, bytes
+that are not TLS) says nothing about what was offered: an IPS or a rate limiter in
+front of the server looks exactly like that. Enumeration probes are therefore asked
+*patiently* (:meth:`Prober.insist`): retried with exponential back-off and jitter,
+within the scan's deadline, while the whole endpoint slows down (one connection at
+a time, every probe waiting out the back-off). A healthy server never fails a probe
+and never pays for any of it; a clean refusal (an alert) is an answer, never retried.
 """
 
 from __future__ import annotations
@@ -25,12 +33,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import inspect
 import os
+import secrets
 import socket
 import struct
 import threading
-from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from checks.tls import wire
@@ -116,8 +126,9 @@ class Outcome:
     """The result of one probe: a reply, or why there was none.
 
     ``failure`` is one of ``refused``, ``timeout``, ``reset``, ``closed`` (the peer hung
-    up without a word), ``unreachable``, ``not_tls`` and ``starttls`` (the plain-text
-    upgrade failed); ``message`` says it in words.
+    up without a word), ``unreachable``, ``not_tls``, ``starttls`` (the plain-text
+    upgrade failed) and ``unsent`` (not sent at all: the endpoint had stopped answering
+    and the scan's time was spent); ``message`` says it in words.
     """
 
     reply: wire.Reply | None = None
@@ -128,6 +139,54 @@ class Outcome:
     def is_accepted(self) -> bool:
         """The server went on with what the probe offered."""
         return self.reply is not None and self.reply.is_accepted
+
+    @property
+    def is_refused(self) -> bool:
+        """A clean refusal: the server answered in TLS, with an alert."""
+        return self.reply is not None and self.reply.kind == "alert"
+
+    @property
+    def is_undecided(self) -> bool:
+        """No TLS verdict at all: the offer may be accepted or refused.
+
+        A reset, a close without an alert or a block page is what a rate limiter or
+        an IPS does to the connection, whatever was offered; reading it as "refused"
+        would end an enumeration early and report a partial list as complete.
+        """
+        return self.reply is None
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How hard to insist on probes that get no verdict.
+
+    After the n-th failure in a row *of the endpoint* (any probe), the endpoint rests
+    about ``first_delay * factor**(n-1)`` seconds, n stopping at ``steps`` (between
+    half and all of it: jitter keeps parallel chains from retrying in lockstep), and
+    the failed probe is tried again. With the defaults the rests are 0.25, 0.5, 1 and
+    2 s at most: a rate limiter's window (typically a second) refills meanwhile, and
+    every chain gets its turn as the server lets a few handshakes through each time.
+    An endpoint that answered nothing for ``give_up`` seconds while being asked is
+    gone: no more retries, no more rests, each remaining probe is asked once. One
+    probe is asked at most ``most`` times (an IPS matching on what is offered may
+    refuse that one forever and let the others through).
+    """
+
+    steps: int = 4
+    first_delay: float = 0.25
+    factor: float = 2.0
+    give_up: float = 2.0
+    most: int = 12
+
+    def delay(self, failures: int) -> float:
+        """Seconds to rest after ``failures`` failures in a row, jittered."""
+        ceiling = self.first_delay * self.factor ** (min(failures, self.steps) - 1)
+        return ceiling * _JITTER.uniform(0.5, 1.0)
+
+
+_JITTER = secrets.SystemRandom()
+_NO_TIME_LEFT = "not sent: the endpoint stopped answering and the scan's time is spent"
+PATIENCE = Patience()
 
 
 class Channel:
@@ -174,33 +233,138 @@ class Channel:
 
 
 class Prober:
-    """Run probes against one endpoint, at most ``limit`` at a time."""
+    """Run probes against one endpoint, at most ``limit`` at a time.
 
-    def __init__(self, endpoint: Endpoint, timeout: float, limit: int = PER_ENDPOINT) -> None:
+    ``deadline`` (on the loop's clock) is when the observation must be done: no retry
+    starts that could not finish before it. ``count`` counts the connections,
+    ``retries`` the retries among them, ``answered`` those that got a TLS verdict.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        timeout: float,
+        limit: int = PER_ENDPOINT,
+        *,
+        patience: Patience = PATIENCE,
+        deadline: float | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        self.patience = patience
+        self.deadline = deadline
         self._slots = asyncio.Semaphore(limit)
+        self._one_at_a_time = asyncio.Lock()
+        self._struggling = False
+        self._quiet_until = 0.0
+        self._failures = 0
+        self._failing_since: float | None = None
         self.count = 0
+        self.retries = 0
+        self.answered = 0
 
-    async def ask(self, hello: wire.Hello) -> Outcome:
-        """Send ``hello`` and return what the server answered."""
-        outcome: Outcome = await self.guarded(self._exchange(hello))
-        return outcome
+    async def ask(self, hello: wire.Hello, *, patient: bool = False) -> Outcome:
+        """Send ``hello`` and return what the server answered (retried when ``patient``)."""
+        if patient:
+            answer = await self.insist(lambda: self._exchange(hello))
+        else:
+            answer = await self.guarded(self._exchange(hello))
+        return answer
+
+    async def insist(self, exchange: Callable[[], Coroutine[Any, Any, _T]]) -> _T | Outcome:
+        """Run ``exchange()`` until it gets a TLS verdict, resting between attempts.
+
+        Gives up as :class:`Patience` says, or when the next attempt could not end
+        before the deadline; the last undecided outcome is returned then.
+        """
+        attempts = 0
+        failed: Outcome | None = None
+        while True:
+            answer = await self.guarded(exchange())
+            attempts += 1
+            if isinstance(answer, Outcome) and answer.failure != "unsent":
+                failed = answer
+            if not _undecided(answer) or attempts >= self.patience.most or self._is_gone():
+                break
+            delay = self.patience.delay(self._failures)
+            if not self._has_time_for(delay):
+                break
+            self._rest(delay)
+            self.retries += 1
+        if isinstance(answer, Outcome) and answer.is_undecided:
+            told = failed or answer  # what the server did beats "out of time"
+            return replace(told, message=f"{told.message} ({attempts} attempt(s))")
+        return answer
+
+    def _is_gone(self) -> bool:
+        """Nothing answered for ``patience.give_up`` seconds of asking."""
+        since = self._failing_since
+        now = asyncio.get_running_loop().time()
+        return since is not None and now - since >= self.patience.give_up
+
+    def _has_time_for(self, delay: float) -> bool:
+        if self.deadline is None:
+            return True
+        return asyncio.get_running_loop().time() + delay + self.timeout <= self.deadline
+
+    def _rest(self, delay: float) -> None:
+        """From now on one connection at a time, and none before ``delay`` has passed."""
+        self._struggling = True
+        now = asyncio.get_running_loop().time()
+        self._quiet_until = max(self._quiet_until, now + delay)
 
     async def guarded(self, exchange: Coroutine[Any, Any, _T]) -> _T | Outcome:
         """Run one probe exchange within the caps and the timeout; failures become data."""
-        async with self._slots, _SHARED.global_slots():
-            self.count += 1
-            try:
-                return await asyncio.wait_for(exchange, self.timeout)
-            except TimeoutError:
-                return Outcome(failure="timeout", message=f"no answer within {self.timeout:g} s")
-            except OSError as error:
-                return _os_failure(error)
-            except StartTlsError as error:
-                return Outcome(failure="starttls", message=str(error))
-            except wire.NotTls as error:
-                return Outcome(failure="not_tls", message=str(error))
+        try:
+            async with self._slots, self._gate():
+                if self._gated():
+                    await self._wait_quiet()
+                if self._struggling and not self._has_time_for(0):
+                    return Outcome(failure="unsent", message=_NO_TIME_LEFT)
+                async with _SHARED.global_slots():
+                    self.count += 1
+                    answer = await self._attempt(exchange)
+                self._note(answer)
+                return answer
+        finally:
+            if inspect.getcoroutinestate(exchange) == inspect.CORO_CREATED:
+                exchange.close()  # never sent: out of time, or cancelled while queued
+
+    def _gated(self) -> bool:
+        """Probes go one at a time, after the rests, once the endpoint failed one and
+        until it is gone: queued probes would otherwise all fire into a rate limiter
+        (or each wait their timeout on a silent server) the moment a rest ends."""
+        return self._struggling and not self._is_gone()
+
+    def _gate(self) -> contextlib.AbstractAsyncContextManager[object]:
+        return self._one_at_a_time if self._gated() else contextlib.nullcontext()
+
+    async def _wait_quiet(self) -> None:
+        while (left := self._quiet_until - asyncio.get_running_loop().time()) > 0:
+            await asyncio.sleep(left)
+
+    def _note(self, answer: object) -> None:
+        """Keep the endpoint's failure streak (what the rests and giving up go by)."""
+        if _undecided(answer):
+            self._failures += 1
+            if self._failing_since is None:
+                self._failing_since = asyncio.get_running_loop().time()
+        else:
+            self.answered += 1
+            self._failures = 0
+            self._failing_since = None
+
+    async def _attempt(self, exchange: Coroutine[Any, Any, _T]) -> _T | Outcome:
+        try:
+            return await asyncio.wait_for(exchange, self.timeout)
+        except TimeoutError:
+            return Outcome(failure="timeout", message=f"no answer within {self.timeout:g} s")
+        except OSError as error:
+            return _os_failure(error)
+        except StartTlsError as error:
+            return Outcome(failure="starttls", message=str(error))
+        except wire.NotTls as error:
+            return Outcome(failure="not_tls", message=str(error))
 
     async def _exchange(self, hello: wire.Hello) -> Outcome:
         async with self.channel() as channel:
@@ -240,6 +404,10 @@ async def read_flight(channel: Channel, hello: wire.Hello) -> Outcome:
             return Outcome(failure="closed", message="the server closed the connection")
         flight.feed(data)
     return Outcome(reply=flight.reply)
+
+
+def _undecided(answer: object) -> bool:
+    return isinstance(answer, Outcome) and answer.is_undecided
 
 
 def _os_failure(error: OSError) -> Outcome:
