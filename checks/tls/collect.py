@@ -5,6 +5,11 @@ used and never re-resolved; otherwise the name is resolved here. The addresses a
 tried in order and the first one that answers is enumerated: the resource says
 which (``address``) and lists them all (``addresses``). One resource per target keeps
 findings stable when DNS rotates its answers.
+
+A fact that a probe could not decide is never reported from what was seen before it:
+it goes to ``Resource.unknown`` with its reason, and the rules reading it end as
+``error``. That covers the protocol probes (:func:`unanswered_protocols`) and every
+enumeration cut short by a server that stopped answering (:func:`cut_facts`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from audit.models import JSONValue, Observation, Problem, Reason, Resource, Targ
 from audit.plugins import CheckContext
 from checks.tls import probe, wire
 from checks.tls.certificate import certificate_facts
-from checks.tls.enumerate import Enumeration, enumerate_endpoint, probe_protocols
+from checks.tls.enumerate import Cut, Enumeration, enumerate_endpoint, probe_protocols
 from checks.tls.http import Session, hsts_facts, http_redirect, tls_session
 from checks.tls.probe import Endpoint, Outcome, Prober
 from checks.tls.resumption import session_id_resumption, ticket_resumption
@@ -25,9 +30,13 @@ from checks.tls.targets import server_name
 
 RESOURCE_TYPE = "tls.endpoint"
 MAX_PROBE_TIMEOUT = 5.0
+"""A single handshake never waits longer than this for the server's first flight."""
 BACKSTOP = 5.0
 """Seconds past ``ctx.timeout`` after which a caller stops waiting for the probe loop."""
-"""A single handshake never waits longer than this for the server's first flight."""
+RETRY_SHARE = 0.8
+"""Share of ``ctx.timeout`` within which a retried probe must end: the rest is left to
+the probes that follow a successful retry, so patience never costs the whole
+observation (a timeout of the target) rather than one fact."""
 
 
 def collect(target: Target, ctx: CheckContext) -> Observation:
@@ -61,13 +70,14 @@ def probe_timeout(ctx: CheckContext) -> float:
 
 
 async def _collect(target: Target, ctx: CheckContext) -> Observation:
+    deadline = asyncio.get_running_loop().time() + ctx.timeout * RETRY_SHARE
     addresses = list(target.addresses) or await _resolve(target.host, probe_timeout(ctx))
     if not addresses:
         problem = Problem(Reason.UNREACHABLE, f"{target.host} does not resolve to any address")
         return Observation(target, problems=(problem,))
     failures: list[dict[str, Outcome]] = []
     for address in addresses:
-        prober = _prober(target, address, ctx)
+        prober = _prober(target, address, ctx, deadline)
         first = await probe_protocols(prober)
         if _answered(first):
             resource = await _observe(target, ctx, prober, first, addresses)
@@ -76,10 +86,10 @@ async def _collect(target: Target, ctx: CheckContext) -> Observation:
     return Observation(target, problems=(_problem(failures, addresses),))
 
 
-def _prober(target: Target, address: str, ctx: CheckContext) -> Prober:
+def _prober(target: Target, address: str, ctx: CheckContext, deadline: float) -> Prober:
     starttls = target.scheme if target.scheme != "tls" else None
     endpoint = Endpoint(address, target.port or 443, server_name(target), starttls)
-    return Prober(endpoint, probe_timeout(ctx))
+    return Prober(endpoint, probe_timeout(ctx), deadline=deadline)
 
 
 async def _resolve(host: str, timeout: float) -> list[str]:
@@ -193,9 +203,9 @@ def _facts(
     }
     unanswered = unanswered_protocols(result.first)
     if unanswered is not None:
-        for name in PROTOCOL_FACTS:
-            facts.pop(name, None)
-            unknown[name] = unanswered
+        _forget(facts, unknown, PROTOCOL_FACTS, unanswered)
+    for names, why in cut_facts(result.cuts):
+        _forget(facts, unknown, names, why)
     facts["certificate"], problem = _certificate(result, session, prober, ctx)
     if problem:
         unknown["certificate"] = problem
@@ -205,18 +215,63 @@ def _facts(
     return facts, unknown
 
 
-PROTOCOL_FACTS = (
-    "protocols",
+def _forget(
+    facts: dict[str, JSONValue],
+    unknown: dict[str, Problem],
+    names: tuple[str, ...],
+    problem: Problem,
+) -> None:
+    """Move ``names`` from the facts to the unknown (the first reason found stays)."""
+    for name in names:
+        facts.pop(name, None)
+        unknown.setdefault(name, problem)
+
+
+SUITE_FACTS = (
     "cipher_suites",
     "forward_secrecy",
     "aead_only",
     "key_exchanges",
     "weakest_suite",
     "strongest_suite",
+    "server_order",
 )
+"""The suite lists and everything read off them."""
+PROTOCOL_FACTS = ("protocols", *SUITE_FACTS, "groups")
 """Facts that need an answer to every protocol probe: one probe left unanswered (a
 timeout, bytes that are not TLS) means that protocol may be accepted, and calling the
-endpoint "TLS 1.2 only" would be a silent pass."""
+endpoint "TLS 1.2 only" would be a silent pass (so would its groups, enumerated only
+on accepted protocols)."""
+CUT_FACTS: dict[str, tuple[str, ...]] = {
+    "cipher_suites": SUITE_FACTS,
+    "server_order": ("server_order",),
+    "groups": ("groups",),
+    "dh_bits": ("dh_bits",),
+    "compression": ("compression",),
+    "fallback_scsv": ("fallback_scsv",),
+    "heartbleed": ("heartbeat", "heartbleed"),
+}
+"""For each enumeration that can be cut short, the facts it leaves unknown."""
+
+
+def cut_facts(cuts: dict[str, Cut]) -> list[tuple[tuple[str, ...], Problem]]:
+    """The facts each cut enumeration leaves unknown, with why.
+
+    A probe that never got a TLS verdict (after its retries) may have been the one
+    that would find RC4: what was found before it is a lower bound, not the list.
+    """
+    return [(CUT_FACTS[fact], _cut_problem(cut)) for fact, cut in cuts.items()]
+
+
+def _cut_problem(cut: Cut) -> Problem:
+    reason = Reason.TIMEOUT if cut.outcome.failure in ("timeout", "unsent") else Reason.UNREACHABLE
+    return Problem(
+        reason,
+        f"the {cut.probe} probe got no TLS verdict ({cut.outcome.message}): "
+        "the server stopped answering, so what it accepts is unknown",
+    )
+
+
 _UNDECIDED = {"timeout": Reason.TIMEOUT, "not_tls": Reason.UNREACHABLE}
 
 

@@ -18,13 +18,21 @@
 
 Every strategy stops at the protocols the first probes found accepted: nothing is
 enumerated for a protocol the server refused.
+
+An enumeration ends only on a clean refusal: an alert, or a ServerHello choosing
+nothing that is left to offer. A probe that got no verdict however patiently it was
+asked (:meth:`~checks.tls.probe.Prober.insist`) *cuts* the fact it was for
+(:attr:`Enumeration.cuts`): the list found so far may be missing what the next
+probe would have found (the weak suites, for a server that stops answering after a
+few handshakes), so it is reported unknown, never as complete.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from checks.tls import wire
 from checks.tls.probe import Channel, Outcome, Prober, read_flight
@@ -35,6 +43,23 @@ GROUP_CHUNK = 4
 """Groups per elimination chain."""
 
 _INAPPROPRIATE_FALLBACK = 86
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A probe that got no TLS verdict however often it was asked: which, and how it failed."""
+
+    probe: str
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class Chain:
+    """What one elimination chain found, and the undecided probe that cut it short."""
+
+    found: list[int]
+    cut: Outcome | None = None
 
 
 @dataclass
@@ -50,6 +75,22 @@ class Enumeration:
     fallback_scsv: bool | None = None
     heartbeat: bool | None = None
     heartbleed: bool | None = None
+    cuts: dict[str, Cut] = field(default_factory=dict)
+    """Per fact (``cipher_suites``, ``server_order``, ``groups``, ``dh_bits``,
+    ``compression``, ``fallback_scsv``, ``heartbleed``), the probe that left it unknown."""
+
+    def settle(self, fact: str, probe: str, answer: _T | Outcome) -> _T | None:
+        """``answer``, or None with ``fact`` cut when the probe got no verdict."""
+        if isinstance(answer, Outcome):
+            self.cut(fact, probe, answer)
+            return None
+        return answer
+
+    def cut(self, fact: str, probe: str, outcome: Outcome) -> None:
+        """Mark ``fact`` unknown; the first failure the server caused names the reason."""
+        known = self.cuts.get(fact)
+        if known is None or (known.outcome.failure == "unsent" and outcome.failure != "unsent"):
+            self.cuts[fact] = Cut(probe, outcome)
 
     @property
     def protocols(self) -> list[str]:
@@ -91,32 +132,59 @@ def _chunks(items: Sequence[int], count: int) -> list[list[int]]:
     return [list(items[i::count]) for i in range(count) if items[i::count]]
 
 
-async def eliminate_suites(prober: Prober, protocol: str) -> tuple[list[int], bool]:
+async def eliminate_suites(prober: Prober, protocol: str) -> tuple[Chain, bool]:
     """Every suite the server accepts for ``protocol`` in the order found, and whether
     every pick was the lowest code left (what a server following the client does)."""
     offered = list(wire.suites_for(protocol))
     chunks = _chunks(offered, SUITE_CHUNKS) if len(offered) > 16 else [offered]
-    found = await asyncio.gather(*(_eliminate(prober, protocol, chunk) for chunk in chunks))
-    client_like = all(chunk == sorted(chunk) for chunk in found)
-    return [code for chunk in found for code in chunk], client_like
+
+    def offer(remaining: list[int]) -> wire.Hello:
+        return _hello(prober, protocol, remaining)
+
+    def pick(reply: wire.Reply) -> int | None:
+        return reply.suite
+
+    found = await asyncio.gather(*(_eliminate(prober, offer, pick, c) for c in chunks))
+    client_like = all(chain.found == sorted(chain.found) for chain in found)
+    return _joined(found), client_like
 
 
-async def _eliminate(prober: Prober, protocol: str, offered: list[int]) -> list[int]:
-    accepted: list[int] = []
+def _joined(chains: Sequence[Chain]) -> Chain:
+    """The chains' finds end to end, cut by the first chain that was cut (preferring a
+    failure the server caused to a probe left unsent for lack of time)."""
+    cuts = [chain.cut for chain in chains if chain.cut is not None]
+    cut = next((c for c in cuts if c.failure != "unsent"), cuts[0] if cuts else None)
+    return Chain([code for chain in chains for code in chain.found], cut)
+
+
+async def _eliminate(
+    prober: Prober,
+    offer: Callable[[list[int]], wire.Hello],
+    pick: Callable[[wire.Reply], int | None],
+    offered: list[int],
+) -> Chain:
+    """Offer what is left, take out what the server picked, until a clean refusal.
+
+    An alert, or a ServerHello whose pick is not among what was offered, ends the
+    chain: nothing left is accepted. A probe with no verdict cuts it instead.
+    """
+    found: list[int] = []
     remaining = list(offered)
     while remaining:
-        outcome = await prober.ask(_hello(prober, protocol, remaining))
-        chosen = outcome.reply.suite if outcome.is_accepted and outcome.reply else None
+        outcome = await prober.ask(offer(remaining), patient=True)
+        if outcome.is_undecided:
+            return Chain(found, outcome)
+        chosen = pick(outcome.reply) if outcome.is_accepted and outcome.reply else None
         if chosen is None or chosen not in remaining:
             break
-        accepted.append(chosen)
+        found.append(chosen)
         remaining.remove(chosen)
-    return accepted
+    return Chain(found)
 
 
 async def server_order(
     prober: Prober, protocol: str, accepted: list[int], client_like: bool
-) -> bool | None:
+) -> bool | Outcome | None:
     """True when the server imposes its own order, None when there is nothing to order.
 
     The elimination offered each chunk in ascending order: a pick that was not the
@@ -128,101 +196,101 @@ async def server_order(
     if not client_like:
         return True
     descending = sorted(accepted, reverse=True)
-    outcome = await prober.ask(_hello(prober, protocol, descending))
+    outcome = await prober.ask(_hello(prober, protocol, descending), patient=True)
+    if outcome.is_undecided:
+        return outcome
     if not (outcome.is_accepted and outcome.reply):
         return None
     return outcome.reply.suite != descending[0]
 
 
-async def eliminate_groups(prober: Prober, protocol: str, suites: Sequence[int]) -> list[int]:
+async def eliminate_groups(prober: Prober, protocol: str, suites: Sequence[int]) -> Chain:
     """Named groups the server accepts with ``suites`` (TLS 1.3, or ECDHE suites in 1.2)."""
     offered = wire.GROUPS_TLS13 if protocol == "TLSv1.3" else wire.GROUPS_TLS12
     chunks = _chunks(offered, max(1, len(offered) // GROUP_CHUNK))
-    found = await asyncio.gather(*(_groups_in(prober, protocol, suites, c) for c in chunks))
-    return [group for chunk in found for group in chunk]
-
-
-async def _groups_in(
-    prober: Prober, protocol: str, suites: Sequence[int], offered: list[int]
-) -> list[int]:
-    remaining = list(offered)
-    accepted: list[int] = []
     want = protocol != "TLSv1.3"
-    while remaining:
-        hello = _hello(prober, protocol, suites, groups=tuple(remaining), want_certificate=want)
-        outcome = await prober.ask(hello)
-        group = outcome.reply.group if outcome.is_accepted and outcome.reply else None
-        if group is None or group not in remaining:
-            break
-        accepted.append(group)
-        remaining.remove(group)
-    return accepted
+
+    def offer(remaining: list[int]) -> wire.Hello:
+        return _hello(prober, protocol, suites, groups=tuple(remaining), want_certificate=want)
+
+    def pick(reply: wire.Reply) -> int | None:
+        return reply.group
+
+    return _joined(await asyncio.gather(*(_eliminate(prober, offer, pick, c) for c in chunks)))
 
 
-async def dh_bits(prober: Prober, protocol: str, suites: Sequence[int]) -> int | None:
+async def dh_bits(prober: Prober, protocol: str, suites: Sequence[int]) -> int | Outcome | None:
     """Size of the DH prime the server uses with its DHE suites."""
-    outcome = await prober.ask(_hello(prober, protocol, suites, want_certificate=True))
+    hello = _hello(prober, protocol, suites, want_certificate=True)
+    outcome = await prober.ask(hello, patient=True)
+    if outcome.is_undecided:
+        return outcome
     return outcome.reply.dh_bits if outcome.is_accepted and outcome.reply else None
 
 
-async def compression(prober: Prober, protocol: str) -> bool | None:
+async def compression(prober: Prober, protocol: str) -> bool | Outcome | None:
     """True when the server accepts DEFLATE (CRIME), None when it could not be told."""
     hello = _hello(prober, protocol, wire.suites_for(protocol), offer_compression=True)
-    outcome = await prober.ask(hello)
+    outcome = await prober.ask(hello, patient=True)
+    if outcome.is_undecided:
+        return outcome
     return outcome.reply.has_compression if outcome.is_accepted and outcome.reply else None
 
 
-async def fallback_scsv(prober: Prober, protocols: list[str]) -> bool | None:
+async def fallback_scsv(prober: Prober, protocols: list[str]) -> bool | Outcome | None:
     """True when the server refuses a downgraded hello carrying TLS_FALLBACK_SCSV."""
     below = [p for p in protocols if p not in ("SSLv2",)]
     if len(below) < 2:
         return None
     protocol = below[-2]
     hello = _hello(prober, protocol, wire.suites_for(protocol), fallback_scsv=True)
-    outcome = await prober.ask(hello)
+    outcome = await prober.ask(hello, patient=True)
     if outcome.reply is None:
-        return None
+        return outcome
     return outcome.reply.kind == "alert" and outcome.reply.alert == _INAPPROPRIATE_FALLBACK
 
 
-async def heartbleed(prober: Prober, protocol: str) -> tuple[bool | None, bool | None]:
+async def heartbleed(prober: Prober, protocol: str) -> tuple[bool | None, bool | None] | Outcome:
     """(heartbeat extension acknowledged, Heartbleed) on a TLS ≤ 1.2 protocol.
 
     The hello offers the heartbeat extension; a server that does not echo it has no
     heartbeat to bleed. One that does gets, right after ServerHelloDone, a heartbeat
     request claiming more than it carries (:func:`wire.heartbleed_probe`): a heartbeat
     record in reply is Heartbleed (CVE-2014-0160); an alert, a close or silence is not.
-    Only the reply's record header is read.
+    Only the reply's record header is read. A hello with no verdict is retried; once
+    the heartbeat is acknowledged, what follows is not (silence there is an answer).
     """
     hello = _hello(
         prober, protocol, wire.suites_for(protocol), want_certificate=True, heartbeat=True
     )
 
-    async def exchange() -> tuple[bool | None, bool | None]:
+    async def exchange() -> tuple[bool | None, bool | None] | Outcome:
         async with prober.channel() as channel:
             await channel.send(wire.client_hello(hello))
             outcome = await read_flight(channel, hello)
+            if outcome.is_undecided:
+                return outcome
             if not (outcome.is_accepted and outcome.reply):
                 return None, None
             if not outcome.reply.has_heartbeat:
                 return False, False
-            await channel.send(wire.heartbleed_probe(protocol))
-            return True, await _heartbeat_answered(channel, prober.timeout / 2)
+            return True, await _heartbeat_answered(channel, protocol, prober.timeout / 2)
 
-    answer = await prober.guarded(exchange())
-    return (None, None) if isinstance(answer, Outcome) else answer
+    return await prober.insist(exchange)
 
 
-async def _heartbeat_answered(channel: Channel, wait: float) -> bool:
+async def _heartbeat_answered(channel: Channel, protocol: str, wait: float) -> bool:
+    """Send the over-long heartbeat request; only a heartbeat record back is Heartbleed."""
     header = b""
     try:
         async with asyncio.timeout(wait):
+            await channel.send(wire.heartbleed_probe(protocol))
             while (kind := wire.next_record_type(header)) is None:
                 data = await channel.recv()
                 if not data:
                     return False
                 header += data[:5]
-    except TimeoutError:
+    except (TimeoutError, OSError):
         return False
     return kind == wire.HEARTBEAT_RECORD
 
@@ -244,29 +312,38 @@ async def enumerate_endpoint(prober: Prober, first: dict[str, Outcome]) -> Enume
 
 
 async def _suites(prober: Prober, result: Enumeration, protocol: str) -> None:
-    accepted, client_like = await eliminate_suites(prober, protocol)
-    result.suites[protocol] = accepted
-    result.server_order[protocol] = await server_order(prober, protocol, accepted, client_like)
+    chain, client_like = await eliminate_suites(prober, protocol)
+    result.suites[protocol] = chain.found
+    result.server_order[protocol] = None
+    if chain.cut is not None:
+        result.cut("cipher_suites", f"{protocol} suite elimination", chain.cut)
+        return
+    order = await server_order(prober, protocol, chain.found, client_like)
+    result.server_order[protocol] = result.settle("server_order", f"{protocol} order", order)
 
 
 async def _groups(prober: Prober, result: Enumeration) -> None:
     legacy = _best_legacy(result)
 
-    async def tls13() -> list[int]:
+    async def tls13() -> Chain:
         if "TLSv1.3" not in result.protocols:
-            return []
+            return Chain([])
         return await eliminate_groups(prober, "TLSv1.3", wire.suites_for("TLSv1.3"))
 
-    async def ecdhe() -> list[int]:
+    async def ecdhe() -> Chain:
         if legacy is None:
-            return []
+            return Chain([])
         return await eliminate_groups(prober, legacy, _by_kex(legacy, "ECDHE"))
 
-    async def dhe() -> int | None:
+    async def dhe() -> int | Outcome | None:
         return await dh_bits(prober, legacy, _by_kex(legacy, "DHE")) if legacy else None
 
-    found, legacy_groups, result.dh_bits = await asyncio.gather(tls13(), ecdhe(), dhe())
-    result.groups = found + [g for g in legacy_groups if g not in found]
+    modern, older, bits = await asyncio.gather(tls13(), ecdhe(), dhe())
+    result.dh_bits = result.settle("dh_bits", f"{legacy} DHE", bits)
+    joined = _joined([modern, older])
+    result.groups = list(dict.fromkeys(joined.found))
+    if joined.cut is not None:
+        result.cut("groups", "group elimination", joined.cut)
 
 
 def _by_kex(protocol: str, kex: str) -> tuple[int, ...]:
@@ -275,18 +352,19 @@ def _by_kex(protocol: str, kex: str) -> tuple[int, ...]:
 
 async def _hygiene(prober: Prober, result: Enumeration) -> None:
     legacy = _best_legacy(result)
-    if legacy:
-        (
-            result.compression,
-            result.fallback_scsv,
-            (result.heartbeat, result.heartbleed),
-        ) = await asyncio.gather(
-            compression(prober, legacy),
-            fallback_scsv(prober, result.protocols),
-            heartbleed(prober, legacy),
-        )
-    else:
-        result.fallback_scsv = await fallback_scsv(prober, result.protocols)
+    if legacy is None:
+        scsv = await fallback_scsv(prober, result.protocols)
+        result.fallback_scsv = result.settle("fallback_scsv", "TLS_FALLBACK_SCSV", scsv)
+        return
+    deflate, scsv, bleed = await asyncio.gather(
+        compression(prober, legacy),
+        fallback_scsv(prober, result.protocols),
+        heartbleed(prober, legacy),
+    )
+    result.compression = result.settle("compression", f"{legacy} compression", deflate)
+    result.fallback_scsv = result.settle("fallback_scsv", "TLS_FALLBACK_SCSV", scsv)
+    beat = result.settle("heartbleed", f"{legacy} heartbeat", bleed)
+    result.heartbeat, result.heartbleed = beat or (None, None)
 
 
 def _best_legacy(result: Enumeration) -> str | None:
