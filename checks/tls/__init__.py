@@ -27,6 +27,21 @@ stays silent), unreachable, reset, a non-TLS speaker or a failed STARTTLS become
 (the certificate of a server the local library cannot talk to) go to
 ``Resource.unknown``.
 
+Servers that stop answering: a rate limiter or an IPS in front of a server may let
+a few handshakes through and then reset, close, stay silent or send a block page.
+None of these is a TLS refusal (an alert, or a ServerHello choosing nothing that is
+left to offer), so it never ends an enumeration as "nothing more is accepted". Such a
+probe is retried with exponential back-off and jitter, the endpoint then probed one
+connection at a time (:class:`checks.tls.probe.Patience`), within ``ctx.timeout``; a
+healthy server never pays for it. When a probe still gets no verdict, the facts it
+was for are unknown (reason ``unreachable``, or ``timeout`` for silence), each on
+its own account: ``cipher_suites`` with ``forward_secrecy``, ``aead_only``,
+``key_exchanges``, ``weakest_suite``, ``strongest_suite`` and ``server_order``;
+``server_order`` alone; ``groups``; ``dh_bits``; ``compression``; ``fallback_scsv``;
+``heartbeat`` with ``heartbleed``. A protocol probe without a verdict makes
+``protocols``, the suite facts and ``groups`` unknown. The message names the probe,
+the failure and the attempts made.
+
 Session resumption (:mod:`checks.tls.resumption`) and the session and ticket
 handshakes need completed handshakes, made with the local library; Heartbleed is a
 raw probe sent before the handshake ends (:func:`checks.tls.enumerate.heartbleed`).
@@ -73,7 +88,7 @@ FACTS = (
     FactDoc(
         "cipher_suites",
         "map[string, list[string]]",
-        "Per protocol, the IANA names of the suites the server accepts, in the order found (SSLv2: empty list).",
+        "Per protocol, the IANA names of the suites the server accepts, in the order found (SSLv2: empty list). Unknown, with this and every fact read off it, when a probe got no TLS verdict (reset, silence, a block page) even after retries.",
     ),
     FactDoc(
         "server_order",
@@ -104,7 +119,7 @@ FACTS = (
     FactDoc(
         "groups",
         "list[string]",
-        "Named groups accepted for key exchange (TLS 1.3 by HelloRetryRequest, TLS 1.2 by ServerKeyExchange): x25519, x448, secp256r1, secp384r1, secp521r1, ffdhe2048.., X25519MLKEM768, ...",
+        "Named groups accepted for key exchange (TLS 1.3 by HelloRetryRequest, TLS 1.2 by ServerKeyExchange): x25519, x448, secp256r1, secp384r1, secp521r1, ffdhe2048.., X25519MLKEM768, ... Unknown when a probe got no TLS verdict even after retries (so are dh_bits and each hygiene fact, on their own probes).",
     ),
     FactDoc(
         "dh_bits",
@@ -227,7 +242,7 @@ FACTS = (
         "bool|null",
         "Plain HTTP (port 80 of the same address, or http_port) redirects to https:// on the same host (a `Location` to another host, or with userinfo naming another host, is false); null when nothing answers HTTP there.",
     ),
-    FactDoc("probes", "integer", "Number of handshakes the enumeration cost."),
+    FactDoc("probes", "integer", "Number of handshakes the enumeration cost (retries included)."),
 )
 
 RESOURCE_TYPES = (
