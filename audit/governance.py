@@ -16,16 +16,31 @@ Framework score
     ``percent = 100 × passed / (passed + failed)``; not-assessed controls are counted
     apart and never in the percentage.
 
+Coverage (per system and overall)
+    Of the findings that applied (every status but ``skip``), the share that could be
+    evaluated: ``coverage = 100 × (pass + fail + accepted) / (pass + fail + accepted +
+    error)``, counted in findings whatever their severity and rounded down to 0.1 (a
+    figure shown never reaches a threshold it missed). An ``error`` proves nothing either
+    way: it is left out of the index and shows here as missing evidence.
+
 Security index (0–5, per system and overall)
     Each finding weighs ``w`` by severity: critical 10, high 5, medium 2, low 1, info 0.
-    With ``T`` the weight of findings that pass, fail, are accepted or ended in error,
-    ``F`` of failures, ``A`` of accepted findings, ``E`` of errors::
+    With ``T`` the weight of the evaluated findings (those that pass, fail or are
+    accepted), ``F`` of failures and ``A`` of accepted findings::
 
-        index = 5 × (1 − (F + ½A + ½E) / T)
+        index = 5 × (1 − (F + ½A) / T)
 
-    An accepted risk or an unknown still counts half against the system. An open
-    critical failure caps the index at 1.9 (below the homologation threshold), an open
-    high failure at 3.9. No weighed finding: no index (None). Rounded to 0.1.
+    An accepted risk still counts half against the system. An open critical failure
+    caps the index at 1.9 (below the homologation threshold), an open high failure at
+    3.9. Rounded to 0.1.
+
+No index without evidence
+    No index, no grade and no advised validity are given (per system and overall) when
+    the scan did not complete (interrupted, failed or still running), when no rule
+    applied, when nothing or too little was evaluated (coverage below the threshold:
+    ``--min-coverage``, 90 % by default), or when the evaluated findings weigh nothing
+    (``info`` only). The report says which, instead of an opinion. Framework scores are
+    not grades: they count assessed controls only, next to the controls not assessed.
 
 Grade
     A ≥ 4.5, B ≥ 4, C ≥ 3, D ≥ 2, E ≥ 1, F below 1.
@@ -46,6 +61,7 @@ Priority (action plan)
 from __future__ import annotations
 
 import functools
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +88,9 @@ DEFAULT_SLA_DAYS: Mapping[Severity, int] = {
 }
 CRITICALITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 EXPIRING_SOON_DAYS = 60
+DEFAULT_MIN_COVERAGE = 90.0
+"""Below this share of applicable rules evaluated (percent), no index is given."""
+COMPLETE = "complete"
 
 
 _STATUS_VALUE = {status: status.value for status in Status}
@@ -111,19 +130,23 @@ def parse_day(stamp: str | None) -> date | None:
 
 
 def security_index(findings: Iterable[Finding]) -> float | None:
-    """The 0–5 index of a set of findings (formula in the module docstring)."""
+    """The 0–5 index of the evaluated findings (formula in the module docstring).
+
+    Errors and skips are left out: an unverified control is evidence of nothing, and
+    :func:`opinion` decides whether enough was verified for the index to be shown.
+    """
     total = against = 0.0
     worst_open = -1
     for finding in findings:
-        weight = WEIGHTS[finding.severity]
         result = outcome(finding)
-        if result == SKIP:
+        if result in (SKIP, ERROR):
             continue
+        weight = WEIGHTS[finding.severity]
         total += weight
         if result == FAIL:
             against += weight
             worst_open = max(worst_open, finding.severity.rank)
-        elif result in (ACCEPTED, ERROR):
+        elif result == ACCEPTED:
             against += weight / 2
     if total == 0:
         return None
@@ -167,12 +190,105 @@ def advised_validity(index: float | None) -> Validity:
     return Validity(True, 36, "3y")
 
 
-def system_indices(data: ReportData) -> dict[str, float | None]:
-    """The index of every system that has findings or is declared, by name."""
+@dataclass(frozen=True)
+class Coverage:
+    """How many applicable findings could be evaluated: the evidence behind an index."""
+
+    evaluated: int  # pass, fail or accepted
+    applicable: int  # evaluated, plus errors (skips did not apply)
+
+    @property
+    def percent(self) -> float | None:
+        """Evaluated share in percent, rounded down to 0.1; None when nothing applied.
+
+        Rounded down so that 89.96 % never reads as the 90 % it missed.
+        """
+        if not self.applicable:
+            return None
+        return math.floor(1000 * self.evaluated / self.applicable) / 10
+
+    def meets(self, min_percent: float) -> bool:
+        """True when something was evaluated and the share reaches ``min_percent``."""
+        return self.evaluated > 0 and 100 * self.evaluated >= min_percent * self.applicable
+
+
+def coverage(findings: Iterable[Finding]) -> Coverage:
+    """Evaluated and applicable findings (definitions in the module docstring)."""
+    counts = Counter(outcome(f) for f in findings)
+    evaluated = counts[PASS] + counts[FAIL] + counts[ACCEPTED]
+    return Coverage(evaluated, evaluated + counts[ERROR])
+
+
+@dataclass(frozen=True)
+class Opinion:
+    """What a report may state about a set of findings, or why it states nothing.
+
+    ``withheld`` names the reason there is no index: ``incomplete_scan``,
+    ``nothing_applicable``, ``low_coverage`` or ``nothing_weighed`` (None: the index,
+    grade and validity stand).
+    """
+
+    index: float | None
+    grade: str
+    validity: Validity
+    coverage: Coverage
+    min_coverage: float
+    withheld: str | None
+
+
+def withheld_reason(status: str, cover: Coverage, min_coverage: float) -> str | None:
+    """Why no index may be given for this evidence, or None when one may."""
+    if status != COMPLETE:
+        return "incomplete_scan"
+    if cover.applicable == 0:
+        return "nothing_applicable"
+    if not cover.meets(min_coverage):
+        return "low_coverage"
+    return None
+
+
+def opinion(
+    findings: Iterable[Finding],
+    status: str = COMPLETE,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
+) -> Opinion:
+    """The index, grade and validity of ``findings``, unless the evidence is too thin.
+
+    ``status`` is the scan's: an interrupted scan says nothing of what it did not reach.
+    """
+    items = findings if isinstance(findings, Sequence) else tuple(findings)
+    cover = coverage(items)
+    reason = withheld_reason(status, cover, min_coverage)
+    index = security_index(items) if reason is None else None
+    if reason is None and index is None:
+        reason = "nothing_weighed"
+    return Opinion(index, grade(index), advised_validity(index), cover, min_coverage, reason)
+
+
+def findings_by_system(data: ReportData) -> dict[str, list[Finding]]:
+    """Findings grouped by system, every declared system present, sorted by name."""
     by_system: dict[str, list[Finding]] = {s.name: [] for s in data.systems}
     for finding in data.findings:
         by_system.setdefault(finding.system, []).append(finding)
-    return {name: security_index(items) for name, items in sorted(by_system.items())}
+    return dict(sorted(by_system.items()))
+
+
+def system_opinions(
+    data: ReportData, min_coverage: float = DEFAULT_MIN_COVERAGE
+) -> dict[str, Opinion]:
+    """The opinion on every system that has findings or is declared, by name."""
+    status = data.scan.status
+    return {
+        name: opinion(items, status, min_coverage)
+        for name, items in findings_by_system(data).items()
+    }
+
+
+def system_indices(
+    data: ReportData, min_coverage: float = DEFAULT_MIN_COVERAGE
+) -> dict[str, float | None]:
+    """The index of every system (None where it is withheld), by name."""
+    return {name: o.index for name, o in system_opinions(data, min_coverage).items()}
 
 
 # --- frameworks -----------------------------------------------------------------------
@@ -441,14 +557,20 @@ def lifecycle_counts(findings: Iterable[Finding]) -> dict[str, int]:
 Snapshot = dict[str, int | float | None]
 
 
-def score_snapshot(data: ReportData, sla: Mapping[Severity, int] | None = None) -> Snapshot:
+def score_snapshot(
+    data: ReportData,
+    sla: Mapping[Severity, int] | None = None,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
+) -> Snapshot:
     """The figures the store keeps per scan so trends never re-read old findings.
 
-    Flat and JSON-safe: ``index``, ``open_<severity>``, lifecycle counts,
-    ``sla_breaches``, outcome counts and ``fw_<framework>`` percentages.
+    Flat and JSON-safe: ``index`` (None when withheld at ``min_coverage``),
+    ``coverage`` (percent), ``open_<severity>``, lifecycle counts, ``sla_breaches``,
+    outcome counts and ``fw_<framework>`` percentages.
     """
     table = sla if sla is not None else sla_days()
-    snapshot: Snapshot = {"index": security_index(data.findings)}
+    verdict = opinion(data.findings, data.scan.status, min_coverage)
+    snapshot: Snapshot = {"index": verdict.index, "coverage": verdict.coverage.percent}
     snapshot |= {f"open_{k}": v for k, v in open_by_severity(data.findings).items()}
     snapshot |= lifecycle_counts(data.findings)
     snapshot["sla_breaches"] = len(sla_breaches(data, table))
@@ -457,3 +579,17 @@ def score_snapshot(data: ReportData, sla: Mapping[Severity, int] | None = None) 
     for name, score in framework_scores(data.findings).items():
         snapshot[f"fw_{name}"] = score.percent
     return snapshot
+
+
+def historic_index(counts: Mapping[str, object], status: str, min_coverage: float) -> float | None:
+    """The index an earlier scan recorded, withheld by today's rule.
+
+    Snapshots written before coverage was recorded carry no ``coverage``; their index
+    stands unless their scan did not complete.
+    """
+    index, cover = counts.get("index"), counts.get("coverage")
+    if not isinstance(index, int | float) or status != COMPLETE:
+        return None
+    if isinstance(cover, int | float) and cover < min_coverage:
+        return None
+    return float(index)

@@ -38,6 +38,8 @@ class SystemView:
     grade: str
     outcomes: Mapping[str, int]
     open: Mapping[str, int]
+    coverage: gov.Coverage
+    withheld: str | None  # why there is no index (gov.Opinion.withheld)
 
 
 @dataclass(frozen=True)
@@ -97,9 +99,7 @@ class Committee:
     title: str
     data: ReportData
     today: date
-    index: float | None
-    grade: str
-    validity: gov.Validity
+    opinion: gov.Opinion
     previous_index: float | None
     open: Mapping[str, int]
     systems: list[SystemView]
@@ -118,10 +118,26 @@ class Committee:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def index(self) -> float | None:
+        """The overall index, None when the evidence does not support one."""
+        return self.opinion.index
+
+    @property
+    def grade(self) -> str:
+        """The overall grade (``-`` without an index)."""
+        return self.opinion.grade
+
+    @property
+    def validity(self) -> gov.Validity:
+        """The advised homologation validity (``unknown`` without an index)."""
+        return self.opinion.validity
+
+    @property
     def trend_arrow(self) -> str:
-        """up, down or flat against the previous scan's index (flat when unknown)."""
+        """up, down or flat against the previous scan's index; unknown when either has
+        none (a missing index is not a stable one)."""
         if self.index is None or self.previous_index is None:
-            return "flat"
+            return "unknown"
         delta = self.index - self.previous_index
         return "up" if delta >= 0.1 else "down" if delta <= -0.1 else "flat"
 
@@ -151,24 +167,37 @@ def sla_from_options(options: RenderOptions) -> dict[Severity, int]:
     return gov.sla_days(overrides)
 
 
-def _systems(data: ReportData) -> list[SystemView]:
+def min_coverage_from_options(options: RenderOptions) -> float:
+    """The coverage threshold (percent) below which no index is given.
+
+    From ``min_coverage`` in the render options (``--min-coverage``), else the default;
+    a value outside 0–100 or not a number is ignored rather than trusted.
+    """
+    raw = options.extra.get("min_coverage", "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return gov.DEFAULT_MIN_COVERAGE
+    return value if 0 <= value <= 100 else gov.DEFAULT_MIN_COVERAGE
+
+
+def _systems(data: ReportData, min_coverage: float) -> list[SystemView]:
     declared = gov.systems_by_name(data)
-    by_system: dict[str, list[Finding]] = {name: [] for name in declared}
-    for finding in data.findings:
-        by_system.setdefault(finding.system, []).append(finding)
     views = []
-    for name, items in sorted(by_system.items()):
+    for name, items in gov.findings_by_system(data).items():
         info = declared.get(name, SystemInfo(name))
-        index = gov.security_index(items)
+        verdict = gov.opinion(items, data.scan.status, min_coverage)
         views.append(
             SystemView(
                 printable(name),
                 printable(info.owner),
                 info.criticality,
-                index,
-                gov.grade(index),
+                verdict.index,
+                verdict.grade,
                 Counter(gov.outcome(f) for f in items),
                 gov.open_by_severity(items),
+                verdict.coverage,
+                verdict.withheld,
             )
         )
     return views
@@ -246,18 +275,17 @@ def _errors(findings: Sequence[Finding]) -> list[tuple[str, str, int, str]]:
     ]
 
 
-def _trend_point(summary: ScanSummary) -> TrendPoint:
+def _trend_point(summary: ScanSummary, min_coverage: float) -> TrendPoint:
     counts: Mapping[str, Any] = summary.counts
 
     def pick(*keys: str) -> int:
         return next((int(counts[k]) for k in keys if counts.get(k) is not None), 0)
 
-    index = counts.get("index")
     breaches = counts.get("sla_breaches")
     return TrendPoint(
         summary.id,
         summary.started_at[:10],
-        float(index) if isinstance(index, int | float) else None,
+        gov.historic_index(counts, summary.status, min_coverage),
         {s.value: pick(f"open_{s.value}", f"fail_{s.value}") for s in SEVERITIES},
         pick("new", "lifecycle_new"),
         pick("resolved", "lifecycle_resolved"),
@@ -266,7 +294,7 @@ def _trend_point(summary: ScanSummary) -> TrendPoint:
     )
 
 
-def _trend(data: ReportData, snapshot: Mapping[str, Any]) -> list[TrendPoint]:
+def _trend(data: ReportData, snapshot: Mapping[str, Any], min_coverage: float) -> list[TrendPoint]:
     current = ScanSummary(
         data.scan.id,
         data.scan.started_at,
@@ -275,7 +303,8 @@ def _trend(data: ReportData, snapshot: Mapping[str, Any]) -> list[TrendPoint]:
         data.scan.policies,
         snapshot,
     )
-    return [_trend_point(s) for s in data.history] + [_trend_point(current)]
+    points = [*data.history, current]
+    return [_trend_point(s, min_coverage) for s in points]
 
 
 def _appendix(data: ReportData) -> list[tuple[str, list[AppendixRule]]]:
@@ -330,9 +359,9 @@ def build(data: ReportData, options: RenderOptions, lang: str) -> Committee:
     """Compute the whole committee report from one scan."""
     data = localized(data, lang)
     sla = sla_from_options(options)
-    snapshot = gov.score_snapshot(data, sla)
-    index = gov.security_index(data.findings)
-    trend = _trend(data, snapshot)
+    min_coverage = min_coverage_from_options(options)
+    snapshot = gov.score_snapshot(data, sla, min_coverage)
+    trend = _trend(data, snapshot, min_coverage)
     previous = trend[-2].index if len(trend) > 1 else None
     actions = gov.action_plan(data, sla)
     readers = [r.strip() for r in options.extra.get("readers", "").split(";") if r.strip()]
@@ -341,12 +370,10 @@ def build(data: ReportData, options: RenderOptions, lang: str) -> Committee:
         title=printable(options.title or ""),
         data=data,
         today=gov.as_of(data),
-        index=index,
-        grade=gov.grade(index),
-        validity=gov.advised_validity(index),
+        opinion=gov.opinion(data.findings, data.scan.status, min_coverage),
         previous_index=previous,
         open=gov.open_by_severity(data.findings),
-        systems=_systems(data),
+        systems=_systems(data, min_coverage),
         frameworks=_frameworks(data, lang),
         actions=actions,
         top_risks=actions[:TOP_RISKS],

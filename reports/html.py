@@ -14,7 +14,7 @@ from typing import Any
 
 from audit.reporting import Renderer, RenderOptions, ReportData
 from reports._text import printable
-from reports.i18n import normalise_lang, translations
+from reports.i18n import format_percent, normalise_lang, translations
 
 
 @functools.cache
@@ -34,6 +34,7 @@ def environment(lang: str) -> Any:
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters["day"] = functools.partial(format_day, lang=lang)
     env.filters["num"] = functools.partial(format_number, lang=lang)
+    env.filters["pct"] = functools.partial(format_percent, lang=lang)
     return env
 
 

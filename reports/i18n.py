@@ -46,3 +46,17 @@ def translations(lang: str) -> gettext.NullTranslations:
     write_mo(buffer, catalog)
     buffer.seek(0)
     return Translations(fp=buffer, domain=DOMAIN)
+
+
+PERCENT_SIGN = {"fr": "\u00a0%", "en": "%"}
+"""French sets the sign apart with a no-break space (the one PDF fonts all carry)."""
+
+
+def format_percent(value: float | None, lang: str) -> str:
+    """A percentage as the reader writes it (« 88,8 % », "88.8%"); ``—`` when none."""
+    from babel.numbers import format_decimal
+
+    if value is None:
+        return "—"
+    lang = normalise_lang(lang)
+    return f"{format_decimal(value, format='#,##0.#', locale=lang)}{PERCENT_SIGN[lang]}"

@@ -10,20 +10,71 @@ from audit import governance as gov
 from audit.models import Lifecycle, Severity, Status
 
 
-def test_index_weighs_failures_fully_and_accepted_or_unknown_by_half(make_finding):
+def test_index_weighs_failures_fully_accepted_by_half_and_leaves_errors_out(make_finding):
     # Given weights critical 10, high 5, medium 2, low 1, info 0
     findings = [
         make_finding(severity=Severity.CRITICAL, status=Status.PASS),
-        make_finding(severity=Severity.HIGH, status=Status.FAIL),
+        make_finding(severity=Severity.MEDIUM, status=Status.FAIL),
         make_finding(severity=Severity.MEDIUM, status=Status.FAIL, lifecycle=Lifecycle.ACCEPTED),
-        make_finding(severity=Severity.LOW, status=Status.ERROR),
+        make_finding(severity=Severity.CRITICAL, status=Status.ERROR),
         make_finding(severity=Severity.INFO, status=Status.FAIL),
         make_finding(severity=Severity.HIGH, status=Status.SKIP),
     ]
-    # When / then: T = 18, against = 5 + 2/2 + 1/2 = 6.5 → 5 × 11.5/18 = 3.19 → 3.2
-    assert gov.security_index(findings) == 3.2
-    assert gov.grade(3.2) == "C"
-    assert gov.advised_validity(3.2).key == "2y"
+    # When / then: T = 10 + 2 + 2 + 0 = 14 (the error and the skip weigh nothing),
+    # against = 2 + 2/2 = 3 → 5 × 11/14 = 3.93 → 3.9 (an error as half a failure: 3.2)
+    assert gov.security_index(findings) == 3.9
+    assert gov.grade(3.9) == "C"
+    assert gov.advised_validity(3.9).key == "2y"
+
+
+def test_coverage_counts_findings_that_applied(make_finding):
+    # Given 3 evaluated (one of them accepted), 1 error and 2 skips
+    findings = [
+        make_finding(status=Status.PASS),
+        make_finding(status=Status.FAIL, severity=Severity.INFO),
+        make_finding(status=Status.FAIL, lifecycle=Lifecycle.ACCEPTED),
+        make_finding(status=Status.ERROR),
+        make_finding(status=Status.SKIP),
+        make_finding(status=Status.SKIP),
+    ]
+    # When / then: 3 of 4 applicable, whatever their severity
+    cover = gov.coverage(findings)
+    assert (cover.evaluated, cover.applicable, cover.percent) == (3, 4, 75.0)
+    assert cover.meets(75) and not cover.meets(75.1)
+
+
+@pytest.mark.parametrize(
+    ("statuses", "scan_status", "reason"),
+    [
+        ([Status.PASS] * 9 + [Status.ERROR], "complete", None),
+        ([Status.PASS] * 8 + [Status.ERROR], "complete", "low_coverage"),
+        ([Status.ERROR] * 48, "complete", "low_coverage"),
+        ([Status.PASS] * 10, "interrupted", "incomplete_scan"),
+        ([Status.PASS] * 10, "failed", "incomplete_scan"),
+        ([Status.SKIP] * 3, "complete", "nothing_applicable"),
+        ([], "complete", "nothing_applicable"),
+    ],
+)
+def test_opinion_is_withheld_without_enough_evidence(make_finding, statuses, scan_status, reason):
+    findings = [make_finding(status=s, severity=Severity.LOW) for s in statuses]
+    verdict = gov.opinion(findings, scan_status)
+    assert verdict.withheld == reason
+    if reason is None:
+        assert (verdict.index, verdict.grade, verdict.validity.key) == (5.0, "A", "3y")
+    else:
+        assert (verdict.index, verdict.grade, verdict.validity.key) == (None, "-", "unknown")
+        assert not verdict.validity.advised
+
+
+def test_informational_findings_alone_give_no_index(make_finding):
+    findings = [make_finding(status=Status.PASS, severity=Severity.INFO) for _ in range(3)]
+    assert gov.opinion(findings).withheld == "nothing_weighed"
+
+
+def test_zero_threshold_still_needs_something_evaluated(make_finding):
+    findings = [make_finding(status=Status.ERROR) for _ in range(3)]
+    assert gov.opinion(findings, min_coverage=0).withheld == "low_coverage"
+    assert gov.opinion([*findings, make_finding()], min_coverage=0).index == 5.0  # 25 %
 
 
 def test_open_critical_caps_index_below_homologation_threshold(make_finding):
@@ -195,12 +246,20 @@ def test_score_snapshot_is_flat_and_json_safe(report_data):
     assert json.loads(json.dumps(snapshot)) == snapshot
     assert snapshot["open_critical"] == 1 and snapshot["open_high"] == 2
     assert snapshot["accepted"] == 1 and snapshot["sla_breaches"] == 2
-    assert snapshot["index"] == gov.security_index(report_data.findings)
+    # 8 of 9 applicable findings evaluated: 88.8 % < 90 %, so no index is recorded
+    assert snapshot["coverage"] == 88.8 and snapshot["index"] is None
+    lenient = gov.score_snapshot(report_data, min_coverage=80)
+    assert lenient["index"] == gov.security_index(report_data.findings) == 1.5
     assert "fw_nis2" in snapshot
 
 
 def test_system_indices_cover_declared_systems(report_data):
     indices = gov.system_indices(report_data)
     assert set(indices) == {"Portail usagers", "Messagerie", "Compte AWS production"}
-    # AWS: one critical error (10/2) and one low pass (1) → 5 × (1 − 5/11) = 2.7
-    assert indices["Compte AWS production"] == 2.7
+    # AWS: one critical error and one low pass: 50 % coverage, no index
+    assert indices["Compte AWS production"] is None
+    # Portail: T = 5 + 10 + 5 + 1 + 2 = 23, against 21 → 5 × 2/23 = 0.43 → 0.4
+    assert indices["Portail usagers"] == 0.4
+    # Messagerie: a high pass and a medium accepted: 5 × (1 − 1/7) = 4.29 → 4.3
+    assert indices["Messagerie"] == 4.3
+    assert gov.system_indices(report_data, min_coverage=50)["Compte AWS production"] == 5.0

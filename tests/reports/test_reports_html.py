@@ -73,9 +73,13 @@ def test_scope_declared_is_not_flagged(report_data):
 
 
 def test_governance_content_is_shown(report_data):
-    page = _text(report_data)
-    assert "1,7" in page and "grade-E" in page  # index 1.7 in French notation
-    assert "Homologation déconseillée" in page
+    page = _text(report_data).replace("\u00a0", " ")
+    # 8 of 9 applicable findings evaluated (the AWS check was denied): 88.8 % < 90 %
+    assert "Pas d'indice : 88,8 % des contrôles applicables ont pu être vérifiés" in page
+    assert "Homologation déconseillée" not in page and "grade grade-E" not in page
+    lenient = _text(report_data, min_coverage="80")
+    assert "1,5" in lenient and "grade grade-E" in lenient  # index 1.5, French notation
+    assert "Homologation déconseillée" in lenient
     assert "expire bientôt" in page and "expiré" in page  # acceptance flags
     assert "accès refusé" in page and "iam:GetAccountSummary denied" in page
     assert page.count('class="prio prio-P1"') >= 3
