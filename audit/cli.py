@@ -40,6 +40,18 @@ def _db_option(func: Any) -> Any:
     )(func)
 
 
+def _min_coverage_option(func: Any) -> Any:
+    """Reports give no index below this share of verified checks (audit.governance)."""
+    return click.option(
+        "--min-coverage",
+        type=click.FloatRange(0, 100),
+        default=None,
+        metavar="PERCENT",
+        help="No index, grade or homologation advice in reports when fewer of the "
+        "applicable checks could be verified (default: 90).",
+    )(func)
+
+
 def _families() -> Families:
     from audit.registry import allowed_plugins, load_families
 
@@ -99,6 +111,7 @@ def cli(plugins: str | None) -> None:
     help="Write a report; format from the extension (repeatable; '-' for stdout, with --format).",
 )
 @click.option("--format", "fmt", default=None, help="Report format, when -o has no extension.")
+@_min_coverage_option
 @click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
 @click.option(
     "--fail-on",
@@ -163,6 +176,7 @@ def scan(
     outputs: Sequence[str],
     fmt: str | None,
     lang: str,
+    min_coverage: float | None,
     fail_on: str | None,
     ca_file: str | None,
     timeout: float,
@@ -194,7 +208,7 @@ def scan(
     store = _open_store(db_path)
     with _executor(executor_url, trust) as executor:
         summary = run_with_ui(plan, families, store, quiet=quiet, executor=executor)
-    _write_reports(store, summary.id, outputs, fmt, lang)
+    _write_reports(store, summary.id, outputs, fmt, lang, min_coverage)
     sys.exit(_gate(store, summary.id, fail_on))
 
 
@@ -255,7 +269,12 @@ def _check_outputs(outputs: Sequence[str], fmt: str | None) -> None:
 
 
 def _write_reports(
-    store: Store, scan_id: int, outputs: Sequence[str], fmt: str | None, lang: str
+    store: Store,
+    scan_id: int,
+    outputs: Sequence[str],
+    fmt: str | None,
+    lang: str,
+    min_coverage: float | None = None,
 ) -> None:
     if not outputs:
         return
@@ -264,8 +283,9 @@ def _write_reports(
     from audit.writing import write_report
 
     data = store.load_report(scan_id, tool_version=__version__)
+    extra = {} if min_coverage is None else {"min_coverage": str(min_coverage)}
     for path in outputs:
-        write_report(data, path, fmt, RenderOptions(lang=lang))
+        write_report(data, path, fmt, RenderOptions(lang=lang, extra=extra))
         click.echo(f"report written: {'standard output' if path == '-' else path}", err=True)
 
 
@@ -306,14 +326,20 @@ def _gate(store: Store, scan_id: int, fail_on: str | None) -> int:
 )
 @click.option("--format", "fmt", default=None)
 @click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
+@_min_coverage_option
 @_db_option
 def report(
-    scan_id: int | None, outputs: Sequence[str], fmt: str | None, lang: str, db_path: str
+    scan_id: int | None,
+    outputs: Sequence[str],
+    fmt: str | None,
+    lang: str,
+    min_coverage: float | None,
+    db_path: str,
 ) -> None:
     """Render a scan from the store (html, pdf, md, json, csv, sarif, junit, ocsf)."""
     _check_outputs(outputs, fmt)
     store = _read_store(db_path)
-    _write_reports(store, scan_id or store.latest_scan_id(), outputs, fmt, lang)
+    _write_reports(store, scan_id or store.latest_scan_id(), outputs, fmt, lang, min_coverage)
 
 
 # --- findings, diff, acceptances -------------------------------------------------------

@@ -1,6 +1,7 @@
 """The JSON report: the versioned machine contract (``"schema": 1``).
 
-Shape (DESIGN.md): ``scan`` {id, started_at, finished_at, status, policies, counts},
+Shape (DESIGN.md): ``scan`` {id, started_at, finished_at, status, policies, counts,
+coverage, index} (the last two added within schema 1),
 ``resources`` [{type, key, target, system, facts}] and ``findings`` [{fingerprint,
 rule_id, policy, title, resource_type, resource_key, target, system, status, severity,
 lifecycle, message, evidence, controls, remediation}]. Fields may be added within a
@@ -12,12 +13,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from audit import governance as gov
 from audit.reporting import Renderer, RenderOptions, ReportData
+from reports.committee import min_coverage_from_options
 
 SCHEMA_VERSION = 1
 
 
-def report_dict(data: ReportData) -> dict[str, Any]:
+def report_dict(data: ReportData, min_coverage: float = gov.DEFAULT_MIN_COVERAGE) -> dict[str, Any]:
     """The report as plain data (also what other machine formats start from)."""
     notes = [] if data.scan.scope_declared else ["no scope declared"]
     return {
@@ -25,7 +28,7 @@ def report_dict(data: ReportData) -> dict[str, Any]:
         "tool": {"name": "rempart", "version": data.tool_version},
         "generated_at": data.generated_at,
         "notes": notes,
-        "scan": data.scan.to_json(),
+        "scan": data.scan.to_json() | opinion_dict(data, min_coverage),
         "systems": [
             {"name": s.name, "owner": s.owner, "criticality": s.criticality} for s in data.systems
         ],
@@ -34,11 +37,33 @@ def report_dict(data: ReportData) -> dict[str, Any]:
     }
 
 
+def opinion_dict(data: ReportData, min_coverage: float) -> dict[str, Any]:
+    """``coverage`` and ``index`` of the scan object: the index is null, with the reason
+    in ``withheld``, whenever the committee report gives none."""
+    verdict = gov.opinion(data.findings, data.scan.status, min_coverage)
+    cover = verdict.coverage
+    return {
+        "coverage": {
+            "evaluated": cover.evaluated,
+            "applicable": cover.applicable,
+            "percent": cover.percent,
+            "threshold": min_coverage,
+        },
+        "index": {
+            "value": verdict.index,
+            "grade": None if verdict.index is None else verdict.grade,
+            "validity": None if verdict.index is None else verdict.validity.key,
+            "withheld": verdict.withheld,
+        },
+    }
+
+
 def render(data: ReportData, options: RenderOptions) -> bytes:
     """Serialise the report compactly (the C encoder: an indented dump of a large account
     takes several times longer); ``jq .`` shows it indented. Non-ASCII kept as is,
     control characters escaped by JSON."""
-    text = json.dumps(report_dict(data), separators=(",", ":"), ensure_ascii=False, default=str)
+    document = report_dict(data, min_coverage_from_options(options))
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str)
     return text.encode() + b"\n"
 
 
