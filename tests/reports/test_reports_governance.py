@@ -263,3 +263,17 @@ def test_system_indices_cover_declared_systems(report_data):
     # Messagerie: a high pass and a medium accepted: 5 × (1 − 1/7) = 4.29 → 4.3
     assert indices["Messagerie"] == 4.3
     assert gov.system_indices(report_data, min_coverage=50)["Compte AWS production"] == 5.0
+
+
+@pytest.mark.parametrize(
+    ("counts", "status", "expected"),
+    [
+        ({"index": 3.4, "coverage": 95.0}, "complete", 3.4),
+        ({"index": 3.4, "coverage": 89.9}, "complete", None),  # below today's threshold
+        ({"index": 2.4}, "complete", 2.4),  # recorded before coverage was
+        ({"index": 2.4}, "interrupted", None),  # an old snapshot of an interrupted scan
+        ({"index": None, "coverage": 0.0}, "complete", None),
+    ],
+)
+def test_trend_withholds_earlier_indices_by_the_same_rule(counts, status, expected):
+    assert gov.historic_index(counts, status, gov.DEFAULT_MIN_COVERAGE) == expected
