@@ -29,7 +29,7 @@ def _case(suite: ET.Element, finding: Finding) -> None:
     body = printable(
         f"{finding.title}\n{finding.message}\n"
         f"evidence: {evidence_text(finding.evidence, 2000)}\n"
-        f"remediation: {finding.remediation}"
+        f"remediation: {finding.remediation or '(none given by the policy)'}"
     )
     if finding.status is Status.FAIL:
         child = ET.SubElement(case, "failure", {"message": message, "type": finding.severity.value})
