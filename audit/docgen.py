@@ -11,16 +11,57 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from audit.policy import Reference
 from audit.registry import Families, load_families
 from audit.views import describe_families
 
 
 def checks_md(families: Families) -> str:
-    """``rempart checks list --facts --format md``."""
-    return describe_families(families, facts=True, fmt="md")
+    """``rempart checks list --facts --format md``, then every built-in rule and its sources."""
+    return (
+        describe_families(families, facts=True, fmt="md").rstrip("\n") + "\n\n" + rules_md(families)
+    )
+
+
+def rules_md(families: Families) -> str:
+    """Per built-in pack, each rule with its resource type, severity and sources."""
+    from audit.planning import load_all_builtin
+
+    lines = [
+        "## Built-in rules and their sources",
+        "",
+        "Every built-in rule names its source: the document, its version and the section or "
+        "recommendation. A note says where a rule departs from its source on purpose.",
+    ]
+    for pack in sorted(load_all_builtin(families.fact_catalogue()), key=lambda p: p.name):
+        lines += ["", f"### `{pack.name}` — {pack.title}", ""]
+        lines += ["| rule | title | resource | severity | source |", "|---|---|---|---|---|"]
+        for rule in pack.rules:
+            lines.append(
+                f"| `{rule.id}` | {_cell(rule.title)} | `{rule.resource}` | "
+                f"{rule.severity.value} | {_sources(rule.references)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _sources(references: Sequence[Reference]) -> str:
+    """The rule's references, one citation each, linked when a URL is given."""
+    if not references:
+        return "—"
+    cited = []
+    for ref in references:
+        text = _cell(ref.cite())
+        text = f"[{text}]({ref.url})" if ref.url else text
+        cited.append(text + (f" (note: {_cell(ref.note)})" if ref.note else ""))
+    return "; ".join(cited)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def permissions_md(families: Families) -> str:
