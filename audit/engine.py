@@ -12,6 +12,7 @@ every rule that would have applied: never a silent pass, never a fake fail.
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import (
@@ -26,7 +27,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from audit.errors import ObservationError
-from audit.evaluate import AllOf, AnyOf, Condition, Each, Leaf, Not, Undecidable, evaluate
+from audit.evaluate import (
+    AllOf,
+    AnyOf,
+    Condition,
+    Each,
+    Leaf,
+    Not,
+    Undecidable,
+    evaluate,
+    search,
+)
 from audit.models import (
     Finding,
     Observation,
@@ -180,17 +191,50 @@ def _judge(bound: BoundRule, resource: Resource) -> Finding:
     problem = problem or _unknown(rule.reads, resource)
     if problem is not None:
         message = f"could not be evaluated: {problem.message}"
-        return _finding(bound, resource, Status.ERROR, message, reason=problem.reason)
+        declared = _declared(bound, resource, None)
+        return declared or _finding(bound, resource, Status.ERROR, message, reason=problem.reason)
     outcome = evaluate(rule.expect, resource.facts, bound.params)
     if outcome.holds:
-        return _finding(bound, resource, Status.PASS, "ok", outcome.evidence)
-    return _finding(
+        return _observed(bound, resource, Status.PASS, "ok", outcome.evidence)
+    return _declared(bound, resource, outcome.evidence) or _observed(
         bound,
         resource,
         Status.FAIL,
         f"expected {describe(rule.expect, bound.params)}",
         outcome.evidence,
     )
+
+
+def _observed(
+    bound: BoundRule, resource: Resource, status: Status, message: str, evidence: Any
+) -> Finding:
+    """A verdict with the rule's ``context`` facts beside the evidence and in the message,
+    so a reader sees what qualifies it (a security group that is not attached, say). A
+    context fact that is absent or unknown is left out: it qualifies nothing."""
+    found = {key: search(key, resource.facts) for key in bound.rule.context}
+    context = {k: v for k, v in found.items() if v is not None and k not in resource.unknown}
+    if not context:
+        return _finding(bound, resource, status, message, evidence)
+    said = ", ".join(f"{key}: {json.dumps(value, default=str)}" for key, value in context.items())
+    merged = (
+        {**context, **evidence} if isinstance(evidence, dict) else {**context, "value": evidence}
+    )
+    return _finding(bound, resource, status, f"{message} ({said})", merged)
+
+
+def _declared(bound: BoundRule, resource: Resource, evidence: Any) -> Finding | None:
+    """A pass the inventory declared through the rule's ``declared`` parameter, or None.
+
+    The message names the declaration and quotes it; the evidence keeps what was observed
+    next to the declared value, so nobody mistakes it for an observed pass.
+    """
+    declared = bound.rule.declared
+    value = bound.params.get(declared.param) if declared else None
+    if declared is None or value is None or value == "":
+        return None
+    said = {f"params.{declared.param}": value}
+    merged = {**evidence, **said} if isinstance(evidence, dict) else said
+    return _observed(bound, resource, Status.PASS, f"{declared.message}: {value}", merged)
 
 
 def evaluate_observation(

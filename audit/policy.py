@@ -164,6 +164,18 @@ class ReferenceModel(_Frozen):
     note: str = Field(default="", description="How the rule departs from the text, if it does")
 
 
+class DeclarationModel(_Frozen):
+    """A pack parameter through which an inventory declares a rule met by other means.
+
+    When the parameter holds a value and the facts do not meet the expectation (or could
+    not be read), the finding passes with ``message`` followed by the declared value, never
+    a bare "ok": the report says that the inventory vouched for it, and with what words.
+    """
+
+    param: str = Field(description="The pack parameter an inventory sets to declare it")
+    message: str = Field(min_length=1, description="How the rule is met; the value follows")
+
+
 class RuleModel(_Frozen):
     """One rule: a resource type, an optional filter, an expectation, and its meaning."""
 
@@ -181,6 +193,16 @@ class RuleModel(_Frozen):
     remediation_fr: str | None = None
     description: str = ""
     references: list[str | ReferenceModel] = Field(default_factory=list)
+    context: list[str] = Field(
+        default_factory=list,
+        description="Fact keys whose values every pass or fail also reports (evidence, message)",
+    )
+    declared: DeclarationModel | None = None
+
+    @field_validator("context")
+    @classmethod
+    def _valid_context(cls, keys: list[str]) -> list[str]:
+        return [LeafModel._valid_key(key) for key in keys]
 
     @field_validator("id")
     @classmethod
@@ -226,6 +248,14 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class Declaration:
+    """How an inventory may declare a rule met: a pack parameter and what the pass says."""
+
+    param: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Rule:
     """A compiled rule, as the engine evaluates it."""
 
@@ -244,6 +274,8 @@ class Rule:
     title_fr: str = ""
     remediation_fr: str = ""
     references: tuple[Reference, ...] = ()
+    context: tuple[str, ...] = ()
+    declared: Declaration | None = None
 
 
 @dataclass(frozen=True)
@@ -399,7 +431,27 @@ def _check_model(
             if cond is not None:
                 _check_condition(cond, [*path, name], checker)
         _collect(problems, _check_controls, rule, path, doc)
+        _check_context_and_declaration(rule, path, checker)
     return problems
+
+
+def _check_context_and_declaration(
+    rule: RuleModel, path: list[str | int], checker: _LeafChecker
+) -> None:
+    """``context`` keys read documented facts; ``declared`` reads a declared parameter."""
+    if checker.facts is not None:
+        for i, key in enumerate(rule.context):
+            _collect(checker.problems, _check_key, key, [*path, "context", i], checker)
+    if rule.declared is not None and rule.declared.param not in checker.model.params:
+        where = [*path, "declared", "param"]
+        checker.problems.append(
+            PolicyError(
+                f"{format_path(where)}: parameter {rule.declared.param!r} is not declared "
+                "in 'params'",
+                source=checker.doc.source,
+                line=checker.doc.line_of(where),
+            )
+        )
 
 
 def _facts_of(
@@ -614,6 +666,8 @@ def _compile_rule(rule: RuleModel, policy: str) -> Rule:
         title_fr=rule.title_fr or "",
         remediation_fr=rule.remediation_fr or "",
         references=tuple(_reference(item) for item in rule.references),
+        context=tuple(rule.context),
+        declared=Declaration(**rule.declared.model_dump()) if rule.declared else None,
     )
 
 
