@@ -3,6 +3,9 @@
 Every rule becomes one entry per source with a plain protocol name, a port range, the
 kind of source, and precomputed answers: is it open to the whole Internet, does it cover
 every port, which *watched* ports (administration and database ports) does it cover.
+
+A port counts for TCP, UDP and "all" (protocol -1) alike: CIS 5.1-5.3 name all three, and
+RDP listens on UDP 3389 as well as TCP.
 """
 
 from __future__ import annotations
@@ -36,8 +39,11 @@ WATCHED_PORTS = (
     11211,
     27017,
 )
+DATA_PORTS = tuple(p for p in WATCHED_PORTS if p not in ADMIN_PORTS)
+"""Watched ports other than SSH and RDP, which rules of their own judge."""
 WORLD = frozenset({"0.0.0.0/0", "::/0"})
 _PROTOCOLS = {"-1": "all", "6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
+_PORT_PROTOCOLS = ("all", "tcp", "udp")
 
 
 def protocol_name(value: Any) -> str:
@@ -71,7 +77,7 @@ def entry(
         "source_kind": kind,
         "is_world_open": source in WORLD,
         "is_all_ports": protocol == "all" or (low == 0 and high == 65535),
-        "ports_covered": covered if protocol in ("all", "tcp") else [],
+        "ports_covered": covered if protocol in _PORT_PROTOCOLS else [],
     }
 
 
@@ -92,7 +98,8 @@ def sg_entries(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def world_open_ports(
     entries: list[dict[str, Any]], ports: tuple[int, ...], kind: str | None = None
 ) -> list[int]:
-    """Which of ``ports`` (TCP) an Internet-wide source reaches, optionally for one IP family."""
+    """Which of ``ports`` (TCP or UDP) an Internet-wide source reaches, optionally for one
+    IP family."""
     open_ports = {
         p
         for e in entries
@@ -126,20 +133,34 @@ def nacl_entries(raw: list[dict[str, Any]], egress: bool) -> list[dict[str, Any]
 
 
 def nacl_world_open(entries: list[dict[str, Any]], ports: tuple[int, ...]) -> list[int]:
-    """Ports the first Internet-wide entry covering them allows (ACLs stop at the first match)."""
-    allowed = set()
-    for port in ports:
-        for kind in ("ipv4", "ipv6"):
-            first = next(
-                (
-                    e
-                    for e in entries
-                    if e["is_world_open"]
-                    and e["source_kind"] == kind
-                    and port in e["ports_covered"]
-                ),
-                None,
-            )
-            if first is not None and first["action"] == "allow":
-                allowed.add(port)
-    return sorted(allowed)
+    """Ports that an Internet-wide packet reaches, for some IP family and TCP or UDP.
+
+    An ACL stops at the first entry matching a packet, so each (port, family, protocol)
+    is decided by the first world-open entry covering it for that protocol: a TCP deny
+    in front does not stop a UDP allow behind it.
+    """
+    return sorted(
+        port
+        for port in ports
+        if any(
+            _first_allows(entries, port, kind, protocol)
+            for kind in ("ipv4", "ipv6")
+            for protocol in ("tcp", "udp")
+        )
+    )
+
+
+def _first_allows(entries: list[dict[str, Any]], port: int, kind: str, protocol: str) -> bool:
+    """Whether the first world-open entry matching this packet allows it."""
+    first = next(
+        (
+            e
+            for e in entries
+            if e["is_world_open"]
+            and e["source_kind"] == kind
+            and e["protocol"] in (protocol, "all")
+            and port in e["ports_covered"]
+        ),
+        None,
+    )
+    return first is not None and first["action"] == "allow"

@@ -184,7 +184,11 @@ def test_network_acl_first_match_wins() -> None:
     ]
     entries = netrules.nacl_entries(raw, egress=False)
     assert [e["rule_number"] for e in entries] == [100, 200]
-    assert netrules.nacl_world_open(entries, netrules.ADMIN_PORTS) == [3389]
+    # TCP 22 stops at the deny; UDP 22 does not, and the allow-all behind it admits it
+    assert netrules.nacl_world_open(entries, netrules.ADMIN_PORTS) == [22, 3389]
+    raw[0]["Protocol"] = "-1"  # a deny of every protocol covers every port: nothing passes
+    entries = netrules.nacl_entries(raw, egress=False)
+    assert netrules.nacl_world_open(entries, netrules.ADMIN_PORTS) == []
 
 
 @given(st.integers(0, 65535), st.integers(0, 65535))

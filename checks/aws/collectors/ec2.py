@@ -82,7 +82,7 @@ def _sg_facts(group: dict[str, Any], region: str) -> dict[str, Any]:
         "world_open_admin_ports": netrules.world_open_ports(ingress, admin),
         "world_open_admin_ports_ipv4": netrules.world_open_ports(ingress, admin, "ipv4"),
         "world_open_admin_ports_ipv6": netrules.world_open_ports(ingress, admin, "ipv6"),
-        "world_open_ports": netrules.world_open_ports(ingress, netrules.WATCHED_PORTS),
+        "world_open_ports": netrules.world_open_ports(ingress, netrules.DATA_PORTS),
         "is_world_open_all_ports": any(e["is_world_open"] and e["is_all_ports"] for e in ingress),
     }
 
