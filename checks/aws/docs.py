@@ -50,7 +50,12 @@ RESOURCE_TYPES: tuple[ResourceTypeDoc, ...] = (
         ("regions_without_access_analyzer", _L, "regions without one"),
         ("security_hub", _M, f"Security Hub enabled, {_REGIONAL} (CIS 4.16)"),
         ("regions_without_security_hub", _L, "regions without it"),
-        ("config_recorder", _M, f"AWS Config recorder state, {_REGIONAL} (CIS 3.3)"),
+        (
+            "config_recorder",
+            _M,
+            "AWS Config recorder state: recorders, is_recording, records_all_supported, "
+            f"includes_global_resources, last_status; {_REGIONAL} (CIS 3.3)",
+        ),
         ("regions_without_config_recorder", _L, "regions not recording every resource type"),
         (
             "has_multi_region_trail",
@@ -90,7 +95,8 @@ RESOURCE_TYPES: tuple[ResourceTypeDoc, ...] = (
         (
             "password_unused_days",
             _I,
-            "days since last console use (or creation); null without password",
+            "days since last console use, or since the password was last changed when it "
+            "was never used (CIS 1.12); null without password",
         ),
         (
             "access_keys",
@@ -103,8 +109,10 @@ RESOURCE_TYPES: tuple[ResourceTypeDoc, ...] = (
     ),
     _type(
         "aws.iam.policy",
-        "A customer-managed IAM policy (default version).",
+        "A managed IAM policy (default version): every customer-managed one, and the "
+        "AWS-managed ones attached in the account.",
         ("name", _S, "policy name"),
+        ("is_aws_managed", _B, "an AWS-managed policy (arn:aws:iam::aws:policy/...)"),
         ("is_attached", _B, "attached to some identity"),
         ("attachment_count", _I, "number of attachments"),
         ("grants_full_admin", _B, "a statement allows * on * (CIS 1.16)"),
@@ -163,14 +171,22 @@ RESOURCE_TYPES: tuple[ResourceTypeDoc, ...] = (
             _L,
             "one entry per rule and source: protocol, from_port, to_port, source, "
             "source_kind (ipv4/ipv6/security_group/prefix_list), is_world_open, is_all_ports, "
-            "ports_covered (watched ports the rule opens)",
+            "ports_covered (watched ports the rule opens, for TCP, UDP or all protocols)",
         ),
         ("egress", _L, "same shape as ingress"),
         ("rule_count", _I, "ingress + egress entries"),
-        ("world_open_admin_ports", _L, "22/3389 reachable from 0.0.0.0/0 or ::/0"),
-        ("world_open_admin_ports_ipv4", _L, "22/3389 reachable from 0.0.0.0/0 (CIS 5.2)"),
-        ("world_open_admin_ports_ipv6", _L, "22/3389 reachable from ::/0 (CIS 5.3)"),
-        ("world_open_ports", _L, "watched administration/database ports open to the world"),
+        ("world_open_admin_ports", _L, "22/3389 (TCP or UDP) reachable from 0.0.0.0/0 or ::/0"),
+        (
+            "world_open_admin_ports_ipv4",
+            _L,
+            "22/3389 (TCP or UDP) reachable from 0.0.0.0/0 (CIS 5.2)",
+        ),
+        ("world_open_admin_ports_ipv6", _L, "22/3389 (TCP or UDP) reachable from ::/0 (CIS 5.3)"),
+        (
+            "world_open_ports",
+            _L,
+            "watched database, file-sharing and service ports (not 22/3389) open to the world",
+        ),
         ("is_world_open_all_ports", _B, "every port open to the world"),
         ("attachment_count", _I, "network interfaces using the group"),
         ("is_attached", _B, "used by some network interface"),
@@ -187,7 +203,11 @@ RESOURCE_TYPES: tuple[ResourceTypeDoc, ...] = (
             _L,
             "rule_number, action, protocol, ports, source, is_world_open, ports_covered",
         ),
-        ("world_open_admin_ports", _L, "22/3389 allowed from the world by first match (CIS 5.1)"),
+        (
+            "world_open_admin_ports",
+            _L,
+            "22/3389 allowed from the world, TCP or UDP, by first match (CIS 5.1)",
+        ),
         ("subnet_ids", _L, "associated subnets"),
     ),
     _type(
@@ -205,7 +225,7 @@ RESOURCE_TYPES: tuple[ResourceTypeDoc, ...] = (
         ("vpc_id", _S, "VPC"),
         ("subnet_id", _S, "subnet"),
         ("instance_profile_arn", _S, "instance profile or null"),
-        ("has_instance_profile", _B, "an IAM role is attached"),
+        ("has_instance_profile", _B, "an IAM role is attached (CIS 1.18)"),
     ),
     _type(
         "aws.ec2.volume",

@@ -1,8 +1,10 @@
-"""IAM: users, customer-managed policies, server certificates and the account's root.
+"""IAM: users, managed policies, server certificates and the account's root.
 
 One paginated GetAccountAuthorizationDetails returns every user, group, role and local
 policy with its documents, and one credential report gives console access, MFA and the
-age and use of every access key: no call per user.
+age and use of every access key: no call per user. AWS-managed policies attached in the
+account (``AdministratorAccess`` on a group, say) are judged too, as the CIS 1.16 audit
+reads them: one listing of those attached, then the default version of each.
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ def run(scan: Scan, region: str) -> None:
         scan.harvest.account_unknown(
             failed.problem, "has_support_role", "support_roles", "cloudshell_full_access_entities"
         )
+    try:
+        _aws_managed_policies(scan, region)
+    except CallFailed as failed:
+        scan.harvest.problem(_on_type(failed.problem, POLICY))
     try:
         _server_certificates(scan, region)
     except CallFailed as failed:
@@ -239,13 +245,16 @@ def user_report_facts(row: dict[str, str]) -> dict[str, Any]:
     has_password = row.get("password_enabled") == "true"
     created = _date(row.get("user_creation_time"))
     last_login = _date(row.get("password_last_used"))
+    # CIS 1.12's audit: a password never used counts from its last change, not the user's
+    # creation (a password set last week on a user created years ago is not stale).
+    changed = _date(row.get("password_last_changed")) or created
     keys = [_key(row, slot, created) for slot in (1, 2)]
     active = [k for k in keys if k["is_active"]]
     return {
         "has_console_access": has_password,
         "is_mfa_enabled": row.get("mfa_active") == "true",
         "password_last_used": last_login.isoformat() if last_login else None,
-        "password_unused_days": _days_since(last_login or created) if has_password else None,
+        "password_unused_days": _days_since(last_login or changed) if has_password else None,
         "access_keys": active,
         "active_access_key_count": len(active),
         "oldest_active_key_age_days": max(
@@ -273,16 +282,46 @@ def _policy(scan: Scan, policy: dict[str, Any]) -> None:
     default: dict[str, Any] = next(
         (v for v in policy.get("PolicyVersionList", []) if v.get("IsDefaultVersion")), {}
     )
-    document = default.get("Document", {})
-    if isinstance(document, str):
-        document = unquote(document)
     facts = {
-        "name": policy.get("PolicyName") or str(policy["Arn"]).rsplit("/", 1)[-1],
-        "is_attached": int(policy.get("AttachmentCount", 0)) > 0,
-        "attachment_count": int(policy.get("AttachmentCount", 0)),
-        "grants_full_admin": policydoc.grants_full_admin(document),
+        **_policy_facts(policy, aws_managed=False),
+        "grants_full_admin": policydoc.grants_full_admin(_document(default.get("Document"))),
     }
     scan.harvest.add(Draft(POLICY, str(policy["Arn"]), facts))
+
+
+def _policy_facts(policy: dict[str, Any], aws_managed: bool) -> dict[str, Any]:
+    count = int(policy.get("AttachmentCount", 0))
+    return {
+        "name": policy.get("PolicyName") or str(policy["Arn"]).rsplit("/", 1)[-1],
+        "is_aws_managed": aws_managed,
+        "is_attached": count > 0,
+        "attachment_count": count,
+    }
+
+
+def _document(raw: Any) -> Any:
+    """A policy document as the API gives it (a dict, or URL-encoded JSON text)."""
+    return unquote(raw) if isinstance(raw, str) else (raw or {})
+
+
+def _aws_managed_policies(scan: Scan, region: str) -> None:
+    """AWS-managed policies attached to some user, group or role, with their documents.
+
+    The calls grow with the distinct AWS-managed policies in use (a few dozen at most in
+    practice), never with users or roles.
+    """
+    answer = scan.pages("iam", region, "ListPolicies", Scope="AWS", OnlyAttached=True) or {}
+    scan.fan_out(lambda policy: _aws_managed(scan, region, policy), answer.get("Policies", []))
+
+
+def _aws_managed(scan: Scan, region: str, policy: dict[str, Any]) -> None:
+    arn = str(policy["Arn"])
+    draft = scan.harvest.add(Draft(POLICY, arn, _policy_facts(policy, aws_managed=True)))
+    with draft.observing("grants_full_admin"):
+        version = str(policy.get("DefaultVersionId") or "v1")
+        answer = scan.call("iam", region, "GetPolicyVersion", PolicyArn=arn, VersionId=version)
+        document = _document((answer or {}).get("PolicyVersion", {}).get("Document"))
+        draft.facts["grants_full_admin"] = policydoc.grants_full_admin(document)
 
 
 def _managed_policy_holders(scan: Scan, details: dict[str, Any]) -> None:
@@ -332,6 +371,8 @@ COLLECTOR = Collector(
             "GenerateCredentialReport",
             "GetCredentialReport",
             "GetAccountAuthorizationDetails",
+            "ListPolicies",
+            "GetPolicyVersion",
             "ListServerCertificates",
         )
     ),
