@@ -31,6 +31,31 @@ PATTERNS = {
     "4.5": "{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || "
     "($.eventName = DeleteTrail) || ($.eventName = StartLogging) || "
     "($.eventName = StopLogging) }",
+    "4.15": "{ ($.eventSource = organizations.amazonaws.com) && "
+    + " || ".join(
+        f'($.eventName = "{name}")'
+        for name in [
+            "AcceptHandshake",
+            "AttachPolicy",
+            "CreateAccount",
+            "CreateOrganizationalUnit",
+            "CreatePolicy",
+            "DeclineHandshake",
+            "DeleteOrganization",
+            "DeleteOrganizationalUnit",
+            "DeletePolicy",
+            "DetachPolicy",
+            "DisablePolicyType",
+            "EnablePolicyType",
+            "InviteAccountToOrganization",
+            "LeaveOrganization",
+            "MoveAccount",
+            "RemoveAccountFromOrganization",
+            "UpdatePolicy",
+            "UpdateOrganizationalUnit",
+        ]
+    )
+    + " }",
 }
 
 
@@ -66,7 +91,7 @@ def watched(aws_env: dict[str, str]) -> Iterator[Lab]:
                 EventSelectors=[{"ReadWriteType": "All", "IncludeManagementEvents": True}],
             )
             ct.start_logging(Name=trail)
-        alarms = {"4.1": [oncall], "4.3": [nobody], "4.4": [], "4.5": [oncall]}
+        alarms = {"4.1": [oncall], "4.3": [nobody], "4.4": [], "4.5": [oncall], "4.15": [oncall]}
         for item, actions in alarms.items():
             group = "watch-single" if item == "4.5" else "watch-main"
             metric = f"cis-{item}"
@@ -116,11 +141,24 @@ def test_only_a_notifying_alarm_on_a_qualifying_trail_monitors(watched: Lab) -> 
     assert status["root_account_usage"] is False  # alarm to a topic nobody receives
     assert status["iam_policy_changes"] is False  # alarm without action
     assert status["cloudtrail_changes"] is False  # single-region trail does not count
+    assert status["organizations_changes"] is True  # the benchmark's 18 events
     assert set(account.facts["unmonitored_events"]) == set(monitoring.ITEMS) - {
-        "unauthorized_api_calls"
+        "unauthorized_api_calls",
+        "organizations_changes",
     }
     seen = {f["metric"]: f["alarmed"] for f in account.facts["metric_filters"]}
-    assert seen == {"cis-4.1": True, "cis-4.3": False, "cis-4.4": False}
+    assert seen == {"cis-4.1": True, "cis-4.3": False, "cis-4.4": False, "cis-4.15": True}
+
+
+def test_organizations_changes_need_all_eighteen_events_of_4_15() -> None:
+    assert monitoring.covered_items(PATTERNS["4.15"]) == {"organizations_changes"}
+    six = (
+        "{ ($.eventSource = organizations.amazonaws.com) && (($.eventName = CreateAccount) || "
+        "($.eventName = InviteAccountToOrganization) || ($.eventName = LeaveOrganization) || "
+        "($.eventName = RemoveAccountFromOrganization) || ($.eventName = UpdatePolicy) || "
+        "($.eventName = DeletePolicy)) }"
+    )
+    assert monitoring.covered_items(six) == set()
 
 
 def test_a_denied_subscriber_listing_leaves_monitoring_unknown(watched: Lab) -> None:
