@@ -316,28 +316,33 @@ class Prober:
     async def guarded(self, exchange: Coroutine[Any, Any, _T]) -> _T | Outcome:
         """Run one probe exchange within the caps and the timeout; failures become data."""
         try:
-            async with self._slots, self._gate():
-                if self._gated():
-                    await self._wait_quiet()
-                if self._struggling and not self._has_time_for(0):
-                    return Outcome(failure="unsent", message=_NO_TIME_LEFT)
-                async with _SHARED.global_slots():
-                    self.count += 1
-                    answer = await self._attempt(exchange)
-                self._note(answer)
-                return answer
+            async with self._slots:
+                if not self._struggling:  # the healthy path: nothing more than the caps
+                    return await self._send(exchange)
+                return await self._send_gently(exchange)
         finally:
             if inspect.getcoroutinestate(exchange) == inspect.CORO_CREATED:
                 exchange.close()  # never sent: out of time, or cancelled while queued
 
-    def _gated(self) -> bool:
-        """Probes go one at a time, after the rests, once the endpoint failed one and
-        until it is gone: queued probes would otherwise all fire into a rate limiter
-        (or each wait their timeout on a silent server) the moment a rest ends."""
-        return self._struggling and not self._is_gone()
+    async def _send_gently(self, exchange: Coroutine[Any, Any, _T]) -> _T | Outcome:
+        """Once the endpoint failed a probe and until it is gone, probes go one at a
+        time, after the rests: queued probes would otherwise all fire into a rate
+        limiter (or each wait their timeout on a silent server) the moment a rest
+        ends. None is sent that could not end before the deadline."""
+        gone = self._is_gone()
+        async with contextlib.nullcontext() if gone else self._one_at_a_time:
+            if not gone:
+                await self._wait_quiet()
+            if not self._has_time_for(0):
+                return Outcome(failure="unsent", message=_NO_TIME_LEFT)
+            return await self._send(exchange)
 
-    def _gate(self) -> contextlib.AbstractAsyncContextManager[object]:
-        return self._one_at_a_time if self._gated() else contextlib.nullcontext()
+    async def _send(self, exchange: Coroutine[Any, Any, _T]) -> _T | Outcome:
+        async with _SHARED.global_slots():
+            self.count += 1
+            answer = await self._attempt(exchange)
+        self._note(answer)
+        return answer
 
     async def _wait_quiet(self) -> None:
         while (left := self._quiet_until - asyncio.get_running_loop().time()) > 0:
