@@ -10,8 +10,10 @@ Targets
   is scanned on every address it resolved to, IPv4 and IPv6.
 - ``ports``: TCP ports in nmap's syntax, numbers and ranges only (``22,80,8000-8100``,
   optionally prefixed ``T:``); default: nmap's 1000 most common TCP ports.
-- ``sv``: service and version detection (nmap ``-sV``, light intensity), on by default;
-  ``sv=0`` only lists open ports, much faster on large networks.
+- ``sv``: service and version detection (nmap ``-sV``, light intensity), on by default:
+  after a plain port scan, one nmap run per open port number, in parallel, so a slow
+  service costs only its own version; an FTP service in clear is also asked whether it
+  offers ``AUTH TLS``. ``sv=0`` only lists open ports, much faster on large networks.
 - ``scan``: ``connect`` (default; full TCP handshakes, no privileges needed) or ``syn``
   (half-open, needs root; asking for it without root is a problem, never a silent
   downgrade).
@@ -36,8 +38,10 @@ Resource types and facts
 ``net.service`` (key ``tcp://ADDRESS:PORT``): ``address``, ``hostname``, ``port``,
 ``protocol``, ``state``, ``reason``, ``service``, ``product``, ``version``,
 ``extrainfo``, ``tunnel``, ``cpe``, ``ostype``, ``method``, ``conf``,
-``service_detection``. ``product``, ``version``, ``extrainfo`` and ``cpe`` are unknown
-when service detection was off or overran (rules reading them end as ``error``).
+``service_detection``, ``ftp_auth_tls``. ``product``, ``version``, ``extrainfo`` and
+``cpe`` are unknown when service detection was off or did not finish on that port (rules
+reading them end as ``error``); ``ftp_auth_tls`` is unknown when an FTP server in clear
+could not be asked whether it offers AUTH TLS.
 
 The meaning of every fact is in :mod:`checks.ports.docs`.
 """

@@ -6,11 +6,17 @@ Every failure is data: a host that never replied, a scan that overran, a missing
 or an nmap error becomes a :class:`Problem`, never "no open ports" and never an
 exception that stops the scan.
 
-Budget: the whole target gets ``ctx.timeout`` seconds. With service detection, nmap may
-spend part of it per host (``--host-timeout``); a host that overruns loses everything
-nmap learnt about it, so it is scanned again without service detection in the time left,
-and its services are reported with product and version marked unknown (reason
-``timeout``) instead of being dropped.
+Budget: the whole target gets ``ctx.timeout`` seconds (30 by default), in two steps.
+First a plain port scan (no version probes) finds the open ports; it may use nearly all
+the budget, because a host whose port scan overruns is lost whole, and it usually takes
+well under a second. Then service detection runs one port number per nmap run, all in
+parallel, until the deadline (:mod:`checks.ports.versions`): a port whose detection did
+not finish keeps its port and state, and its product and version are unknown with the
+reason (``timeout``), never silently absent; the other ports keep what was identified.
+The default 30 s is chosen from measurements (:mod:`checks.ports.runner`, and
+bench/RESULTS.md): the slowest realistic service measured on loopback, a port that
+accepts and never answers, needs 26.3 s at version intensity 2 and an ``openssl
+s_server`` 22.4 s; running side by side, they all fit.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from audit.plugins import CheckContext
 from checks.ports.facts import (
     HostRecord,
     NmapReport,
+    PortDetails,
+    PortRecord,
     ScanFacts,
     host_key,
     host_resource,
@@ -36,15 +44,14 @@ from checks.ports.runner import (
     ScanRequest,
     build_arguments,
     ensure_nmap,
-    host_timeout,
+    port_scan_timeout,
     run_nmap,
     sanitise,
     version_intensity,
 )
 from checks.ports.targets import host_spec
+from checks.ports.versions import MIN_RUN_S, Job, Versions, detect, plan_units
 
-MIN_RUN_S = 1.0
-"""Below this much time left, a run is not started: it could not finish."""
 SV_OFF = "not observed: service detection is off (sv=0)"
 NETWORK_HINT = "; a network needs a larger --timeout, or sv=0, or smaller networks"
 
@@ -140,34 +147,27 @@ def _is_single_host(requests: list[ScanRequest]) -> bool:
 
 
 def _scan(run: RunContext, request: ScanRequest, out: Collected) -> None:
-    """One nmap run and, when service detection overran, the plain-scan fallback."""
-    report, limit = _run(run, request, out)
+    """The port scan of one request, then service detection on the open ports found."""
+    port_scan = replace(request, service_detection=False)
+    report, limit = _run(run, port_scan, out)
     if report is None:
         return
+    hosts = _read_hosts(run, port_scan, report, limit, out)
+    versions = _versions(run, request, hosts)
     facts = _scan_facts(run.target, request)
-    overran = _read_hosts(run, request, report, facts, out)
-    if not overran:
-        return
-    if not request.service_detection:
-        for address in overran:
-            out.problems.append(
-                run.problem(
-                    Reason.TIMEOUT, f"no result from {address} within {limit:.0f} s", address
-                )
-            )
-        return
-    _fallback(run, request, overran, limit, out)
+    for host in hosts:
+        _add_host(run.target, host, facts, versions, out)
 
 
 def _run(run: RunContext, request: ScanRequest, out: Collected) -> tuple[NmapReport | None, float]:
-    """Run nmap within what is left of the budget; problems go to ``out``."""
+    """Run the port scan within what is left of the budget; problems go to ``out``."""
     remaining = run.remaining()
     if remaining < MIN_RUN_S:
         out.problems += _each_host(
             run, request, Reason.TIMEOUT, f"no time left to scan (budget {run.ctx.timeout:.0f} s)"
         )
         return None, 0.0
-    limit = host_timeout(remaining, request.service_detection)
+    limit = port_scan_timeout(remaining)
     arguments = build_arguments(request, is_root=run.ctx.is_root, host_timeout_s=limit)
     try:
         result = run_nmap(run.nmap_path, request, arguments, remaining)
@@ -185,6 +185,15 @@ def _run(run: RunContext, request: ScanRequest, out: Collected) -> tuple[NmapRep
         out.problems += _each_host(run, request, *_no_hosts(request, result.errors))
         return None, limit
     return report, limit
+
+
+def _versions(run: RunContext, request: ScanRequest, hosts: list[HostRecord]) -> Versions:
+    """Service detection on the open ports of the hosts that answered (none with sv=0)."""
+    if not request.service_detection:
+        return Versions()
+    template = replace(request, hosts=(), discovery=False)
+    job = Job(run.nmap_path, template, run.ctx.is_root, run.deadline)
+    return detect(job, plan_units(hosts))
 
 
 def _each_host(
@@ -223,23 +232,58 @@ def _scan_facts(target: Target, request: ScanRequest) -> ScanFacts:
 
 
 def _read_hosts(
-    run: RunContext, request: ScanRequest, report: NmapReport, facts: ScanFacts, out: Collected
-) -> list[str]:
-    """Resources for hosts that replied, problems for silent ones; returns overran hosts."""
-    overran = []
+    run: RunContext, request: ScanRequest, report: NmapReport, limit: float, out: Collected
+) -> list[HostRecord]:
+    """Hosts that replied; problems for silent hosts and hosts whose scan overran."""
+    answered = []
     for host in report.hosts:
         if host.timed_out:
-            overran.append(host.address)
+            message = f"no result from {host.address} within {limit:.0f} s"
+            out.problems.append(run.problem(Reason.TIMEOUT, message, host.address))
         elif host.answered():
-            _add_host(run.target, host, facts, out)
+            answered.append(host)
         else:
             out.problems.append(run.problem(Reason.UNREACHABLE, _silent(host), host.address))
-    return overran
+    return answered
 
 
-def _add_host(target: Target, host: HostRecord, facts: ScanFacts, out: Collected) -> None:
-    out.resources.append(host_resource(host, target, facts))
-    out.resources.extend(service_resources(host, target, facts))
+def _add_host(
+    target: Target, host: HostRecord, facts: ScanFacts, versions: Versions, out: Collected
+) -> None:
+    """The host and its services, with what service detection learnt merged in."""
+    merged, details = _merge(host, facts, versions)
+    out.resources.append(host_resource(merged, target, facts, details))
+    out.resources.extend(service_resources(merged, target, facts, details))
+
+
+def _merge(
+    host: HostRecord, facts: ScanFacts, versions: Versions
+) -> tuple[HostRecord, PortDetails]:
+    """Replace each port's record by its service-detection record where there is one."""
+    ports: list[PortRecord] = []
+    missing: dict[int, Problem] = {}
+    for record in host.ports:
+        outcome = versions.outcomes.get((host.address, record.port))
+        if isinstance(outcome, Problem):
+            missing[record.port] = outcome
+        ports.append(outcome if isinstance(outcome, PortRecord) else record)
+    answers = {
+        port: answer
+        for (address, port), answer in versions.ftp_auth_tls.items()
+        if address == host.address
+    }
+    if facts.version_problem is not None:
+        answers = _ftp_unasked(host, facts.version_problem)
+    return replace(host, ports=tuple(ports)), PortDetails(missing, answers)
+
+
+def _ftp_unasked(host: HostRecord, problem: Problem) -> dict[int, bool | Problem]:
+    """With sv=0, FTP ports (named from their number) were not asked about AUTH TLS."""
+    return {
+        record.port: problem
+        for record in host.ports
+        if record.state == "open" and record.service.get("name") == "ftp"
+    }
 
 
 def _silent(host: HostRecord) -> str:
@@ -248,23 +292,3 @@ def _silent(host: HostRecord) -> str:
         f"no reply from {host.address} on any of the {scanned} scanned ports "
         "(host down, or every port filtered)"
     )
-
-
-def _fallback(
-    run: RunContext, request: ScanRequest, overran: list[str], limit: float, out: Collected
-) -> None:
-    """Scan hosts whose service detection overran again, ports only, in the time left."""
-    plain = replace(request, hosts=tuple(overran), service_detection=False, discovery=False)
-    report, plain_limit = _run(run, plain, out)
-    if report is None:
-        return
-    problem = Problem(
-        Reason.TIMEOUT, f"not observed: service detection did not finish within {limit:.0f} s"
-    )
-    facts = replace(_scan_facts(run.target, plain), version_problem=problem)
-    for address in _read_hosts(run, plain, report, facts, out):
-        out.problems.append(
-            run.problem(
-                Reason.TIMEOUT, f"no result from {address} within {plain_limit:.0f} s", address
-            )
-        )

@@ -51,7 +51,7 @@ NET_HOST = ResourceTypeDoc(
             "service_detection",
             "boolean",
             "True when products and versions were "
-            "observed (nmap -sV ran and finished for this host).",
+            "observed on every open port (nmap -sV ran and finished on each).",
         ),
     ),
 )
@@ -60,7 +60,8 @@ NET_SERVICE = ResourceTypeDoc(
     name="net.service",
     description="One open TCP port of a host, keyed tcp://ADDRESS:PORT (IPv6 bracketed). "
     "product, version, extrainfo and cpe are unknown (rules reading them end "
-    "as error) when service detection was off (sv=0) or overran its time.",
+    "as error) when service detection was off (sv=0) or did not finish on this port "
+    "within the budget; the port itself is still reported.",
     facts=(
         FactDoc("address", "string", "IP address of the host."),
         FactDoc("hostname", "string", "The name the target was given by, or null."),
@@ -104,7 +105,21 @@ NET_SERVICE = ResourceTypeDoc(
             "nmap's confidence in the service name, 0-10 "
             "(10: probed and matched; 3: table guess), or null.",
         ),
-        FactDoc("service_detection", "boolean", "True when product and version were observed."),
+        FactDoc(
+            "service_detection",
+            "boolean",
+            "True when product and version were observed (service detection finished "
+            "on this port).",
+        ),
+        FactDoc(
+            "ftp_auth_tls",
+            "boolean",
+            "For an FTP service in clear (service ftp, no ssl tunnel): true when it "
+            "accepts AUTH TLS (explicit FTPS, RFC 4217: reply 234), false when it "
+            "refuses it; asked by Rempart over one short exchange with the port nmap found "
+            "(greeting, AUTH TLS, no login). Unknown (rules reading it end as error) when "
+            "the exchange failed or timed out, or with sv=0; null for other services.",
+        ),
     ),
 )
 

@@ -7,7 +7,8 @@ that a host is alive when none is open), ``timedout`` hosts, the ``tunnel`` attr
 own XML (produced by the local nmap, whose strings from the network are escaped).
 
 Facts are observations, never verdicts. A fact that this scan could not observe — the
-product and version when service detection is off or overran its time — goes into
+product and version when service detection is off or overran its time on that port,
+whether an FTP server offers AUTH TLS when it could not be asked — goes into
 ``Resource.unknown`` so that a rule reading it ends as ``error`` rather than passing.
 """
 
@@ -170,7 +171,21 @@ class ScanFacts:
     hostname: str | None = None
     """The name the target was given by, when it was a name."""
     version_problem: Problem | None = None
-    """Why product and version were not observed (service detection off or overran)."""
+    """Why product and version were not observed on any port (service detection off)."""
+
+
+@dataclass(frozen=True)
+class PortDetails:
+    """What the steps after the port scan learnt about each open port of one host."""
+
+    missing: Mapping[int, Problem] = field(default_factory=dict)
+    """Ports whose service detection gave nothing, and why (their versions are unknown)."""
+    ftp_auth_tls: Mapping[int, bool | Problem] = field(default_factory=dict)
+    """FTP ports in clear: whether AUTH TLS is offered, or why it is not known."""
+
+    def is_complete(self) -> bool:
+        """True when every open port's service detection finished."""
+        return not self.missing
 
 
 def host_key(address: str) -> str:
@@ -183,8 +198,11 @@ def service_key(address: str, port: int) -> str:
     return f"tcp://{format_host(address)}:{port}"
 
 
-def host_resource(host: HostRecord, target: Target, scan: ScanFacts) -> Resource:
+def host_resource(
+    host: HostRecord, target: Target, scan: ScanFacts, details: PortDetails | None = None
+) -> Resource:
     """The ``net.host`` resource of a host that answered."""
+    complete = details is None or details.is_complete()
     facts: dict[str, JSONValue] = {
         "address": host.address,
         "address_family": host.address_family,
@@ -196,7 +214,7 @@ def host_resource(host: HostRecord, target: Target, scan: ScanFacts) -> Resource
         "scanned_ports": scan.scanned_ports,
         "port_counts": host.port_counts(),
         "scan_type": scan.scan_type,
-        "service_detection": scan.service_detection,
+        "service_detection": scan.service_detection and complete,
     }
     return Resource(
         type="net.host",
@@ -207,33 +225,50 @@ def host_resource(host: HostRecord, target: Target, scan: ScanFacts) -> Resource
     )
 
 
-def service_resources(host: HostRecord, target: Target, scan: ScanFacts) -> list[Resource]:
+def service_resources(
+    host: HostRecord, target: Target, scan: ScanFacts, details: PortDetails | None = None
+) -> list[Resource]:
     """One ``net.service`` resource per open TCP port of the host."""
+    details = details or PortDetails()
     hostname = scan.hostname or (host.hostnames[0] if host.hostnames else None)
-    unknown = (
-        {name: scan.version_problem for name in VERSION_FACTS}
-        if scan.version_problem is not None
-        else {}
-    )
     return [
         Resource(
             type="net.service",
             key=service_key(host.address, record.port),
             target=target.uri,
             system=target.system,
-            facts=_service_facts(host, record, hostname, scan),
-            unknown=unknown,
+            facts=_service_facts(host, record, hostname, scan, details),
+            unknown=_unknown(record.port, scan, details),
         )
         for record in sorted(host.ports, key=lambda r: r.port)
         if record.state == "open" and record.protocol == "tcp"
     ]
 
 
+def _version_problem(port: int, scan: ScanFacts, details: PortDetails) -> Problem | None:
+    return scan.version_problem or details.missing.get(port)
+
+
+def _unknown(port: int, scan: ScanFacts, details: PortDetails) -> dict[str, Problem]:
+    """Facts of one port that could not be observed, with the reason."""
+    problem = _version_problem(port, scan, details)
+    unknown = dict.fromkeys(VERSION_FACTS, problem) if problem is not None else {}
+    answer = details.ftp_auth_tls.get(port)
+    if isinstance(answer, Problem):
+        unknown["ftp_auth_tls"] = answer
+    return unknown
+
+
 def _service_facts(
-    host: HostRecord, record: PortRecord, hostname: str | None, scan: ScanFacts
+    host: HostRecord,
+    record: PortRecord,
+    hostname: str | None,
+    scan: ScanFacts,
+    details: PortDetails,
 ) -> dict[str, JSONValue]:
     attrs = record.service
-    observed = scan.version_problem is None
+    observed = _version_problem(record.port, scan, details) is None
+    answer = details.ftp_auth_tls.get(record.port)
     return {
         "address": host.address,
         "hostname": hostname,
@@ -251,4 +286,5 @@ def _service_facts(
         "method": attrs.get("method") or None,
         "conf": _int(attrs.get("conf")),
         "service_detection": scan.service_detection and observed,
+        "ftp_auth_tls": answer if isinstance(answer, bool) else None,
     }

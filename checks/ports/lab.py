@@ -14,7 +14,14 @@ mysql         a MySQL 5.5.62 greeting      mysql / MySQL / 5.5.62-log
 redis         Redis error replies          redis / Redis key-value store / (none)
 tls           HTTP inside TLS              http, tunnel ssl / SimpleHTTPServer / 0.6
 telnet        telnet option negotiation    telnet / Linux telnetd / (none)
+ftp           pyftpdlib, FTP in clear      ftp / pyftpdlib / 2.2.0 (AUTH TLS refused)
+ftps          pyftpdlib TLS_FTPHandler     ftp / pyftpdlib / 2.2.0 (AUTH TLS accepted)
 ============  ===========================  =========================================
+
+The FTP servers are real ones (pyftpdlib, a test dependency, imported only when they are
+started): ``ftps`` offers explicit TLS (``AUTH TLS``, RFC 4217) as the exposure baseline
+advises, ``ftp`` does not, and ``mute_ftp_server`` greets like an FTP server and then
+never answers a command, so whether it offers AUTH TLS cannot be known.
 
 Services that wait for the client to speak first (HTTP, Redis) cost nmap about 6 s:
 its first probe waits that long for a banner. ``silent`` accepts connections and never
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import logging
 import socket
 import socketserver
 import ssl
@@ -47,6 +55,9 @@ from audit.uri import format_host
 OLD_OPENSSH_BANNER = b"SSH-2.0-OpenSSH_5.3\r\n"
 MYSQL_VERSION = "5.5.62-log"
 TELNET_NEGOTIATION = b"\xff\xfd\x18\xff\xfd \xff\xfd#\xff\xfd'"
+MUTE_FTP_GREETING = b"220 Lab FTP server ready\r\n"
+FTP_VERSION = "2.2.0"
+"""The pyftpdlib release the dev extra installs (nmap reads it from the greeting)."""
 HOLD_S = 5.0
 """How long a connection is kept open waiting for the client (then closed)."""
 
@@ -127,8 +138,9 @@ class _BannerHandler(socketserver.BaseRequestHandler):
     """Sends a fixed greeting, then waits for the client to hang up."""
 
     def handle(self) -> None:
-        self.request.sendall(self.server.settings["banner"])  # type: ignore[attr-defined]
-        _drain(self.request)
+        settings = self.server.settings  # type: ignore[attr-defined]
+        self.request.sendall(settings["banner"])
+        _drain(self.request, settings.get("hold", HOLD_S))
 
 
 class _SilentHandler(socketserver.BaseRequestHandler):
@@ -343,6 +355,64 @@ def _tls_context(directory: Path, host: str) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
     return context
+
+
+@contextmanager
+def ftp_server(host: str = "127.0.0.1", tls: bool = False) -> Iterator[Listener]:
+    """A real FTP server (pyftpdlib, anonymous read-only on an empty directory).
+
+    With ``tls`` it offers explicit TLS (``AUTH TLS``) with a throw-away certificate.
+    """
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+    from pyftpdlib.ioloop import IOLoop
+    from pyftpdlib.servers import FTPServer
+
+    _quiet_pyftpdlib()
+    with tempfile.TemporaryDirectory(prefix="rempart-ftp-") as directory:
+        root = Path(directory)
+        authorizer = DummyAuthorizer()
+        authorizer.add_anonymous(str(root))
+        base = TLS_FTPHandler if tls else FTPHandler
+        attributes: dict[str, Any] = {"authorizer": authorizer, "timeout": HOLD_S}
+        if tls:
+            _tls_context(root, host)
+            attributes |= {"certfile": str(root / "cert.pem"), "keyfile": str(root / "key.pem")}
+        handler = type("LabFTPHandler", (base,), attributes)
+        server = FTPServer((host, 0), handler, ioloop=IOLoop())  # its own loop: no sharing
+        port = int(server.address[1])
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"timeout": 0.1, "handle_exit": False},
+            name="lab-ftp",
+            daemon=True,
+        )
+        thread.start()
+        try:
+            yield Listener("ftps" if tls else "ftp", host, port, "ftp", "pyftpdlib", FTP_VERSION)
+        finally:
+            server.close_all()
+            thread.join(timeout=5)
+
+
+def _quiet_pyftpdlib() -> None:
+    """Keep pyftpdlib from configuring logging itself (a line per connection on stderr,
+    and process-wide logging flags changed) by giving its logger a handler first."""
+    log = logging.getLogger("pyftpdlib")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+    log.setLevel(logging.WARNING)
+
+
+@contextmanager
+def mute_ftp_server(host: str = "127.0.0.1", hold: float = 30.0) -> Iterator[Listener]:
+    """Greets as an FTP server, then never answers a command (holds the line ``hold`` s).
+
+    nmap 7.93 takes the greeting for ProFTPD (a soft match on "FTP server ready").
+    """
+    settings = {"banner": MUTE_FTP_GREETING, "hold": hold}
+    with _serving(_BannerHandler, host, settings) as port:
+        yield Listener("mute_ftp", host, port, "ftp", "ProFTPD")
 
 
 # --- the whole lab ----------------------------------------------------------------------

@@ -6,17 +6,21 @@ pinned by the scope guard) and its port list (digits, commas and dashes). python
 runs ``nmap -oX - ...`` as an argument list, never through a shell, and kills it when
 the time budget is spent.
 
-Timing, measured with nmap 7.93 on loopback: a plain connect scan of a few ports takes
-well under a second; ``-sV`` costs about 6 s as soon as one service waits for the client
-to speak first (nmap's NULL probe waits 6 s for a banner before trying others), and a
-port that accepts but never answers costs 120 s or more at nmap's default version
-intensity (7), about 26 s at ``--version-light`` (2) and 6 s at intensity 0. Rempart
-uses intensity 2 by default: it still tries the HTTP, TLS and generic probes on every
-port, which recognise most services on non-standard ports; an inventory may change it
-(``ports: {version_intensity: 0-9}``; Redis or MongoDB on a non-standard port need 8).
-nmap's ``--host-timeout`` throws away everything it learnt about a host that overruns,
-so service detection gets part of the budget and, when it overruns, a plain port scan of
-the same host uses what is left (see :mod:`checks.ports.collect`).
+Timing, measured with nmap 7.93 on loopback, ``-sV --version-intensity 2``, one port a
+run (bench/RESULTS.md, "ports"): a plain connect scan of a few ports takes well under a
+second; an SSH server that greets first 0.2 s; a service that waits for the client to
+speak first (HTTP) 5.3 s, because nmap's NULL probe waits 6 s for a banner; an
+``openssl s_server -www`` (TLS, then HTTP inside it) 22.4 s; a port that accepts but
+never answers 26.3 s (120 s or more at nmap's default intensity 7, 6 s at intensity 0).
+Rempart uses intensity 2 by default: it still tries the HTTP, TLS and generic probes on
+every port, which recognise most services on non-standard ports; an inventory may change
+it (``ports: {version_intensity: 0-9}``; Redis or MongoDB on a non-standard port need 8).
+Because the slowest of these fits in the default 30 s budget only when it does not wait
+for the others, service detection runs one port number per nmap run, in parallel (see
+:mod:`checks.ports.versions`). nmap's ``--host-timeout`` throws away everything it learnt
+about a host that overruns, so it is only given to runs over several hosts (one slow
+host must not cost the others their versions); a run over one host is bounded by the
+process deadline instead, which costs at most that one port's versions.
 """
 
 from __future__ import annotations
@@ -40,9 +44,9 @@ SV_OVERRUN_S = 8.0
 """How far nmap may run past ``--host-timeout`` during service detection: it checks the
 limit only between probes, and a probe waits up to 7.5 s for an answer (measured: a 3 s
 limit ended after 6.4 s, a 7.2 s limit after 11.4 s)."""
-RESERVE_SHARE = 0.2
-"""Share of the budget kept for the plain port scan that follows an overrun."""
-MIN_RESERVE_S = 2.0
+PORT_SCAN_MARGIN_S = 1.5
+"""Time kept after a plain port scan's ``--host-timeout``: nmap's own overrun without
+probes (well under a second, measured) and reading its report."""
 MIN_HOST_TIMEOUT_S = 1.0
 MESSAGE_LIMIT = 300
 
@@ -105,26 +109,41 @@ def version_intensity(options: Mapping[str, Any]) -> int:
     return value
 
 
-def host_timeout(budget_s: float, service_detection: bool) -> float:
-    """Seconds nmap may spend on one host, leaving room for its overrun and a fallback.
+def port_scan_timeout(remaining_s: float) -> float:
+    """Seconds nmap may spend on one host for the port scan: nearly all that is left.
 
-    With a 30 s budget: 16 s with service detection (8 s overrun, 6 s fallback), 25.5 s
-    without. Below about 11 s, service detection gets nmap's minimum and the fallback
-    what remains.
+    The open ports come first: service detection only enriches them, and a host whose
+    port scan overruns is lost whole, so the port scan is never cut short to leave room
+    for versions (a 30 s budget gives it 28.5 s; it usually needs well under one).
     """
-    reserve = max(MIN_RESERVE_S, budget_s * RESERVE_SHARE)
-    overrun = SV_OVERRUN_S if service_detection else 0.0
-    return max(MIN_HOST_TIMEOUT_S, budget_s - overrun - reserve)
+    return max(MIN_HOST_TIMEOUT_S, remaining_s - PORT_SCAN_MARGIN_S)
 
 
-def build_arguments(request: ScanRequest, *, is_root: bool, host_timeout_s: float) -> list[str]:
+def version_host_timeout(remaining_s: float, host_count: int) -> float | None:
+    """``--host-timeout`` for a service-detection run, or None for a run over one host.
+
+    Over several hosts, each host gets its own limit so that one slow host does not make
+    the whole run miss the deadline; over one host the process deadline is the limit
+    (a 30 s budget lets a 26 s probe sequence finish, where a host timeout would stop
+    it at 22 s minus nmap's overrun).
+    """
+    if host_count <= 1:
+        return None
+    return max(MIN_HOST_TIMEOUT_S, remaining_s - SV_OVERRUN_S)
+
+
+def build_arguments(
+    request: ScanRequest, *, is_root: bool, host_timeout_s: float | None
+) -> list[str]:
     """nmap's arguments (without hosts and ``-p``), from validated values only."""
     args = ["-6"] if request.ipv6 else []
     args.append("-sS" if request.syn else "-sT")
     if request.service_detection:
         args += ["-sV", "--version-intensity", str(int(request.version_intensity))]
     args += _discovery_arguments(request, is_root)
-    args += ["-n", "-T4", "--host-timeout", f"{int(host_timeout_s * 1000)}ms"]
+    args += ["-n", "-T4"]
+    if host_timeout_s is not None:
+        args += ["--host-timeout", f"{int(host_timeout_s * 1000)}ms"]
     if request.ports is None:
         args += ["--top-ports", "1000"]
     if not is_root:

@@ -20,9 +20,10 @@ from checks.ports.runner import (
     ScanRequest,
     build_arguments,
     ensure_nmap,
-    host_timeout,
+    port_scan_timeout,
     run_nmap,
     sanitise,
+    version_host_timeout,
 )
 from tests.ports.conftest import requires_nmap, scan, target
 
@@ -93,19 +94,30 @@ def test_syn_scan_without_root_is_refused_not_downgraded() -> None:
 
 
 @pytest.mark.parametrize(
-    ("budget", "sv", "expected"),
-    [
-        (30.0, True, 16.0),
-        (30.0, False, 24.0),
-        (60.0, True, 40.0),
-        (8.0, True, 1.0),
-        (5.0, False, 3.0),
-    ],
+    ("remaining", "expected"), [(30.0, 28.5), (60.0, 58.5), (2.0, 1.0), (0.5, 1.0)]
 )
-def test_host_timeout_leaves_room_for_overrun_and_fallback(
-    budget: float, sv: bool, expected: float
+def test_the_port_scan_may_use_nearly_all_the_budget(remaining: float, expected: float) -> None:
+    # a host whose port scan overruns is lost whole: versions never shorten it
+    assert port_scan_timeout(remaining) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("remaining", "hosts", "expected"),
+    [(29.0, 1, None), (29.0, 3, 21.0), (5.0, 2, 1.0)],
+)
+def test_service_detection_over_one_host_is_bounded_by_the_deadline_alone(
+    remaining: float, hosts: int, expected: float | None
 ) -> None:
-    assert host_timeout(budget, sv) == pytest.approx(expected)
+    # one host: a host timeout would stop a 26 s probe sequence at ~21 s and lose it;
+    # several hosts: each gets its own limit so one slow host does not sink the run
+    assert version_host_timeout(remaining, hosts) == (
+        None if expected is None else pytest.approx(expected)
+    )
+
+
+def test_no_host_timeout_flag_when_none_is_given() -> None:
+    request = plan_requests(target("ports://127.0.0.1?ports=22"), CheckContext())[0]
+    assert "--host-timeout" not in build_arguments(request, is_root=False, host_timeout_s=None)
 
 
 def test_sanitise_makes_one_short_printable_line() -> None:
