@@ -174,7 +174,7 @@ def test_a_host_with_six_open_ports_is_over_the_limit(
                 "product": "OpenSSH",
                 "version": "9.6p1 Ubuntu 3ubuntu13",
             },
-            Status.PASS,
+            Status.FAIL,  # regreSSHion (a backport is recorded as an accepted risk)
         ),
         (
             "EXP-SSH-001",
@@ -187,6 +187,26 @@ def test_a_host_with_six_open_ports_is_over_the_limit(
             Status.SKIP,
         ),
         ("EXP-SSH-002", {"port": 22, "service": "ssh", "extrainfo": "protocol 1.99"}, Status.FAIL),
+        # WinRM: nmap's probe names it http ("Microsoft HTTPAPI httpd"), never wsman
+        (
+            "EXP-ADMIN-004",
+            {"port": 5985, "service": "http", "product": "Microsoft HTTPAPI httpd"},
+            Status.FAIL,
+        ),
+        ("EXP-ADMIN-004", {"port": 5986, "service": "http", "tunnel": "ssl"}, Status.FAIL),
+        (
+            "EXP-ADMIN-004",
+            {"port": 80, "service": "http", "product": "Microsoft HTTPAPI httpd"},
+            Status.PASS,
+        ),
+        # explicit FTPS (AUTH TLS accepted) is what the rule advises: it passes
+        ("EXP-CLEAR-002", {"port": 21, "service": "ftp", "ftp_auth_tls": True}, Status.PASS),
+        ("EXP-CLEAR-002", {"port": 21, "service": "ftp", "ftp_auth_tls": False}, Status.FAIL),
+        ("EXP-CLEAR-002", {"port": 2121, "service": "ftp", "ftp_auth_tls": True}, Status.PASS),
+        ("EXP-DB-001", {"port": 2484, "service": "oracle-tns", "method": "table"}, Status.FAIL),
+        ("EXP-DB-001", {"port": 1434, "service": "ms-sql-m", "method": "table"}, Status.FAIL),
+        ("EXP-MAIL-001", {"port": 993, "service": "imap", "tunnel": "ssl"}, Status.PASS),
+        ("EXP-DB-007", {"port": 8888, "service": "http", "method": "probed"}, Status.PASS),
     ],
 )
 def test_rules_match_on_service_name_and_well_known_port(
@@ -196,10 +216,11 @@ def test_rules_match_on_service_name_and_well_known_port(
 
 
 def test_ssh_minimum_version_is_a_parameter(pack: Policy) -> None:
-    ssh = service(port=22, service="ssh", product="OpenSSH", version="9.6p1")
-    stricter = r"^(9\.([89]|[1-9][0-9])|[1-9][0-9]\.)"
+    ssh = service(port=22, service="ssh", product="OpenSSH", version="9.9p2")
+    assert judge(pack, "EXP-SSH-001", ssh).status is Status.PASS
+    stricter = r"^[1-9][0-9]+\."
     assert judge(pack, "EXP-SSH-001", ssh, ssh_allowed_versions=stricter).status is Status.FAIL
-    newer = service(port=22, service="ssh", product="OpenSSH", version="9.8p1")
+    newer = service(port=22, service="ssh", product="OpenSSH", version="10.0p2")
     assert judge(pack, "EXP-SSH-001", newer, ssh_allowed_versions=stricter).status is Status.PASS
 
 
@@ -216,3 +237,97 @@ def test_rules_reading_unobserved_versions_end_as_error(pack: Policy) -> None:
     )
     assert judge(pack, "EXP-SSH-001", blind).status is Status.ERROR
     assert judge(pack, "EXP-DB-001", blind).status is Status.FAIL  # port + table name
+
+
+@pytest.mark.parametrize(
+    ("version", "status"),
+    [
+        ("8.4p1", Status.FAIL),  # before regreSSHion's range, but Terrapin (fixed in 9.6)
+        ("8.5p1", Status.FAIL),  # CVE-2024-6387: 8.5p1 to 9.7p1
+        ("9.6p1 Ubuntu 3ubuntu13", Status.FAIL),
+        ("9.7p1", Status.FAIL),
+        ("9.8p1", Status.PASS),  # the fix
+        ("9.8p1 Debian 1", Status.PASS),
+        ("9.9", Status.PASS),
+        ("9.10", Status.PASS),
+        ("10.0", Status.PASS),
+        ("10.0p2", Status.PASS),
+    ],
+)
+def test_the_default_ssh_floor_is_the_regresshion_fix(
+    pack: Policy, version: str, status: Status
+) -> None:
+    ssh = service(port=22, service="ssh", product="OpenSSH", version=version)
+    assert judge(pack, "EXP-SSH-001", ssh).status is status
+
+
+AWS_WATCHED = [135, 25, 110, 143, 2049, 111, 389, 5601, 6443, 9092, 7199, 8888, 2483, 2484, 1434]
+"""Ports the AWS family watches in security groups that hosts are judged on too."""
+
+
+@pytest.mark.parametrize("port", AWS_WATCHED)
+def test_each_port_the_aws_family_watches_fails_a_named_rule(pack: Policy, port: int) -> None:
+    # Given the port seen with sv=0 (nmap's name comes from its port table, if any)
+    seen = service(port=port, service=None, method="table", conf=3)
+    failed = [
+        rule.id
+        for rule in pack.rules
+        if rule.resource == "net.service"
+        and rule.id != "EXP-PORT-001"
+        and judge(pack, rule.id, seen).status is Status.FAIL
+    ]
+    assert failed, f"no exposure rule names port {port}"
+
+
+NMAP_TABLE_NAMES = {
+    135: "msrpc",
+    25: "smtp",
+    110: "pop3",
+    143: "imap",
+    2049: "nfs",
+    111: "rpcbind",
+    389: "ldap",
+    2484: "oracle-tns",
+    1434: "ms-sql-m",
+}
+
+
+@pytest.mark.parametrize(("port", "name"), sorted(NMAP_TABLE_NAMES.items()))
+def test_a_service_named_by_probing_counts_off_its_port(pack: Policy, port: int, name: str) -> None:
+    moved = service(port=port + 40000, service=name, method="probed")
+    failed = [
+        r.id
+        for r in pack.rules
+        if r.id != "EXP-PORT-001" and judge(pack, r.id, moved).status is Status.FAIL
+    ]
+    assert failed, f"{name} off its port is not caught"
+
+
+def test_every_rule_cites_structured_sources(pack: Policy) -> None:
+    data = yaml.safe_load(PACK.read_text(encoding="utf-8"))
+    for rule in data["rules"]:
+        references = rule["references"]
+        assert references and all(isinstance(r, dict) for r in references), rule["id"]
+        for reference in references:
+            assert {"document", "version", "section"} <= set(reference), rule["id"]
+    assert all(rule.references for rule in pack.rules)
+
+
+def test_exposure_maps_to_network_security_not_access_control() -> None:
+    # like the security-group rules of the AWS family (NIS2 21.2.e); and ANSSI hygiene
+    # measure 29 (admin rights on workstations) is no exposure measure
+    data = yaml.safe_load(PACK.read_text(encoding="utf-8"))
+    for rule in data["rules"]:
+        controls = rule["controls"]
+        assert controls["nis2"] in ("21.2.e", "21.2.h"), rule["id"]
+        assert "29" not in controls["anssi-hygiene"], rule["id"]
+
+
+def test_an_unknown_auth_tls_answer_is_an_error_not_a_pass(pack: Policy) -> None:
+    problem = Problem(Reason.TIMEOUT, "not observed: AUTH TLS: no FTP reply within 5 s")
+    base = service(port=21, service="ftp", ftp_auth_tls=None)
+    unknown = Resource(
+        base.type, base.key, base.target, base.system, base.facts, {"ftp_auth_tls": problem}
+    )
+    finding = judge(pack, "EXP-CLEAR-002", unknown)
+    assert finding.status is Status.ERROR
