@@ -435,21 +435,35 @@ def accept(
     except ValueError:
         raise OptionError(f"--until {until!r}: expected a date YYYY-MM-DD") from None
     store = _open_store(db_path)
-    if resource is None:
-        fp, rule_id, key = store.find_fingerprint(finding)
-    else:
-        fp, rule_id, key = fingerprint_for(finding, resource), finding, resource
-    item = store.accept(
-        fingerprint_=fp,
-        rule_id=rule_id,
-        resource_key=key,
-        owner=owner,
-        reason=reason,
-        until=expiry,
-        compensating=compensating,
-        decided_by=decided_by,
-    )
+    with _acceptance_options():
+        if resource is None:
+            fp, rule_id, key = store.find_fingerprint(finding)
+        else:
+            fp, rule_id, key = fingerprint_for(finding, resource), finding, resource
+        item = store.accept(
+            fingerprint_=fp,
+            rule_id=rule_id,
+            resource_key=key,
+            owner=owner,
+            reason=reason,
+            until=expiry,
+            compensating=compensating,
+            decided_by=decided_by,
+        )
     click.echo(f"accepted #{item.id}: {rule_id} on {key} until {item.until} (owner: {owner})")
+
+
+@contextmanager
+def _acceptance_options() -> Iterator[None]:
+    """Phrase the store's acceptance rules in this command's options."""
+    from audit.errors import AcceptanceError, OptionError
+
+    options = {"until": "--until", "owner": "--owner and --reason"}
+    try:
+        yield
+    except AcceptanceError as exc:
+        option = options.get(exc.field)
+        raise OptionError(f"{option}: {exc.detail}" if option else exc.detail) from None
 
 
 @cli.command()

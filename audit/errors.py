@@ -9,7 +9,8 @@
     │   │   └── PolicyErrors      several faults in one file, each with its own line
     │   ├── TargetError           a target URI that does not parse or validate
     │   ├── ScopeError            a target outside the declared scope
-    │   └── OptionError           a command-line option that makes no sense
+    │   ├── OptionError           a command-line option that makes no sense
+    │   └── AcceptanceError       a risk acceptance the rules refuse (expiry, owner, id)
     ├── DependencyError           a required program or extra is missing (nmap, WeasyPrint)
     ├── StoreError                the SQLite store cannot be opened or written
     ├── ReportError               a report cannot be rendered or written
@@ -77,6 +78,19 @@ class ScopeError(InputError):
 
 class OptionError(InputError):
     """A command-line option is wrong."""
+
+
+class AcceptanceError(InputError):
+    """A risk acceptance breaks a rule of the store (an expiry in the past or more than
+    three years out, no owner or reason, an unknown id or fingerprint).
+
+    ``field`` names what was wrong (``until``, ``owner``, ``reason``, ``id``,
+    ``fingerprint``), so the command line can phrase it in its own option names.
+    """
+
+    def __init__(self, message: str, *, field: str):
+        self.field = field
+        super().__init__(message)
 
 
 class DependencyError(RempartError):

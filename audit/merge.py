@@ -25,31 +25,22 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from dataclasses import fields as dataclass_fields
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from audit import storefile
 from audit.engine import _store_scores
 from audit.errors import OptionError, StoreError
-from audit.models import Finding, Problem, Reason, Resource, Severity, Status, SystemInfo
+from audit.models import Status, SystemInfo
 from audit.sharding import shard_of
-from audit.store import MIGRATIONS, Store, now_iso, scan_process_alive
+from audit.store import MERGED_EVENT, SCHEMA_VERSION, Store, sqlite_errors
 
 BATCH = 500
-MERGED_EVENT = "merged"
 _STATUS_RANK = {"complete": 0, "interrupted": 1, "failed": 2}
 T = TypeVar("T")
-_IDENTITY = (
-    "host", "pid", "id", "started_at", "inventory", "policies", "targets", "systems",
-    "scope_declared", "tool_version",
-)  # fmt: skip
-"""Scan columns that never change once the scan began (status, counts and end do)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +86,7 @@ def merge_stores(
     """
     if not inputs:
         raise OptionError("db merge: give at least one input store")
-    with storefile.sqlite_errors(str(out_path), "merge into"):
+    with sqlite_errors(str(out_path), "merge into"):
         return _merge_stores(out_path, inputs, shards)
 
 
@@ -147,49 +138,46 @@ def _unchanged(out: Store, scan_id: int, sources: Sequence[SourceScan]) -> Merge
 
 def read_source(path: str) -> SourceScan:
     """The latest scan of an input store, opened read-only."""
-    with storefile.sqlite_errors(path, "read"), closing(_open_readonly(path)) as conn:
-        row = conn.execute("SELECT * FROM scans ORDER BY id DESC LIMIT 1").fetchone()
-        if row is None:
+    with sqlite_errors(path, "read"), closing(_open_readonly(path)) as store:
+        scans = store.scans()
+        if not scans:
             raise OptionError(f"{path}: the store holds no scan to merge")
-        return _source(path, row)
+        return _source(path, store, scans[-1].id)
 
 
-def _open_readonly(path: str) -> sqlite3.Connection:
+def _open_readonly(path: str) -> Store:
     """An input store, read-only, after the checks every store gets (a link, a
     planted trigger or view is refused: an input's rows become the output's)."""
-    conn = storefile.connect(path, MIGRATIONS, readonly=True)
-    with storefile.sqlite_errors(path, "read"):
-        conn.row_factory = sqlite3.Row
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version != len(MIGRATIONS):
-        conn.close()
+    store = Store(path, readonly=True)
+    if not store.is_current:
+        store.close()
         raise StoreError(
-            f"{path}: store schema {version}, this version of rempart writes "
-            f"{len(MIGRATIONS)}; merge stores written by the same version"
+            f"{path}: store schema {store.version}, this version of rempart writes "
+            f"{SCHEMA_VERSION}; merge stores written by the same version"
         )
-    return conn
+    return store
 
 
-def _source(path: str, row: sqlite3.Row) -> SourceScan:
-    status = row["status"]
-    if status == "running":
-        if scan_process_alive(row["host"], row["pid"]):
-            raise OptionError(f"{path}: scan #{row['id']} is still running; merge it once done")
-        status = "interrupted"  # its process is gone: what it finished is kept, as a scan
-    targets = tuple(json.loads(row["targets"]))
-    identity = json.dumps([row[name] for name in _IDENTITY])
+def _source(path: str, store: Store, scan_id: int) -> SourceScan:
+    """The scan as a source; read-only, a scan whose process is gone reads as
+    interrupted (what it finished is kept, as a scan), one still alive is refused."""
+    record = store.scan_record(scan_id)
+    scan = record.summary
+    if scan.status == "running":
+        raise OptionError(f"{path}: scan #{scan.id} is still running; merge it once done")
+    identity = json.dumps(list(record.identity))
     return SourceScan(
         path=path,
-        scan_id=row["id"],
-        status=status,
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        policies=tuple(json.loads(row["policies"])),
-        inventory=row["inventory"],
-        scope_declared=bool(row["scope_declared"]),
-        targets=targets,
-        systems=tuple(SystemInfo(**s) for s in json.loads(row["systems"])),
-        tool_version=row["tool_version"] or "",
+        scan_id=scan.id,
+        status=scan.status,
+        started_at=scan.started_at,
+        finished_at=scan.finished_at,
+        policies=scan.policies,
+        inventory=scan.inventory,
+        scope_declared=scan.scope_declared,
+        targets=record.targets,
+        systems=record.systems,
+        tool_version=record.tool_version,
         identity=hashlib.sha256(identity.encode()).hexdigest()[:32],
     )
 
@@ -267,12 +255,8 @@ def already_merged(out: Store, sources: Sequence[SourceScan]) -> int | None:
 
 
 def _merges(out: Store) -> Iterator[tuple[int, set[str]]]:
-    rows = out.conn.execute(
-        "SELECT scan_id, detail FROM finding_events WHERE event = ? ORDER BY id",
-        (MERGED_EVENT,),
-    ).fetchall()
-    for scan_id, detail in rows:
-        yield int(scan_id), {s["identity"] for s in json.loads(detail).get("sources", [])}
+    for scan_id, detail in out.merges():
+        yield scan_id, {s["identity"] for s in detail.get("sources", [])}
 
 
 def check_order(out: Store, sources: Sequence[SourceScan]) -> None:
@@ -300,7 +284,7 @@ def _merge_into(out: Store, sources: Sequence[SourceScan]) -> MergeResult:
         systems=_union_systems(sources),
         tool_version=first.tool_version,
     )
-    _set_times(out, scan_id, min(s.started_at for s in sources), None)
+    out.set_scan_times(scan_id, started=min(s.started_at for s in sources))
     status = "failed"
     try:
         written = sum(_copy(out, scan_id, source) for source in sources)
@@ -328,13 +312,14 @@ def _copy(out: Store, scan_id: int, source: SourceScan) -> int:
     """Record one input's resources and findings, in batches, through ``Store.record``.
 
     Lifecycle is a property of each fingerprint's history in the *output* store, so
-    batches need not follow targets: ``record`` stamps every finding from earlier scans.
+    batches need not follow targets: ``record`` stamps every finding from earlier scans
+    (what the input says of lifecycle and first-seen is not carried over).
     """
     written = 0
-    with closing(_open_readonly(source.path)) as conn:
-        for resources in _chunks(_resources(conn, source.scan_id)):
+    with closing(_open_readonly(source.path)) as store:
+        for resources in _chunks(iter(store.resources(source.scan_id))):
             out.record(scan_id, resources, [])
-        for findings in _chunks(_findings(conn, source.scan_id)):
+        for findings in _chunks(store.stored_findings(source.scan_id)):
             written += len(out.record(scan_id, [], findings))
     return written
 
@@ -342,57 +327,6 @@ def _copy(out: Store, scan_id: int, source: SourceScan) -> int:
 def _chunks(items: Iterator[T]) -> Iterator[list[T]]:
     while batch := list(islice(items, BATCH)):
         yield batch
-
-
-def _resources(conn: sqlite3.Connection, scan_id: int) -> Iterator[Resource]:
-    rows = conn.execute(
-        "SELECT key, type, target, system, facts, unknown FROM resources WHERE scan_id = ?",
-        (scan_id,),
-    )
-    for row in rows:
-        unknown = {
-            name: Problem(Reason(p["reason"]), p["message"])
-            for name, p in json.loads(row["unknown"]).items()
-        }
-        yield Resource(
-            type=row["type"],
-            key=row["key"],
-            target=row["target"],
-            system=row["system"],
-            facts=json.loads(row["facts"]),
-            unknown=unknown,
-        )
-
-
-def _findings(conn: sqlite3.Connection, scan_id: int) -> Iterator[Finding]:
-    """The observed part of each finding; lifecycle and first-seen are recomputed.
-
-    Every column named like a field of :class:`Finding` is carried over, so a column a
-    later schema adds (a translated title, say) survives the merge without a change here.
-    """
-    rows = conn.execute("SELECT * FROM findings_full WHERE scan_id = ?", (scan_id,))
-    fields = [column[0] for column in rows.description if column[0] in _FINDING_FIELDS]
-    for row in rows:
-        yield Finding(**{name: _decode(name, row[name]) for name in fields})
-
-
-_FINDING_FIELDS = frozenset(f.name for f in dataclass_fields(Finding)) - {
-    "lifecycle",
-    "first_seen",
-    "scan_id",
-}
-_DECODERS: dict[str, Callable[[Any], Any]] = {
-    "status": Status,
-    "severity": Severity,
-    "reason": lambda raw: Reason(raw) if raw else None,
-    "evidence": lambda raw: json.loads(raw) if raw else None,
-    "controls": lambda raw: {k: tuple(v) for k, v in json.loads(raw).items()},
-}
-
-
-def _decode(name: str, raw: Any) -> Any:
-    decoder = _DECODERS.get(name)
-    return decoder(raw) if decoder is not None else raw
 
 
 def _close_merge(out: Store, scan_id: int, sources: Sequence[SourceScan]) -> None:
@@ -404,20 +338,5 @@ def _close_merge(out: Store, scan_id: int, sources: Sequence[SourceScan]) -> Non
         ]
     }
     finished = max((s.finished_at for s in sources if s.finished_at), default=None)
-    _set_times(out, scan_id, None, finished)
-    with out._write():
-        out.conn.execute(
-            "INSERT INTO finding_events (at, scan_id, fingerprint, event, detail) "
-            "VALUES (?,?,?,?,?)",
-            (now_iso(), scan_id, "", MERGED_EVENT, json.dumps(detail)),
-        )
-
-
-def _set_times(out: Store, scan_id: int, started: str | None, finished: str | None) -> None:
-    """The merged scan ran when its shards did, not when they were merged."""
-    with out._write():
-        out.conn.execute(
-            "UPDATE scans SET started_at = COALESCE(?, started_at), "
-            "finished_at = COALESCE(?, finished_at) WHERE id = ?",
-            (started, finished, scan_id),
-        )
+    out.set_scan_times(scan_id, finished=finished)
+    out.add_event(scan_id, "", MERGED_EVENT, detail)

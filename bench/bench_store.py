@@ -1,6 +1,7 @@
 """Store and report throughput on synthetic findings (default 100,000).
 
     .venv/bin/python bench/bench_store.py [--findings 100000] [--html] [--repeat 5]
+    .venv/bin/python bench/bench_store.py --history 52 [--repeat 3]
 
 Writes two scans of N findings each (one target per 1,000 findings, as the engine
 writes: one transaction per target), then times `findings` and `diff` queries and,
@@ -8,6 +9,11 @@ with --html, the committee report; then the whole commands `rempart findings` an
 `rempart diff` (table and --json, output to /dev/null) on the same store. Prints one
 line per measurement: the median and the best of --repeat runs, each in a fresh process
 (a shared machine's noise is easily 20 %).
+
+With --history N, writes N scans instead (a tenth of the findings change from one scan
+to the next), times the write of each (first, median, last), measures what each scan
+adds to the file (pages in use, after a checkpoint) per unchanged finding, then times
+`rempart findings`, `rempart diff` and `rempart report -o r.html` on the latest scan.
 """
 
 from __future__ import annotations
@@ -138,10 +144,74 @@ def one_run(args: argparse.Namespace, laps: dict[str, list[tuple[float, float]]]
             )
 
 
+def used_bytes(path: Path) -> int:
+    """Bytes of the store's pages in use (the file less its free pages), WAL checkpointed."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages, free, size = (
+            conn.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("page_count", "freelist_count", "page_size")
+        )
+        return int((pages - free) * size)
+    finally:
+        conn.close()
+
+
+def history_run(args: argparse.Namespace, laps: dict[str, list[tuple[float, float]]]) -> None:
+    """N scans into a fresh store, each timed and measured, then the reading commands."""
+    per_target = 1000
+    targets = max(1, args.findings // per_target)
+    findings = targets * per_target
+    unchanged = findings * 9 // 10  # the synthetic scans change a tenth of the findings
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.db"
+        store = Store(db)
+        writes, sizes = [], []
+        for scan in range(args.history):
+            batches = [synthetic(scan, t, per_target) for t in range(targets)]
+            started = time.perf_counter()
+            scan_id = store.begin_scan(
+                policies=["bench@1"],
+                inventory=None,
+                scope_declared=True,
+                targets=[],
+                systems=[],
+                tool_version="bench",
+            )
+            for batch in batches:
+                store.record(scan_id, *batch)
+            store.finish_scan(scan_id, "complete")
+            writes.append(time.perf_counter() - started)
+            sizes.append(used_bytes(db))
+        store.close()
+        laps.setdefault("store scan 1", []).append((writes[0], 0.0))
+        laps.setdefault("store scan, median of all", []).append((statistics.median(writes), 0.0))
+        laps.setdefault(f"store scan {args.history}", []).append((writes[-1], 0.0))
+        growth = (sizes[-1] - sizes[2]) / max(1, args.history - 3)
+        laps.setdefault("MB added per scan (after scan 3)", []).append((growth / 1e6, 0.0))
+        laps.setdefault("bytes per unchanged finding per scan", []).append(
+            (growth / unchanged, 0.0)
+        )
+        laps.setdefault(f"MB in use after {args.history} scans", []).append((sizes[-1] / 1e6, 0.0))
+        for argv in (("findings",), ("diff",), ("report", "-o", str(Path(tmp) / "r.html"))):
+            command = [str(RMPART), *argv, "--db", str(db)]
+            timed(
+                f"$ rempart {argv[0]}",
+                lambda command=command: subprocess.run(
+                    command, check=True, stdout=subprocess.DEVNULL
+                ),
+                laps,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--findings", type=int, default=100_000)
     parser.add_argument("--html", action="store_true")
+    parser.add_argument("--history", type=int, default=0, metavar="N", help="write N scans")
     parser.add_argument(
         "--repeat", type=int, default=1, help="fresh processes; prints the median and the best"
     )
@@ -149,14 +219,15 @@ def main() -> None:
     args = parser.parse_args()
     laps: dict[str, list[tuple[float, float]]] = {}
     if args.emit_laps:
-        one_run(args, laps)
+        (history_run if args.history else one_run)(args, laps)
         print(json.dumps(laps))
         return
     for _ in range(args.repeat):
         # one process per run, as each command is: runs sharing a heap slow each other down
         command = [sys.executable, __file__, "--findings", str(args.findings), "--emit-laps"]
+        options = [*(["--html"] if args.html else []), "--history", str(args.history)]
         output = subprocess.run(
-            [*command, *(["--html"] if args.html else [])],
+            [*command, *options],
             check=True,
             capture_output=True,
             text=True,
@@ -168,6 +239,9 @@ def main() -> None:
     for label, runs in laps.items():
         walls = [w for w, _ in runs]
         cpus = [c for _, c in runs]
+        if "MB" in label or "bytes" in label:  # a size: median and smallest
+            print(f"{label:<40} {statistics.median(walls):12.2f} {min(walls):10.2f}")
+            continue
         print(
             f"{label:<40} {statistics.median(walls):10.2f} s {min(walls):8.2f} s "
             f"{statistics.median(cpus):9.2f} s"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from audit.engine import ScanPlan, run_scan
-from audit.errors import OptionError, StoreError
+from audit.errors import AcceptanceError, StoreError
 from audit.models import Lifecycle, Status, Target
 from audit.models import fingerprint as fingerprint_of
 from audit.plugins import CheckContext
@@ -99,7 +99,7 @@ def test_acceptance_then_expiry(tmp_path: Path, policy_file: Path, families: Fam
 @pytest.mark.parametrize(("days", "message"), [(-1, "in the past"), (3 * 366 + 1, "3 years")])
 def test_acceptance_expiry_is_bounded(tmp_path: Path, days: int, message: str) -> None:
     store = Store(tmp_path / "r.db")
-    with pytest.raises(OptionError, match=message):
+    with pytest.raises(AcceptanceError, match=message):
         store.accept(
             fingerprint_="f",
             rule_id="R-X-001",

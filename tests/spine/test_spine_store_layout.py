@@ -231,7 +231,7 @@ def test_history_reads_the_same_with_or_without_the_prior_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: int
 ) -> None:
     # Given a writer that keeps no failing states in memory, or all of them
-    monkeypatch.setattr("audit.store.PRIOR_CACHE", cache)
+    monkeypatch.setattr("audit.store.write.PRIOR_CACHE", cache)
     store = Store(tmp_path / "r.db")
     lifecycles = []
     # When one finding fails, fails, passes, errors, fails again, across five scans

@@ -1,0 +1,367 @@
+"""The read path: scans, findings with acceptances overlaid, diffs, resources, reports.
+
+Findings are read as plain tuples and decoded by :mod:`audit.store.rows`; the
+cyclic collector is paused while 100,000 of them are built (none forms a cycle).
+``accepted`` / ``expired`` are overlaid when a finding is read, since acceptances
+change after a scan. A reader opened read-only shows a scan whose process is gone as
+the interrupted scan a writer would make it, without writing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from audit.errors import OptionError
+from audit.heap import collector_paused
+from audit.models import Acceptance, Finding, Resource, ScanSummary, Severity, Status, SystemInfo
+from audit.store import rows
+from audit.store.acceptances import overlay
+
+CHUNK = 500
+COMPARISONS = ("new", "resolved", "still_open", "not_evaluated")
+LiveAcceptances = Callable[[], Mapping[str, Sequence[Acceptance]]]
+
+
+@dataclass(frozen=True)
+class ScanRecord:
+    """A scan row as stored, with what identifies the run (for ``db merge``)."""
+
+    summary: ScanSummary
+    targets: tuple[str, ...]
+    systems: tuple[SystemInfo, ...]
+    tool_version: str
+    host: str | None
+    pid: int | None
+    identity: tuple[Any, ...]
+    """The columns that never change once the scan began (status, counts and end do)."""
+
+
+_IDENTITY = (
+    "host", "pid", "id", "started_at", "inventory", "policies", "targets", "systems",
+    "scope_declared", "tool_version",
+)  # fmt: skip
+
+
+class Reader:
+    """Queries over one connection; ``live`` gives the acceptances to overlay."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: str,
+        readonly: bool,
+        texts: rows.TextCache,
+        live: LiveAcceptances,
+    ) -> None:
+        self.conn = conn
+        self.path = path
+        self.readonly = readonly
+        self.texts = texts
+        self.live = live
+
+    # --- scans ---------------------------------------------------------------------------
+
+    def scan(self, scan_id: int) -> ScanSummary:
+        """One scan row; OptionError when it does not exist."""
+        row = self.conn.execute("SELECT * FROM scans WHERE id = ?", (scan_id,)).fetchone()
+        if row is None:
+            raise OptionError(f"{self.path}: no scan with id {scan_id}")
+        return self.summary(row)
+
+    def scans(self, statuses: Iterable[str] | None = None) -> list[ScanSummary]:
+        """Every scan, oldest first (optionally only with the given statuses)."""
+        found = self.conn.execute("SELECT * FROM scans ORDER BY id").fetchall()
+        wanted = set(statuses) if statuses is not None else None
+        summaries = [self.summary(r) for r in found]
+        return [s for s in summaries if wanted is None or s.status in wanted]
+
+    def summary(self, row: sqlite3.Row) -> ScanSummary:
+        """A scan row; read-only, a running scan whose process is gone reads as the
+        interrupted scan a writer would make it (with its counts), the file unchanged."""
+        summary = rows.summary(row)
+        if not self.readonly or summary.status != "running":
+            return summary
+        if scan_process_alive(row["host"], row["pid"]):
+            return summary
+        return replace(summary, status="interrupted", counts=counts(self.conn, summary.id))
+
+    def record_of(self, scan_id: int) -> ScanRecord:
+        """A scan with the columns that identify its run."""
+        row = self.conn.execute("SELECT * FROM scans WHERE id = ?", (scan_id,)).fetchone()
+        if row is None:
+            raise OptionError(f"{self.path}: no scan with id {scan_id}")
+        return ScanRecord(
+            summary=self.summary(row),
+            targets=tuple(_json_list(row["targets"])),
+            systems=rows.systems(row["systems"]),
+            tool_version=row["tool_version"] or "",
+            host=row["host"],
+            pid=row["pid"],
+            identity=tuple(row[name] for name in _IDENTITY),
+        )
+
+    def latest_scan_id(self, complete_only: bool = False) -> int:
+        """The newest scan id (complete ones only when asked); OptionError when empty."""
+        sql = "SELECT MAX(id) FROM scans"
+        if complete_only:
+            sql += " WHERE status = 'complete'"
+        value = self.conn.execute(sql).fetchone()[0]
+        if value is None:
+            raise OptionError(
+                f"{self.path}: the store holds no {'complete ' if complete_only else ''}scan yet"
+            )
+        return int(value)
+
+    def systems(self, scan_id: int) -> tuple[SystemInfo, ...]:
+        """The systems of the inventory the scan ran with."""
+        row = self.conn.execute("SELECT systems FROM scans WHERE id = ?", (scan_id,)).fetchone()
+        return rows.systems(row[0]) if row else ()
+
+    def scores(self, scan_id: int) -> dict[str, Any] | None:
+        """The stored score snapshot of a scan, if any."""
+        row = self.conn.execute("SELECT scores FROM scans WHERE id = ?", (scan_id,)).fetchone()
+        return _json_dict(row[0]) if row and row[0] else None
+
+    # --- findings ------------------------------------------------------------------------
+
+    def findings(self, scan_id: int, filters: Sequence[tuple[str, object]]) -> list[Finding]:
+        """Findings of a scan, filtered by (column, value or values), acceptances overlaid."""
+        where, args = "scan_id = ?", list[object]([scan_id])
+        for column, value in filters:
+            if isinstance(value, (list, tuple)):
+                where += f" AND {column} IN ({','.join('?' * len(value))})"
+                args.extend(value)
+            elif value is not None:
+                where += f" AND {column} = ?"
+                args.append(value)
+        return self.select(
+            f"SELECT {rows.FINDING_COLUMNS} FROM findings WHERE {where} "  # noqa: S608
+            "ORDER BY system, rule_id, resource_key",
+            args,
+            self.scan(scan_id).started_at,
+        )
+
+    def select(self, sql: str, args: Sequence[object], on: str) -> list[Finding]:
+        """Run a findings query (columns: FINDING_COLUMNS) and overlay acceptances."""
+        live = self.live()
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        found = cursor.execute(sql, args)
+        texts = self.texts.current()
+        with collector_paused():
+            return [_overlaid(row, texts, live, on) for row in found]
+
+    def stored_findings(self, scan_id: int) -> Iterator[Finding]:
+        """A scan's findings as stored: no acceptance overlaid (what ``db merge`` copies)."""
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        texts = self.texts.current()
+        found = cursor.execute(
+            f"SELECT {rows.FINDING_COLUMNS} FROM findings WHERE scan_id = ?",  # noqa: S608
+            (scan_id,),
+        )
+        for row in found:
+            yield rows.finding(row, texts)
+
+    def compare(self, old: int, new: int) -> dict[str, list[Finding]]:
+        """Failing findings that are new, resolved, still open or no longer evaluated.
+
+        The two scans' (fingerprint, status) pairs are matched in memory, then only the
+        rows that belong to a group are read whole. A fingerprint written twice in a
+        running scan counts by its last record, as closing the scan will keep it.
+        """
+        on = self.scan(new).started_at
+        failing = self.statuses(old, ("fail",))
+        evaluated = self.statuses(new, ("fail", "pass"))
+        picked: dict[int, str] = {}
+        for fp, (status, rowid) in evaluated.items():
+            if status == "fail":
+                picked[rowid] = "still_open" if fp in failing else "new"
+            elif fp in failing:
+                picked[rowid] = "resolved"
+        for fp, (_, rowid) in failing.items():
+            if fp not in evaluated:
+                picked[rowid] = "not_evaluated"
+        groups: dict[str, list[Finding]] = {name: [] for name in COMPARISONS}
+        for rowid, finding in self.by_rowid(picked, on):
+            groups[picked[rowid]].append(finding)
+        for items in groups.values():
+            items.sort(key=rows.listing_order)
+        return groups
+
+    def stored_status(self, scan_id: int) -> str:
+        """A scan's status as the file holds it (``running`` until a writer closes it)."""
+        row = self.conn.execute("SELECT status FROM scans WHERE id = ?", (scan_id,)).fetchone()
+        return str(row[0]) if row is not None else self.scan(scan_id).status
+
+    def statuses(self, scan_id: int, statuses: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """The fingerprints of a scan with one of ``statuses``, each with its status and
+        row. A running scan may hold a fingerprint twice: its rows are read in write
+        order, so the last record counts, as closing the scan will keep it."""
+        in_order = " ORDER BY rowid" if self.stored_status(scan_id) == "running" else ""
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        found = cursor.execute(
+            "SELECT fingerprint, status, rowid FROM findings WHERE scan_id = ? "  # noqa: S608
+            f"AND status IN ({','.join('?' * len(statuses))}){in_order}",
+            (scan_id, *statuses),
+        )
+        with collector_paused():
+            return {fp: (status, rowid) for fp, status, rowid in found}
+
+    def by_rowid(self, rowids: Iterable[int], on: str) -> Iterator[tuple[int, Finding]]:
+        """Whole findings by row id, acceptances applied, a chunk of ids at a time."""
+        live = self.live()
+        texts = self.texts.current()
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        wanted = sorted(rowids)
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            found = cursor.execute(
+                f"SELECT {rows.FINDING_COLUMNS}, rowid FROM findings "  # noqa: S608
+                f"WHERE rowid IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            with collector_paused():
+                for row in found:
+                    yield row[-1], _overlaid(row, texts, live, on)
+
+    def find_fingerprint(self, token: str) -> tuple[str, str, str] | None:
+        """Resolve a (possibly shortened) fingerprint to (fingerprint, rule, resource);
+        None when unknown; ValueError when ambiguous."""
+        found = self.conn.execute(
+            "SELECT s.fingerprint, f.rule_id, f.resource_key FROM finding_state s "
+            "JOIN findings f ON f.rowid = s.last_row "
+            "WHERE s.fingerprint LIKE ? LIMIT 2",
+            (token.replace("%", "") + "%",),
+        ).fetchall()
+        if len(found) > 1:
+            raise ValueError(token)
+        return (found[0][0], found[0][1], found[0][2]) if found else None
+
+    # --- resources -----------------------------------------------------------------------
+
+    def resources(self, scan_id: int) -> list[Resource]:
+        """Resources observed by a scan, by key."""
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        found = cursor.execute(
+            f"SELECT {rows.RESOURCE_COLUMNS} FROM resources "  # noqa: S608
+            "WHERE scan_id = ? ORDER BY key",
+            (scan_id,),
+        )
+        return [rows.resource(row) for row in found]
+
+
+def counts(conn: sqlite3.Connection, scan_id: int) -> dict[str, int]:
+    """A scan's counts, from its findings (stored when the scan closes)."""
+    result: dict[str, int] = {s.value: 0 for s in Status}
+    for status, n in conn.execute(
+        "SELECT status, COUNT(*) FROM findings WHERE scan_id = ? GROUP BY status", (scan_id,)
+    ):
+        result[status] = n
+    for severity in Severity:
+        result[f"fail_{severity.value}"] = 0
+    for severity, n in conn.execute(
+        "SELECT severity, COUNT(*) FROM findings WHERE scan_id = ? AND status = 'fail' "
+        "GROUP BY severity",
+        (scan_id,),
+    ):
+        result[f"fail_{severity}"] = n
+    for history, n in conn.execute(
+        "SELECT history, COUNT(*) FROM findings WHERE scan_id = ? AND history IS NOT NULL "
+        "GROUP BY history",
+        (scan_id,),
+    ):
+        result[f"lifecycle_{history}"] = n
+    result["resources"] = conn.execute(
+        "SELECT COUNT(*) FROM resources WHERE scan_id = ?", (scan_id,)
+    ).fetchone()[0]
+    return result
+
+
+def vanished(
+    conn: sqlite3.Connection,
+    scan_id: int,
+    target: str,
+    rule_ids: frozenset[str],
+    present: set[str],
+    texts: Mapping[int, rows.RuleTexts],
+) -> list[Finding]:
+    """Passing findings for failures whose resource is gone from an observed target.
+
+    The open port closed, the public bucket was deleted. Only rules this scan still
+    evaluates count: a rule dropped from the policies says nothing about its resource.
+    """
+    candidates = conn.execute(
+        "SELECT f.rowid, f.resource_key, f.rule_id FROM finding_state s JOIN findings f "
+        "ON f.rowid = s.last_row "
+        "WHERE s.target = ? AND s.last_status = 'fail' AND s.last_scan_id < ?",
+        (target, scan_id),
+    ).fetchall()
+    # whole rows only for the few that are gone, not for every failure still present
+    gone = [
+        conn.execute(
+            f"SELECT {rows.FINDING_COLUMNS} FROM findings WHERE rowid = ?",  # noqa: S608
+            (rowid,),
+        ).fetchone()
+        for rowid, key, rule_id in candidates
+        if key not in present and rule_id in rule_ids
+    ]
+    return [
+        rows.finding(tuple(row), texts).evolve(
+            status=Status.PASS,
+            evidence=None,
+            reason=None,
+            message="resolved: the resource is no longer present on its target",
+        )
+        for row in gone
+    ]
+
+
+def scan_process_alive(host: str | None, pid: int | None) -> bool:
+    """Whether the process that wrote a ``running`` scan row is still alive.
+
+    A row from another machine, or with no pid, counts as dead: nothing can vouch for it.
+    """
+    if host != socket.gethostname() or not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _overlaid(
+    row: Sequence[Any],
+    texts: Mapping[int, rows.RuleTexts],
+    live: Mapping[str, Sequence[Acceptance]],
+    on: str,
+) -> Finding:
+    """The finding of a row (columns: FINDING_COLUMNS first), acceptances applied."""
+    finding = rows.finding(row, texts)
+    accepted = live.get(row[1])
+    return overlay(finding, accepted, on) if accepted else finding
+
+
+def _json_list(text: str) -> list[Any]:
+    import json
+
+    value = json.loads(text)
+    return value if isinstance(value, list) else []
+
+
+def _json_dict(text: str) -> dict[str, Any]:
+    import json
+
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
