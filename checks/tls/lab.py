@@ -54,17 +54,36 @@ class Issued:
 class Pki:
     """A root CA and an intermediate, issuing leaves into a directory.
 
-    The root's PEM (``ca_file``) is what a scan passes as ``--ca-file``.
+    The root's PEM (``ca_file``) is what a scan passes as ``--ca-file``. With
+    ``key_identifiers`` false, no certificate of this PKI carries the subject or
+    authority key identifier extensions, as in many hand-made private PKIs: OpenSSL
+    and browsers build the path by names, the web-PKI profile calls it malformed.
+    ``root_key`` and ``issuing_key`` choose the CAs' keys (default EC P-256).
     """
 
-    def __init__(self, directory: str | Path, name: str = "Rempart Lab") -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        name: str = "Rempart Lab",
+        *,
+        key_identifiers: bool = True,
+        root_key: Any = None,
+        issuing_key: Any = None,
+    ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.root_key = _ec_key()
+        self.key_identifiers = key_identifiers
+        self.root_key = root_key or _ec_key()
         self.root = _build(
-            f"{name} Root CA", self.root_key, None, self.root_key, ca=True, days=3650
+            f"{name} Root CA",
+            self.root_key,
+            None,
+            self.root_key,
+            ca=True,
+            days=3650,
+            key_identifiers=key_identifiers,
         )
-        self.intermediate_key = _ec_key()
+        self.intermediate_key = issuing_key or _ec_key()
         self.intermediate = _build(
             f"{name} Intermediate CA",
             self.intermediate_key,
@@ -72,6 +91,7 @@ class Pki:
             None,
             ca=True,
             days=1825,
+            key_identifiers=key_identifiers,
         )
         self.ca_file = str(self._write("ca.pem", [self.root]))
         self._count = 0
@@ -106,6 +126,7 @@ class Pki:
             names=names,
             hash_name=hash_name,
             must_staple=must_staple,
+            key_identifiers=self.key_identifiers,
         )
         chain = [cert]
         if send_intermediate and not self_signed and issuer != "root":
@@ -201,9 +222,9 @@ def _build(
     names: Sequence[str] = (),
     hash_name: str = "sha256",
     must_staple: bool = False,
+    key_identifiers: bool = True,
 ) -> Any:
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     start, end = (-1, days) if isinstance(days, int) else days
@@ -220,10 +241,13 @@ def _build(
         .not_valid_before(now + start * _ONE_DAY)
         .not_valid_after(now + end * _ONE_DAY)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(_key_usage(ca), critical=True)
     )
-    if signer:
+    if key_identifiers:
+        builder = builder.add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+        )
+    if signer and key_identifiers:
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(signer[1].public_key()),
             critical=False,
@@ -236,8 +260,17 @@ def _build(
         builder = builder.add_extension(
             x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False
         )
-    algorithm = getattr(hashes, hash_name.upper())()
-    return builder.sign(signing_key, algorithm)
+    return builder.sign(signing_key, _sign_hash(signing_key, hash_name))
+
+
+def _sign_hash(signing_key: Any, hash_name: str) -> Any:
+    """The hash to sign with: none for EdDSA keys, whose algorithm fixes its own."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
+
+    if isinstance(signing_key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
+        return None
+    return getattr(hashes, hash_name.upper())()
 
 
 def _key_usage(ca: bool) -> Any:
