@@ -208,9 +208,18 @@ FACTS = (
     FactDoc(
         _CERT + "chain_trusted",
         "bool",
-        "A path to a trust anchor (system store + --ca-file) validates at scan time (RFC 5280, cryptography's verifier).",
+        "What mainstream clients decide: OpenSSL builds a path by names from the leaf through the served certificates (any order) to an anchor of the system store or --ca-file, valid at scan time, and the leaf is fit for TLS server authentication (OpenSSL's sslserver purpose); the name is judged apart (hostname_match). Web-PKI profile faults that clients tolerate (missing key identifiers, ...) are in profile_issues, not here.",
     ),
-    FactDoc(_CERT + "trust_error", "string|null", "Why validation failed."),
+    FactDoc(
+        _CERT + "trust_error",
+        "string|null",
+        "Why clients refuse the chain, in OpenSSL's words (unable to get local issuer certificate, certificate has expired, ...).",
+    ),
+    FactDoc(
+        _CERT + "profile_issues",
+        "list[object]",
+        "Deviations of the served chain (and of the anchor it ends on) from RFC 5280 and the CA/Browser Forum profile, each {code, subject, detail}; empty when none. From our checks of each certificate and from cryptography's web-PKI verifier, whose first error is mapped to a code. Codes: missing_aki, missing_ski, missing_key_usage, ca_without_key_usage, ca_without_key_cert_sign, missing_basic_constraints, basic_constraints_not_critical, issuer_not_ca, leaf_is_ca, leaf_without_san, leaf_without_server_auth, missing_required_extension (another extension), web_pki_rejected (any other refusal of a chain clients trust).",
+    ),
     FactDoc(
         _CERT + "chain",
         "list[object]",

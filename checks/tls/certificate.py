@@ -1,10 +1,20 @@
 """Certificate facts from the DER chain a server presented.
 
-Parsing and path validation are ``cryptography``'s (its RFC 5280 verifier, the same
-one pyca ships for everyone); trust anchors are the system store plus the scan's
-``--ca-file``. The hostname check (RFC 6125: subjectAltName only, a wildcard stands
-for exactly one whole left-most label) is kept apart from trust, so a report can say
-"trusted chain, wrong name" rather than one undifferentiated failure.
+Two questions, two answers. *Will clients trust this server?* (``chain_trusted``) is
+answered as OpenSSL answers it for Python's ``ssl``, curl and most servers' clients:
+pyOpenSSL's ``X509StoreContext`` builds a path by names from the leaf through the
+certificates the server sent (untrusted, in any order) to a trust anchor of the
+system store or the scan's ``--ca-file``, then the leaf must be fit for TLS server
+authentication (extendedKeyUsage, keyUsage), as OpenSSL's ``sslserver`` purpose
+asks. *Is the chain well formed?* (``profile_issues``) applies RFC 5280 and the
+CA/Browser Forum web-PKI profile: ``cryptography``'s verifier (whose error is mapped
+to a short code) plus our own checks of each certificate. Keeping them apart matters:
+a private PKI made without key identifiers is trusted by every mainstream client,
+yet the web-PKI verifier refuses it; reporting that as "untrusted" would be false.
+
+The hostname check (RFC 6125: subjectAltName only, a wildcard stands for exactly one
+whole left-most label) is kept apart from trust too, so a report can say "trusted
+chain, wrong name" rather than one undifferentiated failure.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from audit.models import JSONValue
+from checks.tls.profile import profile_issues
 
 
 def certificate_facts(
@@ -34,7 +45,7 @@ def certificate_facts(
     chain = [x509.load_der_x509_certificate(der) for der in chain_der]
     leaf = chain[0]
     anchors = trust_anchors(ca_file)
-    trusted, trust_error = verify_chain(chain, anchors, now)
+    trusted, trust_error = client_verdict(chain, anchors, now)
     facts: dict[str, JSONValue] = {
         **_summary(leaf),
         "san": subject_alt_names(leaf),
@@ -54,6 +65,7 @@ def certificate_facts(
         "chain_length": len(chain),
         "chain_ordered": is_ordered(chain),
         "chain_complete": trusted or is_complete(chain, anchors),
+        "profile_issues": profile_issues(chain, anchors, now, trusted=trusted),
         "must_staple": must_staple(leaf),
         "sct_count": sct_count(leaf),
     }
@@ -214,25 +226,85 @@ def sct_count(cert: Any) -> int:
     return len(ext)
 
 
-def verify_chain(
+def client_verdict(
     chain: Sequence[Any], anchors: Sequence[Any], now: dt.datetime
 ) -> tuple[bool, str | None]:
-    """Build a path from the leaf to an anchor; the name checked is one of its own."""
+    """Whether a mainstream client trusts the chain, and if not, OpenSSL's reason.
+
+    The path is built as OpenSSL builds it: by names, from the leaf through the
+    served certificates (untrusted, any order, duplicates ignored) to an anchor; key
+    identifiers help when present and are not required. The name is not checked here.
+    """
+    from OpenSSL import crypto
+
+    if not anchors:
+        return False, "no trust anchors available"
+    store = crypto.X509Store()
+    for anchor in _openssl_certificates(tuple(anchors)):
+        store.add_cert(anchor)
+    store.set_time(now)
+    served = [crypto.X509.from_cryptography(cert) for cert in chain]
+    try:
+        crypto.X509StoreContext(store, served[0], served[1:]).verify_certificate()
+    except crypto.X509StoreContextError as error:
+        return False, str(error)[:300]
+    refusal = server_purpose_refusal(chain[0])
+    return refusal is None, refusal
+
+
+@functools.cache
+def _openssl_certificates(certs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """pyOpenSSL copies of the anchors (converted once per process and CA file)."""
+    from OpenSSL import crypto
+
+    return tuple(crypto.X509.from_cryptography(cert) for cert in certs)
+
+
+def server_purpose_refusal(leaf: Any) -> str | None:
+    """Why OpenSSL's ``sslserver`` purpose refuses the leaf, if it does.
+
+    Clients verify with that purpose: an extendedKeyUsage without serverAuth, or a
+    keyUsage allowing neither signature, key encipherment nor key agreement, ends the
+    handshake whatever the path.
+    """
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    try:
+        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        usages = None
+    if usages is not None and ExtendedKeyUsageOID.SERVER_AUTH not in usages:
+        return "unsupported certificate purpose (extendedKeyUsage without serverAuth)"
+    try:
+        key_usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    if not (key_usage.digital_signature or key_usage.key_encipherment or key_usage.key_agreement):
+        return "unsupported certificate purpose (keyUsage allows no TLS use)"
+    return None
+
+
+def web_pki_error(chain: Sequence[Any], anchors: Sequence[Any], now: dt.datetime) -> str | None:
+    """``cryptography``'s verdict under the CA/B Forum web-PKI profile (None: accepted).
+
+    Its verifier checks the name too, so it is given one of the certificate's own.
+    """
     from cryptography import x509
     from cryptography.x509.verification import PolicyBuilder, Store
 
     if not anchors:
-        return False, "no trust anchors available"
+        return "no trust anchors available"
     subject = _own_subject(chain[0])
     if subject is None:
-        return False, "the certificate has no subjectAltName"
+        return "the certificate has no subjectAltName"
     builder = PolicyBuilder().store(Store(list(anchors))).time(now.replace(tzinfo=None))
     try:
         verifier = builder.build_server_verifier(subject)
         verifier.verify(chain[0], list(chain[1:]))
     except (x509.verification.VerificationError, ValueError) as error:
-        return False, str(error)[:300]
-    return True, None
+        return str(error)[:300]
+    return None
 
 
 def _own_subject(cert: Any) -> Any:

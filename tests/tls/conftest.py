@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from audit.models import Observation
+from audit.engine import BoundRule, evaluate_rule
+from audit.models import Finding, Observation, Resource
 from audit.plugins import CheckContext
+from audit.policy import load_policy
+from audit.registry import load_families
 from checks.tls import FAMILY, lab
+
+POLICIES = Path(__file__).parents[2] / "policies"
 
 
 @pytest.fixture(scope="session")
@@ -34,12 +40,19 @@ def scan(uri: str, ca_file: str | None = None, timeout: float = 10.0) -> Observa
     return FAMILY.collect(target, CheckContext(timeout=timeout, ca_file=ca_file))
 
 
-def facts_of(uri: str, ca_file: str | None = None, timeout: float = 10.0) -> dict:
+def facts_of(uri: str, ca_file: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
     """Facts of the single resource a scan returns (fails loudly otherwise)."""
     observation = scan(uri, ca_file, timeout)
     assert not observation.problems, observation.problems
     assert len(observation.resources) == 1
     return dict(observation.resources[0].facts)
+
+
+def verdict(pack: str, rule_id: str, resource: Resource, **params: object) -> Finding:
+    """One rule of a shipped pack on one resource, as a scan would judge it."""
+    policy = load_policy(POLICIES / f"{pack}.yaml", load_families().fact_catalogue())
+    (rule,) = [r for r in policy.rules if r.id == rule_id]
+    return evaluate_rule(BoundRule(rule, {**policy.params, **params}), resource)
 
 
 @pytest.fixture(scope="module")
