@@ -57,6 +57,16 @@ def test_every_rule_has_severity_remediation_and_controls(pack: str) -> None:
         assert rule.controls and all(rule.controls.values()), f"{rule.id} maps no control"
 
 
+@pytest.mark.parametrize("pack", sorted(builtin_policies()))
+def test_every_built_in_rule_names_its_source(pack: str) -> None:
+    # Every rule cites a document, its version and a section (DESIGN: Sources)
+    (policy,) = [p for p in load_all_builtin(FAMILIES.fact_catalogue()) if p.name == pack]
+    for rule in policy.rules:
+        assert rule.references, f"{rule.id} names no source"
+        cited = [r for r in rule.references if r.document and r.version and r.section]
+        assert cited, f"{rule.id}: a reference needs document, version and section"
+
+
 def test_renderers_cover_every_format() -> None:
     renderers = load_renderers()
     assert {"json", "html", "pdf", "csv", "sarif", "junit", "md", "ocsf"} <= set(renderers)
