@@ -174,6 +174,8 @@ async def _eliminate(
         outcome = await prober.ask(offer(remaining), patient=True)
         if outcome.is_undecided:
             return Chain(found, outcome)
+        if outcome.is_refused:
+            break
         chosen = pick(outcome.reply) if outcome.is_accepted and outcome.reply else None
         if chosen is None or chosen not in remaining:
             break

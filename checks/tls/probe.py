@@ -237,7 +237,7 @@ class Prober:
 
     ``deadline`` (on the loop's clock) is when the observation must be done: no retry
     starts that could not finish before it. ``count`` counts the connections,
-    ``retries`` the retries among them, ``answered`` those that got a TLS verdict.
+    ``retries`` the retries among them.
     """
 
     def __init__(
@@ -261,7 +261,6 @@ class Prober:
         self._failing_since: float | None = None
         self.count = 0
         self.retries = 0
-        self.answered = 0
 
     async def ask(self, hello: wire.Hello, *, patient: bool = False) -> Outcome:
         """Send ``hello`` and return what the server answered (retried when ``patient``)."""
@@ -282,6 +281,7 @@ class Prober:
         while True:
             answer = await self.guarded(exchange())
             attempts += 1
+            self._note(answer)
             if isinstance(answer, Outcome) and answer.failure != "unsent":
                 failed = answer
             if not _undecided(answer) or attempts >= self.patience.most or self._is_gone():
@@ -340,22 +340,23 @@ class Prober:
     async def _send(self, exchange: Coroutine[Any, Any, _T]) -> _T | Outcome:
         async with _SHARED.global_slots():
             self.count += 1
-            answer = await self._attempt(exchange)
-        self._note(answer)
-        return answer
+            return await self._attempt(exchange)
 
     async def _wait_quiet(self) -> None:
         while (left := self._quiet_until - asyncio.get_running_loop().time()) > 0:
             await asyncio.sleep(left)
 
     def _note(self, answer: object) -> None:
-        """Keep the endpoint's failure streak (what the rests and giving up go by)."""
+        """Keep the endpoint's failure streak (what the rests and giving up go by).
+
+        Only patient probes count: a protocol probe's close or reset is how some
+        servers refuse an old protocol, not a sign of trouble.
+        """
         if _undecided(answer):
             self._failures += 1
             if self._failing_since is None:
                 self._failing_since = asyncio.get_running_loop().time()
         else:
-            self.answered += 1
             self._failures = 0
             self._failing_since = None
 
