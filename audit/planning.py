@@ -16,7 +16,8 @@ from typing import Any
 from audit import __version__
 from audit.engine import DEFAULT_CONCURRENCY, ScanPlan
 from audit.errors import OptionError, PolicyError
-from audit.inventory import Inventory, ScopeGuard, load_inventory, parse_target
+from audit.inventory import Inventory, load_inventory, parse_target
+from audit.scope import ScopeGuard
 from audit.models import SystemInfo, Target
 from audit.plugins import CheckContext, Scope
 from audit.policy import FactCatalogue, Policy, check_unique_ids, load_policy, with_params

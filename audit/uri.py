@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import SplitResult, parse_qsl
 
 from audit.errors import TargetError
@@ -92,3 +98,49 @@ def refuse_extras(split: SplitResult, raw: str) -> None:
         raise TargetError(f"{raw!r}: unexpected path {split.path!r}")
     if split.fragment:
         raise TargetError(f"{raw!r}: unexpected fragment")
+
+
+# --- name resolution -----------------------------------------------------------------
+
+
+def resolve_all(names: Sequence[str], timeout: float) -> dict[str, tuple[str, ...]]:
+    """Resolve names concurrently; a name that fails or times out maps to ().
+
+    Each lookup runs in a daemon thread of its own: ``getaddrinfo`` cannot be
+    cancelled, and a resolver that never answers must cost ``timeout`` once, not hold
+    the process at exit (a pool's workers are joined then) for the system's own
+    resolver timeout per name.
+    """
+    futures = {name: resolve_in_background(name) for name in names}
+    deadline = time.monotonic() + timeout
+    result: dict[str, tuple[str, ...]] = {}
+    for name, future in futures.items():
+        try:
+            result[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except (FutureTimeout, OSError, UnicodeError):
+            result[name] = ()
+    return result
+
+
+def resolve_in_background(name: str) -> Future[tuple[str, ...]]:
+    """Resolve ``name`` in a daemon thread (see :func:`resolve_all` for why)."""
+    future: Future[tuple[str, ...]] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(_resolve(name))
+        except Exception as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="resolve", daemon=True).start()
+    return future
+
+
+def _resolve(name: str) -> tuple[str, ...]:
+    infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    seen: list[str] = []
+    for info in infos:
+        address = str(info[4][0]).split("%")[0]
+        if address not in seen:
+            seen.append(address)
+    return tuple(seen)

@@ -98,7 +98,7 @@ async def _resolve(host: str, timeout: float) -> list[str]:
     The lookup runs in a daemon thread, not the loop's executor: a resolver that never
     answers would otherwise hold that executor's workers, and the process at exit.
     """
-    from audit.inventory import resolve_in_background
+    from audit.uri import resolve_in_background
 
     try:
         found = await asyncio.wait_for(asyncio.wrap_future(resolve_in_background(host)), timeout)

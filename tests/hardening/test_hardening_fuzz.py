@@ -19,11 +19,12 @@ from hypothesis import strategies as st
 
 from audit.engine import BoundRule, evaluate_rule
 from audit.errors import RempartError
-from audit.inventory import ScopeGuard, load_inventory, parse_target
+from audit.inventory import load_inventory, parse_target
 from audit.models import Resource
 from audit.plugins import Scope
 from audit.policy import load_policy
 from audit.registry import load_families
+from audit.scope import ScopeGuard
 from checks.ports import FAMILY as PORTS
 from checks.ports.facts import ScanFacts, host_resource, parse_report, service_resources
 from checks.tls import wire

@@ -12,10 +12,10 @@ import pytest
 
 from audit import registry
 from audit.errors import ScopeError
-from audit.inventory import ScopeGuard
 from audit.models import Target
 from audit.plugins import Reach, Scope
 from audit.registry import Families
+from audit.scope import ScopeGuard
 
 from .conftest import FACTS_FAMILY
 
@@ -173,3 +173,42 @@ def test_no_scope_admits_loopback_endpoints_and_command_line_ones_only() -> None
         ScopeError, match="plain http://"
     ):  # the command line licenses no clear text
         guard.admit([account(cli=True)], account_families("http://198.51.100.7"))
+
+
+@pytest.mark.parametrize(
+    ("host", "admitted"),
+    [
+        ("mx1.example.gouv.fr", True),  # under a declared domain
+        ("203.0.113.25", True),
+        ("localhost", True),  # resolves inside 127.0.0.0/8
+        ("MX1.Example.Gouv.FR.", True),
+        ("198.51.100.25", False),
+        ("mx.evil.example", False),
+        ("example.gouv.fr.evil.org", False),
+        ("a b", False),
+        ("host/24", False),
+    ],
+)
+def test_a_derived_host_passes_the_guard_first(host: str, admitted: bool) -> None:
+    # Given a target whose check found another host on the wire (an MX, a redirect)
+    parent = target("example.gouv.fr", cli=True)
+    guard = ScopeGuard(DECLARED, resolver_timeout=1.0)
+    # When it asks the guard, then only what the scope holds is admitted, with its addresses
+    if admitted:
+        derived = guard.admit_derived(host, parent, "MX")
+        assert derived.host == host.lower().rstrip(".")
+        assert not derived.from_command_line
+        assert "(MX " in derived.uri
+    else:
+        with pytest.raises(ScopeError):
+            guard.admit_derived(host, parent, "MX")
+
+
+def test_a_derived_host_is_never_named_on_the_command_line() -> None:
+    # With no scope declared, the parent was typed by the operator; what it points to was not
+    parent = target("203.0.113.10", cli=True)
+    guard = ScopeGuard(Scope(), resolver_timeout=1.0)
+    with pytest.raises(ScopeError, match="no scope declared"):
+        guard.admit_derived("203.0.113.11", parent, "redirect")
+    assert guard.admit_derived("127.0.0.1", parent, "redirect").addresses == ("127.0.0.1",)
+    assert guard.admit_derived("localhost", parent, "redirect").addresses
