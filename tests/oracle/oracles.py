@@ -66,7 +66,7 @@ class SslyzeView:
     chain_pem: list[str]
     chain_ordered: bool | None
     key_type: str
-    key_bits: int
+    key_bits: int | None
     fingerprint_sha256: str
     hsts: dict[str, Any] | None
 
@@ -128,7 +128,7 @@ def _view(result: dict[str, Any]) -> SslyzeView:
         chain_pem=[c["as_pem"] for c in deployment["received_certificate_chain"]],
         chain_ordered=deployment["received_chain_has_valid_order"],
         key_type=SSLYZE_KEY_TYPES.get(leaf["public_key"]["algorithm"], "?"),
-        key_bits=int(leaf["public_key"]["key_size"]),
+        key_bits=leaf["public_key"]["key_size"],
         fingerprint_sha256=_sha256_hex(leaf["as_pem"]),
         hsts=_hsts(result),
     )

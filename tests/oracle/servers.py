@@ -13,6 +13,7 @@ the audited estate runs, and its TLS settings (``ssl_protocols``, ``ssl_ciphers`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import socket
 import ssl
@@ -35,7 +36,7 @@ class Leaf:
     """How the served certificate is made (see :meth:`checks.tls.lab.Pki.issue`)."""
 
     key: str = "ec256"
-    """ec256, ec384, rsa1024, rsa2048 or rsa4096."""
+    """ec256, ec384, ec521, ed25519, rsa1024, rsa2048 or rsa4096."""
     names: tuple[str, ...] = ("localhost",)
     days_valid: tuple[int, int] = (-1, 90)
     self_signed: bool = False
@@ -43,6 +44,9 @@ class Leaf:
     issuer: str = "intermediate"
     sha1_self_signed: bool = False
     """Made by the openssl command (cryptography refuses to sign with SHA-1)."""
+    extra: str = "intermediate"
+    """What follows the leaf: ``intermediate``, ``intermediate+root``, ``root+intermediate``
+    (out of order)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,10 @@ CONFIGS: tuple[TlsConfig, ...] = (
     TlsConfig("openssl-rsa4096", "openssl", Leaf(key="rsa4096")),
     TlsConfig("openssl-no-intermediate", "openssl", Leaf(send_intermediate=False)),
     TlsConfig("openssl-root-issued", "openssl", Leaf(issuer="root")),
+    TlsConfig("openssl-root-sent", "openssl", Leaf(extra="intermediate+root")),
+    TlsConfig("openssl-chain-out-of-order", "openssl", Leaf(extra="root+intermediate")),
+    TlsConfig("openssl-ed25519", "openssl", Leaf(key="ed25519")),
+    TlsConfig("openssl-p521", "openssl", Leaf(key="ec521")),
     TlsConfig("openssl-expired", "openssl", Leaf(days_valid=(-30, -1))),
     TlsConfig("openssl-not-yet-valid", "openssl", Leaf(days_valid=(3, 30))),
     TlsConfig("openssl-wrong-hostname", "openssl", Leaf(names=("www.example.test",))),
@@ -185,7 +193,7 @@ def issue(pki: lab.Pki, leaf: Leaf, directory: Path) -> lab.Issued:
     """The certificate, key and served chain of ``leaf``."""
     if leaf.sha1_self_signed:
         return lab.openssl_self_signed(directory, leaf.names[0], "sha1")
-    return pki.issue(
+    issued = pki.issue(
         list(leaf.names),
         key=_key(leaf.key),
         days_valid=leaf.days_valid,
@@ -193,14 +201,26 @@ def issue(pki: lab.Pki, leaf: Leaf, directory: Path) -> lab.Issued:
         send_intermediate=leaf.send_intermediate,
         issuer=leaf.issuer,
     )
+    if leaf.extra == "intermediate":
+        return issued
+    root = Path(pki.ca_file).read_text()
+    intermediate = Path(issued.intermediates_file or "").read_text()
+    sent = intermediate + root if leaf.extra == "intermediate+root" else root + intermediate
+    extra = directory / "extra.pem"
+    extra.write_text(sent)
+    chain = directory / "chain.pem"
+    chain.write_text(Path(issued.cert_file).read_text() + sent)
+    return dataclasses.replace(issued, intermediates_file=str(extra), chain_file=str(chain))
 
 
 def _key(kind: str) -> Any:
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
     if kind.startswith("rsa"):
         return lab.rsa_key(int(kind[3:]))
-    curve = {"ec256": ec.SECP256R1(), "ec384": ec.SECP384R1()}[kind]
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    curve = {"ec256": ec.SECP256R1(), "ec384": ec.SECP384R1(), "ec521": ec.SECP521R1()}[kind]
     return ec.generate_private_key(curve)
 
 
