@@ -199,7 +199,9 @@ def scan(
     )
     families = _families()
     request = ScanRequest(tuple(targets), inventory, tuple(policies), ca_file, timeout, concurrency)
-    plan = build_plan(request, families)
+    plan = build_plan(
+        request, families, warn=lambda text: click.echo(f"rempart: warning: {text}", err=True)
+    )
     if shard is not None:
         from audit.sharding import select_shard
 

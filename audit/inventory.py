@@ -27,12 +27,19 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ScopeModel(_Frozen):
-    """The authorised perimeter."""
+class ScopeModel(BaseModel):
+    """The authorised perimeter: networks and domains, then one block per family.
+
+    Keys other than ``networks`` and ``domains`` name a family's own perimeter
+    (``aws: {accounts: [...]}``), which that family validates; ``aws_accounts`` is the
+    older spelling of ``aws: {accounts}``, still read, with a deprecation warning.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     networks: list[str] = Field(default_factory=list)
     domains: list[str] = Field(default_factory=list)
-    aws_accounts: list[str] = Field(default_factory=list)
+    aws_accounts: list[str] | None = None  # deprecated spelling of aws: {accounts}
 
     @field_validator("networks")
     @classmethod
@@ -53,21 +60,6 @@ class ScopeModel(_Frozen):
             if not is_hostname(value):
                 raise ValueError(f"{value!r} is not a domain name")
         return [v.lower().rstrip(".") for v in values]
-
-    @field_validator("aws_accounts", mode="before")
-    @classmethod
-    def _accounts(cls, values: Any) -> Any:
-        if isinstance(values, list):
-            for value in values:
-                if not (
-                    isinstance(value, str | int) and str(value).isdigit() and len(str(value)) == 12
-                ):
-                    raise ValueError(
-                        f"{value!r} is not a 12-digit AWS account id "
-                        "(quote it so YAML keeps leading zeros)"
-                    )
-            return [str(v) for v in values]
-        return values
 
 
 class SystemModel(_Frozen):
@@ -112,6 +104,7 @@ class Inventory:
     ca_file: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     sla: Mapping[str, int] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
 
 def parse_target(
@@ -230,9 +223,7 @@ def _inventory(
                 seen_targets.add(target.uri)
                 targets.append(target)
     ca_file = _ca_file(model.trust.ca_file, path, doc)
-    scope = Scope(
-        tuple(model.scope.networks), tuple(model.scope.domains), tuple(model.scope.aws_accounts)
-    )
+    scope, warnings = _scope(model.scope, families, doc)
     return Inventory(
         doc.source,
         scope,
@@ -243,7 +234,52 @@ def _inventory(
         ca_file,
         options,
         {str(k): v for k, v in model.sla.items()},
+        warnings,
     )
+
+
+def _scope(
+    model: ScopeModel, families: Families, doc: YamlDocument
+) -> tuple[Scope, tuple[str, ...]]:
+    """The declared perimeter; each family block checked by its family."""
+    raw = dict(model.model_extra or {})
+    warnings: tuple[str, ...] = ()
+    if model.aws_accounts is not None:
+        line = doc.line_of(["scope", "aws_accounts"])
+        if "aws" in raw:
+            raise InventoryError(
+                "scope.aws_accounts: give the accounts once, in scope.aws.accounts",
+                source=doc.source,
+                line=line,
+            )
+        raw["aws"] = {"accounts": model.aws_accounts}
+        warnings = (
+            f"{doc.source}:{line}: scope.aws_accounts is deprecated; "
+            "write scope: {aws: {accounts: [...]}}",
+        )
+    blocks = {name: _scope_block(name, block, families, doc) for name, block in raw.items()}
+    return Scope(tuple(model.networks), tuple(model.domains), blocks), warnings
+
+
+def _scope_block(
+    name: str, block: Any, families: Families, doc: YamlDocument
+) -> Mapping[str, tuple[str, ...]]:
+    """A family's perimeter, validated by that family (exit 2, with file and line)."""
+    family = families.by_name.get(name)
+    where = doc.line_of(["scope", name])
+    if family is None or family.validate_scope is None:
+        known = sorted(f.name for f in families.by_name.values() if f.validate_scope)
+        raise InventoryError(
+            f"scope.{name}: unknown scope block (networks, domains"
+            + "".join(f", {k}" for k in known)
+            + ")",
+            source=doc.source,
+            line=where,
+        )
+    try:
+        return family.validate_scope(block)
+    except (ValueError, TypeError) as exc:
+        raise InventoryError(f"scope.{name}: {exc}", source=doc.source, line=where) from None
 
 
 def _ca_file(value: str | None, path: Path, doc: YamlDocument) -> str | None:

@@ -58,7 +58,7 @@ class DemoLab:
             "scope": {
                 "networks": SCOPE_NETWORKS,
                 "domains": ["localhost"],
-                "aws_accounts": ["123456789012"],
+                "aws": {"accounts": ["123456789012"]},
             },
             "systems": [
                 {

@@ -8,7 +8,7 @@ exist, targets outside the scope. Each becomes a typed error with one clear line
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,11 @@ from audit import __version__
 from audit.engine import DEFAULT_CONCURRENCY, ScanPlan
 from audit.errors import OptionError, PolicyError
 from audit.inventory import Inventory, load_inventory, parse_target
-from audit.scope import ScopeGuard
 from audit.models import SystemInfo, Target
 from audit.plugins import CheckContext, Scope
 from audit.policy import FactCatalogue, Policy, check_unique_ids, load_policy, with_params
 from audit.registry import Families, builtin_policies
+from audit.scope import ScopeGuard
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,21 @@ def select_policies(
     return [with_params(p, params.get(p.name, {}), source) for p in policies]
 
 
-def build_plan(request: ScanRequest, families: Families) -> ScanPlan:
-    """Validate everything and return the plan; raises typed errors (exit 2)."""
+def build_plan(
+    request: ScanRequest, families: Families, warn: Callable[[str], None] | None = None
+) -> ScanPlan:
+    """Validate everything and return the plan; raises typed errors (exit 2).
+
+    ``warn`` hears what the operator should know even if the scan is then refused (a
+    deprecated inventory key), as soon as the inventory is read.
+    """
     if request.timeout <= 0:
         raise OptionError("--timeout must be a positive number of seconds")
     if request.concurrency < 1:
         raise OptionError("--concurrency must be at least 1")
     inventory = load_inventory(Path(request.inventory), families) if request.inventory else None
+    for warning in inventory.warnings if inventory and warn else ():
+        warn(warning)
     targets = _targets(request, families, inventory)
     if not targets:
         raise OptionError("nothing to scan: give targets or an inventory with targets")

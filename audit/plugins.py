@@ -45,12 +45,19 @@ class Scope:
 
     networks: tuple[str, ...] = ()
     domains: tuple[str, ...] = ()
-    aws_accounts: tuple[str, ...] = ()
+    blocks: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict, hash=False)
+    """Per-family perimeters (``scope: {aws: {accounts: [...]}}``), as each family's
+    ``validate_scope`` normalised them: the core knows no vendor field."""
 
     @property
     def is_declared(self) -> bool:
         """True when the inventory declared any perimeter at all."""
-        return bool(self.networks or self.domains or self.aws_accounts)
+        declared = any(values for block in self.blocks.values() for values in block.values())
+        return bool(self.networks or self.domains or declared)
+
+    def block(self, family: str) -> Mapping[str, tuple[str, ...]]:
+        """One family's perimeter (empty when the inventory declared none for it)."""
+        return self.blocks.get(family, {})
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,10 @@ the family's inventory settings: raise ScopeError for what the scope alone refus
 return the endpoints the check will call, which the scope guard then admits."""
 
 
+SCOPE_KINDS = ("network", "account")
+"""What the scope guard knows how to check; a family declaring another kind never loads."""
+
+
 @dataclass(frozen=True)
 class CheckFamily:
     """A pluggable check family: what it scans and the facts it returns."""
@@ -121,8 +132,12 @@ class CheckFamily:
     scope_kind: str = "network"
     """``network``: the engine checks host/CIDR against the declared networks and domains
     before anything is sent; ``account``: ``admit`` is required, and the family checks the
-    cloud account id against ``ctx.scope.aws_accounts`` itself, once it knows it (STS),
-    before collecting."""
+    cloud account or project against its own block (``ctx.scope.block(name)``) once it
+    knows it (STS), before collecting. Any other kind is refused at registration."""
+    validate_scope: Callable[[Any], Mapping[str, tuple[str, ...]]] | None = None
+    """Check and normalise the family's block of the inventory's ``scope:`` (``aws:
+    {accounts: [...]}``); raise ValueError with a one-line message. Without it, the
+    family has no scope block, and an inventory that gives one is refused."""
     admit: AdmitFn | None = None
     """How the scope guard admits a target of a kind other than ``network``; without it,
     such a target is refused (the guard never admits what it cannot check)."""

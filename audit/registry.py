@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.errors import RempartError
-from audit.plugins import CheckFamily
+from audit.plugins import SCOPE_KINDS, CheckFamily
 from audit.reporting import Renderer
 
 DEFAULT_FAMILIES = ("checks.ports:FAMILY", "checks.tls:FAMILY", "checks.aws:FAMILY")
@@ -113,6 +113,11 @@ def _admissible(family: CheckFamily, origin: str) -> CheckFamily:
 
     Refused here, so a family whose targets the guard could not check never loads.
     """
+    if family.scope_kind not in SCOPE_KINDS:
+        raise PluginError(
+            f"family {family.name!r} ({origin}) has unknown scope kind {family.scope_kind!r} "
+            f"(known: {', '.join(SCOPE_KINDS)}), so the scope guard could not check its targets"
+        )
     if family.scope_kind != "network" and family.admit is None:
         raise PluginError(
             f"family {family.name!r} ({origin}) has scope kind {family.scope_kind!r} "

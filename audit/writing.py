@@ -17,7 +17,6 @@ from audit.heap import heap_frozen
 from audit.registry import load_renderers, renderer_for
 from audit.reporting import RenderOptions, ReportData
 
-
 STDOUT = "-"
 """``-o -``: the report goes to standard output (the scan's summary goes to stderr)."""
 

@@ -70,6 +70,13 @@ def admit(target: Target, scope: Scope, options: Mapping[str, Any]) -> tuple[Rea
     return check(target, scope, options)
 
 
+def validate_scope(block: Any) -> Mapping[str, tuple[str, ...]]:
+    """The inventory's ``scope: {aws: {accounts: [...]}}``, checked when it loads."""
+    from checks.aws.scope import validate_scope as check
+
+    return check(block)
+
+
 def _parse(split: SplitResult, raw: str) -> Target:
     return parse(split, raw)
 
@@ -86,4 +93,5 @@ FAMILY = CheckFamily(
     validate_options=validate_options,
     scope_kind="account",
     admit=admit,
+    validate_scope=validate_scope,
 )

@@ -22,6 +22,7 @@ from audit.plugins import CheckContext
 from checks.aws.collectors import PHASE_ONE, PHASE_TWO, cloudtrail, s3
 from checks.aws.collectors.base import Collector, Draft, Harvest, Scan
 from checks.aws.errors import CallFailed, problem_from
+from checks.aws.scope import declared_accounts
 from checks.aws.session import Api, is_region_label, not_offered, settings_for
 
 log = logging.getLogger(__name__)
@@ -88,14 +89,15 @@ def scope_refusal(ctx: CheckContext, account_id: str | None) -> Problem | None:
     """With a declared scope, only listed accounts are read; an unknown identity is refused."""
     if not ctx.scope.is_declared:
         return None
-    allowed = ctx.scope.aws_accounts
+    allowed = declared_accounts(ctx.scope)
     if account_id is not None and account_id in allowed:
         return None
     listed = ", ".join(allowed) or "none"
     who = f"account {account_id}" if account_id else "an account whose id STS cannot tell"
     return Problem(
         Reason.REFUSED,
-        f"{who} is outside the declared scope (aws_accounts: {listed}); nothing was collected",
+        f"{who} is outside the declared scope (scope.aws.accounts: {listed}); "
+        "nothing was collected",
     )
 
 

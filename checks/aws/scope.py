@@ -59,16 +59,40 @@ def _check_accounts(target: Target, scope: Scope, settings: Settings) -> None:
     """A declared scope must list the account; a role's ARN names it before any call."""
     if not scope.is_declared:
         return
-    if not scope.aws_accounts:
+    accounts = declared_accounts(scope)
+    if not accounts:
         raise ScopeError(
-            f"{target.uri}: the declared scope lists no aws_accounts, so no account may be read"
+            f"{target.uri}: the declared scope lists no AWS account (scope.aws.accounts), "
+            "so no account may be read"
         )
     account = role_account(settings.role_arn)
-    if account is not None and account not in scope.aws_accounts:
+    if account is not None and account not in accounts:
         raise ScopeError(
             f"{target.uri}: role {settings.role_arn} belongs to account {account}, outside "
-            f"the declared scope (aws_accounts: {', '.join(scope.aws_accounts)})"
+            f"the declared scope (scope.aws.accounts: {', '.join(accounts)})"
         )
+
+
+def declared_accounts(scope: Scope) -> tuple[str, ...]:
+    """The AWS accounts the inventory's ``scope: {aws: {accounts}}`` lists."""
+    return tuple(scope.block("aws").get("accounts", ()))
+
+
+def validate_scope(block: Any) -> dict[str, tuple[str, ...]]:
+    """The family's scope block: ``{accounts: [12-digit ids]}`` (the :data:`CheckFamily.
+    validate_scope` hook); ids are kept as text, so leading zeros survive."""
+    if not isinstance(block, Mapping) or set(block) - {"accounts"}:
+        raise ValueError("expected {accounts: [12-digit AWS account ids]}")
+    values = block.get("accounts") or []
+    if not isinstance(values, list):
+        raise ValueError("accounts: expected a list of 12-digit AWS account ids")
+    for value in values:
+        if not (isinstance(value, str | int) and str(value).isdigit() and len(str(value)) == 12):
+            raise ValueError(
+                f"accounts: {value!r} is not a 12-digit AWS account id "
+                "(quote it so YAML keeps leading zeros)"
+            )
+    return {"accounts": tuple(str(v) for v in values)}
 
 
 def _check_aws_itself(target: Target, scope: Scope) -> None:
@@ -77,7 +101,7 @@ def _check_aws_itself(target: Target, scope: Scope) -> None:
         return
     raise ScopeError(
         f"{target.uri}: no scope declared, and this target calls AWS itself, which is not "
-        "loopback; declare scope.aws_accounts, or give a loopback endpoint"
+        "loopback; declare scope.aws.accounts, or give a loopback endpoint"
     )
 
 

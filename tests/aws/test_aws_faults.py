@@ -94,7 +94,7 @@ def test_s3_only_provider_collects_buckets_and_marks_the_rest_not_applicable(aws
 def test_account_outside_declared_scope_is_refused_before_collecting(lab: Lab) -> None:
     ctx = CheckContext(
         timeout=10,
-        scope=Scope(aws_accounts=("999999999999",)),
+        scope=Scope(blocks={"aws": {"accounts": ("999999999999",)}}),
         options={"aws": {"max_attempts": 2}},
     )
     observation, api = scan(lab.target(), ctx)
@@ -107,7 +107,7 @@ def test_account_outside_declared_scope_is_refused_before_collecting(lab: Lab) -
 def test_account_inside_declared_scope_is_collected(lab: Lab) -> None:
     ctx = CheckContext(
         timeout=10,
-        scope=Scope(aws_accounts=("123456789012",)),
+        scope=Scope(blocks={"aws": {"accounts": ("123456789012",)}}),
         options={"aws": {"max_attempts": 2}},
     )
     target = parse(lab.target())

@@ -93,7 +93,8 @@ def test_an_unvalidated_block_still_ends_as_a_problem_at_scan_time() -> None:
 
 INVENTORY = """\
 scope:
-  aws_accounts: ["123456789012"]
+  aws:
+    accounts: ["123456789012"]
 systems:
   - name: Compte de production
     owner: DSI

@@ -21,7 +21,7 @@ from checks.aws.session import Api, Settings
 
 from .conftest import FaultProxy, by_type, context, parse, scan
 
-SCOPE = Scope(networks=("127.0.0.0/8",), aws_accounts=("123456789012",))
+SCOPE = Scope(networks=("127.0.0.0/8",), blocks={"aws": {"accounts": ("123456789012",)}})
 ELSEWHERE = "http://127.0.0.2:9"
 
 
@@ -60,7 +60,7 @@ def test_an_assume_role_without_an_sts_endpoint_reaches_aws_itself() -> None:
 
 
 def test_accounts_the_scope_refuses_are_refused_before_any_call() -> None:
-    with pytest.raises(ScopeError, match="lists no aws_accounts"):
+    with pytest.raises(ScopeError, match="lists no AWS account"):
         admit("aws://prod", Scope(networks=("127.0.0.0/8",)))
     with pytest.raises(ScopeError, match="belongs to account 210987654321"):
         admit("aws://prod?role=arn:aws:iam::210987654321:role/audit", SCOPE)

@@ -239,7 +239,7 @@ def scan_aws(tmp_path: Path, env: dict[str, str], inventory: str, *targets: str)
     )  # fmt: skip
 
 
-SCOPE_127_0_0_1 = f"scope:\n  networks: [127.0.0.1/32]\n  aws_accounts: ['{ACCOUNT}']\n"
+SCOPE_127_0_0_1 = f"scope:\n  networks: [127.0.0.1/32]\n  aws:\n    accounts: ['{ACCOUNT}']\n"
 
 
 @pytest.mark.parametrize(
@@ -291,7 +291,7 @@ def test_aws_endpoint_name_resolving_outside_the_scope_gets_no_request(
         run = scan_aws(
             tmp_path,
             aws_credentials,
-            f"scope:\n  networks: [127.0.0.2/32]\n  aws_accounts: ['{ACCOUNT}']\n",
+            f"scope:\n  networks: [127.0.0.2/32]\n  aws:\n    accounts: ['{ACCOUNT}']\n",
             f"aws://?endpoint=http://localhost:{port}&regions=eu-west-3",
         )
         # Then the name is refused as a tls:// target's would be
@@ -308,7 +308,7 @@ def test_control_an_aws_endpoint_inside_the_scope_gets_the_signed_request(
     run = scan_aws(
         tmp_path,
         aws_credentials,
-        f"scope:\n  networks: [{OUTSIDE}/32]\n  aws_accounts: ['{ACCOUNT}']\n",
+        f"scope:\n  networks: [{OUTSIDE}/32]\n  aws:\n    accounts: ['{ACCOUNT}']\n",
         f"aws://?endpoint={aws_outside.url}&regions=eu-west-3",
     )
     assert run.code in (0, 1), run.err
@@ -338,7 +338,7 @@ def test_plain_http_endpoint_off_loopback_is_refused_before_any_connection(
     # on the command line with no scope (which the scope rule allows) or inside the scope
     address = non_loopback_address()
     endpoint = RecordingEndpoint(address)
-    scope = f"scope:\n  networks: [{address}/32]\n  aws_accounts: ['{ACCOUNT}']\n"
+    scope = f"scope:\n  networks: [{address}/32]\n  aws:\n    accounts: ['{ACCOUNT}']\n"
     try:
         run = scan_aws(
             tmp_path,
@@ -360,7 +360,7 @@ def test_plain_http_endpoint_under_a_declared_domain_is_refused(
     run = scan_aws(
         tmp_path,
         aws_credentials,
-        f"scope:\n  domains: [example.test]\n  aws_accounts: ['{ACCOUNT}']\n",
+        f"scope:\n  domains: [example.test]\n  aws:\n    accounts: ['{ACCOUNT}']\n",
         "aws://?endpoint=http://aws.example.test:9100&regions=eu-west-3",
     )
     assert run.code == 2 and "plain http://" in run.err, run.err
@@ -409,7 +409,7 @@ def test_role_of_an_account_outside_the_scope_is_refused_before_assume_role(
     run = scan_aws(
         tmp_path,
         aws_credentials,
-        f"scope:\n  networks: [{OUTSIDE}/32]\n  aws_accounts: ['{ACCOUNT}']\n",
+        f"scope:\n  networks: [{OUTSIDE}/32]\n  aws:\n    accounts: ['{ACCOUNT}']\n",
         f"aws://?endpoint={aws_outside.url}&regions=eu-west-3&role={role}",
     )
     # Then no AssumeRole is sent: the ARN already says the account is outside
@@ -427,5 +427,70 @@ def test_scope_without_aws_accounts_refuses_aws_targets_before_any_call(
         f"scope:\n  networks: [{OUTSIDE}/32]\n",
         f"aws://?endpoint={aws_outside.url}&regions=eu-west-3",
     )
-    assert run.code == 2 and "lists no aws_accounts" in run.err, run.err
+    assert run.code == 2 and "lists no AWS account" in run.err, run.err
     assert (aws_outside.connections, aws_outside.requests) == (0, [])
+
+
+OUT_OF_SCOPE = {
+    "tls": "tls://127.0.0.2:{port}",
+    "smtp": "smtp://127.0.0.2:{port}",
+    "imap": "imap://127.0.0.2:{port}",
+    "pop3": "pop3://127.0.0.2:{port}",
+    "ports": "ports://127.0.0.2?ports={port}&sv=0",
+    "aws": "aws://?endpoint=http://127.0.0.2:{port}&regions=eu-west-3",
+}
+"""For every scheme a family registers, a target that reaches the listener outside the
+scope. A new family adds its line here, or the registry walk below fails."""
+
+
+def test_every_registered_scheme_has_an_out_of_scope_case() -> None:
+    from audit.registry import load_families
+
+    schemes = set(load_families().by_scheme)
+    assert schemes <= set(OUT_OF_SCOPE), (
+        f"no scope attack written for {schemes - set(OUT_OF_SCOPE)}"
+    )
+
+
+@pytest.mark.parametrize("scheme", sorted(OUT_OF_SCOPE))
+def test_registry_walk_every_family_refuses_out_of_scope(
+    tmp_path: Path, outside: CountingListener, scheme: str
+) -> None:
+    # Given a scope of 127.0.0.1/32 (and the lab account), and a listener on 127.0.0.2
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(SCOPE_127_0_0_1)
+    uri = OUT_OF_SCOPE[scheme].format(port=outside.port)
+    # When each family is asked to reach it, then each refuses before any packet
+    run = rempart("scan", uri, "-i", str(inventory), "--db", str(tmp_path / "r.db"))
+    assert run.code == 2, run.err
+    assert "scope" in run.err
+    assert outside.connections == 0
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_the_older_aws_accounts_key_is_read_with_a_warning(tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        f"scope:\n  networks: [127.0.0.1/32]\n  aws_accounts: ['{ACCOUNT}']\n"
+        f"systems:\n  - name: S\n    targets: ['aws://?endpoint=http://127.0.0.2:9&regions=eu-west-3']\n"
+    )
+    run = rempart("scan", "-i", str(inventory), "--db", str(tmp_path / "r.db"))
+    assert run.code == 2  # still enforced: the endpoint is outside the networks
+    assert "scope.aws_accounts is deprecated" in run.err
+    assert "127.0.0.2" in run.err
+
+
+@pytest.mark.parametrize(
+    ("block", "why"),
+    [
+        ("openstack: {projects: [a1]}", "scope.openstack: unknown scope block"),
+        ("aws: {acounts: ['123456789012']}", "scope.aws: expected {accounts"),
+        ("aws: {accounts: ['12345']}", "scope.aws: accounts: '12345' is not a 12-digit"),
+    ],
+)
+def test_a_wrong_scope_block_is_refused_with_its_line(tmp_path: Path, block: str, why: str) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(f"scope:\n  networks: [127.0.0.1/32]\n  {block}\n")
+    run = rempart("scan", "tls://127.0.0.1:9", "-i", str(inventory), "--db", str(tmp_path / "r.db"))
+    assert run.code == 2
+    assert f"{inventory}:3: {why}" in run.err, run.err

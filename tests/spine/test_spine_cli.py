@@ -209,7 +209,11 @@ BAD_INVENTORIES = {
     "unknown-field": ("colour: red\n", 1, "unknown field 'colour'"),
     "bad-network": ("scope: {networks: [10.0.0.0/33]}\n", 1, "not a network"),
     "bad-domain": ("scope: {domains: ['exa mple.org']}\n", 1, "not a domain"),
-    "bad-account": ("scope: {aws_accounts: ['1234']}\n", 1, "12-digit"),
+    "unknown-scope-block": (
+        "scope: {vault: {paths: [x]}}\n",
+        1,
+        "scope.vault: unknown scope block",
+    ),
     "bad-criticality": ("systems:\n  - name: A\n    criticality: extreme\n", 3, "criticality"),
     "junk-target": ("systems:\n  - name: A\n    targets: ['facts://']\n", 3, "missing name"),
     "duplicate-system": ("systems:\n  - name: A\n  - name: A\n", 3, "duplicate system"),
