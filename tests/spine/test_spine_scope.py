@@ -132,6 +132,19 @@ def test_a_kind_without_an_admission_hook_is_refused_at_registration(
         registry.load_families(frozenset({"cloud"}))
 
 
+def test_an_unknown_scope_kind_is_refused_at_registration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "oddkind").mkdir()
+    (tmp_path / "oddkind" / "__init__.py").write_text("")
+    module = HOOKLESS.replace('scope_kind="account"', 'scope_kind="galaxy", admit=print')
+    (tmp_path / "oddkind" / "cloud.py").write_text(module)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "DEFAULT_FAMILIES", ("oddkind.cloud:FAMILY",))
+    with pytest.raises(registry.PluginError, match="unknown scope kind 'galaxy'"):
+        registry.load_families(frozenset({"cloud"}))
+
+
 @pytest.mark.parametrize(
     "url",
     [
