@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from audit.models import SEVERITY_NAMES
+
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from audit.registry import Families
     from audit.store import Store
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
+SEVERITIES = SEVERITY_NAMES
 STATUSES = ("pass", "fail", "error", "skip")
 
 

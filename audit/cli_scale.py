@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 import click
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
+from audit.models import SEVERITY_NAMES
+
+SEVERITIES = SEVERITY_NAMES
 
 
 @click.group()

@@ -12,6 +12,7 @@
     │   ├── OptionError           a command-line option that makes no sense
     │   └── AcceptanceError       a risk acceptance the rules refuse (expiry, owner, id)
     ├── DependencyError           a required program or extra is missing (nmap, WeasyPrint)
+    ├── PluginError               two plugins claim one name, or a plugin does not load
     ├── StoreError                the SQLite store cannot be opened or written
     ├── ReportError               a report cannot be rendered or written
     └── ObservationError          raised inside a check; the engine turns it into an
@@ -103,6 +104,10 @@ class StoreError(RempartError):
 
 class ReportError(RempartError):
     """A report cannot be rendered or written."""
+
+
+class PluginError(RempartError):
+    """Two plugins claim the same name, or a plugin does not load."""
 
 
 class ObservationError(RempartError):

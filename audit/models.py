@@ -35,6 +35,9 @@ class Severity(StrEnum):
         return _SEVERITY_RANK[self]
 
 
+SEVERITY_NAMES: tuple[str, ...] = tuple(severity.value for severity in Severity)
+"""Severity names, worst first: the one order every option, table and report uses."""
+
 _SEVERITY_RANK = {
     Severity.CRITICAL: 4,
     Severity.HIGH: 3,

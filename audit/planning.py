@@ -87,8 +87,9 @@ def build_plan(
     if request.concurrency < 1:
         raise OptionError("--concurrency must be at least 1")
     inventory = load_inventory(Path(request.inventory), families) if request.inventory else None
-    for warning in inventory.warnings if inventory and warn else ():
-        warn(warning)
+    if inventory is not None and warn is not None:
+        for warning in inventory.warnings:
+            warn(warning)
     targets = _targets(request, families, inventory)
     if not targets:
         raise OptionError("nothing to scan: give targets or an inventory with targets")

@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from audit.errors import RempartError
+from audit.errors import PluginError
 from audit.plugins import SCOPE_KINDS, CheckFamily
 from audit.reporting import Renderer
 
@@ -35,10 +35,6 @@ DEFAULT_RENDERERS = (
     "reports.junit:RENDERER",
     "reports.ocsf:RENDERER",
 )
-
-
-class PluginError(RempartError):
-    """Two plugins claim the same name, or a plugin does not load."""
 
 
 def allowed_plugins(option: str | None = None) -> frozenset[str] | None:

@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from types import FrameType
 
 from audit.engine import Progress, ScanPlan, run_scan
-from audit.models import Finding, Observation, ScanSummary, Target
+from audit.models import SEVERITY_NAMES, Finding, Observation, ScanSummary, Target
 from audit.registry import Families
 from audit.store import Store
 
-SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+SEVERITY_ORDER = SEVERITY_NAMES
 
 
 @contextmanager
