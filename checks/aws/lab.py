@@ -47,6 +47,7 @@ class Planted:
     clean_policy: str = "lab-read-objects"
     imdsv1_instance: str = ""
     imdsv2_instance: str = ""
+    server_certificate: str = "lab-legacy-tls"
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -286,6 +287,9 @@ class Lab:
             "Policy"
         ]["Arn"]
         iam.attach_group_policy(GroupName="lab-readers", PolicyArn=arn)
+        iam.upload_server_certificate(
+            ServerCertificateName=p.server_certificate, **_self_signed_pem("lab-legacy.example")
+        )
 
     def _keys_and_databases(self) -> None:
         kms = self.client("kms")
@@ -386,3 +390,36 @@ class Lab:
             ],
         )
         ct.start_logging(Name="lab-trail")
+
+
+def _self_signed_pem(name: str) -> dict[str, str]:
+    """A throwaway certificate and key for IAM's server-certificate store (CIS 1.19);
+    the service answers with its own expiry date, long past, as a forgotten one has."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=400))
+        .not_valid_after(now - timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return {
+        "CertificateBody": cert.public_bytes(serialization.Encoding.PEM).decode(),
+        "PrivateKey": key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+    }

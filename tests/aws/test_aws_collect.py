@@ -180,3 +180,14 @@ def test_list_calls_do_not_grow_with_resources(lab_scan: Any) -> None:
     for service, op in api.calls:
         if service in ("ec2", "rds", "efs", "iam", "cloudtrail"):
             assert api.calls[(service, op)] <= 2, (service, op)
+
+
+def test_a_forgotten_server_certificate_is_collected_as_expired(lab_scan: Any, lab: Any) -> None:
+    # Given the lab's IAM store holds a TLS certificate long expired (CIS 1.19)
+    observation, _ = lab_scan
+    (cert,) = [r for r in observation.resources if r.type == "aws.iam.server_certificate"]
+    # Then its facts say so, and its name is the one uploaded
+    assert cert.facts["name"] == lab.planted.server_certificate
+    assert cert.facts["is_expired"] is True
+    assert cert.facts["days_left"] < 0
+    assert str(cert.facts["expiration"]).startswith("20")
