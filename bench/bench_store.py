@@ -10,10 +10,12 @@ with --html, the committee report; then the whole commands `rempart findings` an
 line per measurement: the median and the best of --repeat runs, each in a fresh process
 (a shared machine's noise is easily 20 %).
 
-With --history N, writes N scans instead (a tenth of the findings change from one scan
-to the next), times the write of each (first, median, last), measures what each scan
-adds to the file (pages in use, after a checkpoint) per unchanged finding, then times
-`rempart findings`, `rempart diff` and `rempart report -o r.html` on the latest scan.
+With --history N, writes N scans instead, times the write of each (first, median, last)
+and measures what each adds to the file (pages in use, after a checkpoint): in the first
+N-2 a tenth of the findings change from one scan to the next; the last two repeat the
+scan before them, so the last one, where nothing changes, gives the bytes per unchanged
+finding. Then times `rempart findings`, `rempart diff` and `rempart report -o r.html`
+on the latest scan.
 """
 
 from __future__ import annotations
@@ -165,13 +167,13 @@ def history_run(args: argparse.Namespace, laps: dict[str, list[tuple[float, floa
     per_target = 1000
     targets = max(1, args.findings // per_target)
     findings = targets * per_target
-    unchanged = findings * 9 // 10  # the synthetic scans change a tenth of the findings
+    churning = max(3, args.history - 2)  # then two scans that repeat the last one
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         store = Store(db)
         writes, sizes = [], []
         for scan in range(args.history):
-            batches = [synthetic(scan, t, per_target) for t in range(targets)]
+            batches = [synthetic(min(scan, churning - 1), t, per_target) for t in range(targets)]
             started = time.perf_counter()
             scan_id = store.begin_scan(
                 policies=["bench@1"],
@@ -190,10 +192,10 @@ def history_run(args: argparse.Namespace, laps: dict[str, list[tuple[float, floa
         laps.setdefault("store scan 1", []).append((writes[0], 0.0))
         laps.setdefault("store scan, median of all", []).append((statistics.median(writes), 0.0))
         laps.setdefault(f"store scan {args.history}", []).append((writes[-1], 0.0))
-        growth = (sizes[-1] - sizes[2]) / max(1, args.history - 3)
-        laps.setdefault("MB added per scan (after scan 3)", []).append((growth / 1e6, 0.0))
+        growth = (sizes[churning - 1] - sizes[2]) / max(1, churning - 3)
+        laps.setdefault("MB added per scan, 10 % changing", []).append((growth / 1e6, 0.0))
         laps.setdefault("bytes per unchanged finding per scan", []).append(
-            (growth / unchanged, 0.0)
+            ((sizes[-1] - sizes[-2]) / findings, 0.0)
         )
         laps.setdefault(f"MB in use after {args.history} scans", []).append((sizes[-1] / 1e6, 0.0))
         for argv in (("findings",), ("diff",), ("report", "-o", str(Path(tmp) / "r.html"))):

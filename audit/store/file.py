@@ -26,12 +26,13 @@ import os
 import sqlite3
 import stat
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import NamedTuple, ParamSpec, TypeVar
 from urllib.parse import quote
 
 from audit.errors import StoreError
+from audit.store.schema import Migration, apply
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
 """Files SQLite opens beside the store, by the same name plus these suffixes."""
@@ -166,18 +167,21 @@ class SchemaObject(NamedTuple):
 
 
 @functools.cache
-def expected_schema(migrations: tuple[str, ...]) -> dict[str, SchemaObject]:
+def expected_schema(migrations: tuple[Migration, ...]) -> dict[str, SchemaObject]:
     """Every object the migrations create, by name (built in memory, once)."""
-    conn = sqlite3.connect(":memory:")
-    try:
-        for script in migrations:
-            conn.executescript(script)
+    with closing(_built(migrations)) as conn:
         return {row.name: row for row in _objects(conn)}
-    finally:
-        conn.close()
 
 
-def verify_schema(conn: sqlite3.Connection, path: str, migrations: tuple[str, ...]) -> None:
+def _built(migrations: tuple[Migration, ...]) -> sqlite3.Connection:
+    """An in-memory database the migrations were run on."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    for migration in migrations:
+        apply(conn, migration)
+    return conn
+
+
+def verify_schema(conn: sqlite3.Connection, path: str, migrations: tuple[Migration, ...]) -> None:
     """Refuse a store whose schema holds what we did not put there (see module doc).
 
     A store at schema N is compared with what the first N migrations create. Our own
@@ -220,7 +224,10 @@ def _is_ours(obj: SchemaObject, ours: dict[str, SchemaObject]) -> bool:
 
 
 def _check_tables(
-    conn: sqlite3.Connection, path: str, ours: dict[str, SchemaObject], migrations: tuple[str, ...]
+    conn: sqlite3.Connection,
+    path: str,
+    ours: dict[str, SchemaObject],
+    migrations: tuple[Migration, ...],
 ) -> None:
     """Our tables keep plain columns and their own unique keys (compared by structure:
     stores written by older versions have the same tables in other words)."""
@@ -243,15 +250,10 @@ UniqueKey = tuple[str, tuple[str, ...]]
 
 
 @functools.cache
-def _unique_keys_of(migrations: tuple[str, ...]) -> dict[str, frozenset[UniqueKey]]:
-    conn = sqlite3.connect(":memory:")
-    try:
-        for script in migrations:
-            conn.executescript(script)
+def _unique_keys_of(migrations: tuple[Migration, ...]) -> dict[str, frozenset[UniqueKey]]:
+    with closing(_built(migrations)) as conn:
         tables = [o.name for o in _objects(conn) if o.type == "table"]
         return {name: _unique_keys(conn, name) for name in tables}
-    finally:
-        conn.close()
 
 
 def _unique_keys(conn: sqlite3.Connection, table: str) -> frozenset[UniqueKey]:
@@ -268,7 +270,7 @@ def _unique_keys(conn: sqlite3.Connection, table: str) -> frozenset[UniqueKey]:
 # --- connecting -----------------------------------------------------------------------
 
 
-def connect(path: str, migrations: tuple[str, ...], *, readonly: bool) -> sqlite3.Connection:
+def connect(path: str, migrations: tuple[Migration, ...], *, readonly: bool) -> sqlite3.Connection:
     """A connection to the store at ``path`` once the file and its schema are checked.
 
     Writing creates the file when missing; reading needs it. Reading opens the file

@@ -131,17 +131,17 @@ class Reader:
 
     def findings(self, scan_id: int, filters: Sequence[tuple[str, object]]) -> list[Finding]:
         """Findings of a scan, filtered by (column, value or values), acceptances overlaid."""
-        where, args = "scan_id = ?", list[object]([scan_id])
+        where, args = "m.scan_id = ?", list[object]([scan_id])
         for column, value in filters:
             if isinstance(value, (list, tuple)):
-                where += f" AND {column} IN ({','.join('?' * len(value))})"
+                where += f" AND f.{column} IN ({','.join('?' * len(value))})"
                 args.extend(value)
             elif value is not None:
-                where += f" AND {column} = ?"
+                where += f" AND f.{column} = ?"
                 args.append(value)
         return self.select(
-            f"SELECT {rows.FINDING_COLUMNS} FROM findings WHERE {where} "  # noqa: S608
-            "ORDER BY system, rule_id, resource_key",
+            f"SELECT {rows.FINDINGS_OF_SCAN} FROM {rows.FINDINGS_JOIN} "  # noqa: S608
+            f"WHERE {where} ORDER BY f.system, f.rule_id, f.resource_key",
             args,
             self.scan(scan_id).started_at,
         )
@@ -162,7 +162,8 @@ class Reader:
         cursor.row_factory = None
         texts = self.texts.current()
         found = cursor.execute(
-            f"SELECT {rows.FINDING_COLUMNS} FROM findings WHERE scan_id = ?",  # noqa: S608
+            f"SELECT {rows.FINDINGS_OF_SCAN} FROM {rows.FINDINGS_JOIN} "  # noqa: S608
+            "WHERE m.scan_id = ?",
             (scan_id,),
         )
         for row in found:
@@ -184,12 +185,11 @@ class Reader:
                 picked[rowid] = "still_open" if fp in failing else "new"
             elif fp in failing:
                 picked[rowid] = "resolved"
-        for fp, (_, rowid) in failing.items():
-            if fp not in evaluated:
-                picked[rowid] = "not_evaluated"
+        gone = {rowid for fp, (_, rowid) in failing.items() if fp not in evaluated}
         groups: dict[str, list[Finding]] = {name: [] for name in COMPARISONS}
-        for rowid, finding in self.by_rowid(picked, on):
+        for rowid, finding in self.by_rowid(new, picked, on):
             groups[picked[rowid]].append(finding)
+        groups["not_evaluated"] = [f for _, f in self.by_rowid(old, gone, on)]
         for items in groups.values():
             items.sort(key=rows.listing_order)
         return groups
@@ -203,19 +203,21 @@ class Reader:
         """The fingerprints of a scan with one of ``statuses``, each with its status and
         row. A running scan may hold a fingerprint twice: its rows are read in write
         order, so the last record counts, as closing the scan will keep it."""
-        in_order = " ORDER BY rowid" if self.stored_status(scan_id) == "running" else ""
+        in_order = " ORDER BY m.row" if self.stored_status(scan_id) == "running" else ""
         cursor = self.conn.cursor()
         cursor.row_factory = None
         found = cursor.execute(
-            "SELECT fingerprint, status, rowid FROM findings WHERE scan_id = ? "  # noqa: S608
-            f"AND status IN ({','.join('?' * len(statuses))}){in_order}",
+            f"SELECT f.fingerprint, f.status, m.row FROM {rows.FINDINGS_JOIN} "  # noqa: S608
+            f"WHERE m.scan_id = ? AND f.status IN ({','.join('?' * len(statuses))}){in_order}",
             (scan_id, *statuses),
         )
         with collector_paused():
             return {fp: (status, rowid) for fp, status, rowid in found}
 
-    def by_rowid(self, rowids: Iterable[int], on: str) -> Iterator[tuple[int, Finding]]:
-        """Whole findings by row id, acceptances applied, a chunk of ids at a time."""
+    def by_rowid(
+        self, scan_id: int, rowids: Iterable[int], on: str
+    ) -> Iterator[tuple[int, Finding]]:
+        """Whole findings of a scan by row id, acceptances applied, a chunk at a time."""
         live = self.live()
         texts = self.texts.current()
         cursor = self.conn.cursor()
@@ -224,9 +226,9 @@ class Reader:
         for start in range(0, len(wanted), CHUNK):
             chunk = wanted[start : start + CHUNK]
             found = cursor.execute(
-                f"SELECT {rows.FINDING_COLUMNS}, rowid FROM findings "  # noqa: S608
+                f"SELECT ?, {', '.join(rows.FINDING_FIELDS)}, rowid FROM findings "  # noqa: S608
                 f"WHERE rowid IN ({','.join('?' * len(chunk))})",
-                chunk,
+                (scan_id, *chunk),
             ).fetchall()
             with collector_paused():
                 for row in found:
@@ -248,40 +250,37 @@ class Reader:
     # --- resources -----------------------------------------------------------------------
 
     def resources(self, scan_id: int) -> list[Resource]:
-        """Resources observed by a scan, by key."""
+        """Resources observed by a scan, by key (a key written twice, the last time)."""
         cursor = self.conn.cursor()
         cursor.row_factory = None
         found = cursor.execute(
-            f"SELECT {rows.RESOURCE_COLUMNS} FROM resources "  # noqa: S608
-            "WHERE scan_id = ? ORDER BY key",
+            f"SELECT {', '.join(f'r.{name}' for name in rows.RESOURCE_FIELDS)} "  # noqa: S608
+            "FROM scan_resources m JOIN resources r ON r.rowid = m.row "
+            "WHERE m.scan_id = ? ORDER BY r.key, m.row",
             (scan_id,),
         )
-        return [rows.resource(row) for row in found]
+        latest = {row[0]: row for row in found}
+        return [rows.resource(row) for row in latest.values()]
 
 
 def counts(conn: sqlite3.Connection, scan_id: int) -> dict[str, int]:
     """A scan's counts, from its findings (stored when the scan closes)."""
     result: dict[str, int] = {s.value: 0 for s in Status}
-    for status, n in conn.execute(
-        "SELECT status, COUNT(*) FROM findings WHERE scan_id = ? GROUP BY status", (scan_id,)
-    ):
-        result[status] = n
-    for severity in Severity:
-        result[f"fail_{severity.value}"] = 0
-    for severity, n in conn.execute(
-        "SELECT severity, COUNT(*) FROM findings WHERE scan_id = ? AND status = 'fail' "
-        "GROUP BY severity",
+    result.update({f"fail_{severity.value}": 0 for severity in Severity})
+    for status, severity, history, n in conn.execute(
+        f"SELECT f.status, f.severity, f.history, COUNT(*) FROM {rows.FINDINGS_JOIN} "  # noqa: S608
+        "WHERE m.scan_id = ? GROUP BY f.status, f.severity, f.history",
         (scan_id,),
     ):
-        result[f"fail_{severity}"] = n
-    for history, n in conn.execute(
-        "SELECT history, COUNT(*) FROM findings WHERE scan_id = ? AND history IS NOT NULL "
-        "GROUP BY history",
-        (scan_id,),
-    ):
-        result[f"lifecycle_{history}"] = n
+        result[status] = result.get(status, 0) + n
+        if status == "fail":
+            result[f"fail_{severity}"] = result.get(f"fail_{severity}", 0) + n
+        if history is not None:
+            result[f"lifecycle_{history}"] = result.get(f"lifecycle_{history}", 0) + n
     result["resources"] = conn.execute(
-        "SELECT COUNT(*) FROM resources WHERE scan_id = ?", (scan_id,)
+        "SELECT COUNT(DISTINCT r.key) FROM scan_resources m JOIN resources r "
+        "ON r.rowid = m.row WHERE m.scan_id = ?",
+        (scan_id,),
     ).fetchone()[0]
     return result
 

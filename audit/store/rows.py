@@ -8,6 +8,7 @@ other records are few and read through ``sqlite3.Row``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -29,13 +30,19 @@ from audit.models import (
     SystemInfo,
 )
 
-FINDING_COLUMNS = (
-    "scan_id, fingerprint, rule_id, texts, resource_type, resource_key, target, system, "
-    "status, severity, message, evidence, reason, history, first_seen"
-)
-"""The columns a finding is decoded from, in this order (``scan_id`` first)."""
-FINDING_WIDTH = FINDING_COLUMNS.count(",") + 1
-RESOURCE_COLUMNS = "key, type, target, system, facts, unknown"
+FINDING_FIELDS = (
+    "fingerprint", "rule_id", "texts", "resource_type", "resource_key", "target", "system",
+    "status", "severity", "message", "evidence", "reason", "history", "first_seen",
+)  # fmt: skip
+"""The columns of a row of ``findings`` after ``first_scan``: what a version is."""
+FINDING_COLUMNS = "first_scan, " + ", ".join(FINDING_FIELDS)
+"""A row of ``findings`` as :func:`finding` decodes it (the scan first)."""
+FINDINGS_OF_SCAN = "m.scan_id, " + ", ".join(f"f.{name}" for name in FINDING_FIELDS)
+"""The same, for each finding of a scan: ``scan_findings m JOIN findings f``."""
+FINDINGS_JOIN = "scan_findings m JOIN findings f ON f.rowid = m.row"
+FINDING_WIDTH = len(FINDING_FIELDS) + 1
+RESOURCE_FIELDS = ("key", "type", "target", "system", "facts", "unknown")
+RESOURCE_COLUMNS = ", ".join(RESOURCE_FIELDS)
 
 _STATUS = {s.value: s for s in Status}
 _SEVERITY = {s.value: s for s in Severity}
@@ -78,7 +85,8 @@ class TextCache:
 
 
 def finding(row: Sequence[Any], texts: Mapping[int, RuleTexts]) -> Finding:
-    """A finding from a row of FINDING_COLUMNS (tuples: this is the hot path).
+    """A finding from a row of FINDING_COLUMNS or FINDINGS_OF_SCAN (tuples: this is
+    the hot path).
 
     Built like :meth:`Finding.evolve`, without the frozen dataclass's per-field
     ``object.__setattr__``: every value here comes typed from our own columns. The
@@ -112,7 +120,8 @@ def finding(row: Sequence[Any], texts: Mapping[int, RuleTexts]) -> Finding:
 
 
 def finding_row(scan_id: int, f: Finding, texts: int) -> tuple[Any, ...]:
-    """The row of FINDING_COLUMNS that :func:`finding` reads back."""
+    """The row of FINDING_COLUMNS that :func:`finding` reads back (``row[1:]`` is what
+    a version is: two findings with equal ones share a row)."""
     return (
         scan_id,
         f.fingerprint,
@@ -150,6 +159,15 @@ def controls_json(value: Mapping[str, tuple[str, ...]]) -> str:
 def controls(text: str) -> Mapping[str, tuple[str, ...]]:
     """A control map back from its column (read once per rule version)."""
     return MappingProxyType({k: tuple(v) for k, v in json.loads(text).items()})
+
+
+def digest(content: Sequence[Any]) -> int:
+    """A 64-bit digest of a row's content (what a version is), the same in every
+    process: two findings with the same digest share a row. ``repr`` of a tuple of
+    strings, integers and None is unambiguous; a collision (one in 2**64 per
+    comparison) would only keep a finding's previous row."""
+    data = repr(tuple(content)).encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
 
 
 def text_key(f: Finding) -> tuple[str, ...]:

@@ -2,9 +2,14 @@
 
 Lifecycle derives from history: ``new`` / ``open`` / ``reopened`` / ``resolved`` are
 stamped when a finding is written, from the earlier state of its fingerprint; a scan's
-findings are folded into ``finding_state`` once, when the scan closes. The writer keeps
-two caches of the past, both safe to lose: the ``rule_texts`` ids it has seen, and the
-earlier states of the fingerprints that ever failed (see :meth:`Writer.priors`).
+findings are folded into ``finding_state`` once, when the scan closes.
+
+History costs what changes (schema 3): a finding whose row would equal the latest row
+of its fingerprint (same status, evidence, message, lifecycle, texts…) is not written
+again; the scan refers to that row in ``scan_findings``. Resources likewise, by key.
+Both need each fingerprint's earlier state: its status (if it ever failed), its latest
+row and that row's digest, read from ``finding_state`` once per scan (see
+:meth:`Writer.history`).
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ from audit.models import Finding, Lifecycle, Resource, Status, SystemInfo
 from audit.store import read, rows, trail
 from audit.store.schema import Transaction
 
-PRIOR_CACHE = 250_000
-"""Fingerprints that ever failed whose states a writer keeps in memory (about 200 bytes
-each); past that, it keeps their hashes and looks the states up."""
+STATE_CACHE = 250_000
+"""Fingerprints whose states a writer keeps in memory (about 250 bytes each), read in one
+pass per scan; past that, it looks them up a chunk at a time (slower: 2.5 µs each)."""
 CHUNK = 500
 _EVENTFUL = frozenset({Lifecycle.NEW, Lifecycle.RESOLVED, Lifecycle.REOPENED})
 
@@ -46,6 +51,14 @@ class Prior(NamedTuple):
     first_seen: str | None
 
 
+class Past(NamedTuple):
+    """A fingerprint's latest row and its digest, and its prior if it ever failed."""
+
+    prior: Prior | None
+    row: int | None
+    digest: int | None
+
+
 class Writer:
     """Everything that writes scans, resources and findings (one per store)."""
 
@@ -56,11 +69,12 @@ class Writer:
         self.transaction = transaction
         self.texts = texts
         self.text_ids: dict[tuple[str, ...], int] = {}
-        self.failed: dict[str, Prior] | frozenset[int] = {}
-        self.failed_mark: tuple[Any, ...] = ()
-        # scans this process writes: the hashes of their fingerprints so far, or None
-        # once one repeated
-        self.recorded: dict[int, set[int] | None] = {}
+        self.states: dict[str, Past] | None = None
+        self.states_mark: tuple[Any, ...] = ()
+        # scans this process writes: the hashes of their fingerprints so far, and those
+        # in which one repeated
+        self.recorded: dict[int, set[int]] = {}
+        self.repeated: set[int] = set()
 
     # --- scans -------------------------------------------------------------------------
 
@@ -154,27 +168,93 @@ class Writer:
                 )  # fmt: skip
                 findings = [*findings, *gone]
             prints = [f.fingerprint for f in findings]
-            priors = self.priors(scan_id, prints)
+            past = self.history(scan_id, prints)
             stamped = [
-                stamp(f, priors.get(fp), at, scan_id)
+                stamp(f, _prior(past.get(fp)), at, scan_id)
                 for f, fp in zip(findings, prints, strict=True)
             ]
-            self.note_recorded(scan_id, prints)
+            again = self.repeats(scan_id, prints)
             self.insert_resources(scan_id, resources)
-            self.conn.executemany(
-                f"INSERT INTO findings ({rows.FINDING_COLUMNS}) "  # noqa: S608
-                f"VALUES ({','.join('?' * rows.FINDING_WIDTH)})",
-                [rows.finding_row(scan_id, f, texts.id_of(f)) for f in stamped],
-            )
+            self.insert_findings(scan_id, stamped, past, again, texts)
             trail.append_many(self.conn, _events(stamped, scan_id, at))
         texts.keep()
         return stamped
 
-    def insert_resources(self, scan_id: int, resources: Sequence[Resource]) -> None:
+    def insert_findings(
+        self,
+        scan_id: int,
+        stamped: Sequence[Finding],
+        past: Mapping[str, Past],
+        again: set[str],
+        texts: _TextIds,
+    ) -> None:
+        """Write the findings that changed, and the scan's references to every one.
+
+        A fingerprint repeated within the scan always gets a new row, so its last
+        record is its highest row (what closing the scan keeps).
+        """
+        next_row = self.next_rowid("findings")
+        fresh, members = [], []
+        for f in stamped:
+            row = rows.finding_row(scan_id, f, texts.id_of(f))
+            digest = rows.digest(row[1:])
+            known = past.get(f.fingerprint)
+            if known is not None and known.digest == digest and f.fingerprint not in again:
+                members.append((scan_id, known.row))
+                continue
+            fresh.append((next_row, *row, digest))
+            members.append((scan_id, next_row))
+            next_row += 1
         self.conn.executemany(
-            "INSERT OR REPLACE INTO resources VALUES (?,?,?,?,?,?,?)",
-            [(scan_id, *rows.resource_row(r)) for r in resources],
+            f"INSERT INTO findings (rowid, {rows.FINDING_COLUMNS}, digest) "  # noqa: S608
+            f"VALUES ({','.join('?' * (rows.FINDING_WIDTH + 2))})",
+            fresh,
         )
+        self.conn.executemany("INSERT OR IGNORE INTO scan_findings VALUES (?,?)", members)
+
+    def insert_resources(self, scan_id: int, resources: Sequence[Resource]) -> None:
+        """Write the resources whose facts changed, and the scan's references to all."""
+        if not resources:
+            return
+        latest = self.latest_resources([r.key for r in resources])
+        next_row = self.next_rowid("resources")
+        fresh, members = [], []
+        for r in resources:
+            content = rows.resource_row(r)
+            known = latest.get(r.key)
+            if known is None or known[1] != content:
+                known = latest[r.key] = (next_row, content)
+                fresh.append((next_row, scan_id, *content))
+                next_row += 1
+            members.append((scan_id, known[0]))
+        self.conn.executemany(
+            f"INSERT INTO resources (rowid, first_scan, {rows.RESOURCE_COLUMNS}) "  # noqa: S608
+            "VALUES (?,?,?,?,?,?,?,?)",
+            fresh,
+        )
+        self.conn.executemany("INSERT OR IGNORE INTO scan_resources VALUES (?,?)", members)
+
+    def latest_resources(self, keys: Sequence[str]) -> dict[str, tuple[int, tuple[Any, ...]]]:
+        """The latest row of each key, with its RESOURCE_FIELDS (through ``resources_key``)."""
+        latest: dict[str, tuple[int, tuple[Any, ...]]] = {}
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            found = cursor.execute(
+                f"SELECT rowid, {rows.RESOURCE_COLUMNS} FROM resources "  # noqa: S608
+                "WHERE rowid IN (SELECT MAX(rowid) FROM resources "
+                f"WHERE key IN ({','.join('?' * len(chunk))}) GROUP BY key)",
+                chunk,
+            )
+            for rowid, *content in found:
+                latest[content[0]] = (rowid, tuple(content))
+        return latest
+
+    def next_rowid(self, table: str) -> int:
+        """The rowid the next row of ``table`` gets (the writer lock is held)."""
+        found = self.conn.execute(f"SELECT MAX(rowid) FROM {table}").fetchone()[0]  # noqa: S608
+        return int(found or 0) + 1
 
     def text_id(self, key: tuple[str, ...]) -> int:
         """The id of a rule's texts, inserted when this version of the rule is new."""
@@ -192,60 +272,54 @@ class Writer:
 
     # --- history -----------------------------------------------------------------------
 
-    def priors(self, scan_id: int, prints: Sequence[str]) -> Mapping[str, Prior]:
-        """The latest earlier state of each fingerprint that ever failed.
+    def history(self, scan_id: int, prints: Sequence[str]) -> Mapping[str, Past]:
+        """The earlier state of each fingerprint: its prior, its latest row and digest.
 
-        A fingerprint that never failed has no history that matters (its failure would
-        be new, its pass or error resolves nothing). The states of those that did are
-        held in memory, read once per scan and again whenever another scan has closed
-        (the state changes only then): a dictionary lookup per finding instead of a
-        B-tree probe. Past PRIOR_CACHE of them, only their hashes are held and the
-        states are looked up by key, a chunk at a time.
+        The prior (what a lifecycle derives from) counts only for fingerprints that
+        ever failed, in scans before this one: a fingerprint that never failed has no
+        history that matters (its failure would be new, its pass or error resolves
+        nothing). States change only when a scan closes, so they are read once per
+        scan and again whenever another scan has closed: a dictionary lookup per
+        finding instead of a B-tree probe. Past STATE_CACHE of them, they are looked
+        up a chunk at a time.
         """
-        known = self.failing_states(scan_id)
-        if isinstance(known, dict):
+        known = self.cached_states(scan_id)
+        if known is not None:
             return known
-        wanted = [fp for fp in prints if hash(fp) in known]
-        priors: dict[str, Prior] = {}
-        cursor = self.conn.cursor()
-        cursor.row_factory = None
-        for start in range(0, len(wanted), CHUNK):
-            chunk = wanted[start : start + CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for fp, status, first_seen in cursor.execute(
-                "SELECT fingerprint, last_status, first_seen FROM finding_state "  # noqa: S608
-                f"WHERE fingerprint IN ({marks}) AND ever_failed = 1 AND last_scan_id < ?",
-                (*chunk, scan_id),
-            ):
-                priors[fp] = Prior(status, first_seen)
-        return priors
+        past: dict[str, Past] = {}
+        for start in range(0, len(prints), CHUNK):
+            chunk = prints[start : start + CHUNK]
+            where = f"WHERE fingerprint IN ({','.join('?' * len(chunk))})"
+            past.update(self.read_states(scan_id, where, chunk))
+        return past
 
-    def failing_states(self, scan_id: int) -> dict[str, Prior] | frozenset[int]:
-        """The earlier states of every fingerprint that ever failed, or past PRIOR_CACHE
-        of them, their hashes (a collision only costs one lookup more)."""
+    def cached_states(self, scan_id: int) -> dict[str, Past] | None:
+        """Every fingerprint's state, read in one pass (None past STATE_CACHE)."""
         mark = (
             scan_id,
             *self.conn.execute(
                 "SELECT COUNT(*), TOTAL(id) FROM scans WHERE status != 'running'"
             ).fetchone(),
         )
-        if mark == self.failed_mark:
-            return self.failed
-        where = "FROM finding_state WHERE ever_failed = 1 AND last_scan_id < ?"
-        count = self.conn.execute(f"SELECT COUNT(*) {where}", (scan_id,)).fetchone()[0]
+        if mark != self.states_mark:
+            count = self.conn.execute("SELECT COUNT(*) FROM finding_state").fetchone()[0]
+            self.states = self.read_states(scan_id, "", ()) if count <= STATE_CACHE else None
+            self.states_mark = mark
+        return self.states
+
+    def read_states(self, scan_id: int, where: str, args: Sequence[str]) -> dict[str, Past]:
         cursor = self.conn.cursor()
         cursor.row_factory = None
+        found = cursor.execute(
+            "SELECT fingerprint, last_status, first_seen, ever_failed, last_scan_id, "  # noqa: S608
+            f"last_row, last_digest FROM finding_state {where}",
+            args,
+        )
         with collector_paused():
-            if count <= PRIOR_CACHE:
-                found = cursor.execute(
-                    f"SELECT fingerprint, last_status, first_seen {where}", (scan_id,)
-                )
-                self.failed = {fp: Prior(status, seen) for fp, status, seen in found}
-            else:
-                found = cursor.execute(f"SELECT fingerprint {where}", (scan_id,))
-                self.failed = frozenset(hash(row[0]) for row in found)
-        self.failed_mark = mark
-        return self.failed
+            return {
+                fp: Past(Prior(status, seen) if failed and last < scan_id else None, row, digest)
+                for fp, status, seen, failed, last, row, digest in found
+            }
 
     def close_findings(self, scan_id: int) -> None:
         """Fold a closed scan's findings into the per-fingerprint state, in key order.
@@ -260,45 +334,52 @@ class Writer:
         targets, two policies sharing a rule id) keeps its last record, as the key the
         findings table no longer has would have kept it.
         """
-        if self.recorded.pop(scan_id, None) is None:  # a repeat, or written elsewhere
+        written_here = self.recorded.pop(scan_id, None) is not None
+        if scan_id in self.repeated or not written_here:
             self.drop_duplicates(scan_id)
+        self.repeated.discard(scan_id)
         self.conn.execute(
-            "INSERT INTO finding_state (fingerprint, last_scan_id, last_status, ever_failed, "
-            "first_seen, target, last_row) SELECT fingerprint, scan_id, status, "
-            "status = 'fail', first_seen, target, rowid FROM findings WHERE scan_id = ? "
-            "ORDER BY fingerprint "
+            "INSERT INTO finding_state (fingerprint, last_scan_id, last_status, ever_failed, "  # noqa: S608
+            "first_seen, target, last_row, last_digest) SELECT f.fingerprint, m.scan_id, "
+            "f.status, f.status = 'fail', f.first_seen, f.target, m.row, f.digest "
+            f"FROM {rows.FINDINGS_JOIN} "
+            "WHERE m.scan_id = ? ORDER BY f.fingerprint "
             "ON CONFLICT(fingerprint) DO UPDATE SET last_scan_id = excluded.last_scan_id, "
             "last_status = excluded.last_status, "
             "ever_failed = MAX(finding_state.ever_failed, excluded.ever_failed), "
             "first_seen = excluded.first_seen, target = excluded.target, "
-            "last_row = excluded.last_row "
+            "last_row = excluded.last_row, last_digest = excluded.last_digest "
             "WHERE excluded.last_scan_id >= finding_state.last_scan_id",
             (scan_id,),
         )
 
     def drop_duplicates(self, scan_id: int) -> None:
-        """Keep the last record of each fingerprint of a scan (a sort of the whole scan:
-        run only when this process saw a repeat, or did not write the scan itself)."""
-        self.conn.execute(
-            "DELETE FROM findings WHERE rowid IN (SELECT rowid FROM (SELECT rowid, "
-            "ROW_NUMBER() OVER (PARTITION BY fingerprint ORDER BY rowid DESC) AS n "
-            "FROM findings WHERE scan_id = ?) WHERE n > 1)",
+        """Keep the last record of each fingerprint of a scan, its highest row (a sort
+        of the whole scan: run only when this process saw a repeat, or did not write
+        the scan itself). Rows this scan wrote and no longer refers to go too."""
+        stale = self.conn.execute(
+            "SELECT row FROM (SELECT m.row, ROW_NUMBER() OVER (PARTITION BY f.fingerprint "  # noqa: S608
+            f"ORDER BY m.row DESC) AS n FROM {rows.FINDINGS_JOIN} WHERE m.scan_id = ?) "
+            "WHERE n > 1",
             (scan_id,),
-        )
+        ).fetchall()
+        pairs = [(scan_id, row) for (row,) in stale]
+        self.conn.executemany("DELETE FROM scan_findings WHERE scan_id = ? AND row = ?", pairs)
+        self.conn.executemany("DELETE FROM findings WHERE first_scan = ? AND rowid = ?", pairs)
 
-    def note_recorded(self, scan_id: int, prints: Sequence[str]) -> None:
-        """Remember which fingerprints this scan has written, to spot a repeat.
-
-        Their hashes, not the strings: about 60 bytes a finding. A collision only costs
-        an exact check when the scan closes.
-        """
+    def repeats(self, scan_id: int, prints: Sequence[str]) -> set[str]:
+        """The fingerprints this scan may have written before (remembered by hash,
+        about 60 bytes a finding: a collision only costs a row and an exact check)."""
         seen = self.recorded.setdefault(scan_id, set())
-        if seen is None:
-            return
-        before = len(seen)
-        seen.update(map(hash, prints))
-        if len(seen) - before != len(prints):
-            self.recorded[scan_id] = None
+        again = set()
+        for fp in prints:
+            key = hash(fp)
+            if key in seen:
+                again.add(fp)
+            seen.add(key)
+        if again:
+            self.repeated.add(scan_id)
+        return again
 
 
 class _TextIds:
@@ -324,6 +405,10 @@ class _TextIds:
 
     def keep(self) -> None:
         self.known.update(self.new)
+
+
+def _prior(past: Past | None) -> Prior | None:
+    return past.prior if past is not None else None
 
 
 def stamp(finding: Finding, prior: Prior | None, at: str, scan_id: int) -> Finding:

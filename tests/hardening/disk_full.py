@@ -50,7 +50,7 @@ def store_state(db: Path) -> dict[str, Any]:
             "scans": [list(r) for r in conn.execute("SELECT id, status FROM scans")],
             "per_resource": sorted(
                 {n for (n,) in conn.execute(
-                    "SELECT COUNT(*) FROM findings GROUP BY scan_id, resource_key")}
+                    "SELECT COUNT(*) FROM findings_full GROUP BY scan_id, resource_key")}
             ),
         }  # fmt: skip
     finally:

@@ -68,22 +68,29 @@ def worker(db: Path, policy: Path, targets: int, sleep: float, variant: int,
     )  # fmt: skip
 
 
+RESOURCES = (
+    "(SELECT m.scan_id, r.key, r.target FROM scan_resources m JOIN resources r ON r.rowid = m.row)"
+)
+"""Each resource of each scan (schema 3 keeps a resource's row until its facts change)."""
+
+
 def assert_whole(db: Path) -> None:
     """Integrity, and every stored target complete: all its resources, all their findings."""
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         per_resource = conn.execute(
-            "SELECT scan_id, resource_key, COUNT(*) FROM findings GROUP BY scan_id, resource_key"
+            "SELECT scan_id, resource_key, COUNT(*) FROM findings_full "
+            "GROUP BY scan_id, resource_key"
         ).fetchall()
         assert all(n == RULES_PER_RESOURCE for _, _, n in per_resource), per_resource
         per_target = conn.execute(
-            "SELECT scan_id, target, COUNT(*) FROM resources GROUP BY scan_id, target"
+            f"SELECT scan_id, target, COUNT(*) FROM {RESOURCES} GROUP BY scan_id, target"
         ).fetchall()
         assert all(n == RESOURCES_PER_TARGET for _, _, n in per_target), per_target
         orphans = conn.execute(
-            "SELECT COUNT(*) FROM findings f LEFT JOIN resources r ON r.scan_id = f.scan_id "
-            "AND r.key = f.resource_key WHERE r.key IS NULL"
+            f"SELECT COUNT(*) FROM findings_full f LEFT JOIN {RESOURCES} r "
+            "ON r.scan_id = f.scan_id AND r.key = f.resource_key WHERE r.key IS NULL"
         ).fetchone()[0]
         assert orphans == 0
     finally:
@@ -94,7 +101,7 @@ def assert_history_follows_the_record(db: Path) -> None:
     """Each failing finding's lifecycle agrees with its fingerprint's earlier rows."""
     conn = sqlite3.connect(db)
     rows = conn.execute(
-        "SELECT fingerprint, scan_id, status, history FROM findings ORDER BY scan_id"
+        "SELECT fingerprint, scan_id, status, history FROM findings_full ORDER BY scan_id"
     ).fetchall()
     conn.close()
     earlier: dict[str, list[str]] = defaultdict(list)
@@ -178,7 +185,7 @@ def test_two_scans_and_readers_share_one_store(tmp_path: Path, policy: Path) -> 
     assert_whole(db)
     conn = sqlite3.connect(db)
     counts = dict(
-        conn.execute("SELECT scan_id, COUNT(*) FROM findings GROUP BY scan_id").fetchall()
+        conn.execute("SELECT scan_id, COUNT(*) FROM scan_findings GROUP BY scan_id").fetchall()
     )
     conn.close()
     assert sorted(counts.values()) == [300 * RESOURCES_PER_TARGET * RULES_PER_RESOURCE] * 2
@@ -376,7 +383,8 @@ def test_schema_functions_cannot_run_even_where_the_schema_is_ours(scanned: Path
             id="virtual-table",
         ),
         pytest.param(
-            ("CREATE UNIQUE INDEX one_per_print ON findings (scan_id, fingerprint)",), id="unique"
+            ("CREATE UNIQUE INDEX one_per_print ON findings (first_scan, fingerprint)",),
+            id="unique",
         ),
     ],
 )

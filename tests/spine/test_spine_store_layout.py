@@ -227,14 +227,14 @@ def test_a_read_command_migrates_a_schema_1_store_and_touches_no_scan(tmp_path: 
 
 
 @pytest.mark.parametrize("cache", [0, 250_000], ids=["looked-up", "in-memory"])
-def test_history_reads_the_same_with_or_without_the_prior_cache(
+def test_history_reads_every_earlier_scan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: int
 ) -> None:
-    # Given a writer that keeps no failing states in memory, or all of them
-    monkeypatch.setattr("audit.store.write.PRIOR_CACHE", cache)
+    # Given a writer that keeps no states in memory, or all of them
+    monkeypatch.setattr("audit.store.write.STATE_CACHE", cache)
+    # When one finding fails, fails, passes, fails again, errors, across five scans
     store = Store(tmp_path / "r.db")
     lifecycles = []
-    # When one finding fails, fails, passes, errors, fails again, across five scans
     for status in (Status.FAIL, Status.FAIL, Status.PASS, Status.FAIL, Status.ERROR):
         scan = begin(store)
         (stamped,) = store.record(scan, [], [finding(status=status)])
@@ -250,6 +250,56 @@ def test_history_reads_the_same_with_or_without_the_prior_cache(
     ]
 
 
+def test_an_unchanged_finding_refers_to_its_earlier_row(tmp_path: Path) -> None:
+    # Given a failure seen in four scans: new, open, open, then with other evidence
+    db = tmp_path / "r.db"
+    store = Store(db)
+    resource = Resource("net.service", "tcp://192.0.2.1:22", "ports://192.0.2.1", "sys", {"p": 22})
+    scans = []
+    for evidence in ("a", "a", "a", "b"):
+        scan = begin(store)
+        store.record(scan, [resource], [finding(evidence=evidence)])
+        store.finish_scan(scan, "complete")
+        scans.append(scan)
+    # Then rows are written when the lifecycle or the evidence changed, and only then
+    assert count(db, "SELECT COUNT(*) FROM findings") == 3
+    assert count(db, "SELECT COUNT(*) FROM scan_findings") == 4
+    assert count(db, "SELECT COUNT(*) FROM resources") == 1
+    # And every scan reads back whole, as its own
+    read = [store.findings(scan)[0] for scan in scans]
+    assert [(f.scan_id, f.lifecycle, f.evidence) for f in read] == [
+        (scans[0], Lifecycle.NEW, "a"),
+        (scans[1], Lifecycle.OPEN, "a"),
+        (scans[2], Lifecycle.OPEN, "a"),
+        (scans[3], Lifecycle.OPEN, "b"),
+    ]
+    assert [store.resources(scan) for scan in scans] == [[resource]] * 4
+    assert count(db, f"SELECT COUNT(*) FROM findings_full WHERE scan_id = {scans[2]}") == 1
+    # And a diff between two scans sharing the row sees it still open
+    groups = store.compare(scans[1], scans[2])
+    assert [f.scan_id for f in groups["still_open"]] == [scans[2]]
+
+
+@pytest.mark.parametrize("unchanged_first", [True, False], ids=["reference-first", "new-first"])
+def test_a_repeat_keeps_its_last_record_when_one_is_a_reference(
+    tmp_path: Path, unchanged_first: bool
+) -> None:
+    # Given a passing finding recorded in scan 1, then twice in scan 2: once as it was
+    # (a reference to scan 1's row), once changed
+    store = Store(tmp_path / "r.db")
+    first = begin(store)
+    store.record(first, [], [finding(message="same", status=Status.PASS)])
+    store.finish_scan(first, "complete")
+    second = begin(store)
+    messages = ["same", "changed"] if unchanged_first else ["changed", "same"]
+    for message in messages:
+        store.record(second, [], [finding(message=message, status=Status.PASS)])
+    store.finish_scan(second, "complete")
+    # Then scan 2 holds its last record, and scan 1 is unchanged
+    assert [f.message for f in store.findings(second)] == [messages[-1]]
+    assert [f.message for f in store.findings(first)] == ["same"]
+
+
 def test_a_scan_closed_by_another_writer_counts_as_history_at_once(tmp_path: Path) -> None:
     # Given two writers: scan 1 still running in one, scan 2 running in the other
     db = tmp_path / "r.db"
@@ -263,3 +313,70 @@ def test_a_scan_closed_by_another_writer_counts_as_history_at_once(tmp_path: Pat
     (stamped,) = second.record(two, [], [finding(key="tcp://192.0.2.7:22")])
     # Then scan 2 sees it as open since scan 1, not as new
     assert stamped.lifecycle is Lifecycle.OPEN
+
+
+def _schema_2_store(db: Path) -> None:
+    """A store written by schema 2: two scans of one failing finding and its resource
+    (JSON as rempart writes it, so an unchanged finding can refer to its row)."""
+    conn = sqlite3.connect(db)
+    for script in MIGRATIONS[:2]:
+        assert isinstance(script, str)
+        conn.executescript(script)
+    conn.execute(
+        "INSERT INTO rule_texts VALUES (1, 'layout', 'old title', '{\"cis-v8\":[\"4.4\"]}', "
+        "'close it', 'titre', 'fermer')"
+    )
+    key = "tcp://192.0.2.1:22"
+    fp = fingerprint_for("LAYOUT-001", key)
+    for scan_id in (1, 2):
+        conn.execute(
+            "INSERT INTO scans (id, started_at, finished_at, status) VALUES (?,?,?,?)",
+            (scan_id, f"2026-02-0{scan_id}T08:00:00+00:00", "x", "complete"),
+        )
+        conn.execute(
+            "INSERT INTO resources VALUES (?,?,?,?,?,?,?)",
+            (scan_id, key, "net.service", "ports://192.0.2.1", "sys", '{"port":22}', "{}"),
+        )
+        conn.execute(
+            "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (scan_id, fp, "LAYOUT-001", 1, "net.service", key, "ports://192.0.2.1", "sys",
+             "fail", "high", "m", '{"port":22}', None, "new" if scan_id == 1 else "open",
+             "2026-02-01T08:00:00+00:00"),
+        )  # fmt: skip
+    conn.execute(
+        "INSERT INTO finding_state VALUES (?, 2, 'fail', 1, '2026-02-01T08:00:00+00:00', "
+        "'ports://192.0.2.1', 2)",
+        (fp,),
+    )
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+
+
+def test_a_schema_2_store_is_carried_over_and_refers_to_its_rows(tmp_path: Path) -> None:
+    # Given a store written with schema 2
+    db = tmp_path / "old.db"
+    _schema_2_store(db)
+    # When the current version opens it and records two more scans, unchanged
+    store = Store(db)
+    assert store.is_current and count(db, "PRAGMA user_version") == len(MIGRATIONS)
+    (resource,) = store.resources(2)
+    old = store.findings(2)[0]
+    scans, stamped = [], []
+    for _ in range(2):
+        scan = begin(store)
+        stamped += store.record(scan, [resource], [old.evolve(lifecycle=None, first_seen=None)])
+        store.finish_scan(scan, "complete")
+        scans.append(scan)
+    # Then history continues from the old rows
+    assert {(f.lifecycle, f.first_seen) for f in stamped} == {(Lifecycle.OPEN, old.first_seen)}
+    # And the first new scan writes the finding once more (old rows have no digest), the
+    # next refers to it; the resource's row is referred to from the start
+    assert count(db, "SELECT COUNT(*) FROM findings") == 3
+    assert count(db, "SELECT COUNT(*) FROM resources") == 2
+    assert count(db, "SELECT COUNT(*) FROM scan_findings") == 4
+    for scan in scans:
+        assert [f.scan_id for f in store.findings(scan)] == [scan]
+        assert store.findings(scan)[0].title_fr == "titre" and store.resources(scan) == [resource]
+        assert store.scan(scan).counts["resources"] == 1
+    assert count(db, "SELECT COUNT(*) FROM findings_full WHERE title = 'old title'") == 4
