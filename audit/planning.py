@@ -37,7 +37,11 @@ class ScanRequest:
 
 
 def resolve_policy(name: str, known_types: Iterable[str] | FactCatalogue) -> Policy:
-    """A built-in pack by name, or a policy file by path."""
+    """A built-in pack by name (through the compiled-policy cache), or a policy file by path.
+
+    Only built-in packs are cached: they are loaded unchanged by every scan, while a file
+    named by path is usually one being written, and is validated afresh each time.
+    """
     looks_like_path = name.endswith((".yaml", ".yml")) or os.sep in name or "/" in name
     if looks_like_path:
         return load_policy(Path(name), known_types)
@@ -47,13 +51,13 @@ def resolve_policy(name: str, known_types: Iterable[str] | FactCatalogue) -> Pol
             f"unknown policy {name!r} (built-in: {', '.join(sorted(packs))}; "
             "or give a path to a .yaml file)"
         )
-    return load_policy(packs[name], known_types)
+    return load_policy(packs[name], known_types, cached=True)
 
 
 def load_all_builtin(known_types: Iterable[str] | FactCatalogue) -> list[Policy]:
-    """Every built-in pack, validated."""
+    """Every built-in pack, validated (or compiled earlier from the same bytes)."""
     known = known_types if isinstance(known_types, Mapping) else frozenset(known_types)
-    return [load_policy(path, known) for path in builtin_policies().values()]
+    return [load_policy(path, known, cached=True) for path in builtin_policies().values()]
 
 
 def select_policies(

@@ -1,234 +1,25 @@
-"""Load, validate and compile policy files.
+"""Compiled policies as the engine evaluates them, and how a policy file becomes one.
 
-A policy file is untrusted input written by a person: it becomes a frozen pydantic
-model with ``extra="forbid"`` at the border (so a typo is an error, not a silently
-ignored key), then plain frozen dataclasses that the engine evaluates. A policy that
-does not validate is refused whole, with file, line and YAML path. The JSON Schema
-editors use (``rempart policy schema``) is generated from the same models.
+A policy file is untrusted input written by a person: :mod:`audit.policyfile` validates it
+(a frozen pydantic model with ``extra="forbid"``, so a typo is an error, not a silently
+ignored key, then the checks pydantic cannot express) and compiles it into the plain
+frozen dataclasses defined here. A policy that does not validate is refused whole, with
+file, line and YAML path. This module imports no pydantic: a scan whose built-in packs
+come from the cache (:mod:`audit.policycache`) starts without it.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    ValidationError,
-    field_validator,
-)
+from typing import Any
 
 from audit.errors import PolicyError, PolicyErrors
-from audit.evaluate import (
-    OPERATORS,
-    VALUELESS_OPS,
-    AllOf,
-    AnyOf,
-    Condition,
-    Each,
-    Leaf,
-    Not,
-    compile_key,
-    read_paths,
-    referenced_facts,
-)
+from audit.evaluate import AllOf, AnyOf, Condition, Each, Leaf, Not
 from audit.models import Severity
 from audit.regex import PatternError, compile_pattern
-from audit.yamlfile import YamlDocument, format_path, load_yaml
-
-RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*-[0-9]{3}$")
-POLICY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class LeafModel(_Frozen):
-    """``{key, op, value}`` or ``{key, op, param}``."""
-
-    key: str = Field(description="JMESPath expression over the resource's facts")
-    op: str = Field(description="Operator: " + ", ".join(OPERATORS))
-    value: Any = None
-    param: str | None = Field(default=None, description="Take the value from this parameter")
-
-    @field_validator("op")
-    @classmethod
-    def _known_op(cls, op: str) -> str:
-        if op not in OPERATORS:
-            raise ValueError(f"unknown operator {op!r} (known: {', '.join(OPERATORS)})")
-        return op
-
-    @field_validator("key")
-    @classmethod
-    def _valid_key(cls, key: str) -> str:
-        try:
-            compile_key(key)
-        except Exception as exc:
-            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ValueError(f"bad key expression {key!r}: {first_line}") from None
-        return key
-
-
-class AllModel(_Frozen):
-    """Every sub-condition holds."""
-
-    all: list[ConditionModel] = Field(min_length=1)
-
-
-class AnyModel(_Frozen):
-    """At least one sub-condition holds."""
-
-    any: list[ConditionModel] = Field(min_length=1)
-
-
-class NotModel(_Frozen):
-    """The sub-condition does not hold."""
-
-    not_: ConditionModel = Field(alias="not")
-
-
-class EachSpec(_Frozen):
-    """The list at ``key`` and the condition each element must satisfy."""
-
-    key: str
-    expect: ConditionModel
-
-    @field_validator("key")
-    @classmethod
-    def _valid_key(cls, key: str) -> str:
-        return LeafModel._valid_key(key)
-
-
-class EachModel(_Frozen):
-    """Every element of a list satisfies a condition."""
-
-    each: EachSpec
-
-
-def _condition_tag(value: Any) -> str:
-    """Route a condition mapping to its model by its distinctive key."""
-    if isinstance(value, dict):
-        for name in ("all", "any", "not", "each"):
-            if name in value:
-                return f"<{name}>"
-    elif isinstance(value, BaseModel):
-        return {AllModel: "<all>", AnyModel: "<any>", NotModel: "<not>", EachModel: "<each>"}.get(
-            type(value), "<leaf>"
-        )
-    return "<leaf>"
-
-
-ConditionModel = Annotated[
-    Annotated[LeafModel, Tag("<leaf>")]
-    | Annotated[AllModel, Tag("<all>")]
-    | Annotated[AnyModel, Tag("<any>")]
-    | Annotated[NotModel, Tag("<not>")]
-    | Annotated[EachModel, Tag("<each>")],
-    Discriminator(_condition_tag),
-]
-
-for _model in (AllModel, AnyModel, NotModel, EachSpec, EachModel):
-    _model.model_rebuild()
-
-
-class ParamModel(_Frozen):
-    """A tunable value with its default; an inventory may override it."""
-
-    default: Any
-    description: str = ""
-
-
-class ReferenceModel(_Frozen):
-    """Where a rule comes from: the document, its version, the section or recommendation.
-
-    Built-in rules give one at least (a test walks the packs); a body's own rules may
-    too, or give a plain string (a URL, an internal note).
-    """
-
-    document: str = Field(
-        min_length=1, description="e.g. 'CIS Amazon Web Services Foundations Benchmark'"
-    )
-    version: str = Field(min_length=1, description="e.g. '3.0.0', '1.2', '2020-03'")
-    section: str = Field(
-        min_length=1, description="Section or recommendation number, e.g. '1.16', 'R4'"
-    )
-    url: str | None = None
-    note: str = Field(default="", description="How the rule departs from the text, if it does")
-
-
-class DeclarationModel(_Frozen):
-    """A pack parameter through which an inventory declares a rule met by other means.
-
-    When the parameter holds a value and the facts do not meet the expectation (or could
-    not be read), the finding passes with ``message`` followed by the declared value, never
-    a bare "ok": the report says that the inventory vouched for it, and with what words.
-    """
-
-    param: str = Field(description="The pack parameter an inventory sets to declare it")
-    message: str = Field(min_length=1, description="How the rule is met; the value follows")
-
-
-class RuleModel(_Frozen):
-    """One rule: a resource type, an optional filter, an expectation, and its meaning."""
-
-    id: str
-    title: str
-    title_fr: str | None = None
-    resource: str
-    where: ConditionModel | None = None
-    expect: ConditionModel
-    severity: Severity
-    controls: dict[str, str | list[str]] = Field(default_factory=dict)
-    remediation: str | None = Field(
-        default=None, min_length=1, description="What to do; reports say when none is given"
-    )
-    remediation_fr: str | None = None
-    description: str = ""
-    references: list[str | ReferenceModel] = Field(default_factory=list)
-    context: list[str] = Field(
-        default_factory=list,
-        description="Fact keys whose values every pass or fail also reports (evidence, message)",
-    )
-    declared: DeclarationModel | None = None
-
-    @field_validator("context")
-    @classmethod
-    def _valid_context(cls, keys: list[str]) -> list[str]:
-        return [LeafModel._valid_key(key) for key in keys]
-
-    @field_validator("id")
-    @classmethod
-    def _rule_id(cls, value: str) -> str:
-        if not RULE_ID.match(value):
-            raise ValueError(f"rule id {value!r} must look like AREA-TOPIC-NNN")
-        return value
-
-
-class PolicyModel(_Frozen):
-    """A policy file."""
-
-    policy: str
-    title: str
-    title_en: str | None = None
-    version: str = "1"
-    description: str = ""
-    params: dict[str, ParamModel] = Field(default_factory=dict)
-    rules: list[RuleModel] = Field(min_length=1)
-
-    @field_validator("policy")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not POLICY_NAME.match(value):
-            raise ValueError(f"policy name {value!r} must be lower-case words joined by '-'")
-        return value
+from audit.yamlfile import load_yaml
 
 
 @dataclass(frozen=True)
@@ -297,38 +88,49 @@ class Policy:
         return frozenset(rule.resource for rule in self.rules)
 
 
-def policy_schema() -> dict[str, Any]:
-    """JSON Schema of policy files, generated from the models editors validate against."""
-    schema = PolicyModel.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "Rempart policy"
-    return schema
-
-
 FactCatalogue = Mapping[str, Collection[str]]
 """Resource type → its documented fact names (``certificate.days_left``): what
 ``rempart checks list --facts`` shows, and all a rule may read."""
 
+ANY_FACT: frozenset[str] = frozenset({"*"})
+"""The facts of a type known by name only: any key is accepted."""
 
-def load_policy(path: Path, known_types: Iterable[str] | FactCatalogue | None = None) -> Policy:
+
+def policy_schema() -> dict[str, Any]:
+    """JSON Schema of policy files, generated from the models editors validate against."""
+    from audit.policyfile import policy_schema as schema
+
+    return schema()
+
+
+def load_policy(
+    path: Path,
+    known_types: Iterable[str] | FactCatalogue | None = None,
+    *,
+    cached: bool = False,
+) -> Policy:
     """Load and validate one policy file; raise PolicyError naming file, line and path.
 
     ``known_types`` is a :data:`FactCatalogue` (types *and* the facts each documents:
     every key a rule reads is checked against it) or just the known type names. Every
     fault in the file is reported, not only the first: :class:`PolicyErrors` holds them.
+
+    ``cached`` reads and keeps the compiled result in the user's policy cache
+    (:mod:`audit.policycache`): for the built-in packs, which every scan loads unchanged.
     """
-    doc = load_yaml(path, PolicyError)
-    if not isinstance(doc.data, dict):
-        raise PolicyError(
-            "a policy file must be a mapping with 'policy' and 'rules'", source=doc.source, line=1
-        )
-    try:
-        model = PolicyModel.model_validate(doc.data)
-    except ValidationError as exc:
-        raise_all(_validation_errors(exc, doc))
     catalogue = _catalogue(known_types)
-    raise_all(_check_model(model, doc, catalogue))
-    return _compile(model, doc.source, _warnings(model, doc))
+    if cached:
+        from audit.policycache import load_through_cache
+
+        return load_through_cache(path, catalogue)
+    return compile_file(path, catalogue)
+
+
+def compile_file(path: Path, catalogue: FactCatalogue | None) -> Policy:
+    """Read, validate and compile ``path`` (no cache): pydantic is imported here."""
+    from audit.policyfile import compile_document
+
+    return compile_document(load_yaml(path, PolicyError), catalogue)
 
 
 def raise_all(problems: Sequence[PolicyError]) -> None:
@@ -345,349 +147,7 @@ def _catalogue(known: Iterable[str] | FactCatalogue | None) -> FactCatalogue | N
         return None
     if isinstance(known, Mapping):
         return {name: frozenset(facts) for name, facts in known.items()}
-    return dict.fromkeys(known, _ANY_FACT)
-
-
-_ANY_FACT: frozenset[str] = frozenset({"*"})
-"""The facts of a type known by name only: any key is accepted."""
-
-
-def _validation_errors(exc: ValidationError, doc: YamlDocument) -> list[PolicyError]:
-    """Each pydantic error as one line: file, line, YAML path, message (one per path)."""
-    problems: dict[str, PolicyError] = {}
-    for error in exc.errors():
-        path = _document_path(error["loc"], doc.data, error["type"] == "missing")
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = f"unknown field {path[-1]!r}"
-        elif error["type"] == "missing":
-            message = "required field is missing"
-        where = format_path(path)
-        problems.setdefault(
-            where, PolicyError(f"{where}: {message}", source=doc.source, line=doc.line_of(path))
-        )
-    return sorted(problems.values(), key=lambda p: p.line or 0)
-
-
-def _document_path(loc: Sequence[str | int], data: Any, missing: bool) -> list[str | int]:
-    """The part of a pydantic location that names places in the YAML document.
-
-    pydantic adds the branch of a union it tried (``str``, ``list[str]``, a tag): each
-    branch's error would otherwise read as a fault of its own at a place that does not
-    exist. A missing field is named although the document does not hold it.
-    """
-    path: list[str | int] = []
-    node = data
-    for part in loc:
-        name = "not" if part == "not_" else part
-        if not _holds(node, name):
-            continue  # a union branch or a tag, not a place in the document
-        node = node[name]
-        path.append(name)
-    if missing and loc:
-        path.append("not" if loc[-1] == "not_" else loc[-1])
-    return path
-
-
-def _holds(node: Any, name: str | int) -> bool:
-    """Whether ``node[name]`` is a place in the document."""
-    if isinstance(node, dict):
-        return name in node
-    return isinstance(node, list) and isinstance(name, int) and 0 <= name < len(node)
-
-
-def _warnings(model: PolicyModel, doc: YamlDocument) -> tuple[str, ...]:
-    """What is allowed but worth saying: a rule without a remediation."""
-    return tuple(
-        f"{doc.source}:{doc.line_of(['rules', i])}: rules[{i}] ({rule.id}): no remediation "
-        "given; reports will say so"
-        for i, rule in enumerate(model.rules)
-        if not rule.remediation
-    )
-
-
-def _check_model(
-    model: PolicyModel, doc: YamlDocument, known: FactCatalogue | None
-) -> list[PolicyError]:
-    """Checks pydantic cannot express: unique ids, params, values, types, facts, controls."""
-    problems: list[PolicyError] = []
-    seen: dict[str, int] = {}
-    for index, rule in enumerate(model.rules):
-        path: list[str | int] = ["rules", index]
-        if rule.id in seen:
-            problems.append(
-                PolicyError(
-                    f"rules[{index}].id: duplicate rule id {rule.id!r} "
-                    f"(first at rules[{seen[rule.id]}])",
-                    source=doc.source,
-                    line=doc.line_of([*path, "id"]),
-                )
-            )
-        seen.setdefault(rule.id, index)
-        facts = _facts_of(rule, path, known, doc, problems)
-        checker = _LeafChecker(model, doc, facts, rule.resource, problems)
-        for name in ("where", "expect"):
-            cond = getattr(rule, name)
-            if cond is not None:
-                _check_condition(cond, [*path, name], checker)
-        _collect(problems, _check_controls, rule, path, doc)
-        _check_context_and_declaration(rule, path, checker)
-    return problems
-
-
-def _check_context_and_declaration(
-    rule: RuleModel, path: list[str | int], checker: _LeafChecker
-) -> None:
-    """``context`` keys read documented facts; ``declared`` reads a declared parameter."""
-    if checker.facts is not None:
-        for i, key in enumerate(rule.context):
-            _collect(checker.problems, _check_key, key, [*path, "context", i], checker)
-    if rule.declared is not None and rule.declared.param not in checker.model.params:
-        where = [*path, "declared", "param"]
-        checker.problems.append(
-            PolicyError(
-                f"{format_path(where)}: parameter {rule.declared.param!r} is not declared "
-                "in 'params'",
-                source=checker.doc.source,
-                line=checker.doc.line_of(where),
-            )
-        )
-
-
-def _facts_of(
-    rule: RuleModel,
-    path: list[str | int],
-    known: FactCatalogue | None,
-    doc: YamlDocument,
-    problems: list[PolicyError],
-) -> Collection[str] | None:
-    """The documented facts of the rule's type (None: not checked); unknown type noted."""
-    if known is None:
-        return None
-    if rule.resource not in known:
-        problems.append(
-            PolicyError(
-                f"rules[{path[1]}].resource: unknown resource type {rule.resource!r}",
-                source=doc.source,
-                line=doc.line_of([*path, "resource"]),
-            )
-        )
-        return None
-    facts = known[rule.resource]
-    return None if facts is _ANY_FACT or "*" in facts else facts
-
-
-def _collect(problems: list[PolicyError], check: Callable[..., None], *args: Any) -> None:
-    try:
-        check(*args)
-    except PolicyError as exc:
-        problems.append(exc)
-
-
-@dataclass(frozen=True)
-class _LeafChecker:
-    """What a leaf is checked against, and where its faults go."""
-
-    model: PolicyModel
-    doc: YamlDocument
-    facts: Collection[str] | None
-    resource: str
-    problems: list[PolicyError]
-
-
-def _check_condition(cond: Any, path: list[str | int], checker: _LeafChecker) -> None:
-    """Walk a condition: params must be declared, values present where ops need them.
-
-    Keys are checked against the documented facts except under ``each``, where they are
-    relative to the list's elements (documented as prose of the list fact).
-    """
-    if isinstance(cond, LeafModel):
-        _collect(checker.problems, _check_leaf, cond, path, checker.model, checker.doc)
-        if checker.facts is not None:
-            _collect(checker.problems, _check_key, cond.key, [*path, "key"], checker)
-    elif isinstance(cond, AllModel | AnyModel):
-        subs = cond.all if isinstance(cond, AllModel) else cond.any
-        name = "all" if isinstance(cond, AllModel) else "any"
-        for i, sub in enumerate(subs):
-            _check_condition(sub, [*path, name, i], checker)
-    elif isinstance(cond, NotModel):
-        _check_condition(cond.not_, [*path, "not"], checker)
-    elif isinstance(cond, EachModel):
-        if checker.facts is not None:
-            _collect(checker.problems, _check_key, cond.each.key, [*path, "each", "key"], checker)
-        relative = replace(checker, facts=None)
-        _check_condition(cond.each.expect, [*path, "each", "expect"], relative)
-
-
-def _check_key(key: str, path: list[str | int], checker: _LeafChecker) -> None:
-    """Every fact path the key reads must be documented for the rule's resource type."""
-    assert checker.facts is not None
-    for read in read_paths(key):
-        unknown = undocumented(read, checker.facts)
-        if unknown is None:
-            continue
-        hint = did_you_mean(unknown, checker.facts)
-        raise PolicyError(
-            f"{format_path(path)}: {checker.resource} has no fact {unknown!r}{hint}",
-            source=checker.doc.source,
-            line=checker.doc.line_of(path),
-        )
-
-
-def undocumented(read: tuple[str, ...], facts: Collection[str]) -> str | None:
-    """The first name on ``read`` that ``facts`` does not document, or None.
-
-    ``certificate.days_lef`` is caught because ``certificate``'s fields are documented
-    one by one; a path under a fact whose fields are only described in prose (``hsts``,
-    ``ingress``) is accepted past that fact.
-    """
-    for depth in range(1, len(read) + 1):
-        name = ".".join(read[:depth])
-        if name in facts:
-            continue
-        parent = ".".join(read[: depth - 1])
-        if depth > 1 and not any(f.startswith(parent + ".") for f in facts):
-            return None  # the parent's fields are not documented one by one
-        return name
-    return None
-
-
-def did_you_mean(name: str, facts: Collection[str]) -> str:
-    """`` (did you mean 'protocols'?)`` from the documented names beside the wrong one."""
-    import difflib
-
-    parent, _, leaf = name.rpartition(".")
-    siblings = {
-        fact.rpartition(".")[2]: fact for fact in facts if fact.rpartition(".")[0] == parent
-    }
-    close = difflib.get_close_matches(leaf, list(siblings), n=3, cutoff=0.6)
-    if not close:
-        return ""
-    return " (did you mean " + " or ".join(repr(siblings[c]) for c in close) + "?)"
-
-
-def _check_leaf(
-    leaf: LeafModel, path: list[str | int], model: PolicyModel, doc: YamlDocument
-) -> None:
-    def fail(message: str, at: str) -> PolicyError:
-        where = [*path, at]
-        return PolicyError(
-            f"{format_path(where)}: {message}", source=doc.source, line=doc.line_of(where)
-        )
-
-    if leaf.param is not None and leaf.value is not None:
-        raise fail("give either 'value' or 'param', not both", "param")
-    if leaf.param is not None and leaf.param not in model.params:
-        raise fail(f"parameter {leaf.param!r} is not declared in 'params'", "param")
-    needs_value = leaf.op not in VALUELESS_OPS
-    if needs_value and leaf.value is None and leaf.param is None:
-        raise fail(f"operator {leaf.op!r} needs a 'value' or a 'param'", "op")
-    if leaf.op == "matches" and isinstance(leaf.value, str):
-        try:
-            compile_pattern(leaf.value)
-        except PatternError as exc:
-            raise fail(f"bad regular expression: {exc}", "value") from None
-    if leaf.op == "matches" and leaf.param is not None:
-        _check_pattern_param(model.params[leaf.param].default, fail)
-    if (
-        leaf.op in {"in", "not_in", "subset_of", "disjoint_from"}
-        and leaf.value is not None
-        and not isinstance(leaf.value, list)
-    ):
-        raise fail(f"operator {leaf.op!r} needs a list value", "value")
-
-
-def _check_pattern_param(default: Any, fail: Callable[[str, str], PolicyError]) -> None:
-    """A parameter read by ``matches`` must default to a pattern RE2 compiles (or none)."""
-    if default is None:
-        return
-    if not isinstance(default, str):
-        raise fail("a parameter read by 'matches' needs a string default", "param")
-    try:
-        compile_pattern(default)
-    except PatternError as exc:
-        raise fail(f"parameter default is a bad regular expression: {exc}", "param") from None
-
-
-def _check_controls(rule: RuleModel, path: list[str | int], doc: YamlDocument) -> None:
-    """Control ids must exist in the framework catalogues (when catalogues are installed)."""
-    try:
-        from audit.frameworks import unknown_controls
-    except ImportError:
-        return
-    unknown = unknown_controls(_controls(rule.controls))
-    if unknown:
-        where = [*path, "controls"]
-        raise PolicyError(
-            f"{format_path(where)}: unknown control id(s): {', '.join(unknown)}",
-            source=doc.source,
-            line=doc.line_of(where),
-        )
-
-
-def _controls(raw: Mapping[str, str | list[str]]) -> dict[str, tuple[str, ...]]:
-    return {
-        fw: (ids,) if isinstance(ids, str) else tuple(str(i) for i in ids)
-        for fw, ids in raw.items()
-    }
-
-
-def _compile(model: PolicyModel, source: str, warnings: tuple[str, ...] = ()) -> Policy:
-    rules = tuple(_compile_rule(rule, model.policy) for rule in model.rules)
-    return Policy(
-        name=model.policy,
-        title=model.title,
-        version=model.version,
-        source=source,
-        rules=rules,
-        params={name: spec.default for name, spec in model.params.items()},
-        param_docs={name: spec.description for name, spec in model.params.items()},
-        description=model.description,
-        warnings=warnings,
-    )
-
-
-def _compile_rule(rule: RuleModel, policy: str) -> Rule:
-    where = to_condition(rule.where) if rule.where is not None else None
-    expect = to_condition(rule.expect)
-    return Rule(
-        id=rule.id,
-        policy=policy,
-        title=rule.title,
-        resource=rule.resource,
-        where=where,
-        expect=expect,
-        severity=rule.severity,
-        remediation=rule.remediation or "",
-        controls=_controls(rule.controls),
-        description=rule.description,
-        reads=referenced_facts(expect) | referenced_facts(where),
-        where_reads=referenced_facts(where),
-        title_fr=rule.title_fr or "",
-        remediation_fr=rule.remediation_fr or "",
-        references=tuple(_reference(item) for item in rule.references),
-        context=tuple(rule.context),
-        declared=Declaration(**rule.declared.model_dump()) if rule.declared else None,
-    )
-
-
-def _reference(item: str | ReferenceModel) -> Reference:
-    if isinstance(item, str):
-        return Reference(document=item, url=item if item.startswith("https://") else None)
-    return Reference(item.document, item.version, item.section, item.url, item.note)
-
-
-def to_condition(model: Any) -> Condition:
-    """Turn a validated condition model into the evaluator's dataclasses."""
-    if isinstance(model, LeafModel):
-        return Leaf(model.key, model.op, model.value, model.param)
-    if isinstance(model, AllModel):
-        return AllOf(tuple(to_condition(c) for c in model.all))
-    if isinstance(model, AnyModel):
-        return AnyOf(tuple(to_condition(c) for c in model.any))
-    if isinstance(model, NotModel):
-        return Not(to_condition(model.not_))
-    return Each(model.each.key, to_condition(model.each.expect))
+    return dict.fromkeys(known, ANY_FACT)
 
 
 def check_unique_ids(policies: Sequence[Policy]) -> None:
