@@ -66,10 +66,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from audit.frameworks import canonical_id, get_framework, load_catalogues
 from audit.models import Finding, Lifecycle, Severity, Status, SystemInfo
 from audit.reporting import ReportData
+
+if TYPE_CHECKING:  # the store imports nothing of governance; scores only need its façade
+    from audit.store import Store
 
 PASS, FAIL, ERROR, SKIP, ACCEPTED = "pass", "fail", "error", "skip", "accepted"
 
@@ -593,3 +597,9 @@ def historic_index(counts: Mapping[str, object], status: str, min_coverage: floa
     if isinstance(cover, int | float) and cover < min_coverage:
         return None
     return float(index)
+
+
+def store_scores(store: Store, scan_id: int, tool_version: str) -> None:
+    """Persist the scan's score snapshot, so trends never re-read old findings."""
+    data = store.load_report(scan_id, tool_version=tool_version, with_resources=False)
+    store.set_scores(scan_id, score_snapshot(data))

@@ -32,8 +32,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from audit.engine import _store_scores
 from audit.errors import OptionError, StoreError
+from audit.governance import store_scores
 from audit.models import Status, SystemInfo
 from audit.sharding import shard_of
 from audit.store import MERGED_EVENT, SCHEMA_VERSION, Store, sqlite_errors
@@ -292,7 +292,7 @@ def _merge_into(out: Store, sources: Sequence[SourceScan]) -> MergeResult:
     finally:
         out.finish_scan(scan_id, status)
     _close_merge(out, scan_id, sources)
-    _store_scores(out, scan_id, first.tool_version)
+    store_scores(out, scan_id, first.tool_version)
     return MergeResult(scan_id, True, len(sources), len(targets), written, status)
 
 

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from audit.engine import BoundRule, evaluate_rule  # noqa: E402
+from audit.evaluate import BoundRule, evaluate_rule  # noqa: E402
 from audit.plugins import CheckContext  # noqa: E402
 from audit.policy import load_policy  # noqa: E402
 from audit.registry import load_families  # noqa: E402

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from audit.engine import BoundRule, evaluate_rule
+from audit.evaluate import BoundRule, evaluate_rule
 from audit.models import Finding, Resource, Status
 from audit.policy import load_policy
 from audit.registry import load_families

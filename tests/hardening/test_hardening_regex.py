@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from audit.engine import BoundRule, evaluate_rule
+from audit.evaluate import BoundRule, evaluate_rule
 from audit.errors import InventoryError, PolicyError
 from audit.evaluate import Leaf, Undecidable, evaluate
 from audit.models import Reason, Resource, Severity, Status

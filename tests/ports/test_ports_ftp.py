@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from audit.engine import BoundRule, evaluate_rule
+from audit.evaluate import BoundRule, evaluate_rule
 from audit.errors import ObservationError
 from audit.models import Observation, Reason, Status
 from audit.policy import load_policy

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from audit.engine import BoundRule, evaluate_rule
+from audit.evaluate import BoundRule, evaluate_rule
 from audit.models import Finding, Observation, Problem, Reason, Resource, Status
 from audit.policy import Policy, load_policy
 from checks.ports import FAMILY

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from audit.engine import BoundRule, evaluate_rule
+from audit.evaluate import BoundRule, evaluate_rule
 from audit.models import Problem, Reason, Resource, Status
 from audit.policy import Policy, load_policy
 from checks.ports import FAMILY

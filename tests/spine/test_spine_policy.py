@@ -179,7 +179,7 @@ def test_french_titles_travel_from_policy_to_finding(tmp_path: Path) -> None:
     )
     rule = load_policy(path, KNOWN).rules[0]
     assert (rule.title_fr, rule.remediation_fr) == ("Seuls les ports autorisés", "Fermez-le.")
-    from audit.engine import BoundRule, evaluate_rule
+    from audit.evaluate import BoundRule, evaluate_rule
     from audit.models import Resource
 
     finding = evaluate_rule(BoundRule(rule, {}), Resource("demo.item", "k", "t", "s", {"port": 22}))

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from audit.engine import BoundRule, evaluate_rule
+from audit.evaluate import BoundRule, evaluate_rule
 from audit.models import Finding, Observation, Resource
 from audit.plugins import CheckContext
 from audit.policy import load_policy

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from audit.engine import BoundRule, evaluate_rule
+from audit.evaluate import BoundRule, evaluate_rule
 from audit.models import Reason, Resource
 from audit.policy import load_policy
 from checks.tls import lab, probe, wire
