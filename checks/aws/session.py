@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from audit.models import Problem, Reason, Target
 from checks.aws.errors import CallFailed, error_code, problem_from
+from checks.aws.services import CALLED_SERVICES
 from checks.aws.targets import (
     parse_regions,
     validate_endpoint,
@@ -191,7 +192,7 @@ def _endpoints(value: Any) -> dict[str, str]:
         return {}
     if not isinstance(value, Mapping):
         raise ValueError("endpoints: must map a service name to a URL (like {s3: https://...})")
-    known = called_services()
+    known = CALLED_SERVICES
     endpoints = {}
     for service, url in value.items():
         where = f"endpoints.{service}"
@@ -208,13 +209,6 @@ def _endpoints(value: Any) -> dict[str, str]:
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
     return endpoints
-
-
-def called_services() -> frozenset[str]:
-    """Every botocore service a scan may call (the collectors', STS and EC2's regions)."""
-    from checks.aws.collectors import ALL
-
-    return frozenset({"sts", "ec2"}.union(*(c.all_services() for c in ALL)))
 
 
 def _bounded(block: Mapping[str, Any], name: str) -> int:

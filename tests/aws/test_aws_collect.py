@@ -191,3 +191,11 @@ def test_a_forgotten_server_certificate_is_collected_as_expired(lab_scan: Any, l
     assert cert.facts["is_expired"] is True
     assert cert.facts["days_left"] < 0
     assert str(cert.facts["expiration"]).startswith("20")
+
+
+def test_the_called_services_list_is_what_the_collectors_declare() -> None:
+    from checks.aws.collectors import ALL
+    from checks.aws.services import CALLED_SERVICES
+
+    declared = {"sts", "ec2"}.union(*(collector.all_services() for collector in ALL))
+    assert declared == CALLED_SERVICES
