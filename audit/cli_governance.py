@@ -9,18 +9,6 @@ from __future__ import annotations
 import click
 
 
-def _rules() -> list[tuple[str, dict[str, tuple[str, ...]]]]:
-    """(rule id, controls) of every rule of every built-in policy pack."""
-    from audit.policy import load_policy
-    from audit.registry import builtin_policies
-
-    rules = []
-    for path in builtin_policies().values():
-        for rule in load_policy(path).rules:
-            rules.append((rule.id, dict(rule.controls)))
-    return rules
-
-
 @click.group("frameworks")
 def frameworks() -> None:
     """Framework catalogues (ANSSI, NIS 2, ISO 27001, CIS, RGS) and rule coverage."""
@@ -30,8 +18,9 @@ def frameworks() -> None:
 def frameworks_list() -> None:
     """Every catalogue with its source, version and how many controls rules cover."""
     from audit.frameworks import coverage, load_catalogues
+    from audit.policy import builtin_rule_controls
 
-    rules = _rules()
+    rules = builtin_rule_controls()
     for fw_id, framework in load_catalogues().items():
         covered = sum(1 for c in coverage(framework, rules) if not c.is_manual)
         click.echo(
@@ -48,13 +37,14 @@ def frameworks_show(framework_id: str, lang: str, manual_only: bool) -> None:
     """Each control of framework ID with the rules that give evidence for it."""
     from audit.errors import OptionError
     from audit.frameworks import coverage, get_framework, load_catalogues
+    from audit.policy import builtin_rule_controls
 
     framework = get_framework(framework_id)
     if framework is None:
         known = ", ".join(load_catalogues())
         raise OptionError(f"unknown framework {framework_id!r} (known: {known})")
     click.echo(f"{framework.label(lang)} — {framework.source}")
-    items = coverage(framework, _rules())
+    items = coverage(framework, builtin_rule_controls())
     automated = sum(1 for c in items if not c.is_manual)
     click.echo(f"{automated}/{len(items)} controls automated, {len(items) - automated} manual\n")
     for item in items:

@@ -90,10 +90,10 @@ def permissions_md(families: Families) -> str:
 def frameworks_md() -> str:
     """Catalogues, scoring formulas, and the rules that evidence each control."""
     import audit.governance
-    from audit.cli_governance import _rules
     from audit.frameworks import coverage, load_catalogues
+    from audit.policy import builtin_rule_controls
 
-    rules = _rules()
+    rules = builtin_rule_controls()
     lines = [
         "# Frameworks and scores",
         "",

@@ -216,3 +216,15 @@ def _collect_pattern_params(condition: Condition | None, found: set[str]) -> Non
         _collect_pattern_params(condition.condition, found)
     elif isinstance(condition, Each):
         _collect_pattern_params(condition.expect, found)
+
+
+def builtin_rule_controls() -> list[tuple[str, dict[str, tuple[str, ...]]]]:
+    """(rule id, controls) of every rule of every built-in pack: what the framework
+    catalogues' coverage (``rempart frameworks``, ``docs/frameworks.md``) is built from."""
+    from audit.registry import builtin_policies
+
+    return [
+        (rule.id, dict(rule.controls))
+        for path in builtin_policies().values()
+        for rule in load_policy(path).rules
+    ]
