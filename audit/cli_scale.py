@@ -1,8 +1,9 @@
-"""Commands for scaled-out runs: ``rempart db merge OUT.db IN.db...``.
+"""Commands that maintain stores: ``rempart db merge OUT.db IN.db...``, ``db prune``.
 
 A scheduler (a Kubernetes Indexed Job, a CI matrix) runs ``rempart scan --shard K/N``
 in N processes, each writing its own store; ``db merge`` then folds them into one scan
 of the store that keeps the history, and can be the run's gate (``--fail-on``).
+``db prune --keep N`` drops the scans older than the N latest (retention).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ SEVERITIES = SEVERITY_NAMES
 
 @click.group()
 def db() -> None:
-    """Maintain stores: merge the stores of a sharded run."""
+    """Maintain stores: merge the stores of a sharded run, prune old scans."""
 
 
 @db.command("merge")
@@ -66,6 +67,53 @@ def merge(
             sys.exit(_gate(store, result.scan_id, fail_on))
         finally:
             store.close()
+
+
+@db.command("prune")
+@click.option(
+    "--keep",
+    type=click.IntRange(1, None),
+    required=True,
+    metavar="N",
+    help="Keep the N latest scans (and any scan still running).",
+)
+@click.option(
+    "--db",
+    "db_path",
+    envvar="REMPART_DB",
+    default="rempart.db",
+    show_default=True,
+    help="SQLite store (also $REMPART_DB).",
+)
+@click.option("--no-vacuum", is_flag=True, help="Leave the freed pages in the file.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+def prune(keep: int, db_path: str, no_vacuum: bool, quiet: bool) -> None:
+    """Drop the scans older than the N latest.
+
+    Acceptances and the audit trail stay whole, and so does each finding's history: a
+    finding last seen in a dropped scan keeps its state. The file is then vacuumed
+    (this needs as much free space as the store while it runs).
+    """
+    import os
+
+    from audit.errors import StoreError
+    from audit.store import Store
+
+    if not os.path.lexists(db_path):
+        raise StoreError(f"{db_path}: no such store (give --db)")
+    store = Store(db_path)
+    try:
+        result = store.prune(keep, vacuum=not no_vacuum)
+    finally:
+        store.close()
+    if not quiet:
+        mb = (result.bytes_before / 1e6, result.bytes_after / 1e6)
+        click.echo(
+            f"pruned {len(result.scans)} scan(s) from {db_path}; removed "
+            f"{result.finding_rows} finding row(s), {result.resource_rows} resource row(s); "
+            f"{mb[0]:.1f} MB -> {mb[1]:.1f} MB",
+            err=True,
+        )
 
 
 def register(cli: click.Group) -> None:

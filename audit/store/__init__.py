@@ -8,7 +8,8 @@
 - :mod:`~audit.store.read`: scans, findings, diffs, resources, reports;
 - :mod:`~audit.store.rows`: the one row codec they share;
 - :mod:`~audit.store.acceptances` and :mod:`~audit.store.trail`: accepted risks and
-  the append-only audit trail.
+  the append-only audit trail;
+- :mod:`~audit.store.prune`: retention of old scans.
 
 The file is in WAL mode with a busy timeout. Findings are written as each target
 completes, one short transaction per target, so a scan killed halfway keeps everything
@@ -34,6 +35,7 @@ from audit.reporting import ReportData
 from audit.store import file, schema, trail
 from audit.store.acceptances import MAX_ACCEPTANCE_DAYS, Acceptances, check_rules
 from audit.store.file import sqlite_errors
+from audit.store.prune import PruneResult, prune_old_scans
 from audit.store.read import Reader, ScanRecord, scan_process_alive
 from audit.store.rows import TextCache
 from audit.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -46,6 +48,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Observed",
+    "PruneResult",
     "ScanRecord",
     "Store",
     "default_db_path",
@@ -182,6 +185,13 @@ class Store:
     ) -> None:
         """Set when a scan started or finished (a merged scan ran when its shards did)."""
         self._writer.set_times(scan_id, started, finished)
+
+    def prune(self, keep: int, *, vacuum: bool = True) -> PruneResult:
+        """Drop the scans older than the ``keep`` latest (see :mod:`audit.store.prune`);
+        acceptances, the audit trail and the history of every fingerprint stay."""
+        if keep < 1:
+            raise ValueError("keep at least one scan")
+        return prune_old_scans(self.conn, self.transaction, self.path, keep, vacuum)
 
     # --- reading -----------------------------------------------------------------------
 

@@ -78,9 +78,17 @@ def history_by_reference(conn: sqlite3.Connection) -> None:
 
 def _versions(table: sqlite_utils.db.Table) -> None:
     """A table of versions: ``scan_id`` becomes ``first_scan``, no longer a foreign key
-    (pruning a scan keeps the rows later scans refer to), and no primary key of its own
-    (resources were keyed by scan and key)."""
-    table.transform(rename={"scan_id": "first_scan"}, drop_foreign_keys=["scan_id"], pk=None)
+    (pruning a scan keeps the rows later scans refer to), and the key is ``id``, an
+    INTEGER PRIMARY KEY equal to the old rowid: other tables refer to rows by it, and
+    VACUUM (``db prune``) may renumber the rowids of a table without one."""
+    table.add_column("id", int)
+    table.db.execute(f"UPDATE {table.name} SET id = rowid")  # noqa: S608
+    table.transform(
+        rename={"scan_id": "first_scan"},
+        drop_foreign_keys=["scan_id"],
+        pk="id",
+        column_order=["id"],
+    )
 
 
 MIGRATIONS: tuple[Migration, ...] = (

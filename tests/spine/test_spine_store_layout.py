@@ -380,3 +380,85 @@ def test_a_schema_2_store_is_carried_over_and_refers_to_its_rows(tmp_path: Path)
         assert store.findings(scan)[0].title_fr == "titre" and store.resources(scan) == [resource]
         assert store.scan(scan).counts["resources"] == 1
     assert count(db, "SELECT COUNT(*) FROM findings_full WHERE title = 'old title'") == 4
+
+
+def _history(store: Store, statuses: list[Status]) -> list[int]:
+    """One scan per status of one finding, plus a second finding that always passes and
+    a resource that never changes; an acceptance on the way."""
+    resource = Resource("net.service", "tcp://192.0.2.1:22", "ports://192.0.2.1", "sys", {"p": 22})
+    scans = []
+    for status in statuses:
+        scan = begin(store)
+        passing = finding(rule="LAYOUT-PASS", status=Status.PASS)
+        store.record(scan, [resource], [finding(status=status), passing])
+        store.finish_scan(scan, "complete")
+        scans.append(scan)
+    return scans
+
+
+def test_prune_keeps_the_latest_scans_acceptances_the_trail_and_history(tmp_path: Path) -> None:
+    # Given six scans: a failure fixed in scan 3, failing again in scan 6; an acceptance
+    from datetime import date, timedelta
+
+    db = tmp_path / "r.db"
+    store = Store(db)
+    fail, ok = Status.FAIL, Status.PASS
+    scans = _history(store, [fail, fail, ok, ok, ok, fail])
+    store.accept(fingerprint_=finding().fingerprint, rule_id="LAYOUT-001",
+                 resource_key=finding().resource_key, owner="o", reason="r",
+                 until=date.today() + timedelta(days=30))  # fmt: skip
+    kept = {scan: store.findings(scan) for scan in scans[-2:]}
+    events, acceptances = store.events(), store.acceptances()
+    # When all but the two latest scans are pruned
+    result = store.prune(2)
+    # Then four scans went, and the rows only they referred to
+    assert result.scans == tuple(scans[:4])
+    assert [s.id for s in store.scans()] == scans[-2:]
+    assert {scan: store.findings(scan) for scan in scans[-2:]} == kept
+    assert store.resources(scans[-1])[0].key == "tcp://192.0.2.1:22"
+    assert count(db, "SELECT COUNT(*) FROM scan_findings") == 4
+    # And the trail and the acceptances are whole
+    assert store.events() == events and store.acceptances() == acceptances
+    # And history goes on: the failure of scan 6 is still open in the next scan
+    (again, _) = store.record(begin(store), [], [finding(), finding(rule="LAYOUT-PASS", status=ok)])
+    assert again.lifecycle is Lifecycle.OPEN
+    # And pruning again keeps as much: nothing more to drop
+    assert store.prune(3).scans == ()
+
+
+def test_prune_keeps_the_row_of_a_finding_last_seen_in_a_pruned_scan(tmp_path: Path) -> None:
+    # Given a failure seen only in the first of three scans
+    store = Store(tmp_path / "r.db")
+    first = begin(store)
+    store.record(first, [], [finding(key="tcp://192.0.2.9:22")])
+    store.finish_scan(first, "complete")
+    _history(store, [Status.PASS, Status.PASS])
+    # When the first scan is pruned
+    assert store.prune(2).scans == (first,)
+    # Then the finding keeps its history: failing again, it is open, not new
+    (again,) = store.record(begin(store), [], [finding(key="tcp://192.0.2.9:22")])
+    assert again.lifecycle is Lifecycle.OPEN
+    assert store.find_fingerprint(again.fingerprint)[2] == "tcp://192.0.2.9:22"
+
+
+def test_db_prune_command(tmp_path: Path) -> None:
+    # Given a store of three scans
+    import subprocess
+    import sys
+
+    db = tmp_path / "r.db"
+    store = Store(db)
+    scans = _history(store, [Status.FAIL, Status.PASS, Status.FAIL])
+    store.close()
+    # When the command keeps one
+    command = [sys.executable, "-m", "audit", "db", "prune", "--keep", "1", "--db", str(db)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    # Then it says what it did, and one scan is left
+    assert done.returncode == 0, done.stderr
+    assert "pruned 2 scan(s)" in done.stderr
+    assert [s.id for s in open_for_reading(db).scans()] == scans[-1:]
+    # And a missing store or a --keep of 0 is refused
+    missing = [*command[:-1], str(tmp_path / "none.db")]
+    assert subprocess.run(missing, capture_output=True, check=False).returncode == 2
+    zero = [*command[:5], "0", *command[6:]]
+    assert subprocess.run(zero, capture_output=True, check=False).returncode == 2
