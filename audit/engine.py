@@ -26,7 +26,6 @@ from dataclasses import dataclass, field, replace
 
 from audit.errors import ObservationError
 from audit.evaluate import BoundRule, evaluate_observation
-from audit.governance import store_scores
 from audit.models import (
     Finding,
     Observation,
@@ -158,6 +157,10 @@ def run_scan(
         if own:
             pool.shutdown(wait=False, cancel_futures=True)
         summary = store.finish_scan(scan_id, status)
+        # imported here: governance loads the framework catalogues (and pydantic), about
+        # 0.1 s that the first probe need not wait for
+        from audit.governance import store_scores
+
         store_scores(store, scan_id, plan.tool_version)
     return summary
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -20,6 +19,7 @@ from audit.errors import InputError, InventoryError, TargetError
 from audit.models import SystemInfo, Target
 from audit.plugins import Scope
 from audit.registry import Families
+from audit.uri import parse_target as parse_target  # noqa: PLC0414 - re-exported
 from audit.yamlfile import YamlDocument, format_path, load_yaml
 
 
@@ -105,30 +105,6 @@ class Inventory:
     options: Mapping[str, Any] = field(default_factory=dict)
     sla: Mapping[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
-
-
-def parse_target(
-    raw: str, families: Families, system: str = "adhoc", from_command_line: bool = False
-) -> Target:
-    """Validate one target URI through the family that owns its scheme."""
-    text = raw.strip()
-    if not text or any(ord(ch) < 32 or ch.isspace() for ch in text):
-        raise TargetError(
-            f"{raw!r}: a target URI cannot be empty or contain spaces or control characters"
-        )
-    if "://" not in text:
-        raise TargetError(f"{raw!r}: not a URI; write scheme://host, e.g. tls://{text}")
-    try:
-        split = urlsplit(text)
-    except ValueError as exc:
-        raise TargetError(f"{raw!r}: {exc}") from None
-    scheme = split.scheme.lower()
-    family = families.by_scheme.get(scheme)
-    if family is None:
-        known = ", ".join(sorted(families.by_scheme)) or "none loaded"
-        raise TargetError(f"{raw!r}: unknown scheme {scheme!r} (known: {known})")
-    target = family.parse(split, text)
-    return replace(target, system=system, from_command_line=from_command_line)
 
 
 def load_inventory(path: Path, families: Families) -> Inventory:

@@ -11,17 +11,20 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audit import __version__
 from audit.engine import DEFAULT_CONCURRENCY, ScanPlan
 from audit.errors import OptionError, PolicyError
-from audit.inventory import Inventory, load_inventory, parse_target
 from audit.models import SystemInfo, Target
 from audit.plugins import CheckContext, Scope
 from audit.policy import FactCatalogue, Policy, check_unique_ids, load_policy, with_params
 from audit.registry import Families, builtin_policies
 from audit.scope import ScopeGuard
+from audit.uri import parse_target
+
+if TYPE_CHECKING:  # the inventory's pydantic models load only when one is given
+    from audit.inventory import Inventory
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def build_plan(
         raise OptionError("--timeout must be a positive number of seconds")
     if request.concurrency < 1:
         raise OptionError("--concurrency must be at least 1")
-    inventory = load_inventory(Path(request.inventory), families) if request.inventory else None
+    inventory = _load_inventory(request.inventory, families)
     if inventory is not None and warn is not None:
         for warning in inventory.warnings:
             warn(warning)
@@ -122,6 +125,14 @@ def build_plan(
         concurrency=request.concurrency,
         tool_version=__version__,
     )
+
+
+def _load_inventory(path: str | None, families: Families) -> Inventory | None:
+    if not path:
+        return None
+    from audit.inventory import load_inventory
+
+    return load_inventory(Path(path), families)
 
 
 def _targets(request: ScanRequest, families: Families, inventory: Inventory | None) -> list[Target]:

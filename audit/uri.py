@@ -15,9 +15,15 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from urllib.parse import SplitResult, parse_qsl
+from dataclasses import replace
+from typing import TYPE_CHECKING
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from audit.errors import TargetError
+
+if TYPE_CHECKING:
+    from audit.models import Target
+    from audit.registry import Families
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 
@@ -144,3 +150,31 @@ def _resolve(name: str) -> tuple[str, ...]:
         if address not in seen:
             seen.append(address)
     return tuple(seen)
+
+
+def parse_target(
+    raw: str, families: Families, system: str = "adhoc", from_command_line: bool = False
+) -> Target:
+    """Validate one target URI through the family that owns its scheme.
+
+    Here rather than in :mod:`audit.inventory`, so that a scan of targets named on the
+    command line does not import the inventory's pydantic models before its first probe.
+    """
+    text = raw.strip()
+    if not text or any(ord(ch) < 32 or ch.isspace() for ch in text):
+        raise TargetError(
+            f"{raw!r}: a target URI cannot be empty or contain spaces or control characters"
+        )
+    if "://" not in text:
+        raise TargetError(f"{raw!r}: not a URI; write scheme://host, e.g. tls://{text}")
+    try:
+        split = urlsplit(text)
+    except ValueError as exc:
+        raise TargetError(f"{raw!r}: {exc}") from None
+    scheme = split.scheme.lower()
+    family = families.by_scheme.get(scheme)
+    if family is None:
+        known = ", ".join(sorted(families.by_scheme)) or "none loaded"
+        raise TargetError(f"{raw!r}: unknown scheme {scheme!r} (known: {known})")
+    target = family.parse(split, text)
+    return replace(target, system=system, from_command_line=from_command_line)
