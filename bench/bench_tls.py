@@ -6,14 +6,19 @@ Starts N `openssl s_server` endpoints on 127.0.0.1 (four profiles: legacy TLS 1.
 ALL:@SECLEVEL=0, default TLS 1.2+1.3, TLS 1.3 only, ECDHE+AESGCM with server order), then
 runs, each as one whole process measured with wait4 (wall time, CPU, peak RSS):
 
-* rempart: `rempart scan tls://localhost:P?http_port=0 ... -p anssi-tls -o out.json`
-* sslyze:  `sslyze --sslv2 --sslv3 --tlsv1 --tlsv1_1 --tlsv1_2 --tlsv1_3 --elliptic_curves
+* rempart:  `rempart scan tls://localhost:P?http_port=0 ... -p anssi-tls -o out.json`
+            (a fresh store each run, the user's policy cache as it is);
+* no cache: the same with REMPART_NO_CACHE=1 (every pack validated and compiled again);
+* start-up: what the scan does before its first probe (imports, plan, policy), nothing else;
+* family:   the TLS family's collection alone, in a thread pool (no engine, store, report);
+* sslyze:   `sslyze --sslv2 --sslv3 --tlsv1 --tlsv1_1 --tlsv1_2 --tlsv1_3 --elliptic_curves
             --certinfo --mozilla_config disable --json_out out.json localhost:P ...`
 
-each ``--runs`` times in turn (medians reported, with the spread), and checks both found the
-same protocols and the same accepted suites on every endpoint, on every run.
-sslyze is not a dependency: install it apart (`python -m venv /tmp/sslyze-venv &&
-/tmp/sslyze-venv/bin/pip install sslyze`).
+once untimed (a warm-up: page cache, bytecode, policy cache), then ``--runs`` times in turn
+(medians of fresh processes reported, with the spread), and checks both found the same
+protocols and the same accepted suites on every endpoint, on every run.
+sslyze is not a dependency: it is installed apart in .venv-oracle (`make oracle-venv`), found
+there first, then on PATH; ``--sslyze PATH`` names another.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,10 +53,15 @@ SSLYZE_KEYS = {
 }
 
 
-def measure(command: list[str]) -> dict[str, float]:
+def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
     """Run one process; wall time, user+sys CPU and peak RSS (MiB) from wait4."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) not in (0, 1):
@@ -75,6 +86,34 @@ with ThreadPoolExecutor(len(targets)) as pool:
     observations = list(pool.map(lambda t: FAMILY.collect(t, ctx), targets))
 assert all(o.resources for o in observations)
 """
+
+
+START_UP = """
+import sys
+import audit.cli, audit.scanui
+from audit.planning import ScanRequest, build_plan
+from audit.registry import load_families
+build_plan(ScanRequest(targets=sys.argv[1:], policies=["anssi-tls"]), load_families())
+"""
+"""What ``rempart scan`` does before its first probe (imports, families, plan, policy), and
+no more: the fixed cost that caps the ratio on small batches."""
+
+Contenders = dict[str, tuple[list[str], dict[str, str]]]
+Runs = dict[str, list[dict[str, float]]]
+
+
+def machine() -> str:
+    """Cores and load, printed with the figures: the machine is shared and noisy."""
+    return f"{os.cpu_count()} cores, {load()}"
+
+
+def default_sslyze() -> Path:
+    """The oracle venv's sslyze (``make oracle-venv``), else the one on PATH, else /tmp's."""
+    oracle = Path(__file__).resolve().parent.parent / ".venv-oracle" / "bin" / "sslyze"
+    if oracle.exists():
+        return oracle
+    found = shutil.which("sslyze")
+    return Path(found) if found else Path("/tmp/sslyze-venv/bin/sslyze")
 
 
 def figures(run: dict[str, float]) -> str:
@@ -146,11 +185,110 @@ def compare(a: Suites, b: Suites) -> list[str]:
     return differences
 
 
+def rempart_command(ports: list[int], ca_file: str, work: Path) -> list[str]:
+    """``rempart scan`` of every endpoint; ``--db`` is replaced by a fresh file each run."""
+    return [
+        sys.executable,
+        "-m",
+        "audit",
+        "scan",
+        *[f"tls://localhost:{p}?http_port=0" for p in ports],
+        "-p",
+        "anssi-tls",
+        "--ca-file",
+        ca_file,
+        "--db",
+        str(work / "r.db"),
+        "-o",
+        str(work / "rempart.json"),
+        "--quiet",
+        "--concurrency",
+        str(len(ports)),
+    ]
+
+
+def sslyze_command(sslyze: str, ports: list[int], ca_file: str, work: Path) -> list[str]:
+    return [
+        sslyze,
+        "--sslv2",
+        "--sslv3",
+        "--tlsv1",
+        "--tlsv1_1",
+        "--tlsv1_2",
+        "--tlsv1_3",
+        "--elliptic_curves",
+        "--certinfo",
+        "--certinfo_ca_file",
+        ca_file,
+        "--mozilla_config",
+        "disable",
+        "--quiet",
+        "--json_out",
+        str(work / "sslyze.json"),
+        *[f"localhost:{p}" for p in ports],
+    ]
+
+
+def contenders(ports: list[int], ca_file: str, work: Path, sslyze: str | None) -> Contenders:
+    """Label → (command, extra environment), timed in this order on every run."""
+    uris = [f"tls://localhost:{p}?http_port=0" for p in ports]
+    rempart = rempart_command(ports, ca_file, work)
+    table: Contenders = {
+        "rempart": (rempart, {}),
+        "no cache": (rempart, {"REMPART_NO_CACHE": "1"}),
+        "start-up": ([sys.executable, "-c", START_UP, *uris], {}),
+        "family": ([sys.executable, "-c", FAMILY_ONLY, ca_file, *uris], {}),
+    }
+    if sslyze:
+        table["sslyze"] = (sslyze_command(sslyze, ports, ca_file, work), {})
+    return table
+
+
+def timed_runs(table: Contenders, runs: int, work: Path) -> tuple[Runs, list[str]]:
+    """One untimed warm-up of each, then ``runs`` rounds; each round checks the verdicts."""
+    results: Runs = {label: [] for label in table}
+    differences: list[str] = []
+    for run in range(-1, runs):
+        print(f" {'warm-up' if run < 0 else f'run {run + 1}'}: {load()}")
+        for label, (command, env) in table.items():
+            if "--db" in command:  # a fresh store each time: the same work every run
+                command[command.index("--db") + 1] = str(work / f"r{run + 1}-{len(env)}.db")
+            figures_ = measure(command, env)
+            if run >= 0:
+                results[label].append(figures_)
+                print(f"  {label:9}", figures(figures_))
+        if "sslyze" in table:
+            differences += compare(ours(work / "rempart.json"), theirs(work / "sslyze.json"))
+    return results, differences
+
+
+def report(results: Runs, differences: list[str]) -> None:
+    medians = {label: median(runs) for label, runs in results.items()}
+    for label, runs in results.items():
+        print(f"median {label:9}", figures(medians[label]), spread(runs))
+    if "sslyze" not in medians:
+        return
+    ours_run, theirs_run = medians["rempart"], medians["sslyze"]
+    wall, cpu = theirs_run["wall_s"], theirs_run["cpu_s"]
+    print(
+        f"  ratio    wall x{wall / ours_run['wall_s']:.1f}  cpu x{cpu / ours_run['cpu_s']:.1f}"
+        f"  peak x{theirs_run['peak_mib'] / ours_run['peak_mib']:.1f}"
+        f"  (no cache: wall x{wall / medians['no cache']['wall_s']:.1f};"
+        f" family alone: wall x{wall / medians['family']['wall_s']:.1f})"
+    )
+    print(
+        "  same protocols and suites on every endpoint, every run (rempart also finds the"
+        " two DH_anon CAMELLIA SHA256 suites sslyze does not test)"
+        if not differences
+        else "\n".join(sorted(set(differences)))
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--servers", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--sslyze", default="/tmp/sslyze-venv/bin/sslyze")
+    parser.add_argument("--sslyze", default=str(default_sslyze()))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
@@ -159,96 +297,16 @@ def main() -> None:
             "rsa": pki.issue(["localhost"], key=lab.rsa_key(2048)),
             "ec": pki.issue(["localhost"]),
         }
-        servers = []
+        ports = []
         for i in range(args.servers):
             _, key, options = PROFILES[i % len(PROFILES)]
-            servers.append(stack.enter_context(lab.OpenSslServer(leaves[key], options)))
-        ports = [s.port for s in servers]
-        rempart = [
-            sys.executable,
-            "-m",
-            "audit",
-            "scan",
-            *[f"tls://localhost:{p}?http_port=0" for p in ports],
-            "-p",
-            "anssi-tls",
-            "--ca-file",
-            pki.ca_file,
-            "--db",
-            str(work / "r.db"),
-            "-o",
-            str(work / "rempart.json"),
-            "--quiet",
-            "--concurrency",
-            str(args.servers),
-        ]
-        sslyze = [
-            args.sslyze,
-            "--sslv2",
-            "--sslv3",
-            "--tlsv1",
-            "--tlsv1_1",
-            "--tlsv1_2",
-            "--tlsv1_3",
-            "--elliptic_curves",
-            "--certinfo",
-            "--certinfo_ca_file",
-            pki.ca_file,
-            "--mozilla_config",
-            "disable",
-            "--quiet",
-            "--json_out",
-            str(work / "sslyze.json"),
-            *[f"localhost:{p}" for p in ports],
-        ]
-        print(f"{args.servers} openssl s_server endpoints on 127.0.0.1")
-        print(
-            "rempart:",
-            " ".join(rempart[2:4]),
-            "tls://localhost:PORT?http_port=0 x",
-            args.servers,
-            "-p anssi-tls",
-        )
-        family_only = [
-            sys.executable,
-            "-c",
-            FAMILY_ONLY,
-            pki.ca_file,
-            *[f"tls://localhost:{p}?http_port=0" for p in ports],
-        ]
-        have_sslyze = Path(args.sslyze).exists()
-        if not have_sslyze:
+            ports.append(stack.enter_context(lab.OpenSslServer(leaves[key], options)).port)
+        print(f"{args.servers} openssl s_server endpoints on 127.0.0.1; {machine()}")
+        print(f"rempart: audit scan tls://localhost:PORT?http_port=0 x {args.servers} -p anssi-tls")
+        sslyze = args.sslyze if Path(args.sslyze).exists() else None
+        if sslyze is None:
             print(f"sslyze not found at {args.sslyze}: comparison skipped")
-        ours_runs, family_runs, theirs_runs, differences = [], [], [], []
-        for run in range(args.runs):
-            print(f" run {run + 1}: {load()}")
-            ours_runs.append(measure(rempart))
-            print("  rempart ", figures(ours_runs[-1]))
-            family_runs.append(measure(family_only))
-            print("  family  ", figures(family_runs[-1]))
-            if have_sslyze:
-                theirs_runs.append(measure(sslyze))
-                print("  sslyze  ", figures(theirs_runs[-1]))
-                differences += compare(ours(work / "rempart.json"), theirs(work / "sslyze.json"))
-        ours_run, family_run = median(ours_runs), median(family_runs)
-        print("median rempart ", figures(ours_run), spread(ours_runs))
-        print("median family  ", figures(family_run), spread(family_runs))
-        if not have_sslyze:
-            return
-        theirs_run = median(theirs_runs)
-        print("median sslyze  ", figures(theirs_run), spread(theirs_runs))
-        wall, cpu = theirs_run["wall_s"], theirs_run["cpu_s"]
-        print(
-            f"  ratio    wall x{wall / ours_run['wall_s']:.1f}  cpu x{cpu / ours_run['cpu_s']:.1f}"
-            f"  peak x{theirs_run['peak_mib'] / ours_run['peak_mib']:.1f}"
-            f"  (family alone: wall x{wall / family_run['wall_s']:.1f})"
-        )
-        print(
-            "  same protocols and suites on every endpoint, every run (rempart also finds the"
-            " two DH_anon CAMELLIA SHA256 suites sslyze does not test)"
-            if not differences
-            else "\n".join(sorted(set(differences)))
-        )
+        report(*timed_runs(contenders(ports, pki.ca_file, work, sslyze), args.runs, work))
 
 
 if __name__ == "__main__":
