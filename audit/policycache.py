@@ -57,11 +57,18 @@ def is_enabled() -> bool:
     return os.environ.get(DISABLE_ENV, "").strip() in ("", "0")
 
 
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/rempart`` (when absolute, as the spec says), else ``~/.cache``."""
+def cache_dir() -> Path | None:
+    """``$XDG_CACHE_HOME/rempart`` (when absolute, as the spec says), else ``~/.cache``.
+
+    None when neither names a place (no home directory): the cache is then off.
+    """
     base = os.environ.get("XDG_CACHE_HOME", "")
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
-    return root / "rempart"
+    if os.path.isabs(base):
+        return Path(base) / "rempart"
+    try:
+        return Path.home() / ".cache" / "rempart"
+    except (RuntimeError, KeyError):
+        return None
 
 
 def load_through_cache(path: Path, catalogue: FactCatalogue | None) -> Policy:
@@ -75,9 +82,9 @@ def load_through_cache(path: Path, catalogue: FactCatalogue | None) -> Policy:
     try:
         content = read_regular_file(path, MAX_FILE_BYTES)
         text = content.decode("utf-8")
+        key = entry_key(str(path), content, catalogue)
     except (OSError, FileTooLarge, UnicodeDecodeError):
-        return compile_file(path, catalogue)  # the loader names the fault
-    key = entry_key(str(path), content, catalogue)
+        return compile_file(path, catalogue)  # the loader names the pack's own fault
     name = _slot(str(path), catalogue)
     cached = read_entry(name, key)
     if cached is not None:
@@ -154,6 +161,9 @@ def _open_dir(create: bool) -> Iterator[int | None]:
     directory used, whatever is renamed in its parent meanwhile.
     """
     directory = cache_dir()
+    if directory is None:
+        yield None
+        return
     if create:
         with suppress(OSError):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)

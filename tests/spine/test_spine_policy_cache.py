@@ -289,6 +289,32 @@ def test_an_unreadable_path_raises_as_without_the_cache(tmp_path: Path) -> None:
         load_policy(tmp_path / "absent.yaml", KNOWN, cached=True)
 
 
+def test_a_key_that_cannot_be_computed_means_a_fresh_compilation(
+    pack: Path, compiles: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreadable() -> bytes:
+        raise PermissionError("catalogue unreadable")
+
+    monkeypatch.setattr(policycache, "_frameworks_digest", unreadable)
+    load_policy(pack, KNOWN, cached=True)
+    assert compiles == [str(pack)]
+
+
+def test_no_home_and_no_xdg_cache_home_means_no_cache(
+    pack: Path, compiles: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.delenv("HOME", raising=False)
+
+    def no_home(cls: type[Path]) -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", classmethod(no_home))
+    load_policy(pack, KNOWN, cached=True)
+    load_policy(pack, KNOWN, cached=True)
+    assert len(compiles) == 2
+
+
 def test_the_key_covers_the_framework_catalogues_that_rules_are_checked_against() -> None:
     from audit.frameworks import catalogue_dir
 
