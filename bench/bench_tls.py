@@ -1,6 +1,7 @@
 """Time `rempart scan` against sslyze on the same local TLS endpoints.
 
     .venv/bin/python bench/bench_tls.py [--servers 20] [--runs 3] [--sslyze PATH]
+                                        [--baseline OTHER_CHECKOUT]
 
 Starts N `openssl s_server` endpoints on 127.0.0.1 (four profiles: legacy TLS 1.0-1.3 with
 ALL:@SECLEVEL=0, default TLS 1.2+1.3, TLS 1.3 only, ECDHE+AESGCM with server order), then
@@ -11,6 +12,8 @@ runs, each as one whole process measured with wait4 (wall time, CPU, peak RSS):
 * no cache: the same with REMPART_NO_CACHE=1 (every pack validated and compiled again);
 * start-up: what the scan does before its first probe (imports, output check, plan, policy);
 * family:   the TLS family's collection alone, in a thread pool (no engine, store, report);
+* baseline, base start: the scan and its start-up from ``--baseline`` (another checkout:
+            a before/after comparison under the same load);
 * sslyze:   `sslyze --sslv2 --sslv3 --tlsv1 --tlsv1_1 --tlsv1_2 --tlsv1_3 --elliptic_curves
             --certinfo --mozilla_config disable --json_out out.json localhost:P ...`
 
@@ -250,6 +253,21 @@ def contenders(ports: list[int], ca_file: str, work: Path, sslyze: str | None) -
     return table
 
 
+def add_baseline(table: Contenders, tree: Path, work: Path) -> None:
+    """Time the scan and its start-up from another checkout too, in the same rounds.
+
+    On a shared machine the load moves between two invocations; before/after figures
+    taken round by round see the same load. ``PYTHONSAFEPATH`` keeps the working
+    directory off ``sys.path``, so ``-m audit`` is the other checkout's.
+    """
+    env = {"PYTHONPATH": str(tree), "PYTHONSAFEPATH": "1"}
+    command = list(table["rempart"][0])
+    command[command.index("--db") + 1] = str(work / "baseline.db")
+    command[command.index("-o") + 1] = str(work / "baseline.json")
+    table["baseline"] = (command, env)
+    table["base start"] = (table["start-up"][0], env)
+
+
 def timed_runs(table: Contenders, runs: int, work: Path) -> tuple[Runs, list[str]]:
     """One untimed warm-up of each, then ``runs`` rounds; each round checks the verdicts."""
     results: Runs = {label: [] for label in table}
@@ -260,7 +278,7 @@ def timed_runs(table: Contenders, runs: int, work: Path) -> tuple[Runs, list[str
             figures_ = measure(command, env)
             if run >= 0:
                 results[label].append(figures_)
-                print(f"  {label:9}", figures(figures_))
+                print(f"  {label:10}", figures(figures_))
         if "sslyze" in table:
             differences += compare(ours(work / "rempart.json"), theirs(work / "sslyze.json"))
     return results, differences
@@ -269,7 +287,7 @@ def timed_runs(table: Contenders, runs: int, work: Path) -> tuple[Runs, list[str
 def report(results: Runs, differences: list[str]) -> None:
     medians = {label: median(runs) for label, runs in results.items()}
     for label, runs in results.items():
-        print(f"median {label:9}", figures(medians[label]), spread(runs))
+        print(f"median {label:10}", figures(medians[label]), spread(runs))
     if "sslyze" not in medians:
         return
     ours_run, theirs_run = medians["rempart"], medians["sslyze"]
@@ -280,6 +298,9 @@ def report(results: Runs, differences: list[str]) -> None:
         f"  (no cache: wall x{wall / medians['no cache']['wall_s']:.1f};"
         f" family alone: wall x{wall / medians['family']['wall_s']:.1f})"
     )
+    if "baseline" in medians:
+        base = medians["baseline"]
+        print(f"  baseline ratio wall x{wall / base['wall_s']:.1f}  cpu x{cpu / base['cpu_s']:.1f}")
     print(
         "  same protocols and suites on every endpoint, every run (rempart also finds the"
         " two DH_anon CAMELLIA SHA256 suites sslyze does not test)"
@@ -293,6 +314,9 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sslyze", default=str(default_sslyze()))
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout of rempart, timed in the same rounds"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
@@ -310,7 +334,10 @@ def main() -> None:
         sslyze = args.sslyze if Path(args.sslyze).exists() else None
         if sslyze is None:
             print(f"sslyze not found at {args.sslyze}: comparison skipped")
-        report(*timed_runs(contenders(ports, pki.ca_file, work, sslyze), args.runs, work))
+        table = contenders(ports, pki.ca_file, work, sslyze)
+        if args.baseline:
+            add_baseline(table, args.baseline.resolve(), work)
+        report(*timed_runs(table, args.runs, work))
 
 
 if __name__ == "__main__":
