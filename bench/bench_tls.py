@@ -113,10 +113,15 @@ def machine() -> str:
 
 
 def default_sslyze() -> Path:
-    """The oracle venv's sslyze (``make oracle-venv``), else the one on PATH, else /tmp's."""
-    oracle = Path(__file__).resolve().parent.parent / ".venv-oracle" / "bin" / "sslyze"
-    if oracle.exists():
-        return oracle
+    """The oracle venv's sslyze (``make oracle-venv``), else the one on PATH, else /tmp's.
+
+    The oracle venv sits beside this checkout's ``bench/``, or beside the venv running
+    this script (a second checkout run with the first one's venv).
+    """
+    for root in (Path(__file__).resolve().parent.parent, Path(sys.prefix).parent):
+        oracle = root / ".venv-oracle" / "bin" / "sslyze"
+        if oracle.exists():
+            return oracle
     found = shutil.which("sslyze")
     return Path(found) if found else Path("/tmp/sslyze-venv/bin/sslyze")
 
