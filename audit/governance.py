@@ -162,6 +162,52 @@ def security_index(findings: Iterable[Finding]) -> float | None:
     return round(index + 1e-9, 1)
 
 
+@dataclass(frozen=True)
+class IndexWorkings:
+    """The index computed in the open, so a reader can redo it by hand.
+
+    ``rows`` are ``(severity, weight, evaluated, failed, accepted)``; ``total``,
+    ``against`` and ``raw`` are T, F + ½A and ``5 × (1 − (F + ½A) / T)`` of the module
+    docstring; ``cap`` is the ceiling an open critical or high failure sets (None: none).
+    """
+
+    rows: tuple[tuple[Severity, int, int, int, int], ...]
+    total: float
+    failed: float
+    accepted: float
+    raw: float | None
+    cap: float | None
+
+    @property
+    def against(self) -> float:
+        """F + ½A: the weight counted against the estate."""
+        return self.failed + self.accepted / 2
+
+    @property
+    def index(self) -> float | None:
+        """The index these workings give, as :func:`security_index` does."""
+        if self.raw is None:
+            return None
+        capped = self.raw if self.cap is None else min(self.raw, self.cap)
+        return round(capped + 1e-9, 1)
+
+
+def index_workings(findings: Iterable[Finding]) -> IndexWorkings:
+    """The terms of :func:`security_index` for ``findings``, severity by severity."""
+    counts: dict[Severity, Counter[str]] = {s: Counter() for s in Severity}
+    for finding in findings:
+        result = outcome(finding)
+        if result not in (SKIP, ERROR):
+            counts[finding.severity][result] += 1
+    rows = tuple((s, WEIGHTS[s], sum(c.values()), c[FAIL], c[ACCEPTED]) for s, c in counts.items())
+    total = float(sum(w * n for _, w, n, _, _ in rows))
+    failed = float(sum(w * f for _, w, _, f, _ in rows))
+    accepted = float(sum(w * a for _, w, _, _, a in rows))
+    raw = 5 * (1 - (failed + accepted / 2) / total) if total else None
+    cap = 1.9 if counts[Severity.CRITICAL][FAIL] else 3.9 if counts[Severity.HIGH][FAIL] else None
+    return IndexWorkings(rows, total, failed, accepted, raw, cap)
+
+
 def grade(index: float | None) -> str:
     """Letter grade A–F of an index; ``-`` when there is no index."""
     if index is None:
@@ -422,10 +468,35 @@ def heatmap(findings: Iterable[Finding], framework: str) -> dict[str, Counter[Se
     return dict(sorted(table.items(), key=lambda kv: _natural(kv[0])))
 
 
+_ROMAN = {"I": 1, "V": 5, "X": 10}  # families run I–X; L, C, D are letters elsewhere
+
+
+def roman_value(text: str) -> int | None:
+    """The number a Roman numeral (I–XXXIX) writes, or None when ``text`` is not one.
+
+    ANSSI's hygiene guide numbers its families I to X: sorted as text, IX and X would
+    come before V.
+    """
+    if not text or any(ch not in _ROMAN for ch in text):
+        return None
+    total = 0
+    for ch, nxt in zip(text, [*text[1:], ""], strict=True):
+        value = _ROMAN[ch]
+        total += -value if nxt and _ROMAN[nxt] > value else value
+    return total
+
+
 def _natural(text: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key that puts 2 before 10 and A.5 before A.10."""
+    """Sort key that puts 2 before 10, A.5 before A.10 and IV before IX before X."""
     parts = text.replace("-", ".").split(".")
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+    return tuple(_natural_part(p) for p in parts)
+
+
+def _natural_part(part: str) -> tuple[int, int | str]:
+    if part.isdigit():
+        return (0, int(part))
+    roman = roman_value(part)
+    return (0, roman) if roman is not None else (1, part)
 
 
 # --- SLA and action plan ----------------------------------------------------------------

@@ -26,6 +26,18 @@ from typing import Any
 import yaml
 
 GOOD_HSTS = "max-age=63072000; includeSubDomains"
+DEMO_POLICIES = [
+    "anssi-tls",
+    "certificates",
+    "mozilla-intermediate",
+    "web-tls",
+    "exposure-baseline",
+    "aws-baseline",
+    "cis-aws-foundations",
+]
+"""One Mozilla profile only: modern and intermediate give contradictory advice (modern
+refuses the TLS 1.2 suites intermediate asks for), and a public body's estate serves
+clients that need intermediate."""
 SCOPE_NETWORKS = ["127.0.0.0/8"]
 
 
@@ -70,6 +82,7 @@ class DemoLab:
                 }
                 for name, targets in self.systems.items()
             ],
+            "policies": DEMO_POLICIES,
             "params": {"exposure-baseline": {"allowed_ports": [443]}},
             "trust": {"ca_file": self.ca_file},
         }

@@ -19,12 +19,49 @@ from audit import governance as gov
 from audit.frameworks import get_framework
 from audit.models import Acceptance, Finding, ScanSummary, Severity, SystemInfo
 from audit.reporting import RenderOptions, ReportData
-from reports._text import evidence_text, one_line, printable
+from reports import rulebook, wording
+from reports._text import evidence_text, one_line, printable, shorten
 
 SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)
 APPENDIX_ROWS_PER_RULE = 25
 APPENDIX_ROWS_TOTAL = 3000
 TOP_RISKS = 5
+PLAN_NAMES = 2
+"""Resources named on an action-plan line; the others are counted, and listed in the annex."""
+
+PALETTE: Mapping[str, str] = {
+    "pass": "#b9e0c2",
+    "fail": "#7f1d1d",
+    "na": "#ffffff",
+    "band0": "#7f1d1d",
+    "band1": "#d9822b",
+    "band2": "#a9d3a0",
+    "band3": "#eef7ec",
+    "critical": "#7f1d1d",
+    "high": "#c2410c",
+    "medium": "#f0b35a",
+    "low": "#fbe9cc",
+}
+"""Fills that must stay apart on a black-and-white printer: pass and fail, each gauge band
+and the next, each severity and the next differ in lightness (tests/reports check the CIE
+L* gap), and bars also carry a hatch or a label, never colour alone."""
+
+INK_ON: Mapping[str, str] = {
+    k: "#ffffff" if k in ("fail", "band0", "critical", "high") else "#1b2333" for k in PALETTE
+}
+"""Text colour readable on each fill."""
+
+FRAMEWORK_SHORT: Mapping[str, str] = {
+    "anssi-hygiene": "ANSSI hygiene",
+    "anssi-tls": "ANSSI TLS",
+    "nis2": "NIS2 21(2)",
+    "iso27001": "ISO 27001:2022",
+    "cis-v8": "CIS v8",
+    "cis-aws": "CIS AWS",
+    "rgs": "RGS B1",
+}
+"""How a finding's control ids are prefixed in the annex (a catalog message each)."""
+FRAMEWORK_ORDER = ("anssi-hygiene", "anssi-tls", "nis2", "iso27001", "cis-v8", "cis-aws", "rgs")
 
 
 @dataclass(frozen=True)
@@ -50,7 +87,7 @@ class FrameworkView:
     title: str
     source: str
     score: gov.FrameworkScore
-    heatmap: list[tuple[str, list[int]]]
+    heatmap: list[tuple[str, list[HeatCell]]]
     manual: list[str]
 
 
@@ -80,15 +117,77 @@ class AcceptanceView:
 
 
 @dataclass(frozen=True)
+class EvidenceRow:
+    """One finding of the annex: what it says in words, and the raw value beside it."""
+
+    finding: Finding
+    said: wording.Said
+    first_seen: date | None
+    accepted: bool
+
+
+@dataclass(frozen=True)
 class AppendixRule:
-    """One rule's evidence inside one system of the appendix."""
+    """One rule's sheet in the annex: where it comes from, what to type, its evidence."""
 
     rule_id: str
     title: str
     severity: str
     counts: Mapping[str, int]
-    rows: list[Finding]
+    rows: list[EvidenceRow]
     hidden: int
+    source: rulebook.RuleSource
+    controls: list[tuple[str, str]]  # (framework id, ids joined)
+    advice: str
+    commands: str
+    first_seen: date | None
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    """One action of the plan as the committee reads it: no command, resources named."""
+
+    action: gov.Action
+    names: list[str]
+    more: int
+    advice: str
+
+
+@dataclass(frozen=True)
+class HeatCell:
+    """A heatmap cell: the count, shaded by the severity of its column when not zero."""
+
+    count: int
+    severity: str
+
+
+@dataclass(frozen=True)
+class Account:
+    """A cloud account the scan read, and how it was reached (never a secret)."""
+
+    account_id: str
+    partition: str
+    regions: tuple[str, ...]
+    profile: str
+    role: str
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class Cover:
+    """What was audited and how, for the cover page."""
+
+    targets: list[tuple[str, int, list[str]]]  # scheme, count, first few
+    accounts: list[Account]
+    policies: list[tuple[str, str]]  # name, version
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A scan that did not complete: its status and the targets it did not reach."""
+
+    status: str
+    unreached: list[str] | None  # None: the planned targets are not known
 
 
 @dataclass
@@ -111,10 +210,14 @@ class Committee:
     errors: list[tuple[str, str, int, str]]
     resource_types: list[tuple[str, int]]
     trend: list[TrendPoint]
-    appendix: list[tuple[str, list[AppendixRule]]]
+    appendix: list[AppendixRule]
     sla: Mapping[Severity, int]
     readers: list[str]
     marking: str
+    plan: list[PlanLine] = field(default_factory=list)
+    workings: gov.IndexWorkings | None = None
+    cover: Cover = field(default_factory=lambda: Cover([], [], []))
+    unfinished: Unfinished | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -134,12 +237,41 @@ class Committee:
 
     @property
     def trend_arrow(self) -> str:
-        """up, down or flat against the previous scan's index; unknown when either has
-        none (a missing index is not a stable one)."""
+        """up, down or flat against the previous scan's index; first for a first scan;
+        unknown when either has none (a missing index is not a stable one)."""
+        if self.is_first_scan:
+            return "first"
         if self.index is None or self.previous_index is None:
             return "unknown"
         delta = self.index - self.previous_index
         return "up" if delta >= 0.1 else "down" if delta <= -0.1 else "flat"
+
+    @property
+    def is_first_scan(self) -> bool:
+        """No earlier scan in the store: there is nothing to compare with."""
+        return len(self.trend) < 2
+
+    @property
+    def movement(self) -> list[tuple[str, int, int]]:
+        """Open critical and high failures, previous scan → this one.
+
+        The index is capped while a critical stays open, so it can read "stable" while
+        criticals fall from 10 to 6: the counts say what the index cannot.
+        """
+        if self.is_first_scan:
+            return []
+        before, now = self.trend[-2].open, self.trend[-1].open
+        return [(k, before.get(k, 0), now.get(k, 0)) for k in ("critical", "high")]
+
+    @property
+    def palette(self) -> Mapping[str, str]:
+        """The print-safe fills (see :data:`PALETTE`)."""
+        return PALETTE
+
+    @property
+    def ink(self) -> Mapping[str, str]:
+        """The text colour for each fill."""
+        return INK_ON
 
     @property
     def sla_by_name(self) -> dict[str, int | str]:
@@ -211,7 +343,7 @@ def _frameworks(data: ReportData, lang: str) -> list[FrameworkView]:
         rows = [
             (
                 catalogue.family_label(fam, lang) if catalogue else fam,
-                [counts.get(s, 0) for s in SEVERITIES],
+                [HeatCell(counts.get(s, 0), s.value) for s in SEVERITIES],
             )
             for fam, counts in table.items()
         ]
@@ -307,33 +439,144 @@ def _trend(data: ReportData, snapshot: Mapping[str, Any], min_coverage: float) -
     return [_trend_point(s, min_coverage) for s in points]
 
 
-def _appendix(data: ReportData) -> list[tuple[str, list[AppendixRule]]]:
-    """Evidence grouped by system then rule; rows capped so 100k findings stay fast."""
-    tree: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
+def _appendix(
+    data: ReportData, lang: str, order: Sequence[str], sources: Mapping[str, rulebook.RuleSource]
+) -> list[AppendixRule]:
+    """One sheet per rule that did not simply pass, in action-plan order; rows capped so
+    100k findings stay fast (the exports hold the rest)."""
+    by_rule: dict[str, list[Finding]] = defaultdict(list)
     for finding in data.findings:
-        tree[finding.system][finding.rule_id].append(finding)
+        by_rule[finding.rule_id].append(finding)
+    rank = {rule_id: i for i, rule_id in enumerate(order)}
+    wanted = [r for r, items in by_rule.items() if any(_shown(f) for f in items)]
     budget = APPENDIX_ROWS_TOTAL
-    result = []
-    for system in sorted(tree):
-        rules = []
-        for rule_id in sorted(tree[system]):
-            items = tree[system][rule_id]
-            shown_items = [f for f in items if gov.outcome(f) != gov.PASS]
-            take = max(0, min(APPENDIX_ROWS_PER_RULE, budget, len(shown_items)))
-            budget -= take
-            worst = max((f.severity for f in items), key=lambda s: s.rank)
-            rules.append(
-                AppendixRule(
-                    rule_id,
-                    printable(items[0].title),
-                    worst.value,
-                    Counter(gov.outcome(f) for f in items),
-                    shown_items[:take],
-                    len(shown_items) - take,
-                )
-            )
-        result.append((printable(system), rules))
-    return result
+    sheets = []
+    for rule_id in sorted(wanted, key=lambda r: (rank.get(r, len(rank)), r)):
+        shown = [f for f in by_rule[rule_id] if _shown(f)]
+        take = max(0, min(APPENDIX_ROWS_PER_RULE, budget, len(shown)))
+        budget -= take
+        sheets.append(_sheet(by_rule[rule_id], shown, take, lang, sources[rule_id]))
+    return sheets
+
+
+def _shown(finding: Finding) -> bool:
+    """Rows of the annex: failures (accepted or not) and checks that could not be made."""
+    return gov.outcome(finding) in (gov.FAIL, gov.ACCEPTED, gov.ERROR)
+
+
+def _sheet(
+    items: Sequence[Finding],
+    shown: Sequence[Finding],
+    take: int,
+    lang: str,
+    source: rulebook.RuleSource,
+) -> AppendixRule:
+    first = items[0]
+    advice, commands = wording.split_remediation(first.remediation)
+    ordered = sorted(shown, key=lambda f: (f.system, f.resource_key))[:take]
+    seen = [d for d in (gov.parse_day(f.first_seen) for f in shown) if d is not None]
+    return AppendixRule(
+        first.rule_id,
+        printable(first.title),
+        max((f.severity for f in items), key=lambda s: s.rank).value,
+        Counter(gov.outcome(f) for f in items),
+        [_row(f, lang) for f in ordered],
+        len(shown) - take,
+        source,
+        control_ids(first.controls),
+        advice,
+        commands,
+        min(seen) if seen else None,
+    )
+
+
+def _row(finding: Finding, lang: str) -> EvidenceRow:
+    return EvidenceRow(
+        finding,
+        wording.said(finding, lang),
+        gov.parse_day(finding.first_seen),
+        gov.outcome(finding) == gov.ACCEPTED,
+    )
+
+
+def control_ids(controls: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """``(framework, "id, id")`` in a fixed framework order; NIS2 ids as the directive
+    writes them (``21.2.b`` → ``21(2)(b)``)."""
+
+    def rank(fw: str) -> int:
+        return FRAMEWORK_ORDER.index(fw) if fw in FRAMEWORK_ORDER else len(FRAMEWORK_ORDER)
+
+    return [
+        (fw, ", ".join(_nis2(i) if fw == "nis2" else i for i in ids))
+        for fw, ids in sorted(controls.items(), key=lambda kv: (rank(kv[0]), kv[0]))
+        if ids
+    ]
+
+
+def _nis2(control_id: str) -> str:
+    head, *rest = control_id.split(".")
+    return head + "".join(f"({part})" for part in rest)
+
+
+def short_name(resource_key: str) -> str:
+    """A resource as a person names it: ``sg-0ab1`` for its ARN, ``host:443`` for a URI."""
+    key = resource_key.split("://", 1)[-1]
+    if resource_key.startswith("arn:"):
+        key = resource_key.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+    return shorten(one_line(key), 28)
+
+
+def _plan(data: ReportData, actions: Sequence[gov.Action]) -> list[PlanLine]:
+    """The action plan without commands: each action names a few of its resources."""
+    keys: dict[str, set[str]] = defaultdict(set)
+    for finding in data.findings:
+        if gov.outcome(finding) == gov.FAIL:
+            keys[finding.rule_id].add(finding.resource_key)
+    lines = []
+    for action in actions:
+        names = sorted({short_name(k) for k in keys[action.rule_id]})
+        advice, _ = wording.split_remediation(action.remediation)
+        lines.append(PlanLine(action, names[:PLAN_NAMES], len(names) - PLAN_NAMES, advice))
+    return lines
+
+
+def _cover(data: ReportData) -> Cover:
+    """Targets by kind, cloud accounts with the identity used, packs with versions."""
+    targets = sorted({f.target for f in data.findings} | {r.target for r in data.resources})
+    by_scheme: dict[str, list[str]] = defaultdict(list)
+    for target in targets:
+        by_scheme[target.split("://", 1)[0] if "://" in target else "?"].append(target)
+    kinds = [(k, len(v), [printable(t) for t in v[:4]]) for k, v in sorted(by_scheme.items())]
+    accounts = [_account(r.facts, r.target) for r in data.resources if r.type == "aws.account"]
+    packs = sorted(rulebook.versions(data.scan.policies).items())
+    return Cover(kinds, accounts, packs)
+
+
+def _account(facts: Mapping[str, Any], target: str) -> Account:
+    """An AWS account from its facts, and the profile or role from its target URI."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(target)
+    query = parse_qs(parts.query)
+    regions = facts.get("regions") or query.get("regions", [""])[0].split(",")
+    return Account(
+        printable(facts.get("account_id", "")),
+        printable(facts.get("partition", "aws")),
+        tuple(printable(r) for r in regions if r),
+        printable(parts.hostname or ""),
+        printable(query.get("role", [""])[0]),
+        printable(query.get("endpoint", [""])[0]),
+    )
+
+
+def _unfinished(data: ReportData, options: RenderOptions) -> Unfinished | None:
+    """The banner of a scan that did not complete; ``unreached`` from the render options
+    (the CLI reads the planned targets from the store), one target a line."""
+    if data.scan.status == gov.COMPLETE:
+        return None
+    raw = options.extra.get("unreached")
+    unreached = None if raw is None else [printable(t) for t in raw.splitlines() if t.strip()]
+    return Unfinished(data.scan.status, unreached)
 
 
 def _resource_types(data: ReportData) -> list[tuple[str, int]]:
@@ -365,6 +608,7 @@ def build(data: ReportData, options: RenderOptions, lang: str) -> Committee:
     previous = trend[-2].index if len(trend) > 1 else None
     actions = gov.action_plan(data, sla)
     readers = [r.strip() for r in options.extra.get("readers", "").split(";") if r.strip()]
+    sources = rulebook.sources({(f.rule_id, f.policy) for f in data.findings}, data.scan.policies)
     return Committee(
         lang=lang,
         title=printable(options.title or ""),
@@ -382,10 +626,14 @@ def build(data: ReportData, options: RenderOptions, lang: str) -> Committee:
         errors=_errors(data.findings),
         resource_types=_resource_types(data),
         trend=trend,
-        appendix=_appendix(data),
+        appendix=_appendix(data, lang, [a.rule_id for a in actions], sources),
         sla=sla,
         readers=readers,
-        marking=printable(options.extra.get("marking", "")),
+        marking=one_line(options.extra.get("marking", "")),
+        plan=_plan(data, actions),
+        workings=gov.index_workings(data.findings),
+        cover=_cover(data),
+        unfinished=_unfinished(data, options),
     )
 
 
@@ -414,7 +662,8 @@ def trend_chart(
     labels = [
         {
             "x": round(pad_l + (i * step if len(points) > 1 else usable_w / 2), 1),
-            "text": f"#{p.scan_id} {p.day[5:]}",
+            "scan": p.scan_id,
+            "day": p.day,
         }
         for i, p in enumerate(points)
     ]

@@ -2,8 +2,12 @@
 
 Jinja2 with autoescaping everywhere and ``jinja2.ext.i18n`` bound to our gettext
 catalogs (:mod:`reports.i18n`); inline CSS and inline SVG charts, no JavaScript, no
-network access, A4 print layout with page breaks. Target data is never marked safe: the
-templates only ever see it through autoescaped expressions.
+network access, A4 print layout (the cover and the annexes start a page; sections follow
+one another, so a short section leaves no blank page). Target data is never marked safe:
+the templates only ever see it through autoescaped expressions.
+
+The glossary lists only the terms the report uses, so the page is rendered once, its
+text searched for the terms, then rendered again with them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 from audit.reporting import Renderer, RenderOptions, ReportData
 from reports._text import printable
+from reports.glossary import used_terms, visible_text
 from reports.i18n import format_percent, normalise_lang, translations
 
 
@@ -33,6 +38,7 @@ def environment(lang: str) -> Any:
     )
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters["day"] = functools.partial(format_day, lang=lang)
+    env.filters["shortday"] = functools.partial(format_day, lang=lang, width="short")
     env.filters["num"] = functools.partial(format_number, lang=lang)
     env.filters["pct"] = functools.partial(format_percent, lang=lang)
     return env
@@ -47,8 +53,14 @@ def _visible(value: Any) -> Any:
     return value
 
 
-def format_day(value: date | str | None, lang: str) -> str:
-    """A date as the reader writes it (« 1 juin 2024 », "Jun 1, 2024"); ``—`` when none."""
+SHORT_DAY = {"fr": "dd/MM/yyyy", "en": "yyyy-MM-dd"}
+"""Numeric dates for tables: « 03/12/2026 » in French; ISO in English, which no reader
+mistakes for day-month or month-day."""
+
+
+def format_day(value: date | str | None, lang: str, width: str = "medium") -> str:
+    """A date as the reader writes it (« 3 déc. 2026 », or « 03/12/2026 » with
+    ``width="short"``); ``—`` when none."""
     from babel.dates import format_date
 
     if value is None or value == "":
@@ -60,7 +72,8 @@ def format_day(value: date | str | None, lang: str) -> str:
             return value
     else:
         day = value
-    return str(format_date(day, format="medium", locale=lang))
+    pattern = SHORT_DAY.get(lang, "yyyy-MM-dd") if width == "short" else "medium"
+    return str(format_date(day, format=pattern, locale=lang))
 
 
 def format_number(value: float | int | None, lang: str, digits: int = 1) -> str:
@@ -80,14 +93,10 @@ def render_html(data: ReportData, options: RenderOptions) -> str:
     lang = normalise_lang(options.lang)
     model = committee.build(data, options, lang)
     template = environment(lang).get_template("committee.html.j2")
-    return str(
-        template.render(
-            c=model,
-            chart=committee.trend_chart(model.trend),
-            evidence=committee.evidence,
-            lang=lang,
-        )
-    )
+    context = {"c": model, "chart": committee.trend_chart(model.trend), "lang": lang}
+    draft = str(template.render(**context, glossary=[]))
+    terms = used_terms(visible_text(draft), lang)
+    return str(template.render(**context, glossary=terms)) if terms else draft
 
 
 def render(data: ReportData, options: RenderOptions) -> bytes:

@@ -4,8 +4,10 @@ Shape (DESIGN.md): ``scan`` {id, started_at, finished_at, status, policies, coun
 coverage, index} (the last two added within schema 1),
 ``resources`` [{type, key, target, system, facts}] and ``findings`` [{fingerprint,
 rule_id, policy, title, resource_type, resource_key, target, system, status, severity,
-lifecycle, message, evidence, controls, remediation}]. Fields may be added within a
-schema version, never removed or renamed.
+lifecycle, message, evidence, controls, remediation}] and ``acceptances`` [{rule_id,
+resource_key, fingerprint, owner, until, reason, decided_by, compensating, created_at,
+revoked_at}] (added within schema 1: who took a risk, and until when, is what an auditor
+checks first). Fields may be added within a schema version, never removed or renamed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from typing import Any
 
 from audit import governance as gov
+from audit.models import Acceptance
 from audit.reporting import Renderer, RenderOptions, ReportData
 from reports.committee import min_coverage_from_options
 
@@ -34,6 +37,23 @@ def report_dict(data: ReportData, min_coverage: float = gov.DEFAULT_MIN_COVERAGE
         ],
         "resources": [r.to_json() for r in data.resources],
         "findings": [f.to_json() for f in data.findings],
+        "acceptances": [acceptance_dict(a) for a in data.acceptances],
+    }
+
+
+def acceptance_dict(acceptance: Acceptance) -> dict[str, Any]:
+    """One accepted risk: what, who, until when, why, and whether it was revoked."""
+    return {
+        "rule_id": acceptance.rule_id,
+        "resource_key": acceptance.resource_key,
+        "fingerprint": acceptance.fingerprint,
+        "owner": acceptance.owner,
+        "until": acceptance.until,
+        "reason": acceptance.reason,
+        "decided_by": acceptance.decided_by,
+        "compensating": acceptance.compensating,
+        "created_at": acceptance.created_at,
+        "revoked_at": acceptance.revoked_at,
     }
 
 
