@@ -54,6 +54,17 @@ def _min_coverage_option(func: Any) -> Any:
     )(func)
 
 
+def _marking_option(func: Any) -> Any:
+    """A protective marking printed on the report's cover and in every page footer."""
+    return click.option(
+        "--marking",
+        default="",
+        metavar="TEXT",
+        help="Protective marking of the committee report, on its cover and in every page "
+        "footer (e.g. 'Diffusion restreinte').",
+    )(func)
+
+
 def _families() -> Families:
     from audit.registry import allowed_plugins, load_families
 
@@ -114,6 +125,7 @@ def cli(plugins: str | None) -> None:
 )
 @click.option("--format", "fmt", default=None, help="Report format, when -o has no extension.")
 @_min_coverage_option
+@_marking_option
 @click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
 @click.option(
     "--fail-on",
@@ -179,6 +191,7 @@ def scan(
     fmt: str | None,
     lang: str,
     min_coverage: float | None,
+    marking: str,
     fail_on: str | None,
     ca_file: str | None,
     timeout: float,
@@ -212,7 +225,7 @@ def scan(
     store = _open_store(db_path)
     with _executor(executor_url, trust) as executor:
         summary = run_with_ui(plan, families, store, quiet=quiet, executor=executor)
-    _write_reports(store, summary.id, outputs, fmt, lang, min_coverage)
+    _write_reports(store, summary.id, outputs, fmt, lang, min_coverage, marking)
     sys.exit(_gate(store, summary.id, fail_on))
 
 
@@ -279,6 +292,8 @@ def _write_reports(
     fmt: str | None,
     lang: str,
     min_coverage: float | None = None,
+    marking: str = "",
+    warn_unfinished: bool = False,
 ) -> None:
     if not outputs:
         return
@@ -288,9 +303,28 @@ def _write_reports(
 
     data = store.load_report(scan_id, tool_version=__version__)
     extra = {} if min_coverage is None else {"min_coverage": str(min_coverage)}
+    if marking:
+        extra["marking"] = marking
+    if warn_unfinished and data.scan.status != "complete":
+        extra["unreached"] = _warn_unfinished(store, data)
     for path in outputs:
         write_report(data, path, fmt, RenderOptions(lang=lang, extra=extra))
         click.echo(f"report written: {'standard output' if path == '-' else path}", err=True)
+
+
+def _warn_unfinished(store: Store, data: Any) -> str:
+    """Say on stderr that the scan did not finish, and return the planned targets it did
+    not reach (one a line) for the report's banner."""
+    planned = store.scan_record(data.scan.id).targets
+    reached = {f.target for f in data.findings} | {r.target for r in data.resources}
+    unreached = [t for t in planned if t not in reached]
+    click.echo(
+        f"rempart: warning: scan {data.scan.id} did not finish (status {data.scan.status}); "
+        f"{len(unreached)} of {len(planned)} planned targets were not reached; "
+        "the report shows only what was observed",
+        err=True,
+    )
+    return "\n".join(unreached)
 
 
 def _gate(store: Store, scan_id: int, fail_on: str | None) -> int:
@@ -331,6 +365,7 @@ def _gate(store: Store, scan_id: int, fail_on: str | None) -> int:
 @click.option("--format", "fmt", default=None)
 @click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
 @_min_coverage_option
+@_marking_option
 @_db_option
 def report(
     scan_id: int | None,
@@ -338,12 +373,17 @@ def report(
     fmt: str | None,
     lang: str,
     min_coverage: float | None,
+    marking: str,
     db_path: str,
 ) -> None:
-    """Render a scan from the store (html, pdf, md, json, csv, sarif, junit, ocsf)."""
+    """Render a scan from the store (html, pdf, md, json, csv, sarif, junit, ocsf).
+
+    A scan that did not finish is rendered with a warning here and a banner in the report.
+    """
     _check_outputs(outputs, fmt)
     store = _read_store(db_path)
-    _write_reports(store, scan_id or store.latest_scan_id(), outputs, fmt, lang, min_coverage)
+    scan = scan_id or store.latest_scan_id()
+    _write_reports(store, scan, outputs, fmt, lang, min_coverage, marking, warn_unfinished=True)
 
 
 # --- findings, diff, acceptances -------------------------------------------------------

@@ -20,6 +20,7 @@ from audit.reporting import Renderer, RenderOptions, ReportData
 from reports._text import printable
 from reports.glossary import used_terms, visible_text
 from reports.i18n import format_percent, normalise_lang, translations
+from reports.wording import parts
 
 
 @functools.cache
@@ -93,7 +94,12 @@ def render_html(data: ReportData, options: RenderOptions) -> str:
     lang = normalise_lang(options.lang)
     model = committee.build(data, options, lang)
     template = environment(lang).get_template("committee.html.j2")
-    context = {"c": model, "chart": committee.trend_chart(model.trend), "lang": lang}
+    context = {
+        "c": model,
+        "chart": committee.trend_chart(model.trend),
+        "lang": lang,
+        "parts": parts,
+    }
     draft = str(template.render(**context, glossary=[]))
     terms = used_terms(visible_text(draft), lang)
     return str(template.render(**context, glossary=terms)) if terms else draft

@@ -93,6 +93,22 @@ class Said:
     raw: str
 
 
+Part = tuple[str, bool]
+"""A piece of prose, and whether it is an identifier (a fact name, a suite) to set as code."""
+
+_IDENTIFIER = re.compile(
+    r"((?:[A-Za-z0-9]+_[A-Za-z0-9_]*|[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+)(?:\([^()]*\))?(?:\[\])?"
+    r"|values\([^()]*\)(?:\[\])?)"
+)
+
+
+def parts(text: str) -> list[Part]:
+    """``text`` cut into prose and identifiers, so a template sets ``root_mfa_enabled`` or
+    ``TLS_RSA_WITH_AES_128_CBC_SHA`` as code and the words around them as prose."""
+    pieces = _IDENTIFIER.split(text)
+    return [(piece, i % 2 == 1) for i, piece in enumerate(pieces) if piece]
+
+
 def gettext_of(lang: str) -> Callable[[str], str]:
     """The catalog's ``gettext`` for ``lang``."""
     return translations(lang).gettext
