@@ -643,7 +643,7 @@ def evidence(finding: Finding) -> str:
 
 
 def trend_chart(
-    points: Sequence[TrendPoint], width: int = 640, height: int = 180
+    points: Sequence[TrendPoint], width: int = 640, height: int = 150
 ) -> dict[str, Any]:
     """Coordinates of the index line chart (numbers only: safe to put in SVG)."""
     pad_l, pad_r, pad_t, pad_b = 36, 12, 10, 28

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,19 @@ def test_demo_report_is_french_and_names_the_owner(demo_run: tuple[Path, str]) -
     assert 'lang="fr"' in html
     assert "Mme Durand (RSSI)" in html
     assert "Portail usagers" in html
+
+
+def test_demo_pdf_body_holds_the_decisions_in_twelve_pages(demo_run: tuple[Path, str]) -> None:
+    """The body (cover to action plan) fits in 12 pages; the evidence goes to the annex."""
+    out, _ = demo_run
+    pdf = out / "report.pdf"
+    if not pdf.exists() or shutil.which("pdftotext") is None:
+        pytest.skip("no PDF (WeasyPrint) or no pdftotext (poppler-utils)")
+    pages = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout.split("\f")
+    annex = next(i for i, page in enumerate(pages, 1) if "Annexe : éléments de preuve" in page)
+    assert annex - 1 <= 12, f"body of {annex - 1} pages"
+    body = "\f".join(pages[: annex - 1])
+    assert "aws logs" not in body and "CLI :" not in body  # commands are in the annex
+    assert "mozilla-modern" not in pages[0]  # one Mozilla profile, no contradictory advice
