@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+import orjson
+
 from audit.jsontext import dumps as _dumps
 from audit.jsontext import loads as _loads
 from audit.models import (
@@ -163,10 +165,13 @@ def controls(text: str) -> Mapping[str, tuple[str, ...]]:
 
 def digest(content: Sequence[Any]) -> int:
     """A 64-bit digest of a row's content (what a version is), the same in every
-    process: two findings with the same digest share a row. ``repr`` of a tuple of
-    strings, integers and None is unambiguous; a collision (one in 2**64 per
-    comparison) would only keep a finding's previous row."""
-    data = repr(tuple(content)).encode()
+    process: two findings with the same digest share a row. The content is encoded as a
+    JSON array (strings, small integers and None: unambiguous, and a third of ``repr``'s
+    time); a collision, one in 2**64 per comparison, would only keep a previous row."""
+    try:
+        data = orjson.dumps(content)
+    except orjson.JSONEncodeError:  # not from our columns; still one digest per content
+        data = repr(tuple(content)).encode()
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
 
 

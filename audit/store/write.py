@@ -51,12 +51,9 @@ class Prior(NamedTuple):
     first_seen: str | None
 
 
-class Past(NamedTuple):
-    """A fingerprint's latest row and its digest, and its prior if it ever failed."""
-
-    prior: Prior | None
-    row: int | None
-    digest: int | None
+Past = tuple[Prior | None, int | None, int | None]
+"""A fingerprint's prior (if it ever failed), its latest row and that row's digest (a
+plain tuple: 100,000 of them are built per scan)."""
 
 
 class Writer:
@@ -175,7 +172,7 @@ class Writer:
             ]
             again = self.repeats(scan_id, prints)
             self.insert_resources(scan_id, resources)
-            self.insert_findings(scan_id, stamped, past, again, texts)
+            self.insert_findings(scan_id, stamped, prints, past, again, texts)
             trail.append_many(self.conn, _events(stamped, scan_id, at))
         texts.keep()
         return stamped
@@ -184,6 +181,7 @@ class Writer:
         self,
         scan_id: int,
         stamped: Sequence[Finding],
+        prints: Sequence[str],
         past: Mapping[str, Past],
         again: set[str],
         texts: _TextIds,
@@ -195,12 +193,12 @@ class Writer:
         """
         next_row = self.next_rowid("findings")
         fresh, members = [], []
-        for f in stamped:
+        for f, fp in zip(stamped, prints, strict=True):
             row = rows.finding_row(scan_id, f, texts.id_of(f))
             digest = rows.digest(row[1:])
-            known = past.get(f.fingerprint)
-            if known is not None and known.digest == digest and f.fingerprint not in again:
-                members.append((scan_id, known.row))
+            known = past.get(fp)
+            if known is not None and known[2] == digest and fp not in again:
+                members.append((scan_id, known[1]))
                 continue
             fresh.append((next_row, *row, digest))
             members.append((scan_id, next_row))
@@ -317,7 +315,7 @@ class Writer:
         )
         with collector_paused():
             return {
-                fp: Past(Prior(status, seen) if failed and last < scan_id else None, row, digest)
+                fp: (Prior(status, seen) if failed and last < scan_id else None, row, digest)
                 for fp, status, seen, failed, last, row, digest in found
             }
 
@@ -408,7 +406,7 @@ class _TextIds:
 
 
 def _prior(past: Past | None) -> Prior | None:
-    return past.prior if past is not None else None
+    return past[0] if past is not None else None
 
 
 def stamp(finding: Finding, prior: Prior | None, at: str, scan_id: int) -> Finding:
