@@ -17,8 +17,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit.evaluate import BoundRule, evaluate_rule
 from audit.errors import RempartError
+from audit.evaluate import BoundRule, evaluate_rule
 from audit.inventory import load_inventory, parse_target
 from audit.models import Resource
 from audit.plugins import Scope

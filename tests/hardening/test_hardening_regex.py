@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from audit.evaluate import BoundRule, evaluate_rule
 from audit.errors import InventoryError, PolicyError
-from audit.evaluate import Leaf, Undecidable, evaluate
+from audit.evaluate import BoundRule, Leaf, Undecidable, evaluate, evaluate_rule
 from audit.models import Reason, Resource, Severity, Status
 from audit.policy import Rule, load_policy, with_params
 from audit.regex import MAX_SUBJECT

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from audit.evaluate import BoundRule, evaluate_rule
 from audit.errors import ObservationError
+from audit.evaluate import BoundRule, evaluate_rule
 from audit.models import Observation, Reason, Status
 from audit.policy import load_policy
 from checks.ports import FAMILY

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from audit.evaluate import BoundRule, evaluate_rule
 from audit.errors import PolicyError
+from audit.evaluate import BoundRule, evaluate_rule
 from audit.models import Problem, Reason, Resource, Status
 from audit.policy import Policy, load_policy
 
