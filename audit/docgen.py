@@ -14,9 +14,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from audit.cli.views import describe_families
 from audit.policy import Reference
 from audit.registry import Families, load_families
-from audit.views import describe_families
 
 
 def checks_md(families: Families) -> str:

@@ -241,9 +241,9 @@ def _scan(inventory: Path, db: Path, quiet: bool) -> int:
 
 
 def _scan_quietly(inventory: Path, db: Path, quiet: bool) -> int:
+    from audit.cli.progress import run_with_ui
     from audit.planning import ScanRequest, build_plan
     from audit.registry import load_families
-    from audit.scanui import run_with_ui
     from audit.store import Store
 
     families = load_families()

@@ -30,9 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from audit.cli.views import diff_scans
 from audit.models import Finding, Resource, Severity, Status
 from audit.store import Store
-from audit.views import diff_scans
 
 SEVERITIES = list(Severity)
 RMPART = Path(sys.executable).parent / "rempart"

@@ -93,7 +93,7 @@ assert all(o.resources for o in observations)
 
 START_UP = """
 import sys
-import audit.cli, audit.scanui
+import audit.cli, audit.cli.progress
 from audit.planning import ScanRequest, build_plan
 from audit.registry import load_families, load_renderers
 load_renderers()

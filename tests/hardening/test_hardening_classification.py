@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from audit import cli
+from audit.cli import app as cli
 from audit.models import Reason
 from checks.tls import lab
 from tests.hardening.conftest import rempart

@@ -246,7 +246,7 @@ def scan_cli(
     *extra: str,
 ) -> tuple[int, str]:
     """``rempart scan`` in this process, over the in-process ``facts`` family."""
-    from audit import cli
+    from audit.cli import app as cli
     from audit.registry import Families
 
     from .store_worker import facts_family, spec_for

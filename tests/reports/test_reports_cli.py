@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from audit import cli_governance
+from audit.cli import governance as cli_governance
 from audit.errors import InputError
 from audit.frameworks import (
     coverage,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from audit import cli
 from audit import governance as gov
+from audit.cli import app as cli
 from audit.models import Finding, Reason, Resource, Severity, Status
 from audit.store import Store
 

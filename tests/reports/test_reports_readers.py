@@ -464,7 +464,7 @@ def test_marking_is_on_the_cover_and_every_page(pdf_layout: tuple[Any, Path]) ->
 def test_report_of_an_interrupted_scan_warns_and_says_what_was_not_reached(
     tmp_path: Path, report_data: ReportData, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from audit import cli
+    from audit.cli import app as cli
     from audit.store import Store
 
     store = Store(tmp_path / "r.db")

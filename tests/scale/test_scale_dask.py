@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from scale_helpers import distributed, outcomes, plan_for, sim_targets
 
-from audit import cli
+from audit.cli import app as cli
 from audit.engine import Progress, run_scan
 from audit.errors import DependencyError, OptionError
 from audit.executors import open_executor, parse_executor_url

@@ -20,7 +20,7 @@ import pytest
 from conftest import worker_pythonpath
 from scale_helpers import distributed, plan_for, sim_targets
 
-from audit import cli
+from audit.cli import app as cli
 from audit.engine import run_scan
 from audit.errors import InventoryError, OptionError
 from audit.executors import ExecutorTrust, check_trust, open_executor, parse_executor_url

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from scale_helpers import lifecycles, outcomes, plan_for, sim_targets
 
-from audit import cli
+from audit.cli import app as cli
 from audit.engine import run_scan
 from audit.errors import OptionError
 from audit.merge import merge_stores

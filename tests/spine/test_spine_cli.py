@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from audit import cli
+from audit.cli import app as cli
 from audit.registry import Families
 
 

@@ -299,7 +299,7 @@ def test_every_fault_in_a_file_is_reported_with_its_line(tmp_path: Path) -> None
 def test_policy_validate_reports_every_fault_of_every_file_and_warns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from audit import cli
+    from audit.cli import app as cli
 
     # Given one file with a typo'd fact, one with a bad severity, one valid without remediation
     typo = GOOD_RULE.replace("demo.item", "tls.endpoint").replace(

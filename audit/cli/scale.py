@@ -50,7 +50,7 @@ def merge(
     OUT keeps the history: lifecycle (new, open, resolved, reopened) is computed
     against its earlier scans. Merging the same stores again changes nothing.
     """
-    from audit.cli import _gate, _open_store
+    from audit.cli.app import _gate, _open_store
     from audit.merge import merge_stores
 
     result = merge_stores(out, inputs, shards=shards)

@@ -88,8 +88,8 @@ def _run_with_bar(
 ) -> ScanSummary:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from audit.cli.views import printable
     from audit.engine import Progress as EngineProgress
-    from audit.views import printable
 
     columns = (
         TextColumn("[bold]scanning"),
@@ -118,7 +118,7 @@ def print_summary(summary: ScanSummary, tally: Counter[tuple[str, str]]) -> None
     from rich.table import Table
     from rich.text import Text
 
-    from audit.views import printable
+    from audit.cli.views import printable
 
     table = Table(title=f"scan #{summary.id} — {summary.status}", title_justify="left")
     table.add_column("system")

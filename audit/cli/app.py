@@ -205,8 +205,8 @@ def scan(
     shard: str | None,
 ) -> None:
     """Scan TARGETS (URIs such as tls://host, ports://10.0.0.0/28, aws://profile)."""
+    from audit.cli.progress import run_with_ui
     from audit.planning import ScanRequest, build_plan
-    from audit.scanui import run_with_ui
 
     _check_outputs(outputs, fmt)
     trust = _executor_trust(
@@ -411,7 +411,7 @@ def findings(
     db_path: str,
 ) -> None:
     """List the findings of a scan (failing and errors by default)."""
-    from audit.views import print_findings
+    from audit.cli.views import print_findings
 
     store = _read_store(db_path)
     scan_id = scan_id or store.latest_scan_id()
@@ -435,8 +435,8 @@ def findings(
 @_db_option
 def diff(old: int | None, new: int | None, as_json: bool, db_path: str) -> None:
     """Compare two scans (default: the last two complete ones): new, resolved, still open."""
+    from audit.cli.views import diff_scans, print_diff
     from audit.errors import OptionError
-    from audit.views import diff_scans, print_diff
 
     if (old is None) != (new is None):
         raise OptionError("give both OLD and NEW scan ids, or neither")
@@ -525,7 +525,7 @@ def unaccept(acceptance_id: int, db_path: str) -> None:
 @_db_option
 def acceptances(expiring: int | None, as_json: bool, db_path: str) -> None:
     """List live risk acceptances (owner, reason, expiry)."""
-    from audit.views import print_acceptances
+    from audit.cli.views import print_acceptances
 
     print_acceptances(_read_store(db_path).acceptances(include_revoked=False), expiring, as_json)
 
@@ -551,8 +551,8 @@ def policy_list() -> None:
 @click.argument("name")
 def policy_show(name: str) -> None:
     """Show a policy's rules (built-in name or file)."""
+    from audit.cli.views import print_policy
     from audit.planning import resolve_policy
-    from audit.views import print_policy
 
     print_policy(resolve_policy(name, _families().fact_catalogue()))
 
@@ -604,7 +604,7 @@ def checks() -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "md", "json"]), default="text")
 def checks_list(facts: bool, fmt: str) -> None:
     """Each family, its target schemes and resource types."""
-    from audit.views import describe_families
+    from audit.cli.views import describe_families
 
     click.echo(describe_families(_families(), facts, fmt), nl=False)
 
@@ -630,7 +630,7 @@ def _register_extensions() -> None:
     """Commands that live in their own modules (governance, demo) join the main group."""
     import importlib
 
-    for name in ("audit.cli_governance", "audit.cli_demo", "audit.cli_scale"):
+    for name in ("audit.cli.governance", "audit.cli.demo", "audit.cli.scale"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -684,7 +684,7 @@ def _crashed(exc: Exception) -> NoReturn:
         import traceback
 
         traceback.print_exception(exc)
-    from audit.views import printable
+    from audit.cli.views import printable
 
     detail = printable(_one_line(str(exc)), 300)  # the message may quote what a target sent
     click.echo(
