@@ -457,6 +457,7 @@ def diff(old: int | None, new: int | None, as_json: bool, db_path: str) -> None:
 @click.option("--until", "until", required=True, help="Expiry date YYYY-MM-DD (≤ 3 years).")
 @click.option("--compensating", default="", help="Compensating measures.")
 @click.option("--decided-by", default="", help="Who decided (e.g. the committee).")
+@click.option("--force", is_flag=True, help="Accept even a finding that passed in the latest scan.")
 @_db_option
 def accept(
     finding: str,
@@ -466,6 +467,7 @@ def accept(
     until: str,
     compensating: str,
     decided_by: str,
+    force: bool,
     db_path: str,
 ) -> None:
     """Accept a risk: FINGERPRINT, or RULE_ID RESOURCE_KEY."""
@@ -484,6 +486,7 @@ def accept(
             fp, rule_id, key = store.find_fingerprint(finding)
         else:
             fp, rule_id, key = fingerprint_for(finding, resource), finding, resource
+        _refuse_acceptance(store, fp, rule_id, key, force)
         item = store.accept(
             fingerprint_=fp,
             rule_id=rule_id,
@@ -495,6 +498,52 @@ def accept(
             decided_by=decided_by,
         )
     click.echo(f"accepted #{item.id}: {rule_id} on {key} until {item.until} (owner: {owner})")
+
+
+def _refuse_acceptance(store: Store, fp: str, rule_id: str, key: str, force: bool) -> None:
+    """Refuse what would be recorded silently and mislead later: a finding the store has
+    never seen (a typo in the rule or resource), a second live acceptance of the same
+    finding (two owners, two expiries), or a finding that passes (nothing to accept)."""
+    from datetime import UTC, datetime
+
+    from audit.errors import AcceptanceError, OptionError
+
+    where = f"{_shown(rule_id)} on {_shown(key)}"
+    try:
+        store.find_fingerprint(fp)
+    except AcceptanceError:
+        raise OptionError(
+            f"no finding of {where} in {store.path} (see rempart findings --all)"
+        ) from None
+    today = datetime.now(UTC).date().isoformat()
+    for live in store.acceptances(include_revoked=False):
+        if live.fingerprint == fp and live.until >= today:
+            raise OptionError(
+                f"{where} is already accepted (#{live.id} until {live.until}); "
+                f"revoke it first (rempart unaccept {live.id})"
+            )
+    status = _latest_status(store, fp, rule_id)
+    if status in ("pass", "skip") and not force:
+        raise OptionError(
+            f"{where} is {'passing' if status == 'pass' else 'not applicable'} in the latest "
+            "scan: there is no risk to accept (--force to record it anyway)"
+        )
+
+
+def _latest_status(store: Store, fp: str, rule_id: str) -> str | None:
+    """The finding's status in the latest scan, or None when that scan did not judge it."""
+    scans = store.scans()
+    if not scans:
+        return None
+    found = store.findings(scans[-1].id, rule=rule_id)
+    return next((f.status.value for f in found if f.fingerprint == fp), None)
+
+
+def _shown(value: str) -> str:
+    """A rule id or resource key typed by the user, echoed safely."""
+    from audit.cli.views import printable
+
+    return printable(value, 120)
 
 
 @contextmanager

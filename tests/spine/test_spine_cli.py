@@ -297,3 +297,30 @@ def test_unaccept_revokes_and_the_gate_fails_again(
     code, out, _ = run(capsys, "unaccept", "1", "--db", db)
     assert code == 0 and "revoked" in out
     assert scan(capsys, tmp_path, policy_file, spec, "--fail-on", "high")[0] == 1
+
+
+def accept(capsys: pytest.CaptureFixture[str], db: str, *finding: str) -> tuple[int, str, str]:
+    until = (date.today() + timedelta(days=30)).isoformat()
+    args = ("--owner", "O", "--reason", "R", "--until", until, "--db", db)
+    return run(capsys, "accept", *finding, *args)
+
+
+def test_accept_refuses_what_it_would_record_silently(
+    tmp_path: Path, policy_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "r.db")
+    scan(capsys, tmp_path, policy_file, SPEC)
+    code, _, err = accept(capsys, db, "DEMO-PORT-999", "item://web")
+    assert code == 2 and "no finding of DEMO-PORT-999 on item://web" in err
+    code, _, err = accept(capsys, db, "DEMO-PORT-001", "item://nowhere")
+    assert code == 2 and "no finding" in err
+    code, _, err = accept(capsys, db, "DEMO-PORT-001", "item://mail")  # port 443 passes
+    assert code == 2 and "passing in the latest scan" in err and "--force" in err
+    assert accept(capsys, db, "DEMO-PORT-001", "item://mail", "--force")[0] == 0
+    assert accept(capsys, db, "DEMO-PORT-001", "item://web")[0] == 0
+    code, _, err = accept(capsys, db, "DEMO-PORT-001", "item://web")
+    assert code == 2 and "already accepted (#2" in err and "rempart unaccept 2" in err
+    assert run(capsys, "unaccept", "2", "--db", db)[0] == 0
+    assert accept(capsys, db, "DEMO-PORT-001", "item://web")[0] == 0
+    _, out, _ = run(capsys, "acceptances", "--json", "--db", db)
+    assert len(json.loads(out)) == 2
