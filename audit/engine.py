@@ -38,8 +38,8 @@ from audit.models import (
 from audit.plugins import CheckContext, CheckFamily
 from audit.policy import Policy
 from audit.registry import Families
+from audit.scale.vetting import vet
 from audit.store import Observed, Store
-from audit.vetting import vet
 
 DEFAULT_CONCURRENCY = 32
 

@@ -146,8 +146,8 @@ def _tls_plan(config: dict[str, Any]) -> tuple[Any, Any]:
 def _shards_then_merge(config: dict[str, Any], work: Path) -> dict[str, Any]:
     """Scan the sim workload in N shards (threads, one after the other), then merge them."""
     from audit.engine import run_scan
-    from audit.merge import merge_stores
-    from audit.sharding import select_shard
+    from audit.scale.merge import merge_stores
+    from audit.scale.sharding import select_shard
     from audit.store import Store
 
     plan, families = _plan({**config, "workload": "sim"}, work)
@@ -199,7 +199,7 @@ def _executor(config: dict[str, Any]) -> Iterator[Any]:
     if config["executor"] == "threads":
         yield None
         return
-    from audit.executors import open_executor
+    from audit.scale.executors import open_executor
 
     with open_executor(config["url"]) as executor:
         yield executor

@@ -23,8 +23,8 @@ from audit.models import SEVERITY_NAMES
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from audit.executors import ExecutorTrust
     from audit.registry import Families
+    from audit.scale.executors import ExecutorTrust
     from audit.store import Store
 
 SEVERITIES = SEVERITY_NAMES
@@ -218,7 +218,7 @@ def scan(
         request, families, warn=lambda text: click.echo(f"rempart: warning: {text}", err=True)
     )
     if shard is not None:
-        from audit.sharding import select_shard
+        from audit.scale.sharding import select_shard
 
         plan = select_shard(plan, shard)
     _preflight(plan, families)
@@ -234,7 +234,7 @@ def _executor_trust(
 ) -> ExecutorTrust:
     """Check the executor options before anything is read or sent (no packet on refusal)."""
     from audit.errors import OptionError
-    from audit.executors import ExecutorTrust, check_trust, parse_executor_url
+    from audit.scale.executors import ExecutorTrust, check_trust, parse_executor_url
 
     trust = ExecutorTrust(ca, cert, key, insecure)
     if url is None or url == "threads":
@@ -247,11 +247,11 @@ def _executor_trust(
 
 @contextmanager
 def _executor(url: str | None, trust: ExecutorTrust) -> Iterator[Executor | None]:
-    """None means the engine's own thread pool; anything else comes from audit.executors."""
+    """None means the engine's own thread pool; anything else comes from audit.scale.executors."""
     if url is None or url == "threads":
         yield None
         return
-    from audit.executors import open_executor
+    from audit.scale.executors import open_executor
 
     with open_executor(url, trust) as executor:
         yield executor

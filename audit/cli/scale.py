@@ -51,7 +51,7 @@ def merge(
     against its earlier scans. Merging the same stores again changes nothing.
     """
     from audit.cli.app import _gate, _open_store
-    from audit.merge import merge_stores
+    from audit.scale.merge import merge_stores
 
     result = merge_stores(out, inputs, shards=shards)
     if not quiet:

@@ -395,7 +395,7 @@ def test_a_replaced_or_added_view_or_key_is_refused(
     refused(rempart("findings", "--db", str(scanned)), "refusing a store")
     with pytest.raises(StoreError, match="refusing a store"):
         Store(scanned)
-    from audit.merge import merge_stores
+    from audit.scale.merge import merge_stores
 
     with pytest.raises(StoreError, match="refusing a store"):
         merge_stores(tmp_path / "merged.db", [scanned])

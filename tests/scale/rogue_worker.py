@@ -21,9 +21,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from audit import executors
 from audit.models import Observation, Resource
-from audit.wire import encode_observation
+from audit.scale import executors
+from audit.scale.wire import encode_observation
 
 HONEST_RUN_JOB = executors.run_job
 

@@ -13,9 +13,9 @@ from scale_facts import RUNNING
 from scale_helpers import plan_for, sim_targets
 
 from audit.engine import Progress, in_flight_bound, run_scan
-from audit.executors import open_executor
 from audit.models import Finding, Observation, Target
 from audit.registry import Families
+from audit.scale.executors import open_executor
 from audit.store import Store
 
 

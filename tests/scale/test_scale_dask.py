@@ -20,9 +20,9 @@ from scale_helpers import distributed, outcomes, plan_for, sim_targets
 from audit.cli import app as cli
 from audit.engine import Progress, run_scan
 from audit.errors import DependencyError, OptionError
-from audit.executors import open_executor, parse_executor_url
 from audit.models import Target
 from audit.registry import Families
+from audit.scale.executors import open_executor, parse_executor_url
 from audit.store import Store
 
 TARGETS = (*sim_targets(40), Target("sim://down1", "sim", "127.0.0.1"))

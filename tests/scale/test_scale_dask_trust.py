@@ -23,9 +23,9 @@ from scale_helpers import distributed, plan_for, sim_targets
 from audit.cli import app as cli
 from audit.engine import run_scan
 from audit.errors import InventoryError, OptionError
-from audit.executors import ExecutorTrust, check_trust, open_executor, parse_executor_url
 from audit.inventory import load_inventory
 from audit.registry import Families
+from audit.scale.executors import ExecutorTrust, check_trust, open_executor, parse_executor_url
 from audit.store import Store
 
 # --- a rogue worker ----------------------------------------------------------------------

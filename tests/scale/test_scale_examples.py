@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from audit.sharding import parse_shard
+from audit.scale.sharding import parse_shard
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

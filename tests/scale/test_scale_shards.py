@@ -14,10 +14,10 @@ from scale_helpers import lifecycles, outcomes, plan_for, sim_targets
 from audit.cli import app as cli
 from audit.engine import run_scan
 from audit.errors import OptionError
-from audit.merge import merge_stores
 from audit.models import Target
 from audit.registry import Families
-from audit.sharding import parse_shard, select_shard, shard_of
+from audit.scale.merge import merge_stores
+from audit.scale.sharding import parse_shard, select_shard, shard_of
 from audit.store import Store
 
 TARGETS = (*sim_targets(30), Target("sim://down1", "sim", "127.0.0.1"))
@@ -64,7 +64,7 @@ def test_shards_are_stable_across_processes() -> None:
     # Given the slices computed here and in a fresh interpreter (another hash salt)
     uris = [f"ports://10.0.{i}.0/28" for i in range(50)]
     code = (
-        "import json, sys; from audit.sharding import shard_of; "
+        "import json, sys; from audit.scale.sharding import shard_of; "
         "print(json.dumps([shard_of(u, 5) for u in json.loads(sys.argv[1])]))"
     )
     out = subprocess.run(

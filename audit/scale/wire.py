@@ -6,7 +6,7 @@ unpickling runs code here. So the worker-side wrapper encodes the
 :class:`~audit.models.Observation` as JSON bytes, the client accepts only msgpack
 from the cluster (bytes and strings, no objects), and this module rebuilds the
 dataclasses field by field, refusing anything of the wrong shape. Plain JSON cannot
-carry code; what it carries can still be a lie, which :mod:`audit.vetting` narrows.
+carry code; what it carries can still be a lie, which :mod:`audit.scale.vetting` narrows.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 hash is SHA-256 of the canonical URI, so every process, host and Python version agrees on
 the slices (Python's ``hash()`` is salted per process and would not), and adding a target
 to the inventory moves no other target between slices. Each shard writes its own store;
-``rempart db merge`` folds them into one scan (see :mod:`audit.merge`).
+``rempart db merge`` folds them into one scan (see :mod:`audit.scale.merge`).
 """
 
 from __future__ import annotations

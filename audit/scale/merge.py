@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from audit.errors import OptionError, StoreError
 from audit.governance import store_scores
 from audit.models import Status, SystemInfo
-from audit.sharding import shard_of
+from audit.scale.sharding import shard_of
 from audit.store import MERGED_EVENT, SCHEMA_VERSION, Store, sqlite_errors
 
 BATCH = 500

@@ -9,10 +9,10 @@ single writer.
 
 Trust runs both ways, and not evenly. The scheduler and workers run the code we send
 them (pickled tasks). What they send back is narrowed here: a job's result is JSON
-bytes (:mod:`audit.wire`), the client accepts only msgpack from the cluster (no pickle,
+bytes (:mod:`audit.scale.wire`), the client accepts only msgpack from the cluster (no pickle,
 no Dask type headers), the error of a failed task is never unpickled (the task counts
 as lost), and the engine vets each observation against its target
-(:mod:`audit.vetting`). Distributed's own control stream from the scheduler still
+(:mod:`audit.scale.vetting`). Distributed's own control stream from the scheduler still
 unpickles some messages, so a rogue scheduler, or a worker that forges the protocol,
 can still run code here: docs/scaling.md says how to deploy so that is acceptable.
 
@@ -38,7 +38,7 @@ from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from audit.errors import DependencyError, OptionError
 from audit.models import Observation, Problem, Reason
-from audit.wire import decode_observation, encode_observation
+from audit.scale.wire import decode_observation, encode_observation
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 MAX_CONNECT_TIMEOUT_S = 3600.0
