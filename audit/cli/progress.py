@@ -11,9 +11,10 @@ from __future__ import annotations
 import signal
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from types import FrameType
 
 from audit.engine import Progress, ScanPlan, run_scan
@@ -51,7 +52,7 @@ def run_with_ui(
     executor: Executor | None = None,
 ) -> ScanSummary:
     """Run the scan with progress on a TTY; print the summary table unless quiet."""
-    tally: Counter[tuple[str, str]] = Counter()
+    tally = Tally()
     with sigterm_as_interrupt():
         if quiet or not sys.stderr.isatty():
             summary = run_scan(
@@ -64,26 +65,43 @@ def run_with_ui(
     return summary
 
 
-def _tally_progress(tally: Counter[tuple[str, str]]) -> Progress:
+@dataclass
+class Tally:
+    """What the summary prints, counted as findings stream in: failures per (system,
+    severity), errors per system, and errors per (why, target), since "48 errors" with no
+    reason sends a newcomer to the store to find out that the target was down."""
+
+    by_system: Counter[tuple[str, str]] = field(default_factory=Counter)
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def count(self, findings: Sequence[Finding]) -> None:
+        """Add one target's findings."""
+        for finding in findings:
+            if finding.status.value == "fail":
+                self.by_system[(finding.system, finding.severity.value)] += 1
+            elif finding.status.value == "error":
+                self.by_system[(finding.system, "error")] += 1
+                why = finding.message.removeprefix(UNEVALUATED)
+                self.reasons[(why or str(finding.reason or "unknown"), finding.target)] += 1
+
+
+UNEVALUATED = "could not be evaluated: "
+"""The prefix the engine puts on an error finding's message (dropped in the summary)."""
+TOP_REASONS = 3
+
+
+def _tally_progress(tally: Tally) -> Progress:
     def on_target(target: Target, observation: Observation, findings: Sequence[Finding]) -> None:
-        _count(tally, findings)
+        tally.count(findings)
 
     return Progress(on_target=on_target)
-
-
-def _count(tally: Counter[tuple[str, str]], findings: Sequence[Finding]) -> None:
-    for finding in findings:
-        if finding.status.value == "fail":
-            tally[(finding.system, finding.severity.value)] += 1
-        elif finding.status.value == "error":
-            tally[(finding.system, "error")] += 1
 
 
 def _run_with_bar(
     plan: ScanPlan,
     families: Families,
     store: Store,
-    tally: Counter[tuple[str, str]],
+    tally: Tally,
     executor: Executor | None,
 ) -> ScanSummary:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -104,7 +122,7 @@ def _run_with_bar(
         def on_target(
             target: Target, observation: Observation, findings: Sequence[Finding]
         ) -> None:
-            _count(tally, findings)
+            tally.count(findings)
             bar.update(task, advance=1, description=printable(target.uri, 60))
 
         return run_scan(
@@ -112,8 +130,9 @@ def _run_with_bar(
         )
 
 
-def print_summary(summary: ScanSummary, tally: Counter[tuple[str, str]]) -> None:
-    """The table at the end of a scan: failing findings per system × severity, errors."""
+def print_summary(summary: ScanSummary, tally: Tally) -> None:
+    """The table at the end of a scan: failing findings per system × severity, errors,
+    then the commonest reasons for the errors."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -125,12 +144,13 @@ def print_summary(summary: ScanSummary, tally: Counter[tuple[str, str]]) -> None
     for severity in SEVERITY_ORDER:
         table.add_column(severity, justify="right")
     table.add_column("errors", justify="right")
-    systems = sorted({system for system, _ in tally}) or ["—"]
+    counted = tally.by_system
+    systems = sorted({system for system, _ in counted}) or ["—"]
     for system in systems:
         table.add_row(
             Text(printable(system)),  # an inventory's name: neither markup nor escapes
-            *(str(tally.get((system, s), 0)) for s in SEVERITY_ORDER),
-            str(tally.get((system, "error"), 0)),
+            *(str(counted.get((system, s), 0)) for s in SEVERITY_ORDER),
+            str(counted.get((system, "error"), 0)),
         )
     console = Console(stderr=True, highlight=False)
     console.print(table)
@@ -141,5 +161,26 @@ def print_summary(summary: ScanSummary, tally: Counter[tuple[str, str]]) -> None
         f"on {counts.get('resources', 0)} resources",
         markup=False,
     )
+    for line in error_lines(tally.reasons, counts):
+        console.print(line, markup=False, soft_wrap=True)
     if not summary.scope_declared:
         console.print("note: no scope declared", markup=False)
+
+
+def error_lines(reasons: Counter[tuple[str, str]], counts: Mapping[str, int]) -> list[str]:
+    """The commonest reasons for errors, with counts, and a hint when nothing at all
+    could be evaluated (a target down or filtered is the usual cause, not the rules)."""
+    from audit.cli.views import printable
+
+    top = reasons.most_common(TOP_REASONS)
+    lines = [f"{n} × {printable(why, 120)} on {printable(target, 80)}" for (why, target), n in top]
+    if len(reasons) > TOP_REASONS:
+        rest = sum(reasons.values()) - sum(n for _, n in top)
+        lines.append(f"… and {rest} more errors for {len(reasons) - TOP_REASONS} other reasons")
+    judged = sum(counts.get(status, 0) for status in ("pass", "fail", "skip"))
+    if counts.get("error", 0) and not judged:
+        lines.append(
+            "nothing could be evaluated: is the target up and reachable from here? "
+            "is it in scope? (rempart findings --status error)"
+        )
+    return lines

@@ -324,3 +324,29 @@ def test_accept_refuses_what_it_would_record_silently(
     assert accept(capsys, db, "DEMO-PORT-001", "item://web")[0] == 0
     _, out, _ = run(capsys, "acceptances", "--json", "--db", db)
     assert len(json.loads(out)) == 2
+
+
+def test_summary_gives_the_reasons_for_errors(
+    tmp_path: Path, policy_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = inventory(tmp_path, {"web": {"problem": "unreachable"}, "mail": SPEC["mail"]})
+    args = ("scan", "-i", str(inv), "-p", str(policy_file), "--db", str(tmp_path / "r.db"))
+    _, _, err = run(capsys, *args)
+    assert "2 × planted on facts://web" in err
+    assert "nothing could be evaluated" not in err
+    inv = inventory(tmp_path, {"web": {"problem": "unreachable"}, "mail": {"problem": "timeout"}})
+    _, _, err = run(capsys, *args)
+    assert "2 × planted on facts://mail" in err and "2 × planted on facts://web" in err
+    assert "nothing could be evaluated: is the target up" in err
+
+
+def test_error_lines_are_bounded_and_plain() -> None:
+    from collections import Counter
+
+    from audit.cli.progress import error_lines
+
+    reasons = Counter({(f"refused [red]{i}[/red]\x1b[2J", f"tls://h{i}"): 10 - i for i in range(5)})
+    lines = error_lines(reasons, {"error": 40, "pass": 1})
+    assert lines[0] == "10 × refused [red]0[/red]\\x1b[2J on tls://h0"
+    assert lines[3] == "… and 13 more errors for 2 other reasons"
+    assert len(lines) == 4
