@@ -9,7 +9,7 @@ Two workloads, each scanned with the engine's thread pool and on a Dask cluster 
 process and a ``dask worker`` process with ``--workers`` worker processes of ``--threads``
 threads, all on 127.0.0.1, started fresh for every run.
 
-* ``sim``: N targets of the ``sim://`` family from ``tests/scale/scale_facts.py``, which
+* ``sim``: N targets of the ``sim://`` family from ``tests/fakes.py``, which
   does no network I/O but sleeps ``--latency`` seconds per target (simulated I/O) and
   returns one resource judged by two rules;
 * ``tls``: ``--tls`` real TLS endpoints (Python ``ssl`` servers of ``checks.tls.lab``, TLS
@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SIM_DIR = ROOT / "tests" / "scale"
+SIM_DIR = ROOT / "tests"
 POLICY = """\
 policy: bench
 title: Bench
@@ -116,7 +116,7 @@ def _plan(config: dict[str, Any], work: Path) -> tuple[Any, Any]:
 
     if config["workload"] == "tls":
         return _tls_plan(config)
-    from scale_facts import SIM_FAMILY
+    from fakes import SIM_FAMILY
 
     (work / "bench.yaml").write_text(POLICY)
     policy = load_policy(work / "bench.yaml", {"demo.item"})

@@ -2,7 +2,7 @@
 
     python store_worker.py DB POLICY TARGETS SLEEP VARIANT [PREFIX]
 
-Scans TARGETS targets of the in-process ``facts`` family (tests/spine/conftest.py: no
+Scans TARGETS targets of the in-process ``facts`` family (tests/fakes.py: no
 network, each target sleeps SLEEP seconds and returns two resources) into DB, with the
 two-rule demo policy. VARIANT flips which resources fail, so successive scans give
 the store new, open, resolved and reopened findings. PREFIX names the targets, so two
@@ -11,7 +11,6 @@ workers can scan different targets into one store at once.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -22,15 +21,15 @@ from audit.policy import load_policy
 from audit.registry import Families
 from audit.store import Store
 
-SPINE = Path(__file__).resolve().parents[1] / "spine" / "conftest.py"
+TESTS = Path(__file__).resolve().parents[1]
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+
+from fakes import FACTS_FAMILY  # noqa: E402
 
 
 def facts_family() -> object:
-    spec = importlib.util.spec_from_file_location("spine_conftest", SPINE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.FACTS_FAMILY
+    return FACTS_FAMILY
 
 
 def spec_for(prefix: str, count: int, sleep: float, variant: int) -> dict[str, object]:

@@ -1,8 +1,8 @@
 """Fixtures for the scale-out tests: the ``sim://`` family, a demo policy, Dask clusters.
 
-The family lives in ``scale_facts.py`` next to this file and is imported by module name,
-so Dask worker processes can import it too: this directory goes on ``sys.path`` here and
-on ``PYTHONPATH`` for the worker processes a cluster fixture starts.
+The family lives in ``tests/fakes.py`` and is imported by module name, so Dask worker
+processes can import it too: ``tests/`` goes on ``sys.path`` here (with this directory, for
+the helpers) and on ``PYTHONPATH`` for the worker processes a cluster fixture starts.
 """
 
 from __future__ import annotations
@@ -16,35 +16,14 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+for _path in (HERE, HERE.parent):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
-from scale_facts import RUNNING, SIM_FAMILY  # noqa: E402
+from fakes import RUNNING, SIM_FAMILY, demo_policy  # noqa: E402
 from scale_helpers import distributed  # noqa: E402
 
 from audit.registry import Families  # noqa: E402
-
-POLICY = """\
-policy: demo
-title: Demo
-version: "{version}"
-params:
-  allowed: {{default: [80, 443]}}
-rules:
-  - id: DEMO-PORT-001
-    title: Only allowed ports
-    resource: demo.item
-    expect: {{key: port, op: in, param: allowed}}
-    severity: high
-    remediation: Close it.
-  - id: DEMO-TAG-001
-    title: Tagged with owner
-    resource: demo.item
-    where: {{key: port, op: ne, value: 8080}}
-    expect: {{key: tags, op: contains, value: owner}}
-    severity: low
-    remediation: Tag it.
-"""
 
 
 @pytest.fixture
@@ -55,7 +34,7 @@ def families() -> Families:
 @pytest.fixture
 def policy_file(tmp_path: Path) -> Path:
     path = tmp_path / "demo.yaml"
-    path.write_text(POLICY.format(version="1.0"))
+    path.write_text(demo_policy(exempt_port=8080, version="1.0"))
     return path
 
 
@@ -68,7 +47,9 @@ def fresh_gauge() -> None:
 def worker_pythonpath() -> Iterator[None]:
     """PYTHONPATH for spawned worker processes, restored afterwards."""
     before = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), before) if p)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(HERE.parent), str(HERE), before) if p
+    )
     try:
         yield
     finally:

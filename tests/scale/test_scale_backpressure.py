@@ -9,7 +9,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from scale_facts import RUNNING
+from fakes import RUNNING
 from scale_helpers import plan_for, sim_targets
 
 from audit.engine import Progress, in_flight_bound, run_scan

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FACTS_FAMILY
 
 from audit import registry
 from audit.errors import ScopeError
@@ -16,8 +17,6 @@ from audit.models import Target
 from audit.plugins import Reach, Scope
 from audit.registry import Families
 from audit.scope import ScopeGuard
-
-from .conftest import FACTS_FAMILY
 
 
 def target(host: str, cli: bool = False) -> Target:

@@ -160,7 +160,7 @@ def test_unwritable_store_path_is_a_clear_error(tmp_path: Path) -> None:
 SLOW_SCAN = """
 import sys, json
 sys.path.insert(0, {here!r})
-from conftest import FACTS_FAMILY
+from fakes import FACTS_FAMILY
 from audit.engine import ScanPlan, run_scan
 from audit.models import Target
 from audit.plugins import CheckContext
@@ -183,7 +183,7 @@ def test_kill_9_leaves_a_whole_store_and_an_interrupted_scan(
 ) -> None:
     # Given a long scan in another process
     db = tmp_path / "r.db"
-    code = SLOW_SCAN.format(here=str(HERE), policy=str(policy_file), db=str(db))
+    code = SLOW_SCAN.format(here=str(HERE.parent), policy=str(policy_file), db=str(db))
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=os.getcwd())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

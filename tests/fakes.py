@@ -1,0 +1,200 @@
+"""The fake check families of the test suite and the bench, and their demo policy.
+
+Two families that observe nothing on the network and exercise the same plugin contract
+as the real ones, without standing in for any of our network code:
+
+- ``facts://NAME`` returns the resources a test put in ``ctx.options['facts'][NAME]``
+  (or a problem): the engine, store and CLI tests choose every fact;
+- ``sim://NAME`` derives its facts from the name (and the ``round`` setting, so a later
+  scan can change some of them), which keeps the check context tiny however many
+  targets a scale test or a benchmark scans. Settings (``ctx.options['sim']``):
+  ``round`` (int, shifts which items fail), ``latency`` (seconds of simulated I/O per
+  target), ``sleep`` (``{name: seconds}``), ``crash`` (names whose collect ends the
+  *worker process*, never the process given as ``parent_pid``), ``trace_dir`` (every
+  collect attempt leaves a file there, so a test can count attempts across processes).
+  Names starting with ``down`` are unreachable (a problem, not an exception).
+
+Both produce ``demo.item`` resources, which :func:`demo_policy` judges. This module is
+imported by its name, ``fakes``, with ``tests/`` on ``sys.path`` (and on ``PYTHONPATH``
+for worker processes: Dask unpickles the families by module name). It is test code: the
+wheel never carries it (``tests/test_packaging.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import SplitResult
+
+from audit.errors import TargetError
+from audit.models import Observation, Problem, Reason, Resource, Target
+from audit.plugins import CheckContext, CheckFamily, FactDoc, ResourceTypeDoc
+
+TESTS_DIR = Path(__file__).resolve().parent
+"""What goes on ``sys.path`` (and a worker's ``PYTHONPATH``) to import this module."""
+
+DEMO_ITEM = ResourceTypeDoc(
+    "demo.item",
+    "An item",
+    (FactDoc("port", "int", "a port"), FactDoc("tags", "list", "tags")),
+)
+
+
+def demo_policy(*, exempt_port: int = 25, version: str | None = None, prefix: str = "DEMO") -> str:
+    """The two-rule policy over ``demo.item``: allowed ports, and an owner tag on every
+    item but those on ``exempt_port`` (25 for ``facts``, 8080 for ``sim``, whose ports
+    include it)."""
+    head = "policy: demo\ntitle: Demo\n"
+    if version is not None:
+        head += f'version: "{version}"\n'
+    return (
+        head
+        + f"""\
+params:
+  allowed: {{default: [80, 443]}}
+rules:
+  - id: {prefix}-PORT-001
+    title: Only allowed ports
+    resource: demo.item
+    expect: {{key: port, op: in, param: allowed}}
+    severity: high
+    remediation: Close it.
+  - id: {prefix}-TAG-001
+    title: Tagged with owner
+    resource: demo.item
+    where: {{key: port, op: ne, value: {exempt_port}}}
+    expect: {{key: tags, op: contains, value: owner}}
+    severity: low
+    remediation: Tag it.
+"""
+    )
+
+
+# --- facts:// ---------------------------------------------------------------------------
+
+
+def _parse_facts(split: SplitResult, raw: str) -> Target:
+    if not split.hostname:
+        raise TargetError(f"{raw!r}: missing name")
+    return Target(uri=f"facts://{split.hostname}", scheme="facts", host="127.0.0.1")
+
+
+def _collect_facts(target: Target, ctx: CheckContext) -> Observation:
+    spec = ctx.family_options("facts").get(target.uri.removeprefix("facts://"), {})
+    if "sleep" in spec:
+        time.sleep(spec["sleep"])
+    if "problem" in spec:
+        return Observation(target, problems=(Problem(Reason(spec["problem"]), "planted"),))
+    resources = tuple(
+        Resource(
+            type=r.get("type", "demo.item"),
+            key=r["key"],
+            target=target.uri,
+            system=target.system,
+            facts=r["facts"],
+            unknown={k: Problem(Reason(v), f"{k} denied") for k, v in r.get("unknown", {}).items()},
+        )
+        for r in spec.get("resources", [])
+    )
+    return Observation(target, resources=resources)
+
+
+FACTS_FAMILY = CheckFamily(
+    name="facts",
+    description="Resources given by the test",
+    schemes=("facts",),
+    resource_types=(DEMO_ITEM,),
+    parse=_parse_facts,
+    collect=_collect_facts,
+)
+
+
+# --- sim:// -----------------------------------------------------------------------------
+
+PORTS = (22, 80, 443, 8080)
+
+
+class Gauge:
+    """How many collects run at once in this process, and the most there ever were."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = 0
+        self.peak = 0
+        self.total = 0
+
+    def reset(self) -> None:
+        with self.lock:
+            self.now = self.peak = self.total = 0
+
+    def enter(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.total += 1
+            self.peak = max(self.peak, self.now)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.now -= 1
+
+
+RUNNING = Gauge()
+
+
+def _parse_sim(split: SplitResult, raw: str) -> Target:
+    if not split.hostname:
+        raise TargetError(f"{raw!r}: missing name")
+    return Target(uri=f"sim://{split.hostname}", scheme="sim", host="127.0.0.1")
+
+
+def facts_for(name: str, round_: int = 1) -> dict[str, object]:
+    """The facts ``sim://NAME`` reports in a given round (deterministic)."""
+    digest = hashlib.sha256(name.encode()).digest()
+    port = PORTS[(digest[0] + (round_ if digest[1] % 3 == 0 else 0)) % len(PORTS)]
+    tags = ["owner"] if digest[2] % 4 else []
+    return {"port": port, "tags": tags}
+
+
+def _collect_sim(target: Target, ctx: CheckContext) -> Observation:
+    options = ctx.family_options("sim")
+    name = target.uri.removeprefix("sim://")
+    RUNNING.enter()
+    try:
+        _trace(options.get("trace_dir"), name)
+        _maybe_crash(options, name)
+        delay = options.get("sleep", {}).get(name, options.get("latency", 0))
+        if delay:
+            time.sleep(delay)
+        if name.startswith("down"):
+            return Observation(target, problems=(Problem(Reason.UNREACHABLE, "no route"),))
+        facts = facts_for(name, int(options.get("round", 1)))
+        resource = Resource("demo.item", f"item://{name}", target.uri, target.system, facts)
+        return Observation(target, resources=(resource,))
+    finally:
+        RUNNING.leave()
+
+
+def _trace(directory: str | None, name: str) -> None:
+    if directory:
+        (Path(directory) / f"{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}").touch()
+
+
+def _maybe_crash(options: Mapping[str, Any], name: str) -> None:
+    if name in options.get("crash", ()) and os.getpid() != options.get("parent_pid"):
+        os._exit(70)
+
+
+SIM_FAMILY = CheckFamily(
+    name="sim",
+    description="Simulated targets whose facts derive from their name",
+    schemes=("sim",),
+    resource_types=(DEMO_ITEM,),
+    parse=_parse_sim,
+    collect=_collect_sim,
+)
