@@ -10,6 +10,7 @@ come from the cache (:mod:`audit.policycache`) starts without it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -67,6 +68,7 @@ class Rule:
     references: tuple[Reference, ...] = ()
     context: tuple[str, ...] = ()
     declared: Declaration | None = None
+    same_as: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,8 @@ def _catalogue(known: Iterable[str] | FactCatalogue | None) -> FactCatalogue | N
 
 
 def check_unique_ids(policies: Sequence[Policy]) -> None:
-    """Rule ids are global: two packs may not define the same id."""
+    """Rule ids are global: two packs may not define the same id. The twins a rule
+    names (``same_as``) are checked here too, since only the set of packs knows them."""
     owner: dict[str, Policy] = {}
     for policy in policies:
         for rule in policy.rules:
@@ -161,6 +164,70 @@ def check_unique_ids(policies: Sequence[Policy]) -> None:
                     f"rule id {rule.id!r} is defined by both {first.name!r} and {policy.name!r}",
                     source=policy.source,
                 )
+    check_twins(policies)
+
+
+def check_twins(policies: Sequence[Policy]) -> None:
+    """Every ``same_as`` id names a rule of the loaded packs or a built-in rule, and a
+    twin that is loaded selects the same resource type (else no finding could pair).
+
+    Every fault is reported. Built-in ids are read only when some twin is not loaded.
+    """
+    loaded = {rule.id: rule for policy in policies for rule in policy.rules}
+    problems: list[PolicyError] = []
+    for policy in policies:
+        for rule in policy.rules:
+            problems.extend(_twin_faults(rule, policy.source, loaded))
+    raise_all(problems)
+
+
+def _twin_faults(rule: Rule, source: str, loaded: Mapping[str, Rule]) -> list[PolicyError]:
+    faults = []
+    for twin_id in rule.same_as:
+        twin = loaded.get(twin_id)
+        if twin is None and twin_id not in builtin_rule_types():
+            message = f"{rule.id}: same_as names an unknown rule {twin_id!r}"
+        elif (twin.resource if twin else builtin_rule_types()[twin_id]) != rule.resource:
+            message = (
+                f"{rule.id}: same_as {twin_id!r} selects another resource type "
+                f"({rule.resource} here); twins evidence one requirement on one resource"
+            )
+        else:
+            continue
+        faults.append(PolicyError(message, source=source))
+    return faults
+
+
+def twins_of(rules: Iterable[Rule]) -> dict[str, frozenset[str]]:
+    """Rule id → its twins, symmetric: ``same_as`` declared on either side is enough.
+
+    Not transitive: AWS-EC2-101 (SSH/RDP open to the Internet) is the twin of both
+    AWS-EC2-003 (from IPv4) and AWS-EC2-004 (from IPv6), which are not each other's.
+    """
+    found: dict[str, set[str]] = {}
+    for rule in rules:
+        for twin in rule.same_as:
+            found.setdefault(rule.id, set()).add(twin)
+            found.setdefault(twin, set()).add(rule.id)
+    return {rule_id: frozenset(twins) for rule_id, twins in found.items()}
+
+
+@functools.cache
+def builtin_twins() -> Mapping[str, frozenset[str]]:
+    """:func:`twins_of` over every built-in pack: what acceptances and reports use."""
+    return twins_of(rule for policy in _builtin_packs() for rule in policy.rules)
+
+
+@functools.cache
+def builtin_rule_types() -> Mapping[str, str]:
+    """Built-in rule id → the resource type it selects."""
+    return {rule.id: rule.resource for policy in _builtin_packs() for rule in policy.rules}
+
+
+def _builtin_packs() -> list[Policy]:
+    from audit.registry import builtin_policies
+
+    return [load_policy(path, cached=True) for path in builtin_policies().values()]
 
 
 def with_params(policy: Policy, overrides: Mapping[str, Any], source: str | None) -> Policy:

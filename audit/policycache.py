@@ -324,6 +324,7 @@ def _encode_rule(rule: Rule) -> dict[str, Any]:
         "references": [_encode_reference(ref) for ref in rule.references],
         "context": list(rule.context),
         "declared": None if rule.declared is None else [rule.declared.param, rule.declared.message],
+        "same_as": list(rule.same_as),
     }
 
 
@@ -347,6 +348,7 @@ def _decode_rule(data: Mapping[str, Any]) -> Rule:
         references=tuple(_decode_reference(ref) for ref in data["references"]),
         context=tuple(_str(c) for c in data["context"]),
         declared=None if declared is None else Declaration(_str(declared[0]), _str(declared[1])),
+        same_as=tuple(_str(i) for i in data["same_as"]),
     )
 
 

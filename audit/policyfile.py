@@ -207,6 +207,19 @@ class RuleModel(_Frozen):
         description="Fact keys whose values every pass or fail also reports (evidence, message)",
     )
     declared: DeclarationModel | None = None
+    same_as: list[str] = Field(
+        default_factory=list,
+        description="Rules of other packs that check the same requirement on the same "
+        "resource (twins): reports list them once, an acceptance covers them all",
+    )
+
+    @field_validator("same_as")
+    @classmethod
+    def _twin_ids(cls, ids: list[str]) -> list[str]:
+        for value in ids:
+            if not RULE_ID.match(value):
+                raise ValueError(f"same_as: {value!r} is not a rule id (AREA-TOPIC-NNN)")
+        return ids
 
     @field_validator("context")
     @classmethod
@@ -346,7 +359,20 @@ def _check_model(
                 _check_condition(cond, [*path, name], checker)
         _collect(problems, _check_controls, rule, path, doc)
         _check_context_and_declaration(rule, path, checker)
+        _collect(problems, _check_not_own_twin, rule, path, doc)
     return problems
+
+
+def _check_not_own_twin(rule: RuleModel, path: list[str | int], doc: YamlDocument) -> None:
+    """A rule is not its own twin; whether the others exist is known only beside the
+    other packs (:func:`audit.policy.check_twins`)."""
+    if rule.id in rule.same_as:
+        where = [*path, "same_as"]
+        raise PolicyError(
+            f"{format_path(where)}: a rule cannot be declared the same as itself",
+            source=doc.source,
+            line=doc.line_of(where),
+        )
 
 
 def _check_context_and_declaration(
@@ -582,6 +608,7 @@ def _compile_rule(rule: RuleModel, policy: str) -> Rule:
         references=tuple(_reference(item) for item in rule.references),
         context=tuple(rule.context),
         declared=Declaration(**rule.declared.model_dump()) if rule.declared else None,
+        same_as=tuple(dict.fromkeys(rule.same_as)),
     )
 
 

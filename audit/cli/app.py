@@ -474,6 +474,7 @@ def accept(
     from datetime import date
 
     from audit.errors import OptionError
+    from audit.policy import builtin_twins
     from audit.store import fingerprint_for
 
     try:
@@ -496,8 +497,11 @@ def accept(
             until=expiry,
             compensating=compensating,
             decided_by=decided_by,
+            twins=builtin_twins().get(rule_id, ()),
         )
     click.echo(f"accepted #{item.id}: {rule_id} on {key} until {item.until} (owner: {owner})")
+    for twin in store.twin_acceptances(item):
+        click.echo(f"accepted #{twin.id}: {twin.rule_id} on {key} as a twin of {rule_id}")
 
 
 def _refuse_acceptance(store: Store, fp: str, rule_id: str, key: str, force: bool) -> None:

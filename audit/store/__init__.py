@@ -21,6 +21,7 @@ put them in facts, and nothing else here receives them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -288,9 +289,15 @@ class Store:
         compensating: str = "",
         decided_by: str = "",
         today: date | None = None,
+        twins: Iterable[str] = (),
     ) -> Acceptance:
         """Record a risk acceptance; AcceptanceError when the rules refuse it (expiry
-        mandatory, not past, at most three years out; a named owner and a reason)."""
+        mandatory, not past, at most three years out; a named owner and a reason).
+
+        ``twins`` are the rules declared the same requirement (``same_as``): the risk is
+        one, so each gets its own acceptance on the same resource, with the same owner,
+        reason and expiry, and its trail event names the rule it was accepted as a twin of.
+        """
         check_rules(owner, reason, until, today)
         at = now_iso()
         draft = Acceptance(
@@ -298,7 +305,24 @@ class Store:
             owner=owner, reason=reason, until=until.isoformat(), created_at=at,
             decided_by=decided_by, compensating=compensating,
         )  # fmt: skip
-        return self.acceptance(self._acceptances.add(draft, at))
+        accepted = self.acceptance(self._acceptances.add(draft, at))
+        for twin in sorted(set(twins) - {rule_id}):
+            twin_fp = fingerprint_for(twin, resource_key)
+            copy = dataclasses.replace(draft, fingerprint=twin_fp, rule_id=twin)
+            self._acceptances.add(copy, at, twin_of=rule_id)
+        return accepted
+
+    def twin_acceptances(self, acceptance: Acceptance) -> list[Acceptance]:
+        """The acceptances recorded with ``acceptance`` for its twins (same resource,
+        owner, reason, expiry and time), so a caller can say what else it covers."""
+        return [
+            a
+            for a in self.acceptances(include_revoked=False)
+            if a.id != acceptance.id
+            and (a.resource_key, a.owner, a.reason, a.until, a.created_at)
+            == (acceptance.resource_key, acceptance.owner, acceptance.reason,
+                acceptance.until, acceptance.created_at)
+        ]  # fmt: skip
 
     def unaccept(self, acceptance_id: int) -> Acceptance:
         """Revoke an acceptance (it stays in the record, marked revoked)."""

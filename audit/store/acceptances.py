@@ -44,8 +44,12 @@ class Acceptances:
         self.conn = conn
         self.transaction = transaction
 
-    def add(self, acceptance: Acceptance, at: str) -> int:
-        """Record a checked acceptance (its id and revocation are ignored); its id."""
+    def add(self, acceptance: Acceptance, at: str, twin_of: str = "") -> int:
+        """Record a checked acceptance (its id and revocation are ignored); its id.
+
+        ``twin_of`` names the rule whose acceptance this one follows (``same_as``): the
+        trail then says the risk was accepted as that rule's twin, not decided apart.
+        """
         a = acceptance
         with self.transaction():
             cursor = self.conn.execute(
@@ -55,6 +59,8 @@ class Acceptances:
                  a.compensating, a.decided_by, a.until, at),
             )  # fmt: skip
             detail = {"owner": a.owner, "until": a.until, "reason": a.reason}
+            if twin_of:
+                detail["twin_of"] = twin_of
             trail.append(self.conn, at, a.fingerprint, "accepted", detail)
         return int(cursor.lastrowid or 0)
 
