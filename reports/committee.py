@@ -19,7 +19,7 @@ from audit import governance as gov
 from audit.frameworks import get_framework
 from audit.models import Acceptance, Finding, ScanSummary, Severity, SystemInfo
 from audit.reporting import RenderOptions, ReportData
-from reports import rulebook, wording
+from reports import rulebook, twins, wording
 from reports._text import evidence_text, one_line, printable, shorten
 
 SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)
@@ -151,6 +151,7 @@ class PlanLine:
     names: list[str]
     more: int
     advice: str
+    rule_ids: tuple[str, ...] = ()  # the action's rule and its twins (``same_as``)
 
 
 @dataclass(frozen=True)
@@ -526,8 +527,11 @@ def short_name(resource_key: str) -> str:
     return shorten(one_line(key), 28)
 
 
-def _plan(data: ReportData, actions: Sequence[gov.Action]) -> list[PlanLine]:
-    """The action plan without commands: each action names a few of its resources."""
+def _plan(
+    data: ReportData, actions: Sequence[gov.Action], grouped: twins.Grouped
+) -> list[PlanLine]:
+    """The action plan without commands: each action names a few of its resources and
+    every rule id it stands for (its twins fail on the same resources)."""
     keys: dict[str, set[str]] = defaultdict(set)
     for finding in data.findings:
         if gov.outcome(finding) == gov.FAIL:
@@ -536,7 +540,9 @@ def _plan(data: ReportData, actions: Sequence[gov.Action]) -> list[PlanLine]:
     for action in actions:
         names = sorted({short_name(k) for k in keys[action.rule_id]})
         advice, _ = wording.split_remediation(action.remediation)
-        lines.append(PlanLine(action, names[:PLAN_NAMES], len(names) - PLAN_NAMES, advice))
+        more = len(names) - PLAN_NAMES
+        ids = grouped.ids_of(action.rule_id)
+        lines.append(PlanLine(action, names[:PLAN_NAMES], more, advice, ids))
     return lines
 
 
@@ -606,7 +612,10 @@ def build(data: ReportData, options: RenderOptions, lang: str) -> Committee:
     snapshot = gov.score_snapshot(data, sla, min_coverage)
     trend = _trend(data, snapshot, min_coverage)
     previous = trend[-2].index if len(trend) > 1 else None
-    actions = gov.action_plan(data, sla)
+    grouped = twins.group(data.findings, twins.declared_twins())
+    risks = dataclasses.replace(data, findings=grouped.findings)
+    actions = gov.action_plan(risks, sla)
+    plan = _plan(data, actions, grouped)
     readers = [r.strip() for r in options.extra.get("readers", "").split(";") if r.strip()]
     sources = rulebook.sources({(f.rule_id, f.policy) for f in data.findings}, data.scan.policies)
     return Committee(
@@ -616,7 +625,7 @@ def build(data: ReportData, options: RenderOptions, lang: str) -> Committee:
         today=gov.as_of(data),
         opinion=gov.opinion(data.findings, data.scan.status, min_coverage),
         previous_index=previous,
-        open=gov.open_by_severity(data.findings),
+        open=gov.open_by_severity(grouped.findings),
         systems=_systems(data, min_coverage),
         frameworks=_frameworks(data, lang),
         actions=actions,
@@ -626,11 +635,11 @@ def build(data: ReportData, options: RenderOptions, lang: str) -> Committee:
         errors=_errors(data.findings),
         resource_types=_resource_types(data),
         trend=trend,
-        appendix=_appendix(data, lang, [a.rule_id for a in actions], sources),
+        appendix=_appendix(data, lang, [i for line in plan for i in line.rule_ids], sources),
         sla=sla,
         readers=readers,
         marking=one_line(options.extra.get("marking", "")),
-        plan=_plan(data, actions),
+        plan=plan,
         workings=gov.index_workings(data.findings),
         cover=_cover(data),
         unfinished=_unfinished(data, options),
