@@ -398,6 +398,11 @@ def report(
 @click.option("--target", default=None)
 @click.option("--all", "show_all", is_flag=True, help="Include passing and skipped findings.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@click.option(
+    "--wide",
+    is_flag=True,
+    help="Every column (lifecycle, system) in full, one line a finding (for less -S).",
+)
 @_db_option
 def findings(
     scan_id: int | None,
@@ -408,6 +413,7 @@ def findings(
     target: str | None,
     show_all: bool,
     as_json: bool,
+    wide: bool,
     db_path: str,
 ) -> None:
     """List the findings of a scan (failing and errors by default)."""
@@ -425,7 +431,7 @@ def findings(
         target=target,
         statuses=default,
     )
-    print_findings(items, as_json)
+    print_findings(items, as_json, wide)
 
 
 @cli.command()

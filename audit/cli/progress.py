@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 
+from audit.cli.views import UNEVALUATED
 from audit.engine import Progress, ScanPlan, run_scan
 from audit.models import SEVERITY_NAMES, Finding, Observation, ScanSummary, Target
 from audit.registry import Families
@@ -85,8 +86,6 @@ class Tally:
                 self.reasons[(why or str(finding.reason or "unknown"), finding.target)] += 1
 
 
-UNEVALUATED = "could not be evaluated: "
-"""The prefix the engine puts on an error finding's message (dropped in the summary)."""
 TOP_REASONS = 3
 
 

@@ -33,36 +33,103 @@ def printable(value: object, limit: int = 200) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
+UNBOUNDED = 100_000
 RICH_ROWS = 1000
 """Above this many rows a table is printed as plain aligned text: rich measures every
 cell of every row first, which took 26 s for 33,000 findings."""
 PLAIN_WIDTH = 48
 
 
-def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+def _table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    limits: Sequence[int | None] | None = None,
+) -> None:
+    """Rows under a title, wrapped in the terminal's width. ``limits`` keeps each row on
+    one line: a column is at most its limit wide, cut with "…", and the last one (limit
+    None) takes what the terminal has left. Empty ``limits``: one line a row, every cell
+    whole, however wide."""
     if len(rows) > RICH_ROWS:
-        _plain_table(title, columns, rows)
+        _plain_table(title, columns, rows, limits)
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(Text(printable(cell)) for cell in row))
-    Console(highlight=False).print(table)
+    console = Console(highlight=False)
+    cells = [[printable(cell, 200 if limits is None else 10_000) for cell in row] for row in rows]
+    if limits is None:
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+    elif not limits:  # wide: every cell whole, as wide as it takes (for less -S, a file)
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column, no_wrap=True)
+        console = Console(highlight=False, width=UNBOUNDED)
+    else:
+        table = Table(
+            title=title,
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            pad_edge=False,
+            padding=(0, 1, 0, 0),
+        )
+        widths = _fit(columns, cells, limits, console.width - 2 * (len(columns) - 1))
+        for column, width in zip(columns, widths, strict=True):
+            table.add_column(column, no_wrap=True, overflow="ellipsis", width=width)
+    for row in cells:
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table)
 
 
-def _plain_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Every row, aligned in columns at most PLAIN_WIDTH wide (a longer cell pushes its
-    line on rather than being cut); the last column is left unpadded."""
-    cells = [[printable(cell) for cell in row] for row in rows]
+def _fit(
+    columns: Sequence[str], cells: Sequence[Sequence[str]], limits: Sequence[int | None], room: int
+) -> list[int]:
+    """Column widths: each as wide as its widest cell up to its limit; the last one gets
+    the rest of ``room``, and when that is under MIN_LAST the one before it (a resource
+    key, say) gives way, down to MIN_LAST as well."""
     widths = [
-        min(PLAIN_WIDTH, max([len(column)] + [len(row[i]) for row in cells]))
-        for i, column in enumerate(columns)
+        min(limit or 10_000, max([len(column)] + [len(row[i]) for row in cells]))
+        for i, (column, limit) in enumerate(zip(columns, limits, strict=True))
     ]
+    natural = widths[-1]
+    widths[-1] = room - sum(widths[:-1])
+    if widths[-1] < MIN_LAST and len(widths) > 1:
+        given = min(MIN_LAST - widths[-1], max(0, widths[-2] - MIN_LAST))
+        widths[-2] -= given
+        widths[-1] += given
+    widths[-1] = max(MIN_LAST, min(natural, widths[-1]))
+    return widths
+
+
+MIN_LAST = 16
+
+
+def _plain_table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    limits: Sequence[int | None] | None = None,
+) -> None:
+    """Every row, aligned in columns at most PLAIN_WIDTH wide (a longer cell pushes its
+    line on rather than being cut, unless ``limits`` cut it); the last column is left
+    unpadded."""
+    cells = [[printable(cell, 200 if limits is None else 10_000) for cell in row] for row in rows]
+    if not limits:
+        cap = PLAIN_WIDTH if limits is None else UNBOUNDED
+        widths = [
+            min(cap, max([len(column)] + [len(row[i]) for row in cells]))
+            for i, column in enumerate(columns)
+        ]
+    else:
+        widths = _fit(columns, cells, limits, _terminal_width() - 2 * (len(columns) - 1))
+        cells = [
+            [_cut(cell, width) for cell, width in zip(row, widths, strict=True)] for row in cells
+        ]
 
     def line(values: Sequence[str]) -> str:
         padded = [v.ljust(w) for v, w in zip(values[:-1], widths, strict=False)]
@@ -73,30 +140,57 @@ def _plain_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obj
     click.echo("\n".join(out))
 
 
-def print_findings(findings: Sequence[Finding], as_json: bool) -> None:
-    """Findings as JSON lines, or as a table."""
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+UNEVALUATED = "could not be evaluated: "
+"""The prefix the engine puts on an error finding's message."""
+FINDING_LIMITS = (8, 6, 8, 16, 32, None)
+"""id, status, severity, rule, resource, message: one line a finding at 80 columns."""
+
+
+def print_findings(findings: Sequence[Finding], as_json: bool, wide: bool = False) -> None:
+    """Findings as JSON lines, or as a table: one line each, cut to the terminal, unless
+    ``wide`` asks for every column in full (one line each, however long)."""
     if as_json:
         if findings:
             click.echo("\n".join(dumps(finding.to_json()) for finding in findings))
         return
+    if wide:
+        rows = [_wide_row(f) for f in findings]
+        _table(f"{len(findings)} findings", WIDE_COLUMNS, rows, limits=())
+        return
     rows = [
         (
-            f.fingerprint[:12],
+            f.fingerprint[:8],
             f.status.value,
             f.severity.value,
-            f.lifecycle.value if f.lifecycle else "",
             f.rule_id,
-            f.system,
             f.resource_key,
-            f.message,
+            f.message.removeprefix(UNEVALUATED),  # the status column says so already
         )
         for f in findings
     ]
-    _table(
-        f"{len(rows)} findings",
-        ("id", "status", "severity", "lifecycle", "rule", "system", "resource", "message"),
-        rows,
-    )
+    columns = ("id", "status", "severity", "rule", "resource", "message")
+    _table(f"{len(rows)} findings (--wide for every column)", columns, rows, FINDING_LIMITS)
+
+
+WIDE_COLUMNS = ("id", "status", "severity", "lifecycle", "rule", "system", "resource", "message")
+
+
+def _wide_row(f: Finding) -> tuple[str, ...]:
+    lifecycle = f.lifecycle.value if f.lifecycle else ""
+    return (
+        f.fingerprint[:12], f.status.value, f.severity.value, lifecycle, f.rule_id,
+        f.system, f.resource_key, f.message,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

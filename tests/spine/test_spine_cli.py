@@ -350,3 +350,39 @@ def test_error_lines_are_bounded_and_plain() -> None:
     assert lines[0] == "10 × refused [red]0[/red]\\x1b[2J on tls://h0"
     assert lines[3] == "… and 13 more errors for 2 other reasons"
     assert len(lines) == 4
+
+
+def test_findings_fit_80_columns_and_wide_shows_everything(
+    tmp_path: Path,
+    policy_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    long_key = "item://" + "very-long-resource-name-" * 4
+    spec = {
+        "web": {"resources": [{"key": long_key, "facts": {"port": 22, "tags": []}}]},
+        "mail": SPEC["mail"],
+    }
+    scan(capsys, tmp_path, policy_file, spec)
+    db = str(tmp_path / "r.db")
+    _, out, _ = run(capsys, "findings", "--db", db)
+    lines = out.splitlines()
+    assert all(len(line.rstrip()) <= 80 for line in lines), out
+    assert len([line for line in lines if "DEMO-" in line]) == 3  # one line a finding
+    assert "…" in out and "system" not in lines[1]
+    _, out, _ = run(capsys, "findings", "--wide", "--db", db)
+    assert "system" in out and "Portail usagers" in out.replace("\n", "")
+
+
+def test_plain_table_cuts_cells_to_the_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audit.cli import views
+
+    monkeypatch.setenv("COLUMNS", "80")
+    rows = [("abcdef", "x" * 50, "message \x1b[2J " * 10)] * 3
+    views._plain_table("t", ("id", "resource", "message"), rows, (8, 20, None))
+    lines = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert lines[3].startswith("abcdef  xxxxxxxxxxxxxxxxxxx…  message \\x1b[2J")
