@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from audit.cli.helptext import FORMAT_HELP, LANG_HELP, example
 from audit.models import SEVERITY_NAMES
 
 if TYPE_CHECKING:
@@ -89,7 +90,15 @@ def _read_store(path: str) -> Store:
     return open_for_reading(path)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=example(
+        "rempart demo                        # a flawed lab on loopback, scanned, reported",
+        "rempart scan tls://portail.example.gouv.fr -p anssi-tls",
+        "rempart findings",
+        "rempart COMMAND --help              # each command's options and examples",
+    ),
+)
 @click.version_option(package_name="rempart", prog_name="rempart")
 @click.option(
     "--plugins",
@@ -105,7 +114,44 @@ def cli(plugins: str | None) -> None:
 # --- scan ------------------------------------------------------------------------------
 
 
-@cli.command()
+class ScanCommand(click.Command):
+    """``scan --help`` ends with the target schemes of the loaded families, read only
+    when that help is shown, so ``rempart --help`` loads no family."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        from audit.errors import RempartError
+
+        try:
+            families = _families()
+        except RempartError:
+            return
+        rows = [
+            (" ".join(f"{scheme}://" for scheme in family.schemes), family.description)
+            for family in sorted(families.by_name.values(), key=lambda f: f.name)
+        ]
+        if "ports" in families.by_scheme:
+            rows.append(PORTS_SYNTAX)
+        with formatter.section("Target schemes (checks list --facts says what each observes)"):
+            formatter.write_dl(rows)
+
+
+PORTS_SYNTAX = (
+    "ports://HOST?ports=SPEC",
+    "HOST is a name, an address or a CIDR; SPEC lists TCP ports and ranges: 22,80,443 or "
+    "1-1024 (quote the URI in a shell); &sv=0 skips version detection, &scan=syn needs root",
+)
+
+
+@cli.command(
+    cls=ScanCommand,
+    short_help="Scan targets against policies; store the findings.",
+    epilog=example(
+        "rempart scan tls://portail.example.gouv.fr -p anssi-tls",
+        'rempart scan "ports://203.0.113.0/28?ports=22,80,443,3389"',
+        "rempart scan -i inventory.yaml -o report.html -o report.sarif --fail-on high",
+    ),
+)
 @click.argument("targets", nargs=-1)
 @click.option("-i", "--inventory", type=click.Path(dir_okay=False), help="Inventory YAML file.")
 @click.option(
@@ -123,10 +169,12 @@ def cli(plugins: str | None) -> None:
     multiple=True,
     help="Write a report; format from the extension (repeatable; '-' for stdout, with --format).",
 )
-@click.option("--format", "fmt", default=None, help="Report format, when -o has no extension.")
+@click.option("--format", "fmt", default=None, help=FORMAT_HELP)
 @_min_coverage_option
 @_marking_option
-@click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
+@click.option(
+    "--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True, help=LANG_HELP
+)
 @click.option(
     "--fail-on",
     type=click.Choice(SEVERITIES),
@@ -204,7 +252,8 @@ def scan(
     executor_insecure: bool,
     shard: str | None,
 ) -> None:
-    """Scan TARGETS (URIs such as tls://host, ports://10.0.0.0/28, aws://profile)."""
+    """Scan TARGETS (URIs such as tls://host, ports://10.0.0.0/28, aws://profile), or the
+    targets of an inventory (-i), against policies; store every finding."""
     from audit.cli.progress import run_with_ui
     from audit.planning import ScanRequest, build_plan
 
@@ -352,7 +401,13 @@ def _gate(store: Store, scan_id: int, fail_on: str | None) -> int:
 # --- report ----------------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(
+    short_help="Render a stored scan (html, pdf, md, json, sarif…).",
+    epilog=example(
+        "rempart report -o report.html -o report.pdf",
+        "rempart report --scan 3 --lang en -o findings.sarif",
+    ),
+)
 @click.option("--scan", "scan_id", type=int, default=None, help="Scan id (default: latest).")
 @click.option(
     "-o",
@@ -362,8 +417,10 @@ def _gate(store: Store, scan_id: int, fail_on: str | None) -> int:
     required=True,
     help="Output file; format from the extension (repeatable).",
 )
-@click.option("--format", "fmt", default=None)
-@click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
+@click.option("--format", "fmt", default=None, help=FORMAT_HELP)
+@click.option(
+    "--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True, help=LANG_HELP
+)
 @_min_coverage_option
 @_marking_option
 @_db_option
@@ -389,13 +446,30 @@ def report(
 # --- findings, diff, acceptances -------------------------------------------------------
 
 
-@cli.command()
+@cli.command(
+    short_help="List the findings of a scan (failing, errors).",
+    epilog=example(
+        "rempart findings --severity high",
+        "rempart findings --all --target tls://portail.example.gouv.fr:443 --wide",
+        "rempart findings --rule CERT-CHAIN-001 --json",
+    ),
+)
 @click.option("--scan", "scan_id", type=int, default=None, help="Scan id (default: latest).")
-@click.option("--status", type=click.Choice(STATUSES), default=None)
-@click.option("--severity", type=click.Choice(SEVERITIES), default=None)
-@click.option("--system", default=None)
-@click.option("--rule", default=None)
-@click.option("--target", default=None)
+@click.option(
+    "--status",
+    type=click.Choice(STATUSES),
+    default=None,
+    help="Only findings with this status (default: fail and error).",
+)
+@click.option(
+    "--severity",
+    type=click.Choice(SEVERITIES),
+    default=None,
+    help="Only findings of this severity.",
+)
+@click.option("--system", default=None, help="Only the findings of this system (its name).")
+@click.option("--rule", default=None, help="Only the findings of this rule id.")
+@click.option("--target", default=None, help="Only the findings of this target URI.")
 @click.option("--all", "show_all", is_flag=True, help="Include passing and skipped findings.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @click.option(
@@ -434,10 +508,13 @@ def findings(
     print_findings(items, as_json, wide)
 
 
-@cli.command()
+@cli.command(
+    short_help="Compare two scans: new, resolved, still open.",
+    epilog=example("rempart diff", "rempart diff 3 5 --json"),
+)
 @click.argument("old", type=int, required=False)
 @click.argument("new", type=int, required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
 @_db_option
 def diff(old: int | None, new: int | None, as_json: bool, db_path: str) -> None:
     """Compare two scans (default: the last two complete ones): new, resolved, still open."""
@@ -455,7 +532,14 @@ def diff(old: int | None, new: int | None, as_json: bool, db_path: str) -> None:
     print_diff(diff_scans(store, old, new), as_json)
 
 
-@cli.command()
+@cli.command(
+    short_help="Accept a risk: a named owner, a reason, an expiry.",
+    epilog=example(
+        'rempart accept 3f2a9c1e --owner "M. Martin" --reason "bastion only" --until 2027-06-30',
+        "rempart accept CERT-CHAIN-001 tls://intranet.example.gouv.fr:443 \\",
+        '    --owner "RSSI" --reason "replaced in Q3" --until 2027-09-30 --decided-by CSSI',
+    ),
+)
 @click.argument("finding")
 @click.argument("resource", required=False)
 @click.option("--owner", required=True, help="Who owns the accepted risk (a named person).")
@@ -569,7 +653,10 @@ def _acceptance_options() -> Iterator[None]:
         raise OptionError(f"{option}: {exc.detail}" if option else exc.detail) from None
 
 
-@cli.command()
+@cli.command(
+    short_help="Revoke a risk acceptance (kept in the trail).",
+    epilog=example("rempart acceptances", "rempart unaccept 4"),
+)
 @click.argument("acceptance_id", type=int)
 @_db_option
 def unaccept(acceptance_id: int, db_path: str) -> None:
@@ -578,9 +665,14 @@ def unaccept(acceptance_id: int, db_path: str) -> None:
     click.echo(f"revoked acceptance #{item.id} ({item.rule_id} on {item.resource_key})")
 
 
-@cli.command()
-@click.option("--expiring", type=int, default=None, help="Only those expiring within DAYS.")
-@click.option("--json", "as_json", is_flag=True)
+@cli.command(
+    short_help="List live risk acceptances (owner, reason, expiry).",
+    epilog=example("rempart acceptances", "rempart acceptances --expiring 30 --json"),
+)
+@click.option(
+    "--expiring", type=int, default=None, metavar="DAYS", help="Only those expiring within DAYS."
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 @_db_option
 def acceptances(expiring: int | None, as_json: bool, db_path: str) -> None:
     """List live risk acceptances (owner, reason, expiry)."""
@@ -592,12 +684,15 @@ def acceptances(expiring: int | None, as_json: bool, db_path: str) -> None:
 # --- policy ----------------------------------------------------------------------------
 
 
-@cli.group()
+@cli.group(
+    short_help="List, show, validate policies; print their schema.",
+    epilog=example("rempart policy list", "rempart policy show anssi-tls"),
+)
 def policy() -> None:
     """List, show, validate policies; print their JSON Schema."""
 
 
-@policy.command("list")
+@policy.command("list", epilog=example("rempart policy list"))
 def policy_list() -> None:
     """Built-in policy packs."""
     from audit.planning import load_all_builtin
@@ -606,7 +701,9 @@ def policy_list() -> None:
         click.echo(f"{pack.name:<24} {len(pack.rules):>3} rules  v{pack.version}  {pack.title}")
 
 
-@policy.command("show")
+@policy.command(
+    "show", epilog=example("rempart policy show anssi-tls", "rempart policy show ./mine.yaml")
+)
 @click.argument("name")
 def policy_show(name: str) -> None:
     """Show a policy's rules (built-in name or file)."""
@@ -616,7 +713,11 @@ def policy_show(name: str) -> None:
     print_policy(resolve_policy(name, _families().fact_catalogue()))
 
 
-@policy.command("validate")
+@policy.command(
+    "validate",
+    short_help="Validate policy files (every fault, then exit 2).",
+    epilog=example("rempart policy validate policies/*.yaml"),
+)
 @click.argument("files", nargs=-1, required=True)
 def policy_validate(files: Sequence[str]) -> None:
     """Validate policy files: every fault of every file, then exit 2 if there was one."""
@@ -642,7 +743,7 @@ def policy_validate(files: Sequence[str]) -> None:
     raise_all(problems)
 
 
-@policy.command("schema")
+@policy.command("schema", epilog=example("rempart policy schema > policy.schema.json"))
 def policy_schema_cmd() -> None:
     """Print the JSON Schema of policy files (for editors)."""
     from audit.policy import policy_schema
@@ -653,14 +754,23 @@ def policy_schema_cmd() -> None:
 # --- checks ----------------------------------------------------------------------------
 
 
-@cli.group()
+@cli.group(epilog=example("rempart checks list", "rempart checks permissions aws"))
 def checks() -> None:
     """Describe the loaded check families."""
 
 
-@checks.command("list")
+@checks.command(
+    "list", epilog=example("rempart checks list", "rempart checks list --facts --format md")
+)
 @click.option("--facts", is_flag=True, help="Document every resource type's facts.")
-@click.option("--format", "fmt", type=click.Choice(["text", "md", "json"]), default="text")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "md", "json"]),
+    default="text",
+    show_default=True,
+    help="Plain text, Markdown or JSON.",
+)
 def checks_list(facts: bool, fmt: str) -> None:
     """Each family, its target schemes and resource types."""
     from audit.cli.views import describe_families
@@ -668,7 +778,11 @@ def checks_list(facts: bool, fmt: str) -> None:
     click.echo(describe_families(_families(), facts, fmt), nl=False)
 
 
-@checks.command("permissions")
+@checks.command(
+    "permissions",
+    short_help="Print the read-only permissions a family needs.",
+    epilog=example("rempart checks permissions aws > rempart-audit-policy.json"),
+)
 @click.argument("family")
 def checks_permissions(family: str) -> None:
     """Print the read-only permissions a family needs (an IAM policy for aws)."""

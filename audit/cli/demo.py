@@ -6,8 +6,13 @@ from pathlib import Path
 
 import click
 
+from audit.cli.helptext import example
 
-@click.command()
+
+@click.command(
+    short_help="A flawed lab on loopback, scanned twice, reported.",
+    epilog=example("rempart demo", "rempart demo -o /tmp/rempart-demo --keep"),
+)
 @click.option(
     "-o",
     "--output",

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import click
 
+from audit.cli.helptext import example
 
-@click.group("frameworks")
+
+@click.group(
+    "frameworks",
+    short_help="Framework catalogues and what the rules cover.",
+    epilog=example("rempart frameworks list", "rempart frameworks show anssi-tls --lang en"),
+)
 def frameworks() -> None:
     """Framework catalogues (ANSSI, NIS 2, ISO 27001, CIS, RGS) and rule coverage."""
 
 
-@frameworks.command("list")
+@frameworks.command(
+    "list",
+    short_help="Each catalogue and how many controls rules cover.",
+    epilog=example("rempart frameworks list"),
+)
 def frameworks_list() -> None:
     """Every catalogue with its source, version and how many controls rules cover."""
     from audit.frameworks import coverage, load_catalogues
@@ -29,9 +39,19 @@ def frameworks_list() -> None:
         )
 
 
-@frameworks.command("show")
+@frameworks.command(
+    "show",
+    short_help="The controls of a framework and their rules.",
+    epilog=example("rempart frameworks show nis2", "rempart frameworks show rgs --manual-only"),
+)
 @click.argument("framework_id", metavar="ID")
-@click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True)
+@click.option(
+    "--lang",
+    type=click.Choice(["fr", "en"]),
+    default="fr",
+    show_default=True,
+    help="Language of the control labels.",
+)
 @click.option("--manual-only", is_flag=True, help="Only controls no rule supports.")
 def frameworks_show(framework_id: str, lang: str, manual_only: bool) -> None:
     """Each control of framework ID with the rules that give evidence for it."""

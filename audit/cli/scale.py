@@ -13,17 +13,27 @@ from collections.abc import Sequence
 
 import click
 
+from audit.cli.helptext import example
 from audit.models import SEVERITY_NAMES
 
 SEVERITIES = SEVERITY_NAMES
 
 
-@click.group()
+@click.group(
+    short_help="Maintain stores: merge shards, prune old scans.",
+    epilog=example(
+        "rempart db merge estate.db shard-*.db --shards 4", "rempart db prune --keep 30"
+    ),
+)
 def db() -> None:
     """Maintain stores: merge the stores of a sharded run, prune old scans."""
 
 
-@db.command("merge")
+@db.command(
+    "merge",
+    short_help="Merge the stores of a sharded run into one scan.",
+    epilog=example("rempart db merge estate.db shard-1.db shard-2.db --shards 2 --fail-on high"),
+)
 @click.argument("out", metavar="OUT.db", type=click.Path(dir_okay=False))
 @click.argument(
     "inputs", metavar="IN.db...", nargs=-1, required=True, type=click.Path(dir_okay=False)
@@ -69,7 +79,13 @@ def merge(
             store.close()
 
 
-@db.command("prune")
+@db.command(
+    "prune",
+    short_help="Drop the scans older than the N latest.",
+    epilog=example(
+        "rempart db prune --keep 30", "rempart db prune --keep 12 --db /var/lib/rempart/estate.db"
+    ),
+)
 @click.option(
     "--keep",
     type=click.IntRange(1, None),
