@@ -14,7 +14,10 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from audit.labkit import DemoContext, DemoPart
 
 ACCOUNT_ID = "123456789012"
 REGION = "eu-west-3"
@@ -395,31 +398,32 @@ class Lab:
 def _self_signed_pem(name: str) -> dict[str, str]:
     """A throwaway certificate and key for IAM's server-certificate store (CIS 1.19);
     the service answers with its own expiry date, long past, as a forgotten one has."""
-    from datetime import UTC, datetime, timedelta
+    from audit.labkit import key_pem, pem, self_signed
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    cert, key = self_signed((name,), days_valid=(-400, -30))
+    return {"CertificateBody": pem(cert).decode(), "PrivateKey": key_pem(key).decode()}
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=400))
-        .not_valid_after(now - timedelta(days=30))
-        .sign(key, hashes.SHA256())
+
+def demo_part(ctx: DemoContext) -> DemoPart:
+    """The cloud part of ``rempart demo``: the seeded account, and :meth:`Lab.fix`
+    between the two scans (needs moto, the ``demo`` extra)."""
+    from audit.labkit import DemoPart
+    from audit.labkit.demo import BACKOFFICE
+
+    part = DemoPart(
+        policies=("aws-baseline", "cis-aws-foundations"),
+        scope={"aws": {"accounts": [ACCOUNT_ID]}},
     )
-    return {
-        "CertificateBody": cert.public_bytes(serialization.Encoding.PEM).decode(),
-        "PrivateKey": key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode(),
-    }
+    try:
+        import moto.server  # noqa: F401
+    except ImportError:
+        part.notes.append(
+            "moto is not installed: the cloud part was skipped (pip install 'rempart[demo]')"
+        )
+        return part
+    lab = ctx.stack.enter_context(Lab())
+    lab.seed()
+    part.environment = lab.environment()
+    part.add(BACKOFFICE, lab.target())
+    part.fix = lab.fix
+    return part

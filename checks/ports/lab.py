@@ -33,9 +33,9 @@ and a scan sees the port filtered, as behind a firewall.
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import logging
+import shutil
 import socket
 import socketserver
 import ssl
@@ -50,6 +50,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from audit.labkit import DemoContext, DemoPart, HandlerServer, key_pem, pem, self_signed
 from audit.uri import format_host
 
 OLD_OPENSSH_BANNER = b"SSH-2.0-OpenSSH_5.3\r\n"
@@ -83,55 +84,16 @@ class Listener:
 # --- servers ----------------------------------------------------------------------------
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    """A threaded TCP server that never blocks its shutdown on a lingering connection."""
-
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    settings: Mapping[str, Any] = {}
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Scanners reset connections all the time: nothing worth printing."""
-
-
-class _TLSServer(_Server):
-    """Wraps accepted connections in TLS; the handshake runs in the handler's thread."""
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = super().get_request()
-        context: ssl.SSLContext = self.settings["tls_context"]
-        return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
-
-
-def _server_class(base: type[_Server], host: str) -> type[_Server]:
-    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-    return type(base.__name__, (base,), {"address_family": family})
-
-
 @contextmanager
 def _serving(
     handler: type[socketserver.BaseRequestHandler],
     host: str,
     settings: Mapping[str, Any] | None = None,
-    base: type[_Server] = _Server,
+    tls_context: ssl.SSLContext | None = None,
 ) -> Iterator[int]:
-    """Run a server on ``host`` and an ephemeral port; yield the port; stop it."""
-    server = _server_class(base, host)((host, 0), handler)
-    server.settings = dict(settings or {})
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": 0.1},
-        name=f"lab-{handler.__name__}",
-        daemon=True,
-    )
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    """Run ``handler`` on ``host`` and an ephemeral port; yield the port; stop it."""
+    with HandlerServer(handler, host, settings, tls_context) as server:
+        yield server.port
 
 
 class _BannerHandler(socketserver.BaseRequestHandler):
@@ -277,7 +239,7 @@ def tls_server(host: str = "127.0.0.1") -> Iterator[Listener]:
     """HTTP inside TLS, with a throw-away self-signed certificate for ``localhost``."""
     with tempfile.TemporaryDirectory(prefix="rempart-lab-") as directory:
         context = _tls_context(Path(directory), host)
-        with _serving(_HTTPHandler, host, {"tls_context": context}, _TLSServer) as port:
+        with _serving(_HTTPHandler, host, tls_context=context) as port:
             yield Listener("tls", host, port, "http", "SimpleHTTPServer", "0.6", "ssl")
 
 
@@ -318,40 +280,12 @@ def filtered_port(host: str = "127.0.0.1", fill: int = 3) -> Iterator[Listener]:
 
 
 def _tls_context(directory: Path, host: str) -> ssl.SSLContext:
-    """A server context with a fresh EC P-256 self-signed certificate."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(host))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
+    """A server context with a fresh EC P-256 self-signed certificate (``cert.pem`` and
+    ``key.pem`` in ``directory``, which the FTPS server loads too)."""
+    cert, key = self_signed(("localhost", host), days_valid=(-1, 2))
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_path.write_bytes(pem(cert))
+    key_path.write_bytes(key_pem(key))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
     return context
@@ -456,3 +390,29 @@ def exposure_lab(
         listeners = {name: stack.enter_context(LISTENERS[name](host)) for name in names}
         closed = stack.enter_context(closed_port(host))
         yield Lab(host, listeners, closed)
+
+
+# --- the demo ---------------------------------------------------------------------------
+
+DEMO_LISTENERS = ("http", "ssh", "mysql", "redis")
+
+
+def demo_part(ctx: DemoContext) -> DemoPart:
+    """The exposure part of ``rempart demo``: services nmap recognises, of which only 443
+    is allowed, and the demo accepts one exposed service, as a committee would."""
+    from audit.labkit.demo import PORTAL
+
+    part = DemoPart(
+        policies=("exposure-baseline",),
+        params={"exposure-baseline": {"allowed_ports": [443]}},
+        networks=("127.0.0.0/8",),
+        accept="net.service",
+    )
+    if shutil.which("nmap") is None:
+        part.notes.append(
+            "nmap is not installed: the exposure part was skipped (apt-get install nmap)"
+        )
+        return part
+    lab = ctx.stack.enter_context(exposure_lab("127.0.0.1", DEMO_LISTENERS))
+    part.add(PORTAL, lab.uri(sv="1"))
+    return part

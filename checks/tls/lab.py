@@ -1,11 +1,11 @@
 """Loopback TLS servers for the tests, the benchmark and ``rempart demo``.
 
 Every server here is a context manager that listens on 127.0.0.1 (or ::1) port 0,
-yields its port and stops everything it started on exit. Certificates are made with
-``cryptography`` (:class:`Pki`); legacy protocols and suites come from a real
-``openssl s_server`` (:class:`OpenSslServer`), modern ones from Python's ``ssl``
-(:class:`PythonTlsServer`, which also answers HTTP with a chosen HSTS header). The
-rest are the failure modes a scanner must survive: a port that accepts and never
+yields its port and stops everything it started on exit. The server base, the PKI
+(:class:`Pki`) and process management come from :mod:`audit.labkit`; legacy protocols
+and suites come from a real ``openssl s_server`` (:class:`OpenSslServer`), modern ones
+from Python's ``ssl`` (:class:`PythonTlsServer`, which also answers HTTP with a chosen
+HSTS header). The rest are the failure modes a scanner must survive: a port that accepts and never
 speaks (:class:`BlackHoleServer`), one that resets (:class:`ResetServer`), one that
 speaks something else (:class:`BannerServer`), one that stops answering after a few
 handshakes, as behind a rate limiter or an IPS (:class:`ThrottledHelloServer`), and
@@ -17,7 +17,6 @@ Nothing here is imported by a scan; it only ever binds loopback addresses.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import shutil
 import socket
@@ -26,141 +25,50 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-LOOPBACK = "127.0.0.1"
-_ONE_DAY = dt.timedelta(days=1)
+from audit.labkit import (
+    LOOPBACK,
+    DemoContext,
+    DemoPart,
+    Issued,
+    LabProcess,
+    Pki,
+    ThreadedServer,
+    closed_port,
+    rsa_key,
+)
+
+__all__ = [  # the base's names too: the TLS tests say ``lab.Pki``, ``lab.ThreadedServer``
+    "LOOPBACK",
+    "BannerServer",
+    "BlackHoleServer",
+    "ImapStartTlsServer",
+    "Issued",
+    "OpenSslServer",
+    "Pki",
+    "PlainHttpServer",
+    "Pop3StartTlsServer",
+    "PythonTlsServer",
+    "RawHelloServer",
+    "ResetServer",
+    "SmtpStartTlsServer",
+    "ThreadedServer",
+    "Throttle",
+    "ThrottledHelloServer",
+    "closed_port",
+    "demo_part",
+    "lab_directory",
+    "openssl_accepts",
+    "openssl_self_signed",
+    "rsa_key",
+    "server_context",
+]
 
 
 # --------------------------------------------------------------------------- certificates
-
-
-@dataclass(frozen=True)
-class Issued:
-    """A certificate, its key and the chain a server should send, as PEM files."""
-
-    cert_file: str
-    key_file: str
-    chain_file: str
-    """Leaf followed by the intermediates the server sends."""
-    cert: Any
-    intermediates_file: str | None = None
-    """The intermediates alone (None when the server sends only the leaf)."""
-
-
-class Pki:
-    """A root CA and an intermediate, issuing leaves into a directory.
-
-    The root's PEM (``ca_file``) is what a scan passes as ``--ca-file``. With
-    ``key_identifiers`` false, no certificate of this PKI carries the subject or
-    authority key identifier extensions, as in many hand-made private PKIs: OpenSSL
-    and browsers build the path by names, the web-PKI profile calls it malformed.
-    ``root_key`` and ``issuing_key`` choose the CAs' keys (default EC P-256).
-    """
-
-    def __init__(
-        self,
-        directory: str | Path,
-        name: str = "Rempart Lab",
-        *,
-        key_identifiers: bool = True,
-        root_key: Any = None,
-        issuing_key: Any = None,
-    ) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.key_identifiers = key_identifiers
-        self.root_key = root_key or _ec_key()
-        self.root = _build(
-            f"{name} Root CA",
-            self.root_key,
-            None,
-            self.root_key,
-            ca=True,
-            days=3650,
-            key_identifiers=key_identifiers,
-        )
-        self.intermediate_key = issuing_key or _ec_key()
-        self.intermediate = _build(
-            f"{name} Intermediate CA",
-            self.intermediate_key,
-            (self.root, self.root_key),
-            None,
-            ca=True,
-            days=1825,
-            key_identifiers=key_identifiers,
-        )
-        self.ca_file = str(self._write("ca.pem", [self.root]))
-        self._count = 0
-
-    def issue(
-        self,
-        names: Sequence[str] = ("localhost",),
-        *,
-        key: Any = None,
-        days_valid: tuple[int, int] = (-1, 90),
-        self_signed: bool = False,
-        send_intermediate: bool = True,
-        issuer: str = "intermediate",
-        hash_name: str = "sha256",
-        must_staple: bool = False,
-    ) -> Issued:
-        """Issue a leaf for ``names``; validity is (start, end) in days from now."""
-        key = key or _ec_key()
-        if self_signed:
-            signer = None
-        elif issuer == "root":
-            signer = (self.root, self.root_key)
-        else:
-            signer = (self.intermediate, self.intermediate_key)
-        cert = _build(
-            names[0],
-            key,
-            signer,
-            key if self_signed else None,
-            ca=False,
-            days=days_valid,
-            names=names,
-            hash_name=hash_name,
-            must_staple=must_staple,
-            key_identifiers=self.key_identifiers,
-        )
-        chain = [cert]
-        if send_intermediate and not self_signed and issuer != "root":
-            chain.append(self.intermediate)
-        self._count += 1
-        stem = f"leaf{self._count}"
-        extra = str(self._write(f"{stem}-extra.pem", chain[1:])) if chain[1:] else None
-        return Issued(
-            cert_file=str(self._write(f"{stem}.pem", [cert])),
-            key_file=str(self._write_key(f"{stem}.key", key)),
-            chain_file=str(self._write(f"{stem}-chain.pem", chain)),
-            cert=cert,
-            intermediates_file=extra,
-        )
-
-    def _write(self, name: str, certs: Sequence[Any]) -> Path:
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        path = self.directory / name
-        path.write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in certs))
-        return path
-
-    def _write_key(self, name: str, key: Any) -> Path:
-        from cryptography.hazmat.primitives import serialization
-
-        path = self.directory / name
-        path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        return path
 
 
 def openssl_self_signed(
@@ -198,163 +106,7 @@ def openssl_self_signed(
     return Issued(cert, key, cert, x509.load_pem_x509_certificate(Path(cert).read_bytes()))
 
 
-def _ec_key() -> Any:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def rsa_key(bits: int = 2048) -> Any:
-    """An RSA private key (1024 bits is allowed: the lab needs weak keys)."""
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
-
-
-def _build(
-    common_name: str,
-    key: Any,
-    signer: tuple[Any, Any] | None,
-    self_key: Any,
-    *,
-    ca: bool,
-    days: int | tuple[int, int],
-    names: Sequence[str] = (),
-    hash_name: str = "sha256",
-    must_staple: bool = False,
-    key_identifiers: bool = True,
-) -> Any:
-    from cryptography import x509
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    start, end = (-1, days) if isinstance(days, int) else days
-    now = dt.datetime.now(dt.UTC)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    issuer_name = signer[0].subject if signer else subject
-    signing_key = signer[1] if signer else (self_key or key)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + start * _ONE_DAY)
-        .not_valid_after(now + end * _ONE_DAY)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(_key_usage(ca), critical=True)
-    )
-    if key_identifiers:
-        builder = builder.add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
-    if signer and key_identifiers:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer[1].public_key()),
-            critical=False,
-        )
-    if not ca:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
-        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    if must_staple:
-        builder = builder.add_extension(
-            x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False
-        )
-    return builder.sign(signing_key, _sign_hash(signing_key, hash_name))
-
-
-def _sign_hash(signing_key: Any, hash_name: str) -> Any:
-    """The hash to sign with: none for EdDSA keys, whose algorithm fixes its own."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
-
-    if isinstance(signing_key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
-        return None
-    return getattr(hashes, hash_name.upper())()
-
-
-def _key_usage(ca: bool) -> Any:
-    from cryptography import x509
-
-    return x509.KeyUsage(
-        digital_signature=not ca,
-        content_commitment=False,
-        key_encipherment=not ca,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=ca,
-        crl_sign=ca,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _general_name(name: str) -> Any:
-    import ipaddress
-
-    from cryptography import x509
-
-    try:
-        return x509.IPAddress(ipaddress.ip_address(name))
-    except ValueError:
-        return x509.DNSName(name)
-
-
 # --------------------------------------------------------------------------- servers
-
-
-class _ThreadedServer:
-    """Accept loop in a thread; one daemon thread per connection; clean stop."""
-
-    def __init__(self, host: str = LOOPBACK) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.socket(family, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind((host, 0))
-        self._listener.listen(128)
-        self._listener.settimeout(0.1)
-        self.host = host
-        self.port: int = self._listener.getsockname()[1]
-        self._stop = threading.Event()
-        self._connections: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self._listener.close()
-        for connection in list(self._connections):
-            with contextlib.suppress(OSError):
-                connection.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            self._connections.append(connection)
-            threading.Thread(target=self._guarded, args=(connection,), daemon=True).start()
-
-    def _guarded(self, connection: socket.socket) -> None:
-        connection.settimeout(5)
-        try:
-            self.handle(connection)
-        except (OSError, ssl.SSLError, ValueError):
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                connection.close()
-            with contextlib.suppress(ValueError):
-                self._connections.remove(connection)
-
-    def handle(self, connection: socket.socket) -> None:
-        """Serve one connection (subclasses)."""
-        raise NotImplementedError
 
 
 def server_context(
@@ -374,7 +126,7 @@ def server_context(
     return context
 
 
-class PythonTlsServer(_ThreadedServer):
+class PythonTlsServer(ThreadedServer):
     """A TLS server on Python's ``ssl``; answers HTTP when ``http`` is true.
 
     ``hsts`` is the Strict-Transport-Security value sent (None: no header).
@@ -425,7 +177,7 @@ def _response(status: int, hsts: str | None, location: str | None = None) -> byt
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-class PlainHttpServer(_ThreadedServer):
+class PlainHttpServer(ThreadedServer):
     """Plain HTTP answering every request with ``status`` (and ``location``)."""
 
     def __init__(self, status: int = 301, location: str | None = "https://localhost/") -> None:
@@ -443,7 +195,7 @@ class PlainHttpServer(_ThreadedServer):
         connection.sendall(_response(self.status, None, self.location))
 
 
-class _StartTlsServer(_ThreadedServer):
+class _StartTlsServer(ThreadedServer):
     """A plaintext mail server that upgrades to TLS with ``context`` when asked."""
 
     def __init__(self, context: ssl.SSLContext, *, offer_starttls: bool = True) -> None:
@@ -508,12 +260,12 @@ class Pop3StartTlsServer(_StartTlsServer):
             connection.sendall(b"-ERR unknown command\r\n")
 
 
-class BlackHoleServer(_ThreadedServer):
+class BlackHoleServer(ThreadedServer):
     """Accepts TCP and never says a word (a stalled or firewalled service)."""
 
     def handle(self, connection: socket.socket) -> None:
         connection.settimeout(None)
-        while not self._stop.is_set():
+        while not self.stopped.is_set():
             try:
                 connection.settimeout(0.2)
                 if not connection.recv(4096):
@@ -522,7 +274,7 @@ class BlackHoleServer(_ThreadedServer):
                 continue
 
 
-class ResetServer(_ThreadedServer):
+class ResetServer(ThreadedServer):
     """Accepts, reads the ClientHello, then resets the connection (RST)."""
 
     def handle(self, connection: socket.socket) -> None:
@@ -532,7 +284,7 @@ class ResetServer(_ThreadedServer):
         )
 
 
-class BannerServer(_ThreadedServer):
+class BannerServer(ThreadedServer):
     """Speaks first with a non-TLS banner (an SSH server on the wrong port)."""
 
     def __init__(self, banner: bytes = b"SSH-2.0-OpenSSH_9.6\r\n") -> None:
@@ -544,7 +296,7 @@ class BannerServer(_ThreadedServer):
         connection.recv(4096)
 
 
-class RawHelloServer(_ThreadedServer):
+class RawHelloServer(ThreadedServer):
     """A first-flight-only TLS server written from the RFCs, for what no local library serves.
 
     OpenSSL 3 and Python's ``ssl`` cannot speak SSLv2 or SSLv3 nor answer heartbeats,
@@ -686,7 +438,7 @@ class ThrottledHelloServer(RawHelloServer):
     def _hold(self, connection: socket.socket) -> None:
         """Say nothing until the client gives up or the server stops."""
         connection.settimeout(0.2)
-        while not self._stop.is_set():
+        while not self.stopped.is_set():
             try:
                 if not connection.recv(4096):
                     return
@@ -753,18 +505,10 @@ def _sslv2_server_hello(cert_der: bytes) -> bytes:
     return (0x8000 | len(body)).to_bytes(2, "big") + body
 
 
-def closed_port() -> int:
-    """A loopback port with nothing listening (bound then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 # --------------------------------------------------------------------------- openssl
 
 
-class OpenSslServer:
+class OpenSslServer(LabProcess):
     """``openssl s_server`` for what Python's ``ssl`` will not serve (TLS 1.0, legacy suites).
 
     With ``www`` it answers HTTP requests with a status page, as a web server would.
@@ -778,9 +522,7 @@ class OpenSslServer:
         binary = shutil.which("openssl")
         if binary is None:
             raise RuntimeError("openssl is not installed")
-        self._dir = tempfile.mkdtemp(prefix="rempart-sserver-")
-        self._log = Path(self._dir) / "stdout"
-        self.command = [
+        command = [
             binary,
             "s_server",
             "-accept",
@@ -793,48 +535,15 @@ class OpenSslServer:
             *(["-www"] if www else []),
             *args,
         ]
-        self.host = host
-        self.port = 0
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> OpenSslServer:
-        with open(self._log, "wb") as log:
-            self._process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.DEVNULL, stdin=subprocess.PIPE
-            )
-        self.port = _wait_for(self._read_port, self._process)
-        return self
-
-    def _read_port(self) -> int | None:
-        for line in self._log.read_text(errors="replace").splitlines():
-            if line.startswith("ACCEPT"):
-                return int(line.rsplit(":", 1)[1])
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        if self._process is not None:
-            if self._process.stdin is not None:
-                self._process.stdin.close()
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        super().__init__(command, read_port=_accept_port, host=host, prefix="rempart-sserver-")
 
 
-def _wait_for(read: Callable[[], int | None], process: subprocess.Popen[bytes]) -> int:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        port = read()
-        if port:
-            return port
-        if process.poll() is not None:
-            raise RuntimeError(f"openssl s_server exited with {process.returncode}")
-        time.sleep(0.02)
-    process.kill()
-    raise RuntimeError("openssl s_server did not start listening")
+def _accept_port(output: str) -> int | None:
+    """The port of s_server's ``ACCEPT host:port`` line, once printed."""
+    for line in output.splitlines():
+        if line.startswith("ACCEPT"):
+            return int(line.rsplit(":", 1)[1])
+    return None
 
 
 def openssl_accepts(spec: str, protocol: str) -> list[str]:
@@ -861,3 +570,49 @@ def lab_directory() -> Iterator[Path]:
         yield Path(directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- demo
+
+GOOD_HSTS = "max-age=63072000; includeSubDomains"
+DEMO_POLICIES = ("anssi-tls", "certificates", "mozilla-intermediate", "web-tls")
+"""One Mozilla profile only: modern and intermediate give contradictory advice (modern
+refuses the TLS 1.2 suites intermediate asks for), and a public body's estate serves
+clients that need intermediate."""
+
+
+def demo_part(ctx: DemoContext) -> DemoPart:
+    """The TLS part of ``rempart demo``: a good endpoint, an expired one, a self-signed
+    one, a legacy one (``openssl s_server``, when installed) and SMTP with STARTTLS."""
+    from audit.labkit.demo import BACKOFFICE, PORTAL
+
+    pki = Pki(ctx.directory / "pki", name="Rempart Démo")
+    part = DemoPart(policies=DEMO_POLICIES, networks=("127.0.0.0/8",), domains=("localhost",))
+    part.ca_file = pki.ca_file
+    good = pki.issue(("localhost",), days_valid=(-10, 80))
+    servers = [
+        PythonTlsServer(server_context(good), hsts=GOOD_HSTS),
+        PythonTlsServer(server_context(pki.issue(("localhost",), days_valid=(-400, -3)))),
+        PythonTlsServer(server_context(pki.issue(("portail.invalid",), self_signed=True))),
+    ]
+    for server in servers:
+        ctx.stack.enter_context(server)
+        part.add(PORTAL, f"tls://localhost:{server.port}")
+    _demo_legacy(ctx, pki, part)
+    smtp = ctx.stack.enter_context(SmtpStartTlsServer(server_context(good)))
+    part.add(BACKOFFICE, f"smtp://localhost:{smtp.port}")
+    return part
+
+
+def _demo_legacy(ctx: DemoContext, pki: Pki, part: DemoPart) -> None:
+    """TLS 1.0 and every suite, as an old appliance serves them (needs openssl)."""
+    from audit.labkit.demo import PORTAL
+
+    if not shutil.which("openssl"):
+        part.notes.append("openssl is not installed: the legacy TLS endpoint was skipped")
+        return
+    legacy = pki.issue(("localhost",), key=rsa_key(2048))
+    old = ctx.stack.enter_context(
+        OpenSslServer(legacy, ["-min_protocol", "TLSv1", "-cipher", "ALL:@SECLEVEL=0"])
+    )
+    part.add(PORTAL, f"tls://localhost:{old.port}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import time
 
-from checks.tls.lab import _ThreadedServer
+from audit.labkit import ThreadedServer
 
 ONE_MIB = 1024 * 1024
 
@@ -31,7 +31,7 @@ def read_hello(connection: socket.socket) -> bytes:
     return connection.recv(65536)
 
 
-class AlertMidHandshake(_ThreadedServer):
+class AlertMidHandshake(ThreadedServer):
     """Starts a ServerHello, then sends a fatal handshake_failure alert."""
 
     def handle(self, connection: socket.socket) -> None:
@@ -40,19 +40,19 @@ class AlertMidHandshake(_ThreadedServer):
         time.sleep(0.2)
 
 
-class Trickle(_ThreadedServer):
+class Trickle(ThreadedServer):
     """Announces a 16 KiB record, then sends it one byte a second."""
 
     def handle(self, connection: socket.socket) -> None:
         read_hello(connection)
         connection.sendall(b"\x16\x03\x03\x40\x00")
         for _ in range(120):
-            if self._stop.wait(1.0):
+            if self.stopped.wait(1.0):
                 return
             connection.sendall(b"\x0b")
 
 
-class EndlessChain(_ThreadedServer):
+class EndlessChain(ThreadedServer):
     """A ServerHello, then a Certificate message that never ends."""
 
     def handle(self, connection: socket.socket) -> None:
@@ -60,20 +60,20 @@ class EndlessChain(_ThreadedServer):
         connection.sendall(record(22, server_hello() + b"\x0b\xff\xff\xff"))
         chunk = record(22, b"\x30\x82\x3f\xf8" + b"\x00" * 16000)
         deadline = time.monotonic() + 60
-        while not self._stop.is_set() and time.monotonic() < deadline:
+        while not self.stopped.is_set() and time.monotonic() < deadline:
             connection.sendall(chunk)
 
 
-class HugeBanner(_ThreadedServer):
+class HugeBanner(ThreadedServer):
     """Sends a 1 MiB banner as soon as a client connects, then waits."""
 
     def handle(self, connection: socket.socket) -> None:
         connection.sendall(b"220 " + b"A" * ONE_MIB + b"\r\n")
-        self._stop.wait(10)
+        self.stopped.wait(10)
 
 
-class Silent(_ThreadedServer):
+class Silent(ThreadedServer):
     """Accepts TCP and never says a word."""
 
     def handle(self, connection: socket.socket) -> None:
-        self._stop.wait(60)
+        self.stopped.wait(60)

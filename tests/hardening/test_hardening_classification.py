@@ -19,7 +19,7 @@ from tests.hardening.conftest import rempart
 from tests.tls.conftest import scan
 
 
-class HugeLineSmtp(lab._ThreadedServer):
+class HugeLineSmtp(lab.ThreadedServer):
     """Greets with a 10 MB line that never ends in CRLF: every limit a client has is hit."""
 
     def handle(self, connection: socket.socket) -> None:
@@ -27,7 +27,7 @@ class HugeLineSmtp(lab._ThreadedServer):
         connection.recv(1024)
 
 
-class HugeEhloSmtp(lab._ThreadedServer):
+class HugeEhloSmtp(lab.ThreadedServer):
     """A normal banner, then a 10 MB EHLO reply line."""
 
     def handle(self, connection: socket.socket) -> None:
