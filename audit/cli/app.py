@@ -76,7 +76,19 @@ def _families() -> Families:
 def _open_store(path: str, readonly: bool = False) -> Store:
     from audit.store import Store
 
+    _refuse_directory(path)
     return Store(path, readonly=readonly)
+
+
+def _refuse_directory(path: str) -> None:
+    """--db names the store's file; a directory is the commonest slip (``--db out/``)."""
+    from audit.errors import StoreError
+
+    if os.path.isdir(path):
+        raise StoreError(
+            f"--db {path}: is a directory; give the store's file "
+            f"(e.g. {os.path.join(path, 'rempart.db')})"
+        )
 
 
 def _read_store(path: str) -> Store:
@@ -85,6 +97,7 @@ def _read_store(path: str) -> Store:
     from audit.errors import StoreError
     from audit.store import open_for_reading
 
+    _refuse_directory(path)
     if not os.path.lexists(path):
         raise StoreError(f"{path}: no such store (scan first, or give --db)")
     return open_for_reading(path)
@@ -258,6 +271,7 @@ def scan(
     from audit.planning import ScanRequest, build_plan
 
     _check_outputs(outputs, fmt)
+    _refuse_directory(db_path)  # before the targets are planned and probed
     trust = _executor_trust(
         executor_url, executor_ca, executor_cert, executor_key, executor_insecure
     )
@@ -523,6 +537,8 @@ def diff(old: int | None, new: int | None, as_json: bool, db_path: str) -> None:
 
     if (old is None) != (new is None):
         raise OptionError("give both OLD and NEW scan ids, or neither")
+    if old is not None and old == new:
+        raise OptionError(f"diff {old} {new}: give two different scans")
     store = _read_store(db_path)
     if old is None or new is None:
         complete = [s.id for s in store.scans(("complete",))]

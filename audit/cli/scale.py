@@ -112,12 +112,12 @@ def prune(keep: int, db_path: str, no_vacuum: bool, quiet: bool) -> None:
     """
     import os
 
+    from audit.cli.app import _open_store
     from audit.errors import StoreError
-    from audit.store import Store
 
     if not os.path.lexists(db_path):
         raise StoreError(f"{db_path}: no such store (give --db)")
-    store = Store(db_path)
+    store = _open_store(db_path)
     try:
         result = store.prune(keep, vacuum=not no_vacuum)
     finally:

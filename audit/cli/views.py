@@ -8,6 +8,7 @@ as rich markup or terminal escapes.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -207,15 +208,26 @@ class ScanDiff:
 
 def diff_scans(store: Store, old: int, new: int) -> ScanDiff:
     """Compare the failing findings of two scans (joined in SQL, by fingerprint)."""
-    groups = store.compare(old, new)
+    groups = {
+        name: tuple(sorted(items, key=diff_order))
+        for name, items in store.compare(old, new).items()
+    }
     return ScanDiff(
-        old,
-        new,
-        tuple(groups["new"]),
-        tuple(groups["resolved"]),
-        tuple(groups["still_open"]),
-        tuple(groups["not_evaluated"]),
+        old, new, groups["new"], groups["resolved"], groups["still_open"], groups["not_evaluated"]
     )
+
+
+def diff_order(f: Finding) -> tuple[str, str, tuple[str | int, ...]]:
+    """By system, rule, then resource key with its numbers compared as numbers, so
+    ``tcp://host:443`` comes before ``tcp://host:8080`` and 10.0.0.9 before 10.0.0.10."""
+    return (f.system, f.rule_id, natural_key(f.resource_key))
+
+
+def natural_key(text: str) -> tuple[str | int, ...]:
+    """``text`` split into text and numbers (they alternate, so each position compares
+    like with like)."""
+    parts = re.split(r"(\d+)", text)
+    return tuple(int(part) if index % 2 else part for index, part in enumerate(parts))
 
 
 def print_diff(result: ScanDiff, as_json: bool) -> None:

@@ -184,6 +184,13 @@ BAD_INVOCATIONS = {
         "expected a date",
     ),
     "diff-one-id": (["diff", "1"], "give both OLD and NEW"),
+    "diff-same-scan": (["diff", "1", "1"], "diff 1 1: give two different scans"),
+    "db-is-a-directory": (["findings", "--db", "."], "--db .: is a directory"),
+    "scan-db-is-a-directory": (["scan", "facts://a", "--db", "."], "is a directory"),
+    "accept-db-is-a-directory": (
+        ["accept", "abc", "--owner", "o", "--reason", "r", "--until", "2099-01-01", "--db", "."],
+        "is a directory",
+    ),
     "missing-store-findings": (["findings"], "no such store"),
 }
 
@@ -386,3 +393,22 @@ def test_plain_table_cuts_cells_to_the_terminal(
     lines = capsys.readouterr().out.splitlines()
     assert all(len(line) <= 80 for line in lines)
     assert lines[3].startswith("abcdef  xxxxxxxxxxxxxxxxxxx…  message \\x1b[2J")
+
+
+def test_diff_orders_ports_as_numbers(
+    tmp_path: Path, policy_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = ["item://h:8080", "item://h:443", "item://h:22", "item://10.0.0.10", "item://10.0.0.9"]
+    resources = [{"key": key, "facts": {"port": 23, "tags": ["owner"]}} for key in keys]
+    spec = {"web": {"resources": resources}, "mail": SPEC["mail"]}
+    scan(capsys, tmp_path, policy_file, spec)
+    scan(capsys, tmp_path, policy_file, spec)
+    _, out, _ = run(capsys, "diff", "--json", "--db", str(tmp_path / "r.db"))
+    listed = [f["resource_key"] for f in json.loads(out)["still_open"]]
+    assert [k for k in listed if k != "item://mail"] == [
+        "item://10.0.0.9",
+        "item://10.0.0.10",
+        "item://h:22",
+        "item://h:443",
+        "item://h:8080",
+    ]
