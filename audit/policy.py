@@ -69,6 +69,8 @@ class Rule:
     context: tuple[str, ...] = ()
     declared: Declaration | None = None
     same_as: tuple[str, ...] = ()
+    message: str = ""
+    message_fr: str = ""
 
 
 @dataclass(frozen=True)

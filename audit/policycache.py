@@ -325,6 +325,7 @@ def _encode_rule(rule: Rule) -> dict[str, Any]:
         "context": list(rule.context),
         "declared": None if rule.declared is None else [rule.declared.param, rule.declared.message],
         "same_as": list(rule.same_as),
+        "message": [rule.message, rule.message_fr],
     }
 
 
@@ -349,6 +350,8 @@ def _decode_rule(data: Mapping[str, Any]) -> Rule:
         context=tuple(_str(c) for c in data["context"]),
         declared=None if declared is None else Declaration(_str(declared[0]), _str(declared[1])),
         same_as=tuple(_str(i) for i in data["same_as"]),
+        message=_str(data["message"][0]),
+        message_fr=_str(data["message"][1]),
     )
 
 

@@ -185,6 +185,22 @@ class DeclarationModel(_Frozen):
     message: str = Field(min_length=1, description="How the rule is met; the value follows")
 
 
+class MessageModel(_Frozen):
+    """A sentence about the resource, in English and French, over its facts."""
+
+    en: str = Field(min_length=1, description="e.g. 'Security group {name} opens {ports}'")
+    fr: str | None = None
+
+    @field_validator("en", "fr")
+    @classmethod
+    def _valid_template(cls, text: str | None) -> str | None:
+        from audit.evaluate.template import placeholders
+
+        if text is not None:
+            placeholders(text)
+        return text
+
+
 class RuleModel(_Frozen):
     """One rule: a resource type, an optional filter, an expectation, and its meaning."""
 
@@ -207,6 +223,10 @@ class RuleModel(_Frozen):
         description="Fact keys whose values every pass or fail also reports (evidence, message)",
     )
     declared: DeclarationModel | None = None
+    message: MessageModel | None = Field(
+        default=None,
+        description="What a failure says, with {fact.path} placeholders (no code)",
+    )
     same_as: list[str] = Field(
         default_factory=list,
         description="Rules of other packs that check the same requirement on the same "
@@ -382,6 +402,7 @@ def _check_context_and_declaration(
     if checker.facts is not None:
         for i, key in enumerate(rule.context):
             _collect(checker.problems, _check_key, key, [*path, "context", i], checker)
+        _check_message(rule, path, checker)
     if rule.declared is not None and rule.declared.param not in checker.model.params:
         where = [*path, "declared", "param"]
         checker.problems.append(
@@ -392,6 +413,18 @@ def _check_context_and_declaration(
                 line=checker.doc.line_of(where),
             )
         )
+
+
+def _check_message(rule: RuleModel, path: list[str | int], checker: _LeafChecker) -> None:
+    """Every placeholder of the message names a documented fact of the rule's type."""
+    from audit.evaluate.template import placeholders
+
+    if rule.message is None:
+        return
+    for lang in ("en", "fr"):
+        for name in placeholders(getattr(rule.message, lang) or ""):
+            where = [*path, "message", lang]
+            _collect(checker.problems, _check_key, name, where, checker)
 
 
 def _facts_of(
@@ -609,6 +642,8 @@ def _compile_rule(rule: RuleModel, policy: str) -> Rule:
         context=tuple(rule.context),
         declared=Declaration(**rule.declared.model_dump()) if rule.declared else None,
         same_as=tuple(dict.fromkeys(rule.same_as)),
+        message=rule.message.en if rule.message else "",
+        message_fr=(rule.message.fr or "") if rule.message else "",
     )
 
 

@@ -152,6 +152,7 @@ class PlanLine:
     more: int
     advice: str
     rule_ids: tuple[str, ...] = ()  # the action's rule and its twins (``same_as``)
+    sentence: str = ""  # the rule's message on its first failing resource
 
 
 @dataclass(frozen=True)
@@ -528,21 +529,26 @@ def short_name(resource_key: str) -> str:
 
 
 def _plan(
-    data: ReportData, actions: Sequence[gov.Action], grouped: twins.Grouped
+    data: ReportData, actions: Sequence[gov.Action], grouped: twins.Grouped, lang: str
 ) -> list[PlanLine]:
     """The action plan without commands: each action names a few of its resources and
     every rule id it stands for (its twins fail on the same resources)."""
     keys: dict[str, set[str]] = defaultdict(set)
+    first: dict[str, Finding] = {}
     for finding in data.findings:
         if gov.outcome(finding) == gov.FAIL:
             keys[finding.rule_id].add(finding.resource_key)
+            first.setdefault(finding.rule_id, finding)
+    facts = {r.key: r.facts for r in data.resources}
     lines = []
     for action in actions:
         names = sorted({short_name(k) for k in keys[action.rule_id]})
         advice, _ = wording.split_remediation(action.remediation)
         more = len(names) - PLAN_NAMES
         ids = grouped.ids_of(action.rule_id)
-        lines.append(PlanLine(action, names[:PLAN_NAMES], more, advice, ids))
+        example = first[action.rule_id]
+        said = rulebook.sentence(example, facts.get(example.resource_key), lang)
+        lines.append(PlanLine(action, names[:PLAN_NAMES], more, advice, ids, printable(said)))
     return lines
 
 
@@ -615,7 +621,7 @@ def build(data: ReportData, options: RenderOptions, lang: str) -> Committee:
     grouped = twins.group(data.findings, twins.declared_twins())
     risks = dataclasses.replace(data, findings=grouped.findings)
     actions = gov.action_plan(risks, sla)
-    plan = _plan(data, actions, grouped)
+    plan = _plan(data, actions, grouped, lang)
     readers = [r.strip() for r in options.extra.get("readers", "").split(";") if r.strip()]
     sources = rulebook.sources({(f.rule_id, f.policy) for f in data.findings}, data.scan.policies)
     return Committee(

@@ -12,8 +12,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from audit.policy import Reference
+from audit.models import Finding
+from audit.policy import Reference, Rule
 
 
 @dataclass(frozen=True)
@@ -57,3 +59,30 @@ def sources(rules: Iterable[tuple[str, str]], policies: Iterable[str]) -> dict[s
         rule_id: RuleSource(pack, known.get(pack, ""), _references_of(pack).get(rule_id, ()))
         for rule_id, pack in rules
     }
+
+
+@functools.cache
+def _rules_of(pack: str) -> Mapping[str, Rule]:
+    """Rule id → compiled rule of one built-in pack; empty when not built in or failing."""
+    from audit.policy import load_policy
+    from audit.registry import builtin_policies
+
+    path = builtin_policies().get(pack)
+    if path is None:
+        return {}
+    try:
+        return {rule.id: rule for rule in load_policy(path).rules}
+    except Exception:  # a pack that no longer loads leaves the report whole
+        return {}
+
+
+def sentence(finding: Finding, facts: Mapping[str, Any] | None, lang: str) -> str:
+    """The failure as its rule's message says it in the reader's language, rendered at
+    report time from the resource's facts; empty when the rule has no message (its
+    condition's syntax is for the annex, not for the committee's page)."""
+    from audit.evaluate.rules import failure_message
+
+    rule = _rules_of(finding.policy).get(finding.rule_id)
+    if rule is None or not rule.message or facts is None:
+        return ""
+    return failure_message(rule, facts, lang=lang)

@@ -24,6 +24,7 @@ from audit.evaluate.conditions import (
     evaluate,
     search,
 )
+from audit.evaluate.template import render
 from audit.models import Finding, Observation, Problem, Reason, Resource, Status, Target
 
 if TYPE_CHECKING:  # the policy module compiles conditions from this package
@@ -124,9 +125,20 @@ def _judge(bound: BoundRule, resource: Resource) -> Finding:
         bound,
         resource,
         Status.FAIL,
-        f"expected {describe(rule.expect, bound.params)}",
+        failure_message(rule, resource.facts, bound.params),
         outcome.evidence,
     )
+
+
+def failure_message(
+    rule: Rule, facts: Any, params: Mapping[str, Any] | None = None, lang: str = "en"
+) -> str:
+    """The rule's sentence about this resource when it gives one (French on request, when
+    given), else what was expected, as the condition reads."""
+    template = (rule.message_fr if lang == "fr" else "") or rule.message
+    if template:
+        return render(template, facts)
+    return f"expected {describe(rule.expect, params)}"
 
 
 def _observed(

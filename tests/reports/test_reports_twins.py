@@ -50,3 +50,32 @@ def test_twins_on_different_resources_and_passes_are_left_alone(make_finding) ->
     found = twins.group([one, other, passing], declared)
     assert found.findings == (one, other, passing)
     assert found.ids_of("AWS-IAM-102") == ("AWS-IAM-102",)
+
+
+def test_a_top_risk_reads_as_a_sentence_naming_the_resource(make_finding, report_data):
+    from audit.models import Resource
+
+    sg = "arn:aws:ec2:eu-west-3:123456789012:security-group/sg-0ab1"
+    facts = {"name": "holdout-admin-open", "group_id": "sg-0ab1", "region": "eu-west-3",
+             "world_open_admin_ports": [22, 3389]}  # fmt: skip
+    failing = make_finding(
+        rule_id="AWS-EC2-101", policy="aws-baseline", status=Status.FAIL, resource_key=sg,
+        severity=Severity.CRITICAL, resource_type="aws.ec2.security_group", target="aws://p",
+    )  # fmt: skip
+    resource = Resource(
+        type="aws.ec2.security_group",
+        key=sg,
+        target="aws://p",
+        system="Portail usagers",
+        facts=facts,
+    )
+    data = dataclasses.replace(
+        report_data,
+        findings=(*report_data.findings, failing),
+        resources=(*report_data.resources, resource),
+    )
+    page = html.render(data, RenderOptions()).decode()
+    assert (
+        "Le groupe de sécurité holdout-admin-open (sg-0ab1, eu-west-3) ouvre les ports "
+        "d&#39;administration 22, 3389 à tout Internet" in page
+    )
