@@ -5,6 +5,7 @@
     RempartError                  exit 2 unless stated
     ├── InputError                bad input from a user: one line naming file, line, what
     │   ├── InventoryError        inventory file or its values
+    │   │   └── InventoryErrors       every fault of one inventory, each with its own line
     │   ├── PolicyError           policy file: file, line and YAML path of the fault
     │   │   └── PolicyErrors      several faults in one file, each with its own line
     │   ├── TargetError           a target URI that does not parse or validate
@@ -31,6 +32,11 @@ class RempartError(Exception):
 
     exit_code = 2
 
+    def lines(self) -> list[str]:
+        """The message as the CLI prints it: one line per problem (several for the
+        ``…Errors`` classes that gather every fault of a file)."""
+        return [str(self)]
+
 
 class InputError(RempartError):
     """Bad input: the message names the file, the line and what is wrong."""
@@ -47,6 +53,22 @@ class InputError(RempartError):
 
 class InventoryError(InputError):
     """The inventory file, or a value in it, is wrong."""
+
+
+class InventoryErrors(InventoryError):
+    """Every fault found in one inventory, so its author fixes them in one pass."""
+
+    def __init__(self, problems: Sequence[InventoryError]):
+        self.problems = tuple(problems)
+        first = self.problems[0]
+        super().__init__(first.detail, source=first.source, line=first.line)
+
+    def __str__(self) -> str:
+        return "\n".join(str(problem) for problem in self.problems)
+
+    def lines(self) -> list[str]:
+        """One message a fault, as the CLI prints them."""
+        return [str(problem) for problem in self.problems]
 
 
 class PolicyError(InputError):

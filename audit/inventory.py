@@ -8,14 +8,15 @@ validated by its family before anything runs; the scope it declares is enforced 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from audit.errors import InputError, InventoryError, TargetError
+from audit.errors import InputError, InventoryError, InventoryErrors, TargetError
 from audit.models import SystemInfo, Target
 from audit.plugins import Scope
 from audit.registry import Families
@@ -107,21 +108,56 @@ class Inventory:
     warnings: tuple[str, ...] = ()
 
 
+class Faults:
+    """The faults of one inventory, gathered so that its author sees all of them at once
+    (as ``policy validate`` does), then raised together by :meth:`raise_all`."""
+
+    def __init__(self) -> None:
+        self.items: list[InventoryError] = []
+
+    @contextmanager
+    def collect(self) -> Iterator[None]:
+        """Record an InventoryError raised inside and carry on with the next check."""
+        try:
+            yield
+        except InventoryErrors as exc:
+            self.items.extend(exc.problems)
+        except InventoryError as exc:
+            self.items.append(exc)
+
+    def raise_all(self) -> None:
+        """Raise nothing, the one fault, or all of them as :class:`InventoryErrors`."""
+        if len(self.items) == 1:
+            raise self.items[0]
+        if self.items:
+            raise InventoryErrors(self.items)
+
+
 def load_inventory(path: Path, families: Families) -> Inventory:
-    """Read and validate an inventory file (targets included); raise InventoryError."""
+    """Read and validate an inventory file (targets included); raise InventoryError, or
+    InventoryErrors naming every fault when there are several."""
     doc = load_yaml(path, InventoryError)
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
         raise InventoryError("an inventory must be a mapping", source=doc.source, line=1)
-    _refuse_executor(data, doc)
+    faults = Faults()
+    with faults.collect():
+        _refuse_executor(data, doc)
+    data.pop("executor", None)
     options = {name: data.pop(name) for name in list(data) if name in families.by_name}
+    for name, block in options.items():
+        with faults.collect():
+            _validate_family_options(families, name, block, doc)
     try:
         model = InventoryModel.model_validate(data)
     except ValidationError as exc:
-        raise _validation_error(exc, doc) from None
-    for name, block in options.items():
-        _validate_family_options(families, name, block, doc)
-    return _inventory(model, doc, families, path, options)
+        faults.items.extend(_validation_errors(exc, doc))
+        faults.raise_all()
+        raise  # unreachable: a ValidationError carries at least one error
+    with faults.collect():
+        inventory = _inventory(model, doc, families, path, options)
+    faults.raise_all()
+    return inventory
 
 
 def _refuse_executor(data: Mapping[str, Any], doc: YamlDocument) -> None:
@@ -151,13 +187,17 @@ def _validate_family_options(families: Families, name: str, block: Any, doc: Yam
         ) from None
 
 
-def _validation_error(exc: ValidationError, doc: YamlDocument) -> InventoryError:
-    first = exc.errors()[0]
-    loc: list[str | int] = [p if isinstance(p, int) else str(p) for p in first["loc"]]
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
+def _validation_errors(exc: ValidationError, doc: YamlDocument) -> list[InventoryError]:
+    """Each of pydantic's errors as one line naming its path and its line in the file."""
+    return [_validation_error(error, doc) for error in exc.errors()]
+
+
+def _validation_error(error: Any, doc: YamlDocument) -> InventoryError:
+    loc: list[str | int] = [p if isinstance(p, int) else str(p) for p in error["loc"]]
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
         message = f"unknown field {loc[-1]!r}"
-    elif first["type"] == "missing":
+    elif error["type"] == "missing":
         message = "required field is missing"
     return InventoryError(
         f"{format_path(loc)}: {message}", source=doc.source, line=doc.line_of(loc)
@@ -171,35 +211,34 @@ def _inventory(
     path: Path,
     options: Mapping[str, Any],
 ) -> Inventory:
-    """Build the inventory; top-level blocks named after a family are its settings."""
-    systems, targets, seen_names = [], [], set()
+    """Build the inventory; top-level blocks named after a family are its settings.
+    Every fault of systems, targets, trust and scope is gathered (InventoryErrors)."""
+    faults = Faults()
+    systems: list[SystemInfo] = []
+    targets: list[Target] = []
+    seen_names: set[str] = set()
     seen_targets: set[str] = set()
     for index, system in enumerate(model.systems):
-        if system.name in seen_names:
-            raise InventoryError(
-                f"systems[{index}].name: duplicate system {system.name!r}",
-                source=doc.source,
-                line=doc.line_of(["systems", index, "name"]),
-            )
+        with faults.collect():
+            _refuse_duplicate(system.name, index, seen_names, doc)
         seen_names.add(system.name)
         systems.append(
             SystemInfo(system.name, system.owner, system.criticality, system.description)
         )
         for t_index, raw in enumerate(system.targets):
-            where: list[str | int] = ["systems", index, "targets", t_index]
-            try:
-                target = parse_target(raw, families, system.name)
-            except TargetError as exc:
-                raise InventoryError(
-                    f"{format_path(where)}: {exc.detail}",
-                    source=doc.source,
-                    line=doc.line_of(where),
-                ) from None
-            if target.uri not in seen_targets:
-                seen_targets.add(target.uri)
-                targets.append(target)
-    ca_file = _ca_file(model.trust.ca_file, path, doc)
-    scope, warnings = _scope(model.scope, families, doc)
+            with faults.collect():
+                target = _target(raw, ["systems", index, "targets", t_index], system, families, doc)
+                if target.uri not in seen_targets:
+                    seen_targets.add(target.uri)
+                    targets.append(target)
+    ca_file: str | None = None
+    scope = Scope((), (), {})
+    warnings: tuple[str, ...] = ()
+    with faults.collect():
+        ca_file = _ca_file(model.trust.ca_file, path, doc)
+    with faults.collect():
+        scope, warnings = _scope(model.scope, families, doc)
+    faults.raise_all()
     return Inventory(
         doc.source,
         scope,
@@ -212,6 +251,27 @@ def _inventory(
         {str(k): v for k, v in model.sla.items()},
         warnings,
     )
+
+
+def _refuse_duplicate(name: str, index: int, seen: set[str], doc: YamlDocument) -> None:
+    if name in seen:
+        raise InventoryError(
+            f"systems[{index}].name: duplicate system {name!r}",
+            source=doc.source,
+            line=doc.line_of(["systems", index, "name"]),
+        )
+
+
+def _target(
+    raw: str, where: list[str | int], system: SystemModel, families: Families, doc: YamlDocument
+) -> Target:
+    """One target of a system, its fault named by its place in the file."""
+    try:
+        return parse_target(raw, families, system.name)
+    except TargetError as exc:
+        raise InventoryError(
+            f"{format_path(where)}: {exc.detail}", source=doc.source, line=doc.line_of(where)
+        ) from None
 
 
 def _scope(
@@ -233,7 +293,12 @@ def _scope(
             f"{doc.source}:{line}: scope.aws_accounts is deprecated; "
             "write scope: {aws: {accounts: [...]}}",
         )
-    blocks = {name: _scope_block(name, block, families, doc) for name, block in raw.items()}
+    faults = Faults()
+    blocks = {}
+    for name, block in raw.items():
+        with faults.collect():
+            blocks[name] = _scope_block(name, block, families, doc)
+    faults.raise_all()
     return Scope(tuple(model.networks), tuple(model.domains), blocks), warnings
 
 

@@ -834,7 +834,7 @@ _register_extensions()
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI, turning typed errors into one line and an exit code."""
-    from audit.errors import PolicyErrors, RempartError
+    from audit.errors import RempartError
 
     try:
         cli.main(
@@ -851,7 +851,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("rempart: aborted", err=True)
         sys.exit(130)
     except RempartError as exc:
-        for line in exc.lines() if isinstance(exc, PolicyErrors) else [str(exc)]:
+        for line in exc.lines():
             click.echo(f"rempart: error: {_one_line(line)}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

@@ -412,3 +412,47 @@ def test_diff_orders_ports_as_numbers(
         "item://h:443",
         "item://h:8080",
     ]
+
+
+def test_inventory_reports_every_fault_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "inv.yaml"
+    path.write_text("""\
+colour: red
+systems:
+  - name: A
+    criticality: extreme
+  - name: B
+    targets: ['facts://', 'facts://ok', 'bad target']
+  - name: B
+trust: {ca_file: nowhere.pem}
+scope: {networks: [10.0.0.0/33], vault: {paths: [x]}}
+""")
+    code, _, err = run(capsys, "scan", "-i", str(path), "--db", str(tmp_path / "r.db"))
+    assert code == 2
+    lines = err.splitlines()
+    assert all(line.startswith(f"rempart: error: {path}:") for line in lines), err
+    assert f"{path}:1: colour: unknown field 'colour'" in err
+    assert f"{path}:4: systems[0].criticality" in err
+    assert f"{path}:9: scope.networks" in err and "not a network" in err
+    path.write_text("""\
+systems:
+  - name: B
+    targets: ['facts://', 'facts://ok', 'bad target']
+  - name: B
+trust: {ca_file: nowhere.pem}
+scope: {vault: {paths: [x]}}
+""")
+    code, _, err = run(capsys, "scan", "-i", str(path), "--db", str(tmp_path / "r.db"))
+    assert code == 2
+    for fragment in (
+        f"{path}:3: systems[0].targets[0]",
+        "missing name",
+        "systems[0].targets[2]",
+        f"{path}:4: systems[1].name: duplicate system 'B'",
+        f"{path}:5: trust.ca_file",
+        f"{path}:6: scope.vault: unknown scope block",
+    ):
+        assert fragment in err, (fragment, err)
+    assert len(err.splitlines()) == 5
