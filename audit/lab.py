@@ -1,12 +1,12 @@
 """The embedded demo lab: a small, flawed estate on loopback, and the demo run over it.
 
 ``rempart demo`` must show the whole product on a fresh machine without credentials,
-root or network: this module starts real servers on 127.0.0.1 (TLS endpoints built from
-certificates made with ``cryptography``, ``openssl s_server`` for legacy protocols, an
-SMTP server with STARTTLS, exposed services nmap recognises, an AWS account served by
-moto), writes an inventory with two systems and a declared scope, scans it, applies a
-fix and an acceptance, scans again, and writes the reports. Everything it starts is
-stopped on exit, Ctrl-C included. The test suite reuses the same lab.
+root or network. It knows no family: every registered family with a ``demo`` hook
+starts its part of the lab on loopback (see :mod:`audit.labkit.demo`) and says what to
+scan, with which policies. The demo writes one inventory with two systems and a declared
+scope, scans it, applies the parts' fixes and an acceptance, scans again, and writes the
+reports. Everything it starts is stopped on exit, Ctrl-C included. The test suite reuses
+the same lab.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import io
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,156 +25,101 @@ from typing import Any
 
 import yaml
 
-GOOD_HSTS = "max-age=63072000; includeSubDomains"
-DEMO_POLICIES = [
-    "anssi-tls",
-    "certificates",
-    "mozilla-intermediate",
-    "web-tls",
-    "exposure-baseline",
-    "aws-baseline",
-    "cis-aws-foundations",
-]
-"""One Mozilla profile only: modern and intermediate give contradictory advice (modern
-refuses the TLS 1.2 suites intermediate asks for), and a public body's estate serves
-clients that need intermediate."""
-SCOPE_NETWORKS = ["127.0.0.0/8"]
+from audit.labkit.demo import SYSTEMS, DemoContext, DemoPart
 
 
 @dataclass
 class DemoLab:
-    """What the lab started: targets by system, the CA to trust, notes for the reader."""
+    """What the lab started: the families' parts, merged for one inventory."""
 
     directory: Path
-    ca_file: str = ""
-    systems: dict[str, list[str]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    fixes: list[Callable[[], None]] = field(default_factory=list)
-    environment: dict[str, str] = field(default_factory=dict)
+    parts: list[DemoPart] = field(default_factory=list)
 
-    def add(self, system: str, target: str) -> None:
-        """Put a target under a system of the inventory."""
-        self.systems.setdefault(system, []).append(target)
+    @property
+    def systems(self) -> dict[str, list[str]]:
+        """Targets by system, in the order the parts gave them."""
+        systems: dict[str, list[str]] = {}
+        for part in self.parts:
+            for system, target in part.targets:
+                systems.setdefault(system, []).append(target)
+        return systems
+
+    @property
+    def notes(self) -> list[str]:
+        """What was skipped and why."""
+        return [note for part in self.parts for note in part.notes]
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What the scans need in their environment (fake credentials)."""
+        return {k: v for part in self.parts for k, v in part.environment.items()}
+
+    @property
+    def ca_file(self) -> str:
+        """The lab CA the scans trust."""
+        return next((part.ca_file for part in self.parts if part.ca_file), "")
+
+    @property
+    def accept_types(self) -> tuple[str, ...]:
+        """Resource types whose failing findings the demo prefers to accept."""
+        return tuple(part.accept for part in self.parts if part.accept)
 
     def write_inventory(self, path: Path) -> Path:
         """The demo inventory: two systems with owners, a declared scope, parameters."""
-        owners = {
-            PORTAL: ("DSI — pôle web", "high", "Démarches en ligne des usagers"),
-            BACKOFFICE: (
-                "Bureau du cloud et de la messagerie",
-                "medium",
-                "Messagerie et comptes cloud de l'administration",
-            ),
-        }
         inventory = {
-            "scope": {
-                "networks": SCOPE_NETWORKS,
-                "domains": ["localhost"],
-                "aws": {"accounts": ["123456789012"]},
-            },
-            "systems": [
-                {
-                    "name": name,
-                    "owner": owners[name][0],
-                    "criticality": owners[name][1],
-                    "description": owners[name][2],
-                    "targets": targets,
-                }
-                for name, targets in self.systems.items()
-            ],
-            "policies": DEMO_POLICIES,
-            "params": {"exposure-baseline": {"allowed_ports": [443]}},
+            "scope": self._scope(),
+            "systems": [_system(name, targets) for name, targets in self.systems.items()],
+            "policies": _unique(p for part in self.parts for p in part.policies),
+            "params": {k: dict(v) for part in self.parts for k, v in part.params.items()},
             "trust": {"ca_file": self.ca_file},
         }
         path.write_text(yaml.safe_dump(inventory, allow_unicode=True, sort_keys=False))
         return path
 
+    def _scope(self) -> dict[str, Any]:
+        scope: dict[str, Any] = {
+            "networks": _unique(n for part in self.parts for n in part.networks),
+            "domains": _unique(d for part in self.parts for d in part.domains),
+        }
+        for part in self.parts:
+            for family, block in part.scope.items():
+                scope[family] = {key: list(values) for key, values in block.items()}
+        return scope
+
     def apply_fixes(self) -> None:
         """Remediate part of the estate between the two scans."""
-        for fix in self.fixes:
-            fix()
+        for part in self.parts:
+            if part.fix is not None:
+                part.fix()
 
 
-PORTAL = "Portail usagers"
-BACKOFFICE = "Messagerie et cloud"
+def _system(name: str, targets: list[str]) -> dict[str, Any]:
+    owner, criticality, description = SYSTEMS[name]
+    return {
+        "name": name,
+        "owner": owner,
+        "criticality": criticality,
+        "description": description,
+        "targets": targets,
+    }
+
+
+def _unique(values: Iterator[str] | Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(values))
 
 
 @contextmanager
 def running_lab(directory: Path) -> Iterator[DemoLab]:
-    """Start every part of the lab; stop all of it when the block ends."""
+    """Start every registered family's part of the lab; stop all of it when the block ends."""
+    from audit.registry import load_families
+
     lab = DemoLab(directory)
     with ExitStack() as stack:
-        _tls_part(lab, stack)
-        _ports_part(lab, stack)
-        _aws_part(lab, stack)
+        for name, family in load_families().by_name.items():
+            if family.demo is not None:
+                lab.parts.append(family.demo(DemoContext(directory / name, stack)))
+        lab.parts.sort(key=lambda part: part.order)
         yield lab
-
-
-def _tls_part(lab: DemoLab, stack: ExitStack) -> None:
-    from checks.tls.lab import (
-        OpenSslServer,
-        Pki,
-        PythonTlsServer,
-        SmtpStartTlsServer,
-        server_context,
-    )
-
-    pki = Pki(lab.directory / "pki", name="Rempart Démo")
-    lab.ca_file = pki.ca_file
-    good = pki.issue(("localhost",), days_valid=(-10, 80))
-    servers = [
-        PythonTlsServer(server_context(good), hsts=GOOD_HSTS),
-        PythonTlsServer(server_context(pki.issue(("localhost",), days_valid=(-400, -3)))),
-        PythonTlsServer(server_context(pki.issue(("portail.invalid",), self_signed=True))),
-    ]
-    for server in servers:
-        stack.enter_context(server)
-        lab.add(PORTAL, f"tls://localhost:{server.port}")
-    if shutil.which("openssl"):
-        legacy = pki.issue(("localhost",), key=_rsa_key())
-        old = stack.enter_context(
-            OpenSslServer(legacy, ["-min_protocol", "TLSv1", "-cipher", "ALL:@SECLEVEL=0"])
-        )
-        lab.add(PORTAL, f"tls://localhost:{old.port}")
-    else:
-        lab.notes.append("openssl is not installed: the legacy TLS endpoint was skipped")
-    smtp = stack.enter_context(SmtpStartTlsServer(server_context(good)))
-    lab.add(BACKOFFICE, f"smtp://localhost:{smtp.port}")
-
-
-def _rsa_key() -> Any:
-    from checks.tls.lab import rsa_key
-
-    return rsa_key(2048)
-
-
-def _ports_part(lab: DemoLab, stack: ExitStack) -> None:
-    from checks.ports.lab import exposure_lab
-
-    if shutil.which("nmap") is None:
-        lab.notes.append(
-            "nmap is not installed: the exposure part was skipped (apt-get install nmap)"
-        )
-        return
-    ports = stack.enter_context(exposure_lab("127.0.0.1", ("http", "ssh", "mysql", "redis")))
-    lab.add(PORTAL, ports.uri(sv="1"))
-
-
-def _aws_part(lab: DemoLab, stack: ExitStack) -> None:
-    try:
-        import moto.server  # noqa: F401
-    except ImportError:
-        lab.notes.append(
-            "moto is not installed: the cloud part was skipped (pip install 'rempart[demo]')"
-        )
-        return
-    from checks.aws.lab import Lab
-
-    aws = stack.enter_context(Lab())
-    aws.seed()
-    lab.environment.update(aws.environment())
-    lab.add(BACKOFFICE, aws.target())
-    lab.fixes.append(aws.fix)
 
 
 # --- the demo run ----------------------------------------------------------------------
@@ -204,7 +149,7 @@ def run_demo(
             inventory = lab.write_inventory(out / "inventory.yaml")
             echo(f"lab started: {sum(len(t) for t in lab.systems.values())} targets on loopback")
             first = _scan(inventory, db, quiet)
-            _accept_one(db, first)
+            _accept_one(db, first, lab.accept_types)
             lab.apply_fixes()
             echo("fix applied; an acceptance recorded; scanning again")
             second = _scan(inventory, db, quiet)
@@ -255,14 +200,14 @@ def _scan_quietly(inventory: Path, db: Path, quiet: bool) -> int:
         store.close()
 
 
-def _accept_one(db: Path, scan_id: int) -> None:
+def _accept_one(db: Path, scan_id: int, preferred: tuple[str, ...]) -> None:
     """Accept one failing finding, as a committee would, so the report shows it."""
     from audit.store import Store
 
     store = Store(db)
     try:
         failing = [
-            f for f in store.findings(scan_id, status="fail") if f.resource_type == "net.service"
+            f for f in store.findings(scan_id, status="fail") if f.resource_type in preferred
         ] or store.findings(scan_id, status="fail")
         if not failing:
             return

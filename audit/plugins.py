@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult
 
 from audit.models import Observation, Target
+
+if TYPE_CHECKING:
+    from audit.labkit.demo import DemoContext, DemoPart
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,10 @@ ParseFn = Callable[[SplitResult, str], Target]
 CollectFn = Callable[[Target, CheckContext], Observation]
 """Observe one target. Must respect ``ctx.timeout`` and return problems as data."""
 
+DemoFn = Callable[["DemoContext"], "DemoPart"]
+"""Start the family's part of ``rempart demo`` on the context's exit stack and say what
+to scan, with which policies, and how to fix part of it between the two scans."""
+
 AdmitFn = Callable[[Target, Scope, Mapping[str, Any]], tuple[Reach, ...]]
 """Admit one target of a family whose scope kind is not ``network``, given the scope and
 the family's inventory settings: raise ScopeError for what the scope alone refuses, and
@@ -141,6 +148,9 @@ class CheckFamily:
     admit: AdmitFn | None = None
     """How the scope guard admits a target of a kind other than ``network``; without it,
     such a target is refused (the guard never admits what it cannot check)."""
+    demo: DemoFn | None = None
+    """The family's part of ``rempart demo`` (its lab servers, targets, policies, fix), so
+    the demo asks the registry instead of knowing the families; None: no part."""
 
     def resource_type_names(self) -> tuple[str, ...]:
         """Names of the resource types this family can produce."""

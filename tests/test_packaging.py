@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,17 @@ def test_installed_reports_render_in_both_languages(installed: Path, tmp_path: P
     ).stdout
     french, english = json.loads(out)
     assert 'lang="fr"' in french and 'lang="en"' in english
+
+
+def test_the_wheel_carries_no_test_code(installed: Path) -> None:
+    """The fake families and the test helpers stay in the source tree; the lab base ships,
+    since ``rempart demo`` runs on it."""
+    (wheel,) = (installed.parent / "dist").glob("rempart-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    test_only = [
+        name
+        for name in names
+        if name.startswith(("tests/", "bench/")) or Path(name).name in ("fakes.py", "conftest.py")
+    ]
+    assert test_only == []
+    assert "audit/labkit/servers.py" in names

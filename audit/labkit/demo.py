@@ -64,6 +64,9 @@ class DemoPart:
     """A resource type whose failing finding the demo accepts, as a committee would."""
     notes: list[str] = field(default_factory=list)
     """What was skipped and why, for the reader."""
+    order: int = 100
+    """Where the part's targets and policies come in the inventory (lower first), so it
+    reads the same whatever order the families were registered in."""
 
     def add(self, system: str, target: str) -> None:
         """Put a target under a system of the inventory."""

@@ -27,13 +27,16 @@ Nothing here imports botocore until a scan starts.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult
 
 from audit.models import Observation, Target
 from audit.plugins import CheckContext, CheckFamily, Reach, Scope
 from checks.aws.docs import RESOURCE_TYPES
 from checks.aws.targets import parse
+
+if TYPE_CHECKING:
+    from audit.labkit import DemoContext, DemoPart
 
 
 def collect(target: Target, ctx: CheckContext) -> Observation:
@@ -81,6 +84,13 @@ def _parse(split: SplitResult, raw: str) -> Target:
     return parse(split, raw)
 
 
+def _demo(ctx: DemoContext) -> DemoPart:
+    """This family's part of ``rempart demo``; the lab is imported only when it runs."""
+    from checks.aws.lab import demo_part
+
+    return demo_part(ctx)
+
+
 FAMILY = CheckFamily(
     name="aws",
     description="AWS accounts and AWS-compatible clouds: IAM, S3, EC2, CloudTrail, KMS, RDS, "
@@ -94,4 +104,5 @@ FAMILY = CheckFamily(
     scope_kind="account",
     admit=admit,
     validate_scope=validate_scope,
+    demo=_demo,
 )

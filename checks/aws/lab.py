@@ -411,6 +411,7 @@ def demo_part(ctx: DemoContext) -> DemoPart:
     from audit.labkit.demo import BACKOFFICE
 
     part = DemoPart(
+        order=30,
         policies=("aws-baseline", "cis-aws-foundations"),
         scope={"aws": {"accounts": [ACCOUNT_ID]}},
     )

@@ -48,12 +48,15 @@ The meaning of every fact is in :mod:`checks.ports.docs`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audit.models import Observation, Target
 from audit.plugins import CheckContext, CheckFamily
 from checks.ports.docs import RESOURCE_TYPES
 from checks.ports.targets import parse
+
+if TYPE_CHECKING:
+    from audit.labkit import DemoContext, DemoPart
 
 
 def collect(target: Target, ctx: CheckContext) -> Observation:
@@ -77,6 +80,13 @@ def preflight() -> None:
     ensure_nmap()
 
 
+def _demo(ctx: DemoContext) -> DemoPart:
+    """This family's part of ``rempart demo``; the lab is imported only when it runs."""
+    from checks.ports.lab import demo_part
+
+    return demo_part(ctx)
+
+
 FAMILY = CheckFamily(
     name="ports",
     description="Open TCP ports and the services behind them (product, version), "
@@ -87,6 +97,7 @@ FAMILY = CheckFamily(
     collect=collect,
     preflight=preflight,
     validate_options=validate_options,
+    demo=_demo,
 )
 
 __all__ = ["FAMILY", "collect", "preflight", "validate_options"]

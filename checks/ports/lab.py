@@ -403,6 +403,7 @@ def demo_part(ctx: DemoContext) -> DemoPart:
     from audit.labkit.demo import PORTAL
 
     part = DemoPart(
+        order=20,
         policies=("exposure-baseline",),
         params={"exposure-baseline": {"allowed_ports": [443]}},
         networks=("127.0.0.0/8",),

@@ -58,10 +58,14 @@ servers (null: the status travels in the encrypted Certificate message and Pytho
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult
 
 from audit.models import Observation, Target
 from audit.plugins import CheckContext, CheckFamily, FactDoc, ResourceTypeDoc
+
+if TYPE_CHECKING:
+    from audit.labkit import DemoContext, DemoPart
 
 _CERT = "certificate."
 
@@ -275,6 +279,13 @@ def _collect(target: Target, ctx: CheckContext) -> Observation:
     return collect(target, ctx)
 
 
+def _demo(ctx: DemoContext) -> DemoPart:
+    """This family's part of ``rempart demo``; the lab is imported only when it runs."""
+    from checks.tls.lab import demo_part
+
+    return demo_part(ctx)
+
+
 FAMILY = CheckFamily(
     name="tls",
     description="TLS endpoints: protocols, cipher suites, groups, certificate, HSTS (raw probes).",
@@ -282,4 +293,5 @@ FAMILY = CheckFamily(
     resource_types=RESOURCE_TYPES,
     parse=_parse,
     collect=_collect,
+    demo=_demo,
 )

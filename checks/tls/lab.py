@@ -587,7 +587,9 @@ def demo_part(ctx: DemoContext) -> DemoPart:
     from audit.labkit.demo import BACKOFFICE, PORTAL
 
     pki = Pki(ctx.directory / "pki", name="Rempart Démo")
-    part = DemoPart(policies=DEMO_POLICIES, networks=("127.0.0.0/8",), domains=("localhost",))
+    part = DemoPart(
+        order=10, policies=DEMO_POLICIES, networks=("127.0.0.0/8",), domains=("localhost",)
+    )
     part.ca_file = pki.ca_file
     good = pki.issue(("localhost",), days_valid=(-10, 80))
     servers = [
