@@ -1,14 +1,21 @@
 # Rempart — two commands for a newcomer on Debian/Ubuntu:
 #   make demo    install into .venv (and nmap if missing), run the demo, print the report's path
-#   make test    install the dev extras and run the whole test suite
+#   make test    install the dev extras and run the test suite (not the slow and oracle tests)
+#   make test-slow    the slow tests (fault injection: full disk, DNS black hole, load; Dask)
 #   make test-oracle  compare Rempart with sslyze, Python's ssl, openssl and nmap (tests/oracle)
+#   make install user-wide `rempart` on the PATH, with pipx (~/.local/bin)
+# After make demo or make dev, run .venv/bin/rempart (or `source .venv/bin/activate`).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
-APT_PACKAGES := nmap nginx openssl iproute2 util-linux poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium
+# What the demo needs (nmap for ports://, openssl, the PDF report's libraries and font), and
+# what the tests add: the oracle web server, PDF text extraction, network namespaces, and
+# a browser for the report screenshots.
+DEMO_PACKAGES := nmap openssl libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+TEST_PACKAGES := $(DEMO_PACKAGES) nginx iproute2 util-linux poppler-utils chromium
 
-.PHONY: install dev sysdeps test test-slow test-oracle oracle-venv lint demo bench clean
+.PHONY: install dev sysdeps sysdeps-demo test test-slow test-oracle oracle-venv lint demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,20 +25,32 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev,pdf,dask]'
 	rm -f $(VENV)/.installed-*; touch $(STAMP)
 
-install: $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+# A user-wide install from this checkout, in its own virtual environment (pipx), with the
+# PDF renderer; `rempart` lands in ~/.local/bin (`pipx ensurepath` puts it on the PATH).
+install:
+	@command -v pipx >/dev/null || { echo "make install needs pipx: sudo apt-get install pipx (or use .venv/bin/rempart after make dev)"; exit 1; }
+	pipx install --force .
+	pipx inject rempart 'weasyprint>=62'
 
 dev: $(STAMP)
 
-# System packages the checks and tests use; installed with apt when running as root.
-sysdeps:
-	@missing=""; for p in $(APT_PACKAGES); do \
+# System packages, installed with apt when running as root (else the apt-get line is printed):
+# sysdeps-demo for the demo, sysdeps for everything the tests use.
+define apt_install
+	@missing=""; for p in $(1); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else echo "missing system packages:$$missing — install them with: sudo apt-get install$$missing"; fi
+endef
+
+sysdeps-demo:
+	$(call apt_install,$(DEMO_PACKAGES))
+
+sysdeps:
+	$(call apt_install,$(TEST_PACKAGES))
 
 test: sysdeps dev
 	$(BIN)/python -m pytest -q
@@ -59,8 +78,9 @@ lint: dev
 	$(BIN)/ruff format --check audit checks reports tests bench
 	$(BIN)/mypy
 
-demo: sysdeps dev
+demo: sysdeps-demo dev
 	$(BIN)/rempart demo
+	@echo "next: .venv/bin/rempart findings --db rempart-demo/rempart.db  (or source .venv/bin/activate; make install for a user-wide rempart)"
 
 bench: sysdeps dev
 	$(BIN)/python bench/run_all.py
