@@ -7,10 +7,8 @@ the helpers) and on ``PYTHONPATH`` for the worker processes a cluster fixture st
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ for _path in (HERE, HERE.parent):
         sys.path.insert(0, str(_path))
 
 from fakes import RUNNING, SIM_FAMILY, demo_policy  # noqa: E402
-from scale_helpers import distributed  # noqa: E402
+from scale_helpers import distributed, worker_pythonpath  # noqa: E402
 
 from audit.registry import Families  # noqa: E402
 
@@ -41,22 +39,6 @@ def policy_file(tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def fresh_gauge() -> None:
     RUNNING.reset()
-
-
-@contextmanager
-def worker_pythonpath() -> Iterator[None]:
-    """PYTHONPATH for spawned worker processes, restored afterwards."""
-    before = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(HERE.parent), str(HERE), before) if p
-    )
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = before
 
 
 @pytest.fixture(scope="module")

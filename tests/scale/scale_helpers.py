@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,24 @@ from audit.models import Target
 from audit.plugins import CheckContext
 from audit.policy import load_policy
 from audit.store import Store
+
+HERE = Path(__file__).resolve().parent
+
+
+@contextmanager
+def worker_pythonpath() -> Iterator[None]:
+    """PYTHONPATH for spawned worker processes, restored afterwards."""
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(HERE.parent), str(HERE), before) if p
+    )
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
 
 
 def sim_targets(count: int, prefix: str = "t") -> tuple[Target, ...]:

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import worker_pythonpath
-from scale_helpers import distributed, plan_for, sim_targets
+from scale_helpers import distributed, plan_for, sim_targets, worker_pythonpath
 
 from audit.cli import app as cli
 from audit.engine import run_scan
