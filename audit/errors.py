@@ -55,13 +55,14 @@ class InventoryError(InputError):
     """The inventory file, or a value in it, is wrong."""
 
 
-class InventoryErrors(InventoryError):
-    """Every fault found in one inventory, so its author fixes them in one pass."""
+class _Several(InputError):
+    """Every fault found in one file, so its author fixes them in one pass; each fault
+    keeps its own line, and the CLI prints one line a fault."""
 
-    def __init__(self, problems: Sequence[InventoryError]):
+    def __init__(self, problems: Sequence[InputError]):
         self.problems = tuple(problems)
         first = self.problems[0]
-        super().__init__(first.detail, source=first.source, line=first.line)
+        InputError.__init__(self, first.detail, source=first.source, line=first.line)
 
     def __str__(self) -> str:
         return "\n".join(str(problem) for problem in self.problems)
@@ -69,26 +70,18 @@ class InventoryErrors(InventoryError):
     def lines(self) -> list[str]:
         """One message a fault, as the CLI prints them."""
         return [str(problem) for problem in self.problems]
+
+
+class InventoryErrors(_Several, InventoryError):
+    """Every fault found in one inventory."""
 
 
 class PolicyError(InputError):
     """A policy file does not validate; it is refused whole."""
 
 
-class PolicyErrors(PolicyError):
-    """Every fault found in one policy file, so its author fixes them in one pass."""
-
-    def __init__(self, problems: Sequence[PolicyError]):
-        self.problems = tuple(problems)
-        first = self.problems[0]
-        super().__init__(first.detail, source=first.source, line=first.line)
-
-    def __str__(self) -> str:
-        return "\n".join(str(problem) for problem in self.problems)
-
-    def lines(self) -> list[str]:
-        """One message a fault, as the CLI prints them."""
-        return [str(problem) for problem in self.problems]
+class PolicyErrors(_Several, PolicyError):
+    """Every fault found in one policy file."""
 
 
 class TargetError(InputError):

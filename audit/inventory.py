@@ -113,7 +113,7 @@ class Faults:
     (as ``policy validate`` does), then raised together by :meth:`raise_all`."""
 
     def __init__(self) -> None:
-        self.items: list[InventoryError] = []
+        self.items: list[InputError] = []
 
     @contextmanager
     def collect(self) -> Iterator[None]:
