@@ -68,7 +68,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from audit.frameworks import canonical_id, get_framework, load_catalogues
 from audit.models import Finding, Lifecycle, Severity, Status, SystemInfo
 from audit.reporting import ReportData
 
@@ -380,6 +379,8 @@ class FrameworkScore:
 
 @functools.cache
 def _canonical(framework: str, control_id: str) -> str:
+    from audit.frameworks import canonical_id  # pydantic: only when controls are scored
+
     return canonical_id(framework, control_id)
 
 
@@ -432,6 +433,8 @@ def framework_scores(
     Controls are taken from the catalogue when it ships (so unmapped controls count as
     not assessed), otherwise from the ids the findings cite.
     """
+    from audit.frameworks import load_catalogues
+
     catalogues = load_catalogues()
     grouped = findings_by_control(findings)
     cited = sorted({fw for fw, _ in grouped})
@@ -455,6 +458,8 @@ def framework_scores(
 
 def heatmap(findings: Iterable[Finding], framework: str) -> dict[str, Counter[Severity]]:
     """Failing findings of ``framework`` counted by control family and severity."""
+    from audit.frameworks import get_framework
+
     catalogue = get_framework(framework)
     table: dict[str, Counter[Severity]] = defaultdict(Counter)
     for (fw, control_id), items in findings_by_control(findings).items():
