@@ -297,3 +297,67 @@ def builtin_rule_controls() -> list[tuple[str, dict[str, tuple[str, ...]]]]:
         for path in builtin_policies().values()
         for rule in load_policy(path).rules
     ]
+
+
+_BOUND_FAMILY = {
+    "eq": "eq",
+    "in": "in",
+    "subset_of": "subset",
+    "le": "at most",
+    "lt": "at most",
+    "ge": "at least",
+    "gt": "at least",
+}
+"""Operators whose value is a requirement another pack may set differently."""
+
+
+def contradictions(policies: Sequence[Policy]) -> list[str]:
+    """Where two packs applied together require different things of the same fact.
+
+    Conservative: only conditions every resource must meet (a rule's ``expect`` or its
+    ``all`` branches) with a value, compared per resource type, applicability (``where``),
+    key and kind of bound. Applying Mozilla's modern and intermediate profiles together,
+    say, advises TLS 1.3 only *and* TLS 1.2, certificates of 90 *and* 366 days: the
+    author of a selection of packs should know, and choose (``policy validate`` says it).
+    """
+    first: dict[tuple[str, str, str], tuple[str, str, str, Any]] = {}
+    said: dict[tuple[str, str, str, str], str] = {}
+    for policy in policies:
+        for rule in policy.rules:
+            for leaf in _requirements(rule.expect):
+                value = policy.params.get(leaf.param) if leaf.param else leaf.value
+                bound = _BOUND_FAMILY.get(leaf.op)
+                if bound is None or value is None:
+                    continue
+                where = (rule.resource, f"{leaf.key} {rule.where!r}", bound)
+                mine = (policy.name, rule.id, leaf.op, _comparable(value))
+                theirs = first.setdefault(where, mine)
+                if theirs[0] != policy.name and theirs[2:] != mine[2:]:
+                    pair = (*where, f"{theirs[0]}|{policy.name}")
+                    said.setdefault(
+                        pair,
+                        f"{theirs[0]} {theirs[1]} and {policy.name} {rule.id} both judge "
+                        f"{rule.resource} {leaf.key} but differ ({theirs[2]} {theirs[3]!r} "
+                        f"against {leaf.op} {mine[3]!r}); choose the pack whose advice the "
+                        "committee should read",
+                    )
+    return list(said.values())
+
+
+def _requirements(condition: Condition) -> list[Leaf]:
+    """The leaves every resource must satisfy: the condition itself or its ``all``."""
+    if isinstance(condition, Leaf):
+        return [condition]
+    if isinstance(condition, AllOf):
+        return [leaf for sub in condition.conditions for leaf in _requirements(sub)]
+    return []
+
+
+def _comparable(value: Any) -> Any:
+    """Lists compare as sorted tuples: the same set in another order is the same value."""
+    if isinstance(value, list | tuple):
+        try:
+            return tuple(sorted(value))
+        except TypeError:
+            return tuple(value)
+    return value

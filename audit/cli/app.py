@@ -736,11 +736,15 @@ def policy_show(name: str) -> None:
 )
 @click.argument("files", nargs=-1, required=True)
 def policy_validate(files: Sequence[str]) -> None:
-    """Validate policy files: every fault of every file, then exit 2 if there was one."""
+    """Validate policy files: every fault of every file, then exit 2 if there was one.
+
+    Files validated together are also compared: two that require different things of
+    the same fact (Mozilla's modern and intermediate profiles, say) get a warning.
+    """
     from pathlib import Path
 
     from audit.errors import PolicyError
-    from audit.policy import Policy, check_unique_ids, load_policy, raise_all
+    from audit.policy import Policy, check_unique_ids, contradictions, load_policy, raise_all
 
     known = _families().fact_catalogue()
     loaded: list[Policy] = []
@@ -756,6 +760,8 @@ def policy_validate(files: Sequence[str]) -> None:
         for warning in item.warnings:
             click.echo(f"warning: {warning}", err=True)
         click.echo(f"ok: {item.source} ({item.name}, {len(item.rules)} rules)")
+    for said in contradictions(loaded):
+        click.echo(f"warning: {said}", err=True)
     raise_all(problems)
 
 

@@ -325,3 +325,33 @@ def test_policy_validate_reports_every_fault_of_every_file_and_warns(
     assert f"{tmp_path / 'b.yaml'}:8: rules[0].severity" in err
     assert f"warning: {tmp_path / 'c.yaml'}:4: rules[0] (DEMO-PORT-003): no remediation" in err
     assert f"ok: {tmp_path / 'c.yaml'}" in out
+
+
+def test_policy_validate_warns_when_two_packs_differ_on_one_fact(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from audit.cli import app as cli
+    from audit.registry import builtin_policies
+
+    # Given Mozilla's two profiles validated together (the demo once applied both)
+    packs = builtin_policies()
+    with pytest.raises(SystemExit) as exited:
+        cli.main(
+            ["policy", "validate", str(packs["mozilla-modern"]), str(packs["mozilla-intermediate"])]
+        )
+    # Then both are valid, and each fact they judge differently is named once
+    assert exited.value.code == 0
+    err = capsys.readouterr().err
+    assert "TLS-MOZMOD-001 and mozilla-intermediate TLS-MOZINT-001 both judge" in err
+    assert "certificate.lifetime_days but differ (le 90 against le 366)" in err
+    assert err.count("warning:") == 3
+
+
+def test_one_pack_alone_contradicts_nothing() -> None:
+    from audit.planning import resolve_policy
+    from audit.policy import contradictions
+    from audit.registry import load_families
+
+    catalogue = load_families().fact_catalogue()
+    for name in ("mozilla-intermediate", "anssi-tls", "cis-aws-foundations"):
+        assert contradictions([resolve_policy(name, catalogue)]) == []
