@@ -94,11 +94,19 @@ class Framework(_Strict):
         return best or control.id
 
     def family_label(self, key: str, lang: str) -> str:
-        """Readable name of a family key (the key itself when the catalogue has none)."""
+        """Readable name of a family key: its title, never a bare code.
+
+        A catalogue without families (NIS 2's points 21(2)(a)–(j)) groups by control, so
+        the key is a control id and the control's title names it.
+        """
         family = self.families.get(key)
-        if family is None:
-            return key
-        return f"{key} — {family.title_en if lang == 'en' else family.title}"
+        if family is not None:
+            return f"{key} — {family.title_en if lang == 'en' else family.title}"
+        control = self.control(key)
+        if control is not None:
+            title = control.title_en if lang == "en" and control.title_en else control.title
+            return f"{key} — {title}"
+        return key
 
 
 def catalogue_dir() -> Path:
