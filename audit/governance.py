@@ -69,7 +69,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from audit.models import Finding, Lifecycle, Severity, Status, SystemInfo
-from audit.reporting import ReportData
+from audit.reporting import RenderOptions, ReportData
 
 if TYPE_CHECKING:  # the store imports nothing of governance; scores only need its façade
     from audit.store import Store
@@ -679,3 +679,17 @@ def store_scores(store: Store, scan_id: int, tool_version: str) -> None:
     """Persist the scan's score snapshot, so trends never re-read old findings."""
     data = store.load_report(scan_id, tool_version=tool_version, with_resources=False)
     store.set_scores(scan_id, score_snapshot(data))
+
+
+def min_coverage_from_options(options: RenderOptions) -> float:
+    """The coverage threshold (percent) below which no index is given.
+
+    From ``min_coverage`` in the render options (``--min-coverage``), else the default;
+    a value outside 0–100 or not a number is ignored rather than trusted.
+    """
+    raw = options.extra.get("min_coverage", "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return DEFAULT_MIN_COVERAGE
+    return value if 0 <= value <= 100 else DEFAULT_MIN_COVERAGE

@@ -17,6 +17,7 @@ from typing import Any
 
 from audit import governance as gov
 from audit.frameworks import get_framework
+from audit.governance import min_coverage_from_options
 from audit.models import Acceptance, Finding, ScanSummary, Severity, SystemInfo
 from audit.reporting import RenderOptions, ReportData
 from reports import rulebook, twins, wording
@@ -299,20 +300,6 @@ def sla_from_options(options: RenderOptions) -> dict[Severity, int]:
         if k.startswith("sla.") and v.strip().isdigit()
     }
     return gov.sla_days(overrides)
-
-
-def min_coverage_from_options(options: RenderOptions) -> float:
-    """The coverage threshold (percent) below which no index is given.
-
-    From ``min_coverage`` in the render options (``--min-coverage``), else the default;
-    a value outside 0–100 or not a number is ignored rather than trusted.
-    """
-    raw = options.extra.get("min_coverage", "")
-    try:
-        value = float(raw)
-    except ValueError:
-        return gov.DEFAULT_MIN_COVERAGE
-    return value if 0 <= value <= 100 else gov.DEFAULT_MIN_COVERAGE
 
 
 def _systems(data: ReportData, min_coverage: float) -> list[SystemView]:

@@ -16,9 +16,9 @@ import json
 from typing import Any
 
 from audit import governance as gov
+from audit.governance import min_coverage_from_options
 from audit.models import Acceptance
 from audit.reporting import Renderer, RenderOptions, ReportData
-from reports.committee import min_coverage_from_options
 
 SCHEMA_VERSION = 1
 

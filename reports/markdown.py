@@ -12,9 +12,9 @@ import html
 import re
 
 from audit import governance as gov
+from audit.governance import min_coverage_from_options
 from audit.reporting import Renderer, RenderOptions, ReportData
 from reports._text import one_line, shorten
-from reports.committee import min_coverage_from_options
 from reports.i18n import format_percent
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
