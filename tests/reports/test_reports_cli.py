@@ -19,7 +19,14 @@ from audit.frameworks import (
     unknown_controls,
 )
 
-EXPECTED_COUNTS = {"anssi-hygiene": 42, "iso27001": 93, "cis-v8": 153, "cis-aws": 62, "nis2": 10}
+EXPECTED_COUNTS = {
+    "anssi-hygiene": 42,
+    "iso27001": 93,
+    "cis-v8": 153,
+    "cis-aws": 62,
+    "nis2": 10,
+    "secnumcloud": 92,
+}
 
 
 @pytest.fixture
@@ -39,6 +46,7 @@ def test_catalogues_load_with_source_and_expected_sizes():
         "cis-v8",
         "cis-aws",
         "rgs",
+        "secnumcloud",
     }
     for fw_id, count in EXPECTED_COUNTS.items():
         assert len(catalogues[fw_id].controls) == count, fw_id
