@@ -605,9 +605,13 @@ def accept(
             decided_by=decided_by,
             twins=builtin_twins().get(rule_id, ()),
         )
-    click.echo(f"accepted #{item.id}: {rule_id} on {key} until {item.until} (owner: {owner})")
+    from audit.cli.views import printable
+
+    # the key may come from the store, that is from what a target or a cloud answered
+    shown, rule = printable(key, 300), printable(rule_id)
+    click.echo(f"accepted #{item.id}: {rule} on {shown} until {item.until} (owner: {owner})")
     for twin in store.twin_acceptances(item):
-        click.echo(f"accepted #{twin.id}: {twin.rule_id} on {key} as a twin of {rule_id}")
+        click.echo(f"accepted #{twin.id}: {twin.rule_id} on {shown} as a twin of {rule}")
 
 
 def _refuse_acceptance(store: Store, fp: str, rule_id: str, key: str, force: bool) -> None:
