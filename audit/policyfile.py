@@ -41,7 +41,6 @@ from audit.evaluate import (
 )
 from audit.models import Severity
 from audit.policy import (
-    ANY_FACT,
     Declaration,
     FactCatalogue,
     Policy,
@@ -447,7 +446,7 @@ def _facts_of(
         )
         return None
     facts = known[rule.resource]
-    return None if facts is ANY_FACT or "*" in facts else facts
+    return None if "*" in facts else facts  # a type known by name only (ANY_FACT)
 
 
 def _collect(problems: list[PolicyError], check: Callable[..., None], *args: Any) -> None:

@@ -83,7 +83,7 @@ class ScopeGuard:
             from_command_line=False,
             addresses=(),
         )
-        if not (is_hostname(name) or not _is_name(name)) or "/" in name:
+        if "/" in name or (_is_name(name) and not is_hostname(name)):
             raise ScopeError(f"{subject.uri}: {host!r} is not a host name or an address")
         if not _is_name(name):
             return replace(
