@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -
 # what the tests add: the oracle web server, PDF text extraction, network namespaces, and
 # a browser for the report screenshots.
 DEMO_PACKAGES := nmap openssl libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
-TEST_PACKAGES := $(DEMO_PACKAGES) nginx iproute2 util-linux poppler-utils chromium
+TEST_PACKAGES := $(DEMO_PACKAGES) nginx iproute2 util-linux poppler-utils chromium nsd ldnsutils bind9-dnsutils
 
 .PHONY: install dev sysdeps sysdeps-demo test test-slow test-oracle oracle-venv lint demo bench clean
 
