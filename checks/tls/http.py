@@ -19,8 +19,8 @@ import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from checks.httpfacts import hsts_of, is_https_to
 from checks.tls.probe import Endpoint
 from checks.tls.starttls import STARTTLS
 
@@ -210,30 +210,7 @@ def hsts_facts(session: Session) -> dict[str, object] | None:
     """The ``hsts`` fact, or None when the endpoint does not speak HTTP."""
     if not session.speaks_http:
         return None
-    value = session.header("Strict-Transport-Security")
-    if value is None:
-        return {"present": False, "max_age": None, "include_subdomains": False, "preload": False}
-    return parse_hsts(value)
-
-
-def parse_hsts(value: str) -> dict[str, object]:
-    """RFC 6797 directives: max-age (seconds), includeSubDomains, preload."""
-    max_age: int | None = None
-    flags: set[str] = set()
-    for directive in value.split(";"):
-        name, _, arg = directive.strip().partition("=")
-        name = name.strip().lower()
-        if name == "max-age":
-            digits = arg.strip().strip('"')
-            max_age = int(digits) if digits.isdigit() else None
-        elif name:
-            flags.add(name)
-    return {
-        "present": True,
-        "max_age": max_age,
-        "include_subdomains": "includesubdomains" in flags,
-        "preload": "preload" in flags,
-    }
+    return hsts_of(session.header("Strict-Transport-Security"))
 
 
 async def http_redirect(address: str, port: int, host: str, timeout: float) -> bool | None:
@@ -259,24 +236,3 @@ async def _redirect(address: str, port: int, host: str) -> bool | None:
         return None
     location = next((v for k, v in headers if k.lower() == "location"), "")
     return status in _REDIRECTS and is_https_to(location, host)
-
-
-def is_https_to(location: str, host: str) -> bool:
-    """Whether ``location`` is an absolute https:// URL whose host is ``host``.
-
-    Host names compare case-insensitively and without a trailing dot; userinfo
-    (``https://host@evil.example/``) and scheme-relative forms are read as a browser
-    reads them, through ``urlsplit``, so they cannot pass for the requested host.
-    """
-    try:
-        split = urlsplit(location.strip())
-        named = split.hostname
-    except ValueError:
-        return False
-    if split.scheme.lower() != "https" or not named:
-        return False
-    return _host_key(named) == _host_key(host)
-
-
-def _host_key(name: str) -> str:
-    return name.lower().rstrip(".").strip("[]")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from checks.httpfacts import parse_hsts
 from checks.tls import lab
-from checks.tls.http import parse_head, parse_hsts
+from checks.tls.http import parse_head
 
 from .conftest import facts_of
 
