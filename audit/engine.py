@@ -56,6 +56,8 @@ class ScanPlan:
     scope_declared: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     tool_version: str = ""
+    command: str | None = None
+    """The command line the scan was asked with, secrets masked (the report's cover)."""
 
     def rules_by_type(self) -> dict[str, list[BoundRule]]:
         """Rules grouped by the resource type they judge."""
@@ -141,6 +143,7 @@ def run_scan(
         targets=[t.uri for t in plan.targets],
         systems=plan.systems,
         tool_version=plan.tool_version,
+        command=plan.command,
     )
     own = executor is None
     pool = executor or ThreadPoolExecutor(

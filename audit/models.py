@@ -206,6 +206,23 @@ def fingerprint(rule_id: str, resource_key: str) -> str:
 
 
 @dataclass(frozen=True)
+class Translation:
+    """A rule's texts in a language other than its own (English).
+
+    Kept per language (``{"fr": Translation(...)}``) on rules, findings and in the
+    store, so a third language is data, not a new field or column.
+    """
+
+    title: str = ""
+    remediation: str = ""
+    message: str = ""
+
+
+Translations = Mapping[str, Translation]
+"""Language code (``fr``) → the rule's texts in that language."""
+
+
+@dataclass(frozen=True)
 class Finding:
     """One rule evaluated on one resource. The only finding type there is."""
 
@@ -226,16 +243,17 @@ class Finding:
     lifecycle: Lifecycle | None = None
     first_seen: str | None = None
     scan_id: int | None = None
-    title_fr: str = ""
-    remediation_fr: str = ""
+    translations: Translations = field(default_factory=dict)
 
     def title_in(self, lang: str) -> str:
-        """The rule's title in the reader's language (French when the policy gives it)."""
-        return self.title_fr if lang == "fr" and self.title_fr else self.title
+        """The rule's title in the reader's language, when the policy gives it."""
+        text = self.translations.get(lang)
+        return text.title if text is not None and text.title else self.title
 
     def remediation_in(self, lang: str) -> str:
-        """The remediation in the reader's language (French when the policy gives it)."""
-        return self.remediation_fr if lang == "fr" and self.remediation_fr else self.remediation
+        """The remediation in the reader's language, when the policy gives it."""
+        text = self.translations.get(lang)
+        return text.remediation if text is not None and text.remediation else self.remediation
 
     @_computed_once
     def fingerprint(self) -> str:
@@ -269,8 +287,10 @@ class Finding:
             "controls": {k: list(v) for k, v in self.controls.items()},
             "remediation": self.remediation,
             "first_seen": self.first_seen,
-            "title_fr": self.title_fr,
-            "remediation_fr": self.remediation_fr,
+            "translations": {
+                lang: {"title": t.title, "remediation": t.remediation}
+                for lang, t in sorted(self.translations.items())
+            },
         }
 
 
@@ -286,6 +306,8 @@ class ScanSummary:
     counts: Mapping[str, int]
     scope_declared: bool = True
     inventory: str | None = None
+    command: str | None = None
+    """The command line the scan was run with (secrets masked), when it was recorded."""
 
     def to_json(self) -> dict[str, JSONValue]:
         """The JSON report shape of DESIGN.md."""
@@ -298,6 +320,7 @@ class ScanSummary:
             "counts": dict(self.counts),
             "scope_declared": self.scope_declared,
             "inventory": self.inventory,
+            "command": self.command,
         }
 
 

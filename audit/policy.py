@@ -18,7 +18,7 @@ from typing import Any
 
 from audit.errors import PolicyError, PolicyErrors
 from audit.evaluate import AllOf, AnyOf, Condition, Each, Leaf, Not
-from audit.models import Severity
+from audit.models import Severity, Translations
 from audit.regex import PatternError, compile_pattern
 from audit.yamlfile import load_yaml
 
@@ -63,14 +63,13 @@ class Rule:
     description: str = ""
     reads: frozenset[str] = frozenset()
     where_reads: frozenset[str] = frozenset()
-    title_fr: str = ""
-    remediation_fr: str = ""
+    translations: Translations = field(default_factory=dict)
+    """The rule's title, remediation and message in other languages (``title_fr``…)."""
     references: tuple[Reference, ...] = ()
     context: tuple[str, ...] = ()
     declared: Declaration | None = None
     same_as: tuple[str, ...] = ()
     message: str = ""
-    message_fr: str = ""
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,12 @@ from typing import Any
 from audit import __version__
 from audit.errors import PolicyError
 from audit.evaluate import AllOf, AnyOf, Condition, Each, Leaf, Not
-from audit.models import Severity
+from audit.models import Severity, Translation
 from audit.policy import Declaration, FactCatalogue, Policy, Reference, Rule, compile_file
 from audit.yamlfile import MAX_FILE_BYTES, FileTooLarge, parse_yaml, read_regular_file
 from policies import BUILTIN_DIR
 
-FORMAT = 1
+FORMAT = 2
 """Bumped when the entry layout changes."""
 
 DISABLE_ENV = "REMPART_NO_CACHE"
@@ -319,13 +319,14 @@ def _encode_rule(rule: Rule) -> dict[str, Any]:
         "description": rule.description,
         "reads": sorted(rule.reads),
         "where_reads": sorted(rule.where_reads),
-        "title_fr": rule.title_fr,
-        "remediation_fr": rule.remediation_fr,
+        "translations": {
+            lang: [t.title, t.remediation, t.message] for lang, t in rule.translations.items()
+        },
         "references": [_encode_reference(ref) for ref in rule.references],
         "context": list(rule.context),
         "declared": None if rule.declared is None else [rule.declared.param, rule.declared.message],
         "same_as": list(rule.same_as),
-        "message": [rule.message, rule.message_fr],
+        "message": rule.message,
     }
 
 
@@ -344,14 +345,15 @@ def _decode_rule(data: Mapping[str, Any]) -> Rule:
         description=_str(data["description"]),
         reads=frozenset(_str(r) for r in data["reads"]),
         where_reads=frozenset(_str(r) for r in data["where_reads"]),
-        title_fr=_str(data["title_fr"]),
-        remediation_fr=_str(data["remediation_fr"]),
+        translations={
+            _str(lang): Translation(_str(t[0]), _str(t[1]), _str(t[2]))
+            for lang, t in data["translations"].items()
+        },
         references=tuple(_decode_reference(ref) for ref in data["references"]),
         context=tuple(_str(c) for c in data["context"]),
         declared=None if declared is None else Declaration(_str(declared[0]), _str(declared[1])),
         same_as=tuple(_str(i) for i in data["same_as"]),
-        message=_str(data["message"][0]),
-        message_fr=_str(data["message"][1]),
+        message=_str(data["message"]),
     )
 
 

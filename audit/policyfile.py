@@ -39,7 +39,7 @@ from audit.evaluate import (
     read_paths,
     referenced_facts,
 )
-from audit.models import Severity
+from audit.models import Severity, Translation
 from audit.policy import (
     Declaration,
     FactCatalogue,
@@ -200,6 +200,27 @@ class MessageModel(_Frozen):
         return text
 
 
+LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+"""An ISO 639 language code, the key of a rule's translations (``fr``, ``de``)."""
+
+
+class TranslationModel(_Frozen):
+    """A rule's texts in one more language; what is not given falls back to English."""
+
+    title: str | None = Field(default=None, min_length=1)
+    remediation: str | None = Field(default=None, min_length=1)
+    message: str | None = Field(default=None, min_length=1)
+
+    @field_validator("message")
+    @classmethod
+    def _valid_template(cls, text: str | None) -> str | None:
+        from audit.evaluate.template import placeholders
+
+        if text is not None:
+            placeholders(text)
+        return text
+
+
 class RuleModel(_Frozen):
     """One rule: a resource type, an optional filter, an expectation, and its meaning."""
 
@@ -231,6 +252,22 @@ class RuleModel(_Frozen):
         description="Rules of other packs that check the same requirement on the same "
         "resource (twins): reports list them once, an acceptance covers them all",
     )
+    translations: dict[str, TranslationModel] = Field(
+        default_factory=dict,
+        description="The title, remediation and message in other languages, by language "
+        "code ({de: {title: ...}}); title_fr, remediation_fr and message.fr are French's",
+    )
+
+    @field_validator("translations")
+    @classmethod
+    def _language_codes(cls, texts: dict[str, TranslationModel]) -> dict[str, TranslationModel]:
+        for lang in texts:
+            if not LANGUAGE.match(lang) or lang == "en":
+                raise ValueError(
+                    f"{lang!r} is not a language code other than English's "
+                    "(two or three lower-case letters: fr, de)"
+                )
+        return texts
 
     @field_validator("same_as")
     @classmethod
@@ -418,11 +455,14 @@ def _check_message(rule: RuleModel, path: list[str | int], checker: _LeafChecker
     """Every placeholder of the message names a documented fact of the rule's type."""
     from audit.evaluate.template import placeholders
 
-    if rule.message is None:
-        return
-    for lang in ("en", "fr"):
-        for name in placeholders(getattr(rule.message, lang) or ""):
-            where = [*path, "message", lang]
+    templates: list[tuple[list[str | int], str]] = []
+    if rule.message is not None:
+        templates += [([*path, "message", "en"], rule.message.en)]
+        templates += [([*path, "message", "fr"], rule.message.fr or "")]
+    for lang, text in rule.translations.items():
+        templates += [([*path, "translations", lang, "message"], text.message or "")]
+    for where, template in templates:
+        for name in placeholders(template):
             _collect(checker.problems, _check_key, name, where, checker)
 
 
@@ -635,15 +675,31 @@ def _compile_rule(rule: RuleModel, policy: str) -> Rule:
         description=rule.description,
         reads=referenced_facts(expect) | referenced_facts(where),
         where_reads=referenced_facts(where),
-        title_fr=rule.title_fr or "",
-        remediation_fr=rule.remediation_fr or "",
+        translations=_translations(rule),
         references=tuple(_reference(item) for item in rule.references),
         context=tuple(rule.context),
         declared=Declaration(**rule.declared.model_dump()) if rule.declared else None,
         same_as=tuple(dict.fromkeys(rule.same_as)),
         message=rule.message.en if rule.message else "",
-        message_fr=(rule.message.fr or "") if rule.message else "",
     )
+
+
+def _translations(rule: RuleModel) -> dict[str, Translation]:
+    """Every language's texts of a rule: the ``translations`` block, and French from the
+    ``title_fr``, ``remediation_fr`` and ``message.fr`` shorthands (which win)."""
+    texts = {
+        lang: Translation(t.title or "", t.remediation or "", t.message or "")
+        for lang, t in rule.translations.items()
+    }
+    french = texts.get("fr", Translation())
+    french = Translation(
+        rule.title_fr or french.title,
+        rule.remediation_fr or french.remediation,
+        (rule.message.fr if rule.message else None) or french.message,
+    )
+    if french != Translation():
+        texts["fr"] = french
+    return dict(sorted(texts.items()))
 
 
 def _reference(item: str | ReferenceModel) -> Reference:

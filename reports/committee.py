@@ -589,7 +589,7 @@ def _resource_types(data: ReportData) -> list[tuple[str, int]]:
 def localized(data: ReportData, lang: str) -> ReportData:
     """The report's findings with rule titles and remediations in the reader's language
     (where the policy gives them), so every section speaks it."""
-    if lang != "fr" or not any(f.title_fr or f.remediation_fr for f in data.findings):
+    if not any(lang in f.translations for f in data.findings):
         return data
     findings = tuple(
         f.evolve(title=f.title_in(lang), remediation=f.remediation_in(lang)) for f in data.findings

@@ -15,14 +15,28 @@ from pathlib import Path
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DOMAIN = "rempart"
-LANGUAGES = ("fr", "en")
 DEFAULT_LANG = "fr"
+SOURCE_LANG = "en"
+"""The language templates and rules are written in (the msgids): it needs no catalog."""
+
+
+@functools.cache
+def languages() -> tuple[str, ...]:
+    """The languages reports speak: the default first, then every shipped catalog's.
+
+    Read from ``reports/locale/`` (once), so a language is added by adding its ``.po``
+    file: no option, column or list elsewhere names them.
+    """
+    found = {p.parent.parent.name for p in LOCALE_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po")}
+    found |= {DEFAULT_LANG, SOURCE_LANG}
+    return (DEFAULT_LANG, *sorted(found - {DEFAULT_LANG}))
 
 
 def normalise_lang(lang: str | None) -> str:
-    """``fr`` or ``en`` from what a user typed (``en_GB``, ``FR``…); French otherwise."""
+    """A shipped language from what a user typed (``en_GB``, ``FR``…); the default
+    (French) otherwise."""
     short = (lang or DEFAULT_LANG).lower().replace("-", "_").split("_")[0]
-    return short if short in LANGUAGES else DEFAULT_LANG
+    return short if short in languages() else DEFAULT_LANG
 
 
 def catalog_path(lang: str) -> Path:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from audit.cli.helptext import FORMAT_HELP, LANG_HELP, example
+from audit.cli.language import LANGUAGE
 from audit.models import SEVERITY_NAMES
 
 if TYPE_CHECKING:
@@ -185,9 +186,7 @@ PORTS_SYNTAX = (
 @click.option("--format", "fmt", default=None, help=FORMAT_HELP)
 @_min_coverage_option
 @_marking_option
-@click.option(
-    "--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True, help=LANG_HELP
-)
+@click.option("--lang", type=LANGUAGE, default="fr", show_default=True, help=LANG_HELP)
 @click.option(
     "--fail-on",
     type=click.Choice(SEVERITIES),
@@ -267,6 +266,9 @@ def scan(
 ) -> None:
     """Scan TARGETS (URIs such as tls://host, ports://10.0.0.0/28, aws://profile), or the
     targets of an inventory (-i), against policies; store every finding."""
+    import dataclasses
+
+    from audit.cli.commandline import command_line
     from audit.cli.progress import run_with_ui
     from audit.planning import ScanRequest, build_plan
 
@@ -280,6 +282,7 @@ def scan(
     plan = build_plan(
         request, families, warn=lambda text: click.echo(f"rempart: warning: {text}", err=True)
     )
+    plan = dataclasses.replace(plan, command=command_line(click.get_current_context()))
     if shard is not None:
         from audit.scale.sharding import select_shard
 
@@ -432,9 +435,7 @@ def _gate(store: Store, scan_id: int, fail_on: str | None) -> int:
     help="Output file; format from the extension (repeatable).",
 )
 @click.option("--format", "fmt", default=None, help=FORMAT_HELP)
-@click.option(
-    "--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True, help=LANG_HELP
-)
+@click.option("--lang", type=LANGUAGE, default="fr", show_default=True, help=LANG_HELP)
 @_min_coverage_option
 @_marking_option
 @_db_option

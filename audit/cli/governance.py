@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from audit.cli.helptext import example
+from audit.cli.language import LANGUAGE
 
 
 @click.group(
@@ -47,7 +48,7 @@ def frameworks_list() -> None:
 @click.argument("framework_id", metavar="ID")
 @click.option(
     "--lang",
-    type=click.Choice(["fr", "en"]),
+    type=LANGUAGE,
     default="fr",
     show_default=True,
     help="Language of the control labels.",

@@ -15,4 +15,4 @@ FORMAT_HELP = (
     "Report format (html, pdf, md, json, csv, sarif, junit, ocsf) when a path has no "
     "extension, and for -o -."
 )
-LANG_HELP = "Language of the report (French or English)."
+LANG_HELP = "Language of the report (French by default; the languages the reports ship)."

@@ -79,8 +79,7 @@ def _finding(
         evidence=evidence,
         controls=rule.controls,
         remediation=rule.remediation,
-        title_fr=rule.title_fr,
-        remediation_fr=rule.remediation_fr,
+        translations=rule.translations,
         reason=reason,
     )
 
@@ -133,9 +132,10 @@ def _judge(bound: BoundRule, resource: Resource) -> Finding:
 def failure_message(
     rule: Rule, facts: Any, params: Mapping[str, Any] | None = None, lang: str = "en"
 ) -> str:
-    """The rule's sentence about this resource when it gives one (French on request, when
-    given), else what was expected, as the condition reads."""
-    template = (rule.message_fr if lang == "fr" else "") or rule.message
+    """The rule's sentence about this resource when it gives one (in the reader's language
+    when the rule has it), else what was expected, as the condition reads."""
+    translated = rule.translations.get(lang)
+    template = (translated.message if translated is not None else "") or rule.message
     if template:
         return render(template, facts)
     return f"expected {describe(rule.expect, params)}"

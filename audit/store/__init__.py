@@ -149,11 +149,13 @@ class Store:
         targets: Sequence[str],
         systems: Sequence[SystemInfo],
         tool_version: str,
+        command: str | None = None,
     ) -> int:
         """Create the scan row (status ``running``) and return its id."""
         return self._writer.begin_scan(
-            now_iso(), policies, inventory, scope_declared, targets, systems, tool_version
-        )
+            now_iso(), policies, inventory, scope_declared, targets, systems, tool_version,
+            command,
+        )  # fmt: skip
 
     def record(
         self,

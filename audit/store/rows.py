@@ -30,6 +30,8 @@ from audit.models import (
     Severity,
     Status,
     SystemInfo,
+    Translation,
+    Translations,
 )
 
 FINDING_FIELDS = (
@@ -59,8 +61,7 @@ class RuleTexts(NamedTuple):
     title: str
     controls: Mapping[str, tuple[str, ...]]
     remediation: str
-    title_fr: str
-    remediation_fr: str
+    translations: Translations
 
 
 class TextCache:
@@ -75,11 +76,13 @@ class TextCache:
         cursor = self.conn.cursor()
         cursor.row_factory = None
         for row in cursor.execute(
-            "SELECT id, policy, title, controls, remediation, title_fr, remediation_fr "
+            "SELECT id, policy, title, controls, remediation, translations "
             "FROM rule_texts WHERE id > ? ORDER BY id",
             (max(self.by_id, default=0),),
         ):
-            self.by_id[row[0]] = RuleTexts(row[1], row[2], controls(row[3]), *row[4:])
+            self.by_id[row[0]] = RuleTexts(
+                row[1], row[2], controls(row[3]), row[4], translations(row[5])
+            )
         return self.by_id
 
 
@@ -114,8 +117,7 @@ def finding(row: Sequence[Any], texts: Mapping[int, RuleTexts]) -> Finding:
         lifecycle=_LIFECYCLE[row[13]] if row[13] else None,
         first_seen=row[14],
         scan_id=row[0],
-        title_fr=rule.title_fr,
-        remediation_fr=rule.remediation_fr,
+        translations=rule.translations,
         fingerprint=row[1],
     )
     return decoded
@@ -163,6 +165,37 @@ def controls(text: str) -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType({k: tuple(v) for k, v in json.loads(text).items()})
 
 
+_TRANSLATIONS_JSON: dict[int, tuple[Translations, str]] = {}
+
+
+def translations_json(value: Translations) -> str:
+    """A rule's texts in other languages as their column: ``{lang: {title, remediation,
+    message}}``, keys sorted, so one content has one text (the rule_texts key). Once per
+    rule: every finding of the rule shares the object."""
+    cached = _TRANSLATIONS_JSON.get(id(value))
+    if cached is not None and cached[0] is value:
+        return cached[1]
+    content = {
+        lang: {"title": t.title, "remediation": t.remediation, "message": t.message}
+        for lang, t in value.items()
+    }
+    text = orjson.dumps(content, option=orjson.OPT_SORT_KEYS).decode()
+    if len(_TRANSLATIONS_JSON) > 10_000:
+        _TRANSLATIONS_JSON.clear()
+    _TRANSLATIONS_JSON[id(value)] = (value, text)
+    return text
+
+
+def translations(text: str) -> Translations:
+    """A rule's translations back from their column (read once per rule version)."""
+    return MappingProxyType(
+        {
+            lang: Translation(t.get("title", ""), t.get("remediation", ""), t.get("message", ""))
+            for lang, t in json.loads(text or "{}").items()
+        }
+    )
+
+
 def digest(content: Sequence[Any]) -> int:
     """A 64-bit digest of a row's content (what a version is), the same in every
     process: two findings with the same digest share a row. The content is encoded as a
@@ -182,8 +215,7 @@ def text_key(f: Finding) -> tuple[str, ...]:
         f.title,
         controls_json(f.controls),
         f.remediation,
-        f.title_fr,
-        f.remediation_fr,
+        translations_json(f.translations),
     )
 
 
@@ -224,6 +256,7 @@ def summary(row: sqlite3.Row) -> ScanSummary:
         counts=counts,
         scope_declared=bool(row["scope_declared"]),
         inventory=row["inventory"],
+        command=row["command"] if "command" in row.keys() else None,  # noqa: SIM118 (Row: `in` tests values)
     )
 
 

@@ -76,6 +76,57 @@ def history_by_reference(conn: sqlite3.Connection) -> None:
     db.create_view("findings_full", FINDINGS_FULL)
 
 
+FINDINGS_FULL_4 = (
+    "SELECT m.scan_id, f.fingerprint, f.rule_id, t.policy, t.title, f.resource_type, "
+    "f.resource_key, f.target, f.system, f.status, f.severity, f.message, f.evidence, "
+    "t.controls, t.remediation, f.reason, f.history, f.first_seen, "
+    "IFNULL(json_extract(t.translations, '$.fr.title'), '') AS title_fr, "
+    "IFNULL(json_extract(t.translations, '$.fr.remediation'), '') AS remediation_fr, "
+    "t.translations FROM scan_findings m JOIN findings f ON f.rowid = m.row "
+    "JOIN rule_texts t ON t.id = f.texts"
+)
+"""Schema 4's ``findings_full``: schema 1's columns (French read from the translations,
+for SQL written against them), and every language's texts in ``translations``."""
+
+
+def texts_per_language(conn: sqlite3.Connection) -> None:
+    """4: a rule's texts in other languages are data, not columns; a scan keeps its
+    command line.
+
+    ``rule_texts`` had ``title_fr`` and ``remediation_fr``, so a third language needed a
+    migration. They become ``translations``, a JSON object ``{lang: {title,
+    remediation, message}}`` written with sorted keys (one content, one text: the
+    table's key), encoded here by the same function as the write path. Ids are kept
+    (findings point at them). ``scans.command`` holds the command line a scan was run
+    with, its secrets masked, for the report's cover.
+    """
+    import sqlite_utils
+
+    from audit.models import Translation
+    from audit.store.rows import translations_json
+
+    db = sqlite_utils.Database(conn)
+    conn.execute("DROP VIEW IF EXISTS findings_full")
+    conn.execute(
+        "CREATE TABLE rule_texts_v4 (id INTEGER PRIMARY KEY, policy TEXT NOT NULL, "
+        "title TEXT NOT NULL, controls TEXT NOT NULL, remediation TEXT NOT NULL, "
+        "translations TEXT NOT NULL DEFAULT '{}', "
+        "UNIQUE (policy, title, controls, remediation, translations))"
+    )
+    old = conn.execute(
+        "SELECT id, policy, title, controls, remediation, title_fr, remediation_fr "
+        "FROM rule_texts ORDER BY id"
+    ).fetchall()
+    for row in old:
+        french = Translation(row[5], row[6], "")
+        texts = translations_json({"fr": french} if french != Translation() else {})
+        conn.execute("INSERT INTO rule_texts_v4 VALUES (?,?,?,?,?,?)", (*tuple(row)[:5], texts))
+    conn.execute("DROP TABLE rule_texts")
+    conn.execute("ALTER TABLE rule_texts_v4 RENAME TO rule_texts")
+    db.table("scans").add_column("command", str)
+    db.create_view("findings_full", FINDINGS_FULL_4)
+
+
 def _versions(table: sqlite_utils.db.Table) -> None:
     """A table of versions: ``scan_id`` becomes ``first_scan``, no longer a foreign key
     (pruning a scan keeps the rows later scans refer to), and the key is ``id``, an
@@ -248,6 +299,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         FROM findings f JOIN rule_texts t ON t.id = f.texts;
     """,
     history_by_reference,
+    texts_per_language,
 )
 
 

@@ -84,15 +84,17 @@ class Writer:
         targets: Sequence[str],
         systems: Sequence[SystemInfo],
         tool_version: str,
+        command: str | None = None,
     ) -> int:
         """Create the scan row (status ``running``) and return its id."""
         with self.transaction():
             cursor = self.conn.execute(
                 "INSERT INTO scans (started_at, status, policies, inventory, scope_declared, "
-                "targets, systems, pid, host, tool_version) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "targets, systems, pid, host, tool_version, command) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (at, "running", json.dumps(list(policies)), inventory, int(scope_declared),
                  json.dumps(list(targets)), json.dumps([rows.system_json(s) for s in systems]),
-                 os.getpid(), socket.gethostname(), tool_version),
+                 os.getpid(), socket.gethostname(), tool_version, command),
             )  # fmt: skip
         return int(cursor.lastrowid or 0)
 
@@ -258,12 +260,12 @@ class Writer:
         """The id of a rule's texts, inserted when this version of the rule is new."""
         self.conn.execute(
             "INSERT OR IGNORE INTO rule_texts (policy, title, controls, remediation, "
-            "title_fr, remediation_fr) VALUES (?,?,?,?,?,?)",
+            "translations) VALUES (?,?,?,?,?)",
             key,
         )
         row = self.conn.execute(
             "SELECT id FROM rule_texts WHERE policy = ? AND title = ? AND controls = ? "
-            "AND remediation = ? AND title_fr = ? AND remediation_fr = ?",
+            "AND remediation = ? AND translations = ?",
             key,
         ).fetchone()
         return int(row[0])

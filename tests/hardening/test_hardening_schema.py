@@ -71,7 +71,7 @@ def test_a_first_schema_store_is_completed_and_keeps_its_history(tmp_path: Path)
     assert stamped.fingerprint == "89e90dcea102e900929f0b9b5d7374d0"
     assert stamped.lifecycle is Lifecycle.OPEN  # failed in the old scan, fails again
     assert stamped.first_seen == "2026-01-05T08:00:00+00:00"
-    assert store.findings(1)[0].title_fr == ""
+    assert store.findings(1)[0].translations == {}
     for args in (["findings", "--scan", "1"], ["diff", "--json"], ["acceptances"]):
         run = rempart(*args, "--db", str(db))
         assert run.code == 0 and "Traceback" not in run.err, (args, run.err)

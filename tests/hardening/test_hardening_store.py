@@ -208,7 +208,8 @@ FAKE_VIEW = (
     "CREATE VIEW findings_full AS SELECT f.scan_id, f.fingerprint, f.rule_id, t.policy, "
     "t.title, f.resource_type, f.resource_key, f.target, f.system, 'pass' AS status, "
     "f.severity, f.message, f.evidence, t.controls, t.remediation, f.reason, f.history, "
-    "f.first_seen, t.title_fr, t.remediation_fr FROM findings f JOIN rule_texts t "
+    "f.first_seen, '' AS title_fr, '' AS remediation_fr, t.translations "
+    "FROM findings f JOIN rule_texts t "
     "ON t.id = f.texts"
 )
 READ_COMMANDS = (

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from audit import governance as gov
-from audit.models import Finding, Reason, Resource, ScanSummary, Severity, Status
+from audit.models import Finding, Reason, Resource, ScanSummary, Severity, Status, Translation
 from audit.reporting import RenderOptions, ReportData
 from reports import committee, html
 from reports.committee import PALETTE
@@ -123,7 +123,12 @@ def reader_data(base: ReportData, status: str = "complete") -> ReportData:
         policies=("anssi-tls@1.1", "cis-aws-foundations@3.0.0", "exposure-baseline@1.0"),
     )
     french = tuple(  # policy and acceptance texts in French: only ours may be English
-        replace(f, title_fr=f"Règle {f.rule_id} respectée", remediation_fr="Corriger le réglage.")
+        replace(
+            f,
+            translations={
+                "fr": Translation(f"Règle {f.rule_id} respectée", "Corriger le réglage.")
+            },
+        )
         for f in base.findings
     )
     acceptances = tuple(

@@ -456,3 +456,29 @@ scope: {vault: {paths: [x]}}
     ):
         assert fragment in err, (fragment, err)
     assert len(err.splitlines()) == 5
+
+
+def test_the_scan_records_its_command_line_with_secrets_masked(
+    tmp_path: Path, policy_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a scan whose target carries a password and a token (a user may type them)
+    out = tmp_path / "report.html"
+    target = "facts://user:hunter2@web?token=s3cr3t&zone=a"
+    code, _, err = run(
+        capsys, "scan", target, "-p", str(policy_file), "--db", str(tmp_path / "r.db"),
+        "-q", "-o", str(out), "--timeout", "5",
+    )  # fmt: skip
+    assert code in (0, 1), err
+    # Then the store and the report's cover hold the command as given, secrets masked
+    from audit.store import open_for_reading
+
+    command = open_for_reading(tmp_path / "r.db").scan(1).command
+    assert command is not None
+    assert command.startswith("rempart scan ")
+    assert "'facts://user:***@web?token=***&zone=a'" in command
+    assert "--timeout 5.0" in command and "-q" in command
+    assert "hunter2" not in command and "s3cr3t" not in command
+    html = out.read_text()
+    assert "facts://user:***@web?token=***&amp;zone=a" in html
+    assert "hunter2" not in html and "s3cr3t" not in html
+    assert "hunter2" not in (tmp_path / "r.db").read_bytes().decode("latin-1")

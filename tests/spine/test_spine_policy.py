@@ -178,7 +178,8 @@ def test_french_titles_travel_from_policy_to_finding(tmp_path: Path) -> None:
         ),
     )
     rule = load_policy(path, KNOWN).rules[0]
-    assert (rule.title_fr, rule.remediation_fr) == ("Seuls les ports autorisés", "Fermez-le.")
+    french = rule.translations["fr"]
+    assert (french.title, french.remediation) == ("Seuls les ports autorisés", "Fermez-le.")
     from audit.evaluate import BoundRule, evaluate_rule
     from audit.models import Resource
 
@@ -186,6 +187,55 @@ def test_french_titles_travel_from_policy_to_finding(tmp_path: Path) -> None:
     assert finding.title_in("fr") == "Seuls les ports autorisés"
     assert finding.title_in("en") == "Only allowed ports"
     assert finding.remediation_in("fr") == "Fermez-le."
+
+
+def test_a_third_language_is_data_in_the_rule_and_the_store(tmp_path: Path) -> None:
+    # Given a rule with German texts in its translations block, beside French shorthands
+    path = write(
+        tmp_path,
+        "policy: demo\ntitle: T\nrules:\n"
+        + GOOD_RULE.replace(
+            "    severity: high\n",
+            "    title_fr: Seuls les ports autorisés\n"
+            "    translations:\n      de:\n        title: Nur erlaubte Ports\n"
+            "        remediation: Schließen.\n    severity: high\n",
+        ),
+    )
+    rule = load_policy(path, KNOWN).rules[0]
+    from audit.evaluate import BoundRule, evaluate_rule
+    from audit.models import Resource
+    from audit.store import Store
+
+    finding = evaluate_rule(BoundRule(rule, {}), Resource("demo.item", "k", "t", "s", {"port": 22}))
+    # When the finding is stored and read back
+    store = Store(tmp_path / "r.db")
+    scan = store.begin_scan(
+        policies=["demo"], inventory=None, scope_declared=True, targets=["t"], systems=(),
+        tool_version="x",
+    )  # fmt: skip
+    store.record(scan, [], [finding])
+    store.finish_scan(scan, "complete")
+    (back,) = store.findings(scan)
+    # Then each language reads its own texts, and English is the fallback
+    assert back.title_in("de") == "Nur erlaubte Ports"
+    assert back.remediation_in("de") == "Schließen."
+    assert back.title_in("fr") == "Seuls les ports autorisés"
+    assert back.remediation_in("fr") == "Close it."
+    assert back.title_in("it") == "Only allowed ports"
+
+
+def test_a_translation_key_must_be_a_language_code(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "policy: demo\ntitle: T\nrules:\n"
+        + GOOD_RULE.replace(
+            "    severity: high\n",
+            "    translations:\n      German:\n        title: Nur\n    severity: high\n",
+        ),
+    )
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path, KNOWN)
+    assert ":8: rules[0].translations: 'German' is not a language code" in str(caught.value)
 
 
 def test_a_rule_without_remediation_loads_with_a_warning(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from audit.errors import StoreError
-from audit.models import Finding, Lifecycle, Resource, Severity, Status
+from audit.models import Finding, Lifecycle, Resource, Severity, Status, Translation
 from audit.store import MIGRATIONS, Observed, Store, fingerprint_for, open_for_reading
 
 
@@ -32,8 +32,7 @@ def finding(
         message="m",
         controls={"cis-v8": ("4.4",)},
         remediation="close it",
-        title_fr="titre",
-        remediation_fr="fermer",
+        translations={"fr": Translation("titre", "fermer")},
     )
     return base.evolve(**changes) if changes else base
 
@@ -93,13 +92,14 @@ def test_rule_texts_are_stored_once_per_version_of_a_rule(tmp_path: Path) -> Non
     store = Store(db)
     scan = begin(store)
     store.record(scan, [], [finding(key=f"tcp://192.0.2.{i}:22") for i in range(50)])
-    store.record(scan, [], [finding(key="tcp://192.0.2.99:22", title_fr="titre corrigé")])
+    corrected = {"fr": Translation("titre corrigé")}
+    store.record(scan, [], [finding(key="tcp://192.0.2.99:22", translations=corrected)])
     store.finish_scan(scan, "complete")
     # Then two rows of texts serve 51 findings, and each finding reads back its own
     assert count(db, "SELECT COUNT(*) FROM rule_texts") == 2
     by_key = {f.resource_key: f for f in store.findings(scan)}
-    assert by_key["tcp://192.0.2.99:22"].title_fr == "titre corrigé"
-    assert by_key["tcp://192.0.2.1:22"].title_fr == "titre"
+    assert by_key["tcp://192.0.2.99:22"].title_in("fr") == "titre corrigé"
+    assert by_key["tcp://192.0.2.1:22"].title_in("fr") == "titre"
     assert dict(by_key["tcp://192.0.2.1:22"].controls) == {"cis-v8": ("4.4",)}
     # And another process writing the same rule reuses the row
     other = Store(db)
@@ -181,7 +181,7 @@ def test_a_schema_1_store_is_carried_over_whole(tmp_path: Path) -> None:
     store = Store(db)
     # Then every finding reads back as written, texts and evidence included
     old = store.findings(2)
-    assert [(f.title, f.title_fr, f.remediation_fr, f.lifecycle) for f in old] == [
+    assert [(f.title, f.title_in("fr"), f.remediation_in("fr"), f.lifecycle) for f in old] == [
         ("old title", "titre", "fermer", Lifecycle.OPEN)
     ] * 2
     assert old[0].evidence == {"port": 22, "big": 123456789012345678901234567890}
@@ -377,9 +377,49 @@ def test_a_schema_2_store_is_carried_over_and_refers_to_its_rows(tmp_path: Path)
     assert count(db, "SELECT COUNT(*) FROM scan_findings") == 4
     for scan in scans:
         assert [f.scan_id for f in store.findings(scan)] == [scan]
-        assert store.findings(scan)[0].title_fr == "titre" and store.resources(scan) == [resource]
+        assert store.findings(scan)[0].title_in("fr") == "titre"
+        assert store.resources(scan) == [resource]
         assert store.scan(scan).counts["resources"] == 1
     assert count(db, "SELECT COUNT(*) FROM findings_full WHERE title = 'old title'") == 4
+
+
+def test_a_schema_3_store_keeps_its_rule_texts_per_language(tmp_path: Path) -> None:
+    # Given a store at schema 3, whose rule texts had French columns (one rule with
+    # French texts, one without)
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    for migration in MIGRATIONS[:3]:
+        if isinstance(migration, str):
+            conn.executescript(migration)
+        else:
+            migration(conn)
+    conn.execute(
+        "INSERT INTO rule_texts VALUES (7, 'layout', 'title', '{\"cis-v8\":[\"4.4\"]}', "
+        "'close it', 'titre', 'fermer')"
+    )
+    conn.execute("INSERT INTO rule_texts VALUES (9, 'layout', 'other', '{}', 'fix', '', '')")
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    # When the current version opens it
+    store = Store(db)
+    # Then the ids are kept, French is a translation, and no column names a language
+    rows = sqlite3.connect(db).execute("SELECT id, translations FROM rule_texts").fetchall()
+    assert rows == [
+        (7, '{"fr":{"message":"","remediation":"fermer","title":"titre"}}'),
+        (9, "{}"),
+    ]
+    columns = {r[1] for r in sqlite3.connect(db).execute("PRAGMA table_info(rule_texts)")}
+    assert not any(c.endswith("_fr") for c in columns)
+    # And a scan writing the same rule again finds its row (one encoding of texts)
+    scan = begin(store)
+    same = finding(key="tcp://192.0.2.1:22", title="title", remediation="close it")
+    store.record(scan, [], [same])
+    store.finish_scan(scan, "complete")
+    assert count(db, "SELECT COUNT(*) FROM rule_texts") == 2
+    assert count(db, "SELECT texts FROM findings") == 7
+    assert store.findings(scan)[0].remediation_in("fr") == "fermer"
+    assert count(db, "SELECT COUNT(*) FROM findings_full WHERE title_fr = 'titre'") == 1
 
 
 def _history(store: Store, statuses: list[Status]) -> list[int]:
