@@ -263,10 +263,17 @@ def context_for(ctx: CheckContext, family: CheckFamily) -> CheckContext:
 
     A job may run on another machine (a cluster worker), which then sees what the job
     carries; the AWS block has no business on a worker probing TLS. The scope stays:
-    account families check the account they reach against it.
+    account families check the account they reach against it. The ``dns`` block (the
+    resolvers and DNSSEC anchors, no secret) is shared: every family that reads DNS (mail)
+    asks the resolvers the operator chose, not the system's.
     """
-    options = {family.name: ctx.options[family.name]} if family.name in ctx.options else {}
+    names = (family.name, *SHARED_SETTINGS)
+    options = {name: ctx.options[name] for name in names if name in ctx.options}
     return replace(ctx, options=options)
+
+
+SHARED_SETTINGS = ("dns",)
+"""Settings blocks every family receives besides its own (see :func:`context_for`)."""
 
 
 def _result(future: Future[Observation], target: Target) -> Observation:

@@ -1,0 +1,367 @@
+"""Observe one mail domain: its DNS records, its MTA-STS policy, and its MX hosts' STARTTLS.
+
+Every DNS question goes through the shared client (:mod:`checks.dns.client`) on the
+process's probe loop (the tls family's, :func:`checks.tls.probe.run`), so one loop serves
+every domain of a scan and the client's per-resolver bound holds across them: a thousand
+domains do not open a thousand sockets at a resolver. The independent parts (MX, SPF,
+DMARC, DKIM, MTA-STS, TLS-RPT) are asked concurrently.
+
+Hosts the domain names (its MX hosts, ``mta-sts.<domain>``) pass the scope guard first
+(:meth:`audit.scope.ScopeGuard.admit_derived`, in a worker thread: it may resolve); a
+refused MX is listed in ``mx_out_of_scope`` and never contacted, a refused policy host
+leaves ``mta_sts`` unknown. An admitted host is reached at the addresses the guard
+pinned; a host under a declared domain that the system's resolver does not know (a lab,
+a split horizon) is resolved with the scan's resolver, which is what the guard's rule
+allows for names under a declared domain.
+
+How the MX hosts' TLS is judged: each admitted MX becomes the target ``smtp://MX:25`` and
+is observed by the tls family's own collector; its ``tls.endpoint`` resource (or its
+problem, keyed ``smtp://MX:25``) is returned in this domain's observation, so the TLS
+packs (``anssi-tls``, ``certificates``...) judge it like any ``smtp://`` target. Its key
+is the MX's, so an MX shared by several domains is one resource of the scan.
+
+Unknown is not absent: a fact whose question got no answer (timeout, SERVFAIL, a policy
+host that does not answer) goes to ``Resource.unknown`` with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from audit.models import JSONValue, Observation, Problem, Reason, Resource, Target
+from audit.plugins import CheckContext
+from checks.mail import dkim, dmarc, mtasts, spf, targets
+from checks.mail.dane import host_facts, summary
+from checks.mail.docs import RESOURCE_TYPE
+
+DNS_TIMEOUT = 3.0
+"""Per question (the client retries over TCP within it); capped by a share of ctx.timeout."""
+BACKSTOP = 5.0
+MAX_MX = 10
+"""MX hosts followed (STARTTLS, DANE); more are listed but not probed."""
+_CLIENTS: dict[tuple[Any, float], Any] = {}
+
+
+class Unknown(Exception):
+    """A question that got no answer: the fact it was for stays unknown."""
+
+    def __init__(self, message: str, reason: Reason = Reason.TIMEOUT) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Draft:
+    """The facts of one domain as they are found, and the unknown ones with why."""
+
+    facts: dict[str, JSONValue] = field(default_factory=dict)
+    unknown: dict[str, Problem] = field(default_factory=dict)
+    extra: list[Resource] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def set_unknown(self, names: tuple[str, ...], problem: Problem) -> None:
+        for name in names:
+            self.facts.pop(name, None)
+            self.unknown[name] = problem
+
+
+def collect(target: Target, ctx: CheckContext) -> Observation:
+    """Entry point of the family: never raises, problems are data."""
+    from checks.tls import probe
+
+    started = time.monotonic()
+    try:
+        observation = probe.run(_bounded(target, ctx), ctx.timeout + BACKSTOP)
+    except TimeoutError:
+        problem = Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")
+        observation = Observation(target, problems=(problem,))
+    except Exception as error:  # a bug must not kill the scan
+        problem = Problem(Reason.BUG, f"mail check failed: {error.__class__.__name__}: {error}")
+        observation = Observation(target, problems=(problem,))
+    return replace(observation, duration_s=time.monotonic() - started)
+
+
+async def _bounded(target: Target, ctx: CheckContext) -> Observation:
+    try:
+        async with asyncio.timeout(ctx.timeout):
+            return await observe(target, ctx)
+    except TimeoutError:
+        problem = Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")
+        return Observation(target, problems=(problem,))
+
+
+def client_for(ctx: CheckContext) -> Any:
+    """The process's DNS client for these resolvers (created on the probe loop, reused)."""
+    from checks.dns.client import DnsClient, resolvers_from
+
+    resolvers = resolvers_from(ctx)
+    timeout = max(0.5, min(DNS_TIMEOUT, ctx.timeout / 4))
+    key = (resolvers, timeout)
+    if key not in _CLIENTS:
+        _CLIENTS[key] = DnsClient(resolvers, timeout)
+    return _CLIENTS[key]
+
+
+async def observe(target: Target, ctx: CheckContext) -> Observation:
+    """Every fact of the domain, then the derived SMTP targets."""
+    client = client_for(ctx)
+    domain = target.host
+    draft = Draft(facts={"domain": domain})
+    await asyncio.gather(
+        _part(draft, ("mx", "mx_records", "null_mx"), _mx(domain, client)),
+        _part(draft, ("spf",), _wrap(spf.check_domain(domain, client.query), spf.SpfUnknown)),
+        _part(
+            draft, ("dmarc",), _wrap(dmarc.check_domain(domain, client.query), dmarc.DmarcUnknown)
+        ),
+        _part(draft, ("dkim",), _wrap(_dkim(target, ctx, client), dkim.DkimUnknown)),
+        _part(draft, ("mta_sts",), _mta_sts_txt(domain, client)),
+        _part(draft, ("tls_rpt",), _tls_rpt(domain, client)),
+    )
+    hosts = list(draft.facts.get("mx") or [])[:MAX_MX]
+    await asyncio.gather(
+        _part(draft, ("dane",), _dane(hosts, client, ctx)),
+        _policy(draft, target, ctx, client),
+        _smtp(draft, target, ctx, client, hosts, "mx" in draft.unknown),
+    )
+    resource = Resource(RESOURCE_TYPE, f"mail://{domain}", target.uri, target.system,
+                        draft.facts, draft.unknown)  # fmt: skip
+    return Observation(target, (resource, *draft.extra), tuple(draft.problems))
+
+
+async def _part(
+    draft: Draft, names: tuple[str, ...], work: Awaitable[Mapping[str, JSONValue]]
+) -> None:
+    """Run one part; its facts join the draft, or become unknown with the reason."""
+    try:
+        found = await work
+    except Unknown as exc:
+        draft.set_unknown(names, Problem(exc.reason, str(exc), RESOURCE_TYPE, facts=names))
+        return
+    draft.facts.update(found)
+
+
+async def _wrap(work: Awaitable[dict[str, Any]], kind: type[Exception]) -> dict[str, Any]:
+    """A parser's own "no answer" exception as :class:`Unknown`, its facts under its name."""
+    try:
+        facts = await work
+    except kind as exc:
+        raise Unknown(str(exc), _reason(str(exc))) from None
+    name = {spf.SpfUnknown: "spf", dmarc.DmarcUnknown: "dmarc", dkim.DkimUnknown: "dkim"}[kind]
+    return {name: facts}
+
+
+def _reason(message: str) -> Reason:
+    return Reason.TIMEOUT if "timeout" in message else Reason.UNREACHABLE
+
+
+async def _ask(client: Any, name: str, rdtype: str) -> Any:
+    """One question whose answer must be known (NOERROR or NXDOMAIN), else :class:`Unknown`."""
+    answer = await client.query(name, rdtype)
+    if answer.error is not None:
+        raise Unknown(f"{rdtype} {name}: {answer.error}", _reason(answer.error))
+    if answer.rcode not in ("NOERROR", "NXDOMAIN"):
+        raise Unknown(f"{rdtype} {name}: {answer.rcode} from the resolver", Reason.UNREACHABLE)
+    return answer
+
+
+async def _mx(domain: str, client: Any) -> dict[str, JSONValue]:
+    """RFC 7505: a null MX is a single ``0 .``; it says the domain accepts no mail."""
+    answer = await _ask(client, domain, "MX")
+    records = []
+    for text in answer.records:
+        parts = text.split()
+        if len(parts) == 2 and parts[0].isdigit():
+            records.append({"preference": int(parts[0]), "host": parts[1].lower().rstrip(".")})
+    records.sort(key=lambda r: (r["preference"], r["host"]))
+    null_mx = len(records) == 1 and records[0]["host"] == ""
+    hosts = list(dict.fromkeys(r["host"] for r in records if r["host"]))
+    return {"mx": hosts, "mx_records": records, "null_mx": null_mx}
+
+
+async def _dkim(target: Target, ctx: CheckContext, client: Any) -> dict[str, Any]:
+    selectors = targets.selectors(target, ctx.family_options("mail"))
+    return await dkim.check_domain(target.host, selectors, client.query)
+
+
+async def _mta_sts_txt(domain: str, client: Any) -> dict[str, JSONValue]:
+    answer = await _ask(client, f"_mta-sts.{domain}", "TXT")
+    found = mtasts.txt_facts(answer.records)
+    return {"mta_sts": {**found, "mode": None, "max_age": None, "mx_patterns": [],
+                        "mx_covered": None, "policy_error": None}}  # fmt: skip
+
+
+async def _tls_rpt(domain: str, client: Any) -> dict[str, JSONValue]:
+    answer = await _ask(client, f"_smtp._tls.{domain}", "TXT")
+    return {"tls_rpt": mtasts.tls_rpt_facts(answer.records)}
+
+
+# --- DANE --------------------------------------------------------------------------------
+
+
+async def _dane(hosts: list[str], client: Any, ctx: CheckContext) -> dict[str, JSONValue]:
+    """TLSA per MX, counted only where DNSSEC is validated secure (RFC 7672 §2.2)."""
+    try:
+        anchors = _anchors(ctx)
+    except (ImportError, ValueError) as exc:
+        raise Unknown(f"DNSSEC cannot be validated: {exc}", Reason.NOT_IMPLEMENTED) from None
+    found = await asyncio.gather(*(_dane_host(host, client, anchors) for host in hosts))
+    return {"dane": summary(list(found))}
+
+
+async def _dane_host(host: str, client: Any, anchors: Any) -> dict[str, JSONValue]:
+    """The MX name's DNSSEC status (the dns family's validator, from the anchors), then
+    its TLSA RRset, whose signature must verify with that zone's validated keys."""
+    from checks.dns.dnssec import check_signed, validate_domain
+
+    validation = await validate_domain(client, host, anchors)
+    if validation.error is not None:
+        raise Unknown(f"DNSSEC of {host}: {validation.reason}", _reason(validation.error))
+    answer = await _ask(client, f"_25._tcp.{host}", "TLSA")
+    status = validation.status or "indeterminate"
+    if status == "secure" and answer.records:
+        signed, _ = check_signed(answer, validation.keys, validation.zone or host)
+        status = "secure" if signed else "bogus"
+    return host_facts(host, answer.records, status)
+
+
+_ANCHORS: dict[str | None, Any] = {}
+
+
+def _anchors(ctx: CheckContext) -> Any:
+    """The trust anchors the dns family validates from: ``--dnssec-anchors`` or the
+    inventory's ``trust.dnssec_anchors`` (through the dns settings), else IANA's root KSKs."""
+    from checks.dns.dnssec import load_anchors
+
+    value = ctx.family_options("dns").get("dnssec_anchors")
+    path = str(value) if value else None
+    if path not in _ANCHORS:
+        _ANCHORS[path] = load_anchors(path)
+    return _ANCHORS[path]
+
+
+# --- hosts the domain names: MTA-STS policy, MX STARTTLS ----------------------------------
+
+
+async def _admit(host: str, target: Target, how: str, ctx: CheckContext) -> Target:
+    """The scope guard's verdict on a host the domain names (raises ScopeError)."""
+    from audit.scope import ScopeGuard
+
+    guard = ScopeGuard(ctx.scope)
+    return await asyncio.to_thread(guard.admit_derived, host, target, how)
+
+
+async def _addresses(admitted: Target, client: Any) -> tuple[str, ...]:
+    """The guard's pinned addresses, else (a name under a declared domain the system's
+    resolver does not know) the scan resolver's A and AAAA."""
+    if admitted.addresses:
+        return admitted.addresses
+    found: list[str] = []
+    for rdtype in ("A", "AAAA"):
+        answer = await client.query(admitted.host, rdtype)
+        found.extend(r for r in answer.records if r not in found)
+    return tuple(found)
+
+
+async def _policy(draft: Draft, target: Target, ctx: CheckContext, client: Any) -> None:
+    """Fetch the MTA-STS policy when the TXT says there is one."""
+    from audit.errors import ScopeError
+
+    sts = draft.facts.get("mta_sts")
+    if not isinstance(sts, dict) or not sts.get("present"):
+        return
+    host = f"mta-sts.{target.host}"
+    try:
+        admitted = await _admit(host, target, "MTA-STS", ctx)
+    except ScopeError as exc:
+        problem = Problem(Reason.UNDECIDABLE, f"policy host not contacted: {exc}", RESOURCE_TYPE)
+        draft.set_unknown(("mta_sts",), problem)
+        return
+    addresses = await _addresses(admitted, client)
+    port = targets.port(target, "mta_sts_port", targets.HTTPS_PORT)
+    try:
+        fetched = await mtasts.fetch_policy(host, addresses, port, ctx.ca_file, _io_timeout(ctx))
+    except mtasts.Unanswered as exc:
+        problem = Problem(Reason.UNREACHABLE, f"{host}: {exc}", RESOURCE_TYPE, facts=("mta_sts",))
+        draft.set_unknown(("mta_sts",), problem)
+        return
+    sts.update(_policy_facts(fetched, draft.facts.get("mx")))
+
+
+def _policy_facts(fetched: mtasts.Fetched, mx: Any) -> dict[str, JSONValue]:
+    if fetched.error is not None:
+        return {"policy_error": fetched.error}
+    patterns = list(fetched.fields.get("mx", []))
+    hosts = list(mx) if isinstance(mx, list) else None
+    return {
+        "mode": fetched.fields["mode"],
+        "max_age": fetched.fields["max_age"],
+        "mx_patterns": patterns,
+        "mx_covered": mtasts.covered(hosts, patterns) if hosts is not None else None,
+    }
+
+
+def _io_timeout(ctx: CheckContext) -> float:
+    return max(1.0, min(10.0, ctx.timeout / 3))
+
+
+async def _smtp(
+    draft: Draft, target: Target, ctx: CheckContext, client: Any, hosts: list[str], unknown: bool
+) -> None:
+    """Admit each MX, then observe the admitted ones with the tls family's collector."""
+    from audit.errors import ScopeError
+
+    if unknown:
+        return
+    port = targets.port(target, "smtp_port", targets.SMTP_PORT)
+    refused: list[str] = []
+    derived: list[Target] = []
+    for host in hosts:
+        try:
+            admitted = await _admit(host, target, "MX", ctx)
+        except ScopeError:
+            refused.append(host)
+            continue
+        addresses = await _addresses(admitted, client)
+        derived.append(_smtp_target(host, port, addresses, target))
+    draft.facts["mx_out_of_scope"] = refused
+    draft.facts["smtp_targets"] = [t.uri for t in derived]
+    for observation in await _observe_tls(derived, ctx):
+        draft.extra.extend(
+            replace(r, target=target.uri, system=target.system) for r in observation.resources
+        )
+        draft.problems.extend(_keyed(p, observation.target) for p in observation.problems)
+
+
+def _smtp_target(host: str, port: int, addresses: tuple[str, ...], parent: Target) -> Target:
+    return Target(
+        uri=f"smtp://{host}:{port}",
+        scheme="smtp",
+        host=host,
+        port=port,
+        system=parent.system,
+        addresses=addresses,
+    )
+
+
+def _keyed(problem: Problem, target: Target) -> Problem:
+    """A derived target's problem belongs to its ``tls.endpoint``, not to the domain."""
+    return replace(problem, resource_type="tls.endpoint", key=problem.key or target.uri)
+
+
+async def _observe_tls(derived: list[Target], ctx: CheckContext) -> list[Observation]:
+    """The tls family's collector on each derived target, in threads (it blocks on the
+    probe loop, which must stay free to run its probes)."""
+    if not derived:
+        return []
+    from checks.tls.collect import collect as tls_collect
+
+    tls_ctx = replace(ctx, options={})
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=min(4, len(derived))) as pool:
+        futures = [loop.run_in_executor(pool, tls_collect, t, tls_ctx) for t in derived]
+        return list(await asyncio.gather(*futures))
