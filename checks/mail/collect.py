@@ -44,6 +44,8 @@ DNS_TIMEOUT = 3.0
 BACKSTOP = 5.0
 MAX_MX = 10
 """MX hosts followed (STARTTLS, DANE); more are listed but not probed."""
+MX_DEPENDENT = ("dane", "mta_sts", "mx_out_of_scope", "smtp_targets")
+"""Facts that need the MX set: unknown when it is."""
 _CLIENTS: dict[tuple[Any, float], Any] = {}
 
 
@@ -122,12 +124,17 @@ async def observe(target: Target, ctx: CheckContext) -> Observation:
         _part(draft, ("mta_sts",), _mta_sts_txt(domain, client)),
         _part(draft, ("tls_rpt",), _tls_rpt(domain, client)),
     )
-    hosts = list(draft.facts.get("mx") or [])[:MAX_MX]
-    await asyncio.gather(
-        _part(draft, ("dane",), _dane(hosts, client, ctx)),
-        _policy(draft, target, ctx, client),
-        _smtp(draft, target, ctx, client, hosts, "mx" in draft.unknown),
-    )
+    if "mx" in draft.unknown:
+        # Without the MX set, DANE, the derived targets and the policy's coverage are
+        # unknown too, never "no MX, nothing to check".
+        draft.set_unknown(MX_DEPENDENT, replace(draft.unknown["mx"], facts=MX_DEPENDENT))
+    else:
+        hosts = list(draft.facts.get("mx") or [])[:MAX_MX]
+        await asyncio.gather(
+            _part(draft, ("dane",), _dane(hosts, client, ctx)),
+            _policy(draft, target, ctx, client),
+            _smtp(draft, target, ctx, client, hosts),
+        )
     resource = Resource(RESOURCE_TYPE, f"mail://{domain}", target.uri, target.system,
                         draft.facts, draft.unknown)  # fmt: skip
     return Observation(target, (resource, *draft.extra), tuple(draft.problems))
@@ -296,12 +303,11 @@ def _policy_facts(fetched: mtasts.Fetched, mx: Any) -> dict[str, JSONValue]:
     if fetched.error is not None:
         return {"policy_error": fetched.error}
     patterns = list(fetched.fields.get("mx", []))
-    hosts = list(mx) if isinstance(mx, list) else None
     return {
         "mode": fetched.fields["mode"],
         "max_age": fetched.fields["max_age"],
         "mx_patterns": patterns,
-        "mx_covered": mtasts.covered(hosts, patterns) if hosts is not None else None,
+        "mx_covered": mtasts.covered(list(mx or []), patterns),
     }
 
 
@@ -310,13 +316,11 @@ def _io_timeout(ctx: CheckContext) -> float:
 
 
 async def _smtp(
-    draft: Draft, target: Target, ctx: CheckContext, client: Any, hosts: list[str], unknown: bool
+    draft: Draft, target: Target, ctx: CheckContext, client: Any, hosts: list[str]
 ) -> None:
     """Admit each MX, then observe the admitted ones with the tls family's collector."""
     from audit.errors import ScopeError
 
-    if unknown:
-        return
     port = targets.port(target, "smtp_port", targets.SMTP_PORT)
     refused: list[str] = []
     derived: list[Target] = []

@@ -12,6 +12,7 @@ Domains (under the lab's ``test.``, signed unless said otherwise):
   MTA-STS ``testing`` whose ``mx:`` does not cover the MX, no TLS-RPT;
 - ``nomail.test``: a domain that sends and receives nothing, done right (null MX,
   ``v=spf1 -all``, ``p=reject``); ``nomailbad.test``: the same without any of it;
+- ``mailnodane.test``: a signed zone whose MX publishes no TLSA record;
 - ``mailout.test``: its MX ``mx.elsewhere.test`` resolves (in the lab) to
   :data:`OUTSIDE`, which a test scope leaves out: the listener there must see nothing.
 
@@ -37,7 +38,14 @@ from audit.labkit import DemoContext, DemoPart, Issued, Pki, closed_port, rsa_ke
 OUTSIDE = "127.0.0.2"
 """Where the out-of-scope MX resolves in the lab."""
 SELECTOR = "s2025"
-DOMAINS = ("mailgood.test", "mailflawed.test", "nomail.test", "nomailbad.test", "mailout.test")
+DOMAINS = (
+    "mailgood.test",
+    "mailflawed.test",
+    "mailnodane.test",
+    "nomail.test",
+    "nomailbad.test",
+    "mailout.test",
+)
 
 GOOD_POLICY = "version: STSv1\nmode: enforce\nmx: mx.mailgood.test\nmax_age: 604800\n"
 FLAWED_POLICY = "version: STSv1\nmode: testing\nmx: mail.example.net\nmax_age: 86400\n"
@@ -100,6 +108,11 @@ def zone_records(good_mx: Issued) -> dict[str, list[str]]:
             txt("_smtp._tls", "v=TLSRPTv1; rua=mailto:tlsrpt@mailgood.test"),
         ],
         "reports.test": [txt("mailgood.test._report._dmarc", "v=DMARC1")],
+        "mailnodane.test": [
+            "@ IN MX 10 mx.mailnodane.test.",
+            "mx IN A 127.0.0.1",
+            txt("@", "v=spf1 mx -all"),
+        ],
         "mailflawed.test": flawed,
         "nomail.test": [
             "@ IN MX 0 .",
