@@ -58,6 +58,20 @@ def test_every_rule_has_severity_remediation_and_controls(pack: str) -> None:
 
 
 @pytest.mark.parametrize("pack", sorted(builtin_policies()))
+def test_every_built_in_rule_says_its_failure_in_english_and_french(pack: str) -> None:
+    # A failure reads as a sentence naming the resource, never as the condition's syntax
+    # (tests/test_demo.py renders each one against the demo's real observations)
+    from audit.evaluate.rules import failure_message
+
+    (policy,) = [p for p in load_all_builtin(FAMILIES.fact_catalogue()) if p.name == pack]
+    for rule in policy.rules:
+        english = failure_message(rule, {}, lang="en")
+        french = failure_message(rule, {}, lang="fr")
+        assert not english.startswith("expected "), f"{rule.id} has no message"
+        assert french != english, f"{rule.id} has no French message"
+
+
+@pytest.mark.parametrize("pack", sorted(builtin_policies()))
 def test_every_built_in_rule_names_its_source(pack: str) -> None:
     # Every rule cites a document, its version and a section (DESIGN: Sources)
     (policy,) = [p for p in load_all_builtin(FAMILIES.fact_catalogue()) if p.name == pack]
