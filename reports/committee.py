@@ -174,6 +174,7 @@ class Account:
     profile: str
     role: str
     endpoint: str
+    caller_arn: str = ""  # who STS says made the calls: a name, never a secret
 
 
 @dataclass(frozen=True)
@@ -565,6 +566,7 @@ def _account(facts: Mapping[str, Any], target: str) -> Account:
         printable(parts.hostname or ""),
         printable(query.get("role", [""])[0]),
         printable(query.get("endpoint", [""])[0]),
+        printable(facts.get("caller_arn") or ""),
     )
 
 

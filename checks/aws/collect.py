@@ -58,11 +58,11 @@ def observe(
 ) -> tuple[tuple[Any, ...], tuple[Problem, ...]]:
     """Identity, scope, regions, collectors; returns resources and problems."""
     api.session()  # credentials and assume-role first: their failure is the target's
-    account_id, partition = identify(api)
+    account_id, partition, caller_arn = identify(api)
     refusal = scope_refusal(ctx, account_id)
     if refusal is not None:
         return (), (refusal,)
-    harvest = Harvest(_account_draft(account_id, partition))
+    harvest = Harvest(_account_draft(account_id, partition, caller_arn))
     regions = _regions(api, harvest)
     with ThreadPoolExecutor(api.settings.max_workers, thread_name_prefix="aws-fan") as fan:
         scan = Scan(api, target, account_id, partition, regions, harvest, _fan_out(fan))
@@ -76,13 +76,16 @@ def observe(
     return tuple(d.resource(target) for d in drafts), tuple(harvest.problems)
 
 
-def identify(api: Api) -> tuple[str | None, str]:
-    """Account id and partition from STS (None when the provider offers no STS)."""
+def identify(api: Api) -> tuple[str | None, str, str | None]:
+    """Account id, partition and the caller's ARN from STS (None when the provider offers
+    no STS). The ARN names the identity the audit used (a user, or an assumed role and its
+    session), so the report can say who looked; it is a name, never a credential."""
     if not api.settings.offers("sts"):
-        return None, "aws"
+        return None, "aws", None
     answer = api.call("sts", api.default_region(), "GetCallerIdentity") or {}
     arn = str(answer.get("Arn", "arn:aws:"))
-    return str(answer.get("Account")), arn.split(":")[1] or "aws"
+    caller = str(answer["Arn"]) if answer.get("Arn") else None
+    return str(answer.get("Account")), arn.split(":")[1] or "aws", caller
 
 
 def scope_refusal(ctx: CheckContext, account_id: str | None) -> Problem | None:
@@ -110,11 +113,12 @@ def _no_identity() -> Problem:
     )
 
 
-def _account_draft(account_id: str | None, partition: str) -> Draft | None:
+def _account_draft(account_id: str | None, partition: str, caller_arn: str | None) -> Draft | None:
     if account_id is None:
         return None
     key = f"arn:{partition}:iam::{account_id}:root"
-    return Draft(ACCOUNT, key, {"account_id": account_id, "partition": partition})
+    facts = {"account_id": account_id, "partition": partition, "caller_arn": caller_arn}
+    return Draft(ACCOUNT, key, facts)
 
 
 def _regions(api: Api, harvest: Harvest) -> tuple[str, ...]:

@@ -19,6 +19,12 @@ RESOURCE_TYPES: tuple[ResourceTypeDoc, ...] = (
         "and account-wide guard rails.",
         ("account_id", _S, "the 12-digit account id from STS"),
         ("partition", _S, "aws, aws-cn or aws-us-gov"),
+        (
+            "caller_arn",
+            _S,
+            "ARN of the identity the audit used, from STS GetCallerIdentity (a user, or an "
+            "assumed role and its session); a name, never a credential",
+        ),
         ("regions", _L, "regions read (given, or every region enabled for the account)"),
         (
             "password_policy",

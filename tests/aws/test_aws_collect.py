@@ -156,6 +156,32 @@ def test_account_facts_and_moto_gaps_as_errors(lab_scan: Any) -> None:
     assert "access-analyzer:ListAnalyzers" in account.unknown["access_analyzer"].message
 
 
+def test_the_account_names_the_identity_used_and_the_cover_shows_it(
+    lab: Lab, lab_scan: Any
+) -> None:
+    # Given a scan of the moto lab, and STS asked apart who the lab's credentials are
+    from audit.models import ScanSummary
+    from audit.reporting import RenderOptions, ReportData
+    from checks.aws.lab import LAB_ACCESS_KEY, LAB_SECRET_KEY
+    from reports import html
+
+    observation, _ = lab_scan
+    (account,) = by_type(observation, "aws.account").values()
+    caller = lab.client("sts").get_caller_identity()["Arn"]
+    # Then the account carries that ARN, a name and never a credential
+    assert account.facts["caller_arn"] == caller
+    assert caller.startswith("arn:aws:") and LAB_SECRET_KEY not in caller
+    assert LAB_ACCESS_KEY not in caller.split(":")[-1].split("/")
+    # and the committee report's cover names it beside the account and its regions
+    scan = ScanSummary(1, "2026-12-01T08:00:00+00:00", None, "complete", ("aws-baseline@1",), {})
+    data = ReportData(scan, (), (account,))
+    page = html.render(data, RenderOptions(lang="fr")).decode()
+    cover = page[: page.index('id="summary"')]
+    assert f'<code class="arn">{caller}</code>' in cover
+    assert "<code>123456789012</code>" in cover and "eu-west-3" in cover
+    assert LAB_SECRET_KEY not in page
+
+
 def test_only_declared_calls_are_made_and_permissions_cover_them(lab_scan: Any) -> None:
     _, api = lab_scan
     declared = {op for c in ALL for op in c.operations}
