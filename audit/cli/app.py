@@ -25,6 +25,7 @@ from audit.models import SEVERITY_NAMES
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
+    from audit.engine import ScanPlan
     from audit.registry import Families
     from audit.scale.executors import ExecutorTrust
     from audit.store import Store
@@ -283,6 +284,7 @@ def scan(
         request, families, warn=lambda text: click.echo(f"rempart: warning: {text}", err=True)
     )
     plan = dataclasses.replace(plan, command=command_line(click.get_current_context()))
+    _warn_contradictions(plan)
     if shard is not None:
         from audit.scale.sharding import select_shard
 
@@ -293,6 +295,16 @@ def scan(
         summary = run_with_ui(plan, families, store, quiet=quiet, executor=executor)
     _write_reports(store, summary.id, outputs, fmt, lang, min_coverage, marking)
     sys.exit(_gate(store, summary.id, fail_on))
+
+
+def _warn_contradictions(plan: ScanPlan) -> None:
+    """One warning line for each fact two applied packs judge differently (Mozilla's modern
+    and intermediate profiles together, say): the scan runs, but its advice contradicts
+    itself, as ``policy validate`` says of the same packs."""
+    from audit.policy import contradictions
+
+    for said in contradictions(plan.policies):
+        click.echo(f"rempart: warning: {said}", err=True)
 
 
 def _executor_trust(

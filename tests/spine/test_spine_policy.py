@@ -397,6 +397,25 @@ def test_policy_validate_warns_when_two_packs_differ_on_one_fact(
     assert err.count("warning:") == 3
 
 
+def test_a_scan_with_contradicting_packs_warns_and_still_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from audit.cli import app as cli
+
+    # Given a scan that applies both Mozilla profiles (to a loopback port nothing serves)
+    args = ["scan", "tls://127.0.0.1:1", "-p", "mozilla-modern", "-p", "mozilla-intermediate"]
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*args, "--db", str(tmp_path / "r.db"), "--timeout", "2", "-q"])
+    # Then each contradiction is one warning line on stderr, as policy validate says it
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("rempart: warning:")]
+    assert len(warnings) == 3
+    assert any("TLS-MOZMOD-001 and mozilla-intermediate TLS-MOZINT-001" in w for w in warnings)
+    # and it is not an error: the scan ran and was stored
+    assert exited.value.code != 2
+    assert (tmp_path / "r.db").stat().st_size > 0
+
+
 def test_one_pack_alone_contradicts_nothing() -> None:
     from audit.planning import resolve_policy
     from audit.policy import contradictions
