@@ -12,36 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-ADMIN_PORTS = (22, 3389)
-WATCHED_PORTS = (
-    20,
-    21,
-    22,
-    23,
-    25,
-    110,
-    135,
-    139,
-    143,
-    445,
-    1433,
-    1521,
-    2049,
-    2375,
-    3306,
-    3389,
-    5432,
-    5601,
-    5900,
-    6379,
-    8080,
-    9200,
-    11211,
-    27017,
-)
-DATA_PORTS = tuple(p for p in WATCHED_PORTS if p not in ADMIN_PORTS)
-"""Watched ports other than SSH and RDP, which rules of their own judge."""
-WORLD = frozenset({"0.0.0.0/0", "::/0"})
+from checks.netports import ADMIN_PORTS as ADMIN_PORTS
+from checks.netports import DATA_PORTS as DATA_PORTS
+from checks.netports import WATCHED_PORTS as WATCHED_PORTS
+from checks.netports import WORLD as WORLD
+
 _PROTOCOLS = {"-1": "all", "6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
 _PORT_PROTOCOLS = ("all", "tcp", "udp")
 
