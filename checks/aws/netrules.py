@@ -12,10 +12,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from checks.netports import ADMIN_PORTS as ADMIN_PORTS
-from checks.netports import DATA_PORTS as DATA_PORTS
-from checks.netports import WATCHED_PORTS as WATCHED_PORTS
-from checks.netports import WORLD as WORLD
+from checks.netports import ADMIN_PORTS, DATA_PORTS, WATCHED_PORTS, WORLD
+
+__all__ = [
+    "ADMIN_PORTS",
+    "DATA_PORTS",
+    "WATCHED_PORTS",
+    "WORLD",
+    "entry",
+    "nacl_entries",
+    "nacl_world_open",
+    "port_range",
+    "protocol_name",
+    "sg_entries",
+    "world_open_ports",
+]
 
 _PROTOCOLS = {"-1": "all", "6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
 _PORT_PROTOCOLS = ("all", "tcp", "udp")
