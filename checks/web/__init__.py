@@ -284,7 +284,12 @@ def _demo(ctx: DemoContext) -> DemoPart:
 
 FAMILY = CheckFamily(
     name="web",
-    description="Web sites: security headers, CSP, cookies, redirects, security.txt, third parties, MDN Observatory score.",
+    description="Web sites: security headers, CSP, cookies, redirects, security.txt, third parties, MDN Observatory score. "
+    "`https://` is this family's scheme and `tls://` stays the TLS family's: a site and its TLS endpoint are two targets "
+    "(`https://portail.example.gouv.fr/` and `tls://portail.example.gouv.fr`), each audited once. Settings in the inventory's "
+    "`web:` block: `http_port` (plain HTTP looked up for the redirect, default 80, 0 skips it). Every redirect hop passes "
+    "the scope guard before it is fetched; bodies (1 MiB), header fields (200, head 100 KiB), redirects (10) and the time per "
+    "target are bounded; cookie values are never kept.",
     schemes=("https",),
     resource_types=RESOURCE_TYPES,
     parse=_parse,

@@ -11,6 +11,7 @@ Nothing here is imported by a scan; it only ever binds loopback addresses.
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import ssl
@@ -74,7 +75,8 @@ class Site:
     page: str = "<!doctype html><html><body>Bonjour</body></html>"
     security_txt: str | None = None
     redirect: str | None = None
-    """``return 302 VALUE`` for every path but security.txt (``$scheme`` and such allowed)."""
+    """``return 302 VALUE`` for every path but security.txt; ``{port[NAME]}`` is the port
+    of the lab's site NAME (or of ``NginxLab.ports``), nginx variables are allowed."""
     locations: Sequence[str] = ()
     """Extra nginx ``location`` blocks, verbatim."""
     tokens: bool = False
@@ -91,6 +93,8 @@ class NginxLab:
     issued: Issued
     sites: list[Site]
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rempart-web-")))
+    ports: dict[str, int] = field(default_factory=dict)
+    """Other ports the sites' redirects may name (a listener outside the scope, say)."""
     _process: subprocess.Popen[bytes] | None = None
 
     def port(self, name: str) -> int:
@@ -131,8 +135,11 @@ class NginxLab:
         return False
 
     def reload(self) -> None:
-        """Apply changed sites: stop nginx and start it again on the same ports."""
+        """Apply changed sites: stop nginx and start it again on the same ports (a site
+        added since gets a port of its own)."""
         self._stop()
+        for site in self.sites:
+            site.port = site.port or closed_port()
         if not self._start():
             raise RuntimeError("nginx did not restart")
 
@@ -172,14 +179,23 @@ class NginxLab:
             f" ssl_certificate_key {self.issued.key_file}"
         )
         headers = "".join(f" add_header {n} {_quote(v)} always;\n" for n, v in site.headers)
-        main = f"return 302 {site.redirect};" if site.redirect else "try_files $uri $uri/ =404;"
+        ports = {**self.ports, **{s.name: s.port for s in self.sites}}
+        target = _ports(site.redirect, ports) if site.redirect else None
+        main = f"return 302 {target};" if target else "try_files $uri $uri/ =404;"
         return (
             f"server {{\n listen {LOOPBACK}:{site.port}{tls};\n server_name localhost;\n"
             f" server_tokens {'on' if site.tokens else 'off'};\n root {root};\n"
             f" index index.html;\n{headers}"
             " location = /.well-known/security.txt { }\n"
-            f" location / {{ {main} }}\n" + "".join(f" {x}\n" for x in site.locations) + "}"
+            f" location / {{ {main} }}\n"
+            + "".join(f" {_ports(x, ports)}\n" for x in site.locations)
+            + "}"
         )
+
+
+def _ports(text: str, ports: dict[str, int]) -> str:
+    """``{port[NAME]}`` replaced by that port (nginx's own braces left alone)."""
+    return re.sub(r"\{port\[([\w-]+)\]\}", lambda m: str(ports[m.group(1)]), text)
 
 
 def _quote(value: str) -> str:

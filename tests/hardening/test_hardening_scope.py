@@ -438,6 +438,7 @@ OUT_OF_SCOPE = {
     "pop3": "pop3://127.0.0.2:{port}",
     "ports": "ports://127.0.0.2?ports={port}&sv=0",
     "aws": "aws://?endpoint=http://127.0.0.2:{port}&regions=eu-west-3",
+    "https": "https://127.0.0.2:{port}/",
     "mail": "mail://mail.outside.test?smtp_port={port}&mta_sts_port={port}",
 }
 """For every scheme a family registers, a target that reaches the listener outside the
