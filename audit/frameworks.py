@@ -13,31 +13,29 @@ stays manual?": a control with at least one rule is *automated*, the others are 
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from audit.errors import InputError
+from audit import __version__
 from policies import BUILTIN_DIR
 
-
-class _Strict(BaseModel):
-    """Catalogue files are input: unknown keys are mistakes, models are frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+CACHE_FORMAT = 1
+"""Bumped when the cached layout of catalogues changes."""
 
 
-class Family(_Strict):
+@dataclass(frozen=True)
+class Family:
     """A group of controls (ISO theme, CIS control, ANSSI chapter) used by the heatmap."""
 
     title: str
     title_en: str
 
 
-class Control(_Strict):
+@dataclass(frozen=True)
+class Control:
     """One control of a framework, as the catalogue describes it."""
 
     id: str
@@ -53,19 +51,25 @@ class Control(_Strict):
         return self.title_en if lang == "en" else self.title
 
 
-class Framework(_Strict):
-    """A whole catalogue: header (source and version are mandatory) and controls."""
+@dataclass(frozen=True)
+class Framework:
+    """A whole catalogue: header (source and version are mandatory) and controls.
 
-    framework: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    Plain frozen dataclasses, so that reading the catalogues on the scan path (the score
+    snapshot of every scan) needs no pydantic: :mod:`audit.frameworkfile` validates a
+    file, and the validated catalogues are cached as JSON (:mod:`audit.cache`).
+    """
+
+    framework: str
     title: str
     title_en: str
     publisher: str
     version: str
     source: str
     url: str
-    levels: tuple[str, ...] = ()
-    families: dict[str, Family] = Field(default_factory=dict)
     controls: tuple[Control, ...]
+    levels: tuple[str, ...] = ()
+    families: Mapping[str, Family] = field(default_factory=dict)
 
     def label(self, lang: str) -> str:
         """The framework's title in the reader's language."""
@@ -116,34 +120,73 @@ def catalogue_dir() -> Path:
 
 def load_framework(path: Path) -> Framework:
     """Read and validate one catalogue file; the file stem must equal its ``framework``."""
-    try:
-        # libyaml's safe loader when available: catalogues load on every policy check
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - safe
-        framework = Framework.model_validate(raw)
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise InputError(f"invalid framework catalogue: {exc}", source=str(path)) from None
-    if framework.framework != path.stem:
-        raise InputError(
-            f"framework id {framework.framework!r} differs from file name", source=str(path)
-        )
-    _refuse_duplicates(framework, path)
-    return framework
+    from audit.frameworkfile import validate_file
 
-
-def _refuse_duplicates(framework: Framework, path: Path) -> None:
-    seen: set[str] = set()
-    for control in framework.controls:
-        for name in (control.id, *control.aliases):
-            if name in seen:
-                raise InputError(f"control id {name!r} appears twice", source=str(path))
-            seen.add(name)
+    return validate_file(path)
 
 
 @functools.cache
 def load_catalogues() -> dict[str, Framework]:
-    """Every shipped catalogue by framework id (read once per process)."""
-    return {path.stem: load_framework(path) for path in sorted(catalogue_dir().glob("*.yaml"))}
+    """Every shipped catalogue by framework id (read once per process).
+
+    Validated catalogues are cached, keyed by the files' names and bytes and the code that
+    validates them, so a scan reads JSON instead of importing pydantic and YAML.
+    """
+    from audit.cache import read_json, write_json
+
+    paths = sorted(catalogue_dir().glob("*.yaml"))
+    key = _catalogues_key(paths)
+    cached = read_json("frameworks.json", key)
+    if cached is not None:
+        try:
+            return {name: decode(data) for name, data in cached.items()}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass
+    catalogues = {path.stem: load_framework(path) for path in paths}
+    write_json("frameworks.json", key, {name: encode(f) for name, f in catalogues.items()})
+    return catalogues
+
+
+def _catalogues_key(paths: Sequence[Path]) -> str:
+    digest = hashlib.sha256(f"rempart-frameworks/{CACHE_FORMAT}/{__version__}".encode())
+    here = Path(__file__).parent
+    for path in (here / "frameworks.py", here / "frameworkfile.py", *paths):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def encode(framework: Framework) -> dict[str, Any]:
+    """A catalogue as JSON data (tuples become lists)."""
+    return asdict(framework)
+
+
+def decode(data: Mapping[str, Any]) -> Framework:
+    """A catalogue back from :func:`encode`'s data."""
+    return Framework(
+        framework=str(data["framework"]),
+        title=str(data["title"]),
+        title_en=str(data["title_en"]),
+        publisher=str(data["publisher"]),
+        version=str(data["version"]),
+        source=str(data["source"]),
+        url=str(data["url"]),
+        controls=tuple(
+            Control(
+                id=str(c["id"]),
+                title=str(c["title"]),
+                title_en=str(c["title_en"]),
+                level=c["level"],
+                family=c["family"],
+                aliases=tuple(c["aliases"]),
+                measures=tuple(c["measures"]),
+            )
+            for c in data["controls"]
+        ),
+        levels=tuple(data["levels"]),
+        families={
+            k: Family(str(v["title"]), str(v["title_en"])) for k, v in data["families"].items()
+        },
+    )
 
 
 def get_framework(framework_id: str) -> Framework | None:

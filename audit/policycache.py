@@ -20,14 +20,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import stat
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from audit import __version__
+from audit.cache import is_enabled, read_json, write_json
 from audit.errors import PolicyError
 from audit.evaluate import AllOf, AnyOf, Condition, Each, Leaf, Not
 from audit.models import Severity, Translation
@@ -38,10 +37,6 @@ from policies import BUILTIN_DIR
 FORMAT = 2
 """Bumped when the entry layout changes."""
 
-DISABLE_ENV = "REMPART_NO_CACHE"
-MAX_ENTRY_BYTES = 8 << 20
-"""Largest entry read back; the biggest compiled built-in pack is well under 1 MiB."""
-
 _CODE = ("policy.py", "policyfile.py", "policycache.py", "evaluate", "evaluate.py", "regex.py")
 """The modules (files, or packages whose every file counts) whose code decides what a pack
 compiles to: an edit invalidates entries even when the version does not move (a
@@ -50,25 +45,6 @@ development tree). A name that does not exist counts as empty."""
 _FRAMEWORKS_DIR = BUILTIN_DIR / "frameworks"
 """Where :func:`audit.frameworks.catalogue_dir` reads the catalogues that rule controls
 are checked against (named here so the cache key needs no pydantic import)."""
-
-
-def is_enabled() -> bool:
-    """False when ``REMPART_NO_CACHE`` is set to anything but empty or ``0``."""
-    return os.environ.get(DISABLE_ENV, "").strip() in ("", "0")
-
-
-def cache_dir() -> Path | None:
-    """``$XDG_CACHE_HOME/rempart`` (when absolute, as the spec says), else ``~/.cache``.
-
-    None when neither names a place (no home directory): the cache is then off.
-    """
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if os.path.isabs(base):
-        return Path(base) / "rempart"
-    try:
-        return Path.home() / ".cache" / "rempart"
-    except (RuntimeError, KeyError):
-        return None
 
 
 def load_through_cache(path: Path, catalogue: FactCatalogue | None) -> Policy:
@@ -145,101 +121,22 @@ def _code_digest() -> bytes:
     return digest.digest()
 
 
-# -- the directory and its files: ours, private, or ignored ---------------------------
-
-
-def _is_private(info: os.stat_result) -> bool:
-    """Owned by us and writable by nobody else: what a cache we trust must be."""
-    return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
-@contextmanager
-def _open_dir(create: bool) -> Iterator[int | None]:
-    """A descriptor on the cache directory when it is ours and private, else None.
-
-    Every later open is relative to this descriptor, so the directory checked is the
-    directory used, whatever is renamed in its parent meanwhile.
-    """
-    directory = cache_dir()
-    if directory is None:
-        yield None
-        return
-    if create:
-        with suppress(OSError):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        yield None
-        return
-    try:
-        info = os.fstat(fd)
-        yield fd if stat.S_ISDIR(info.st_mode) and _is_private(info) else None
-    finally:
-        os.close(fd)
-
-
 def read_entry(name: str, key: str) -> Policy | None:
     """The policy stored under ``name`` for ``key``; None when absent, foreign or bad."""
-    with _open_dir(create=False) as dir_fd:
-        if dir_fd is None:
-            return None
-        raw = _read_private(dir_fd, name)
-    if raw is None:
+    payload = read_json(name, key)
+    if payload is None:
         return None
     try:
-        return _decode_entry(raw, key)
+        return decode_policy(payload)
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
-
-
-def _read_private(dir_fd: int, name: str) -> bytes | None:
-    """The file's bytes if it is a private regular file of ours, of reasonable size."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(name, flags, dir_fd=dir_fd)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not (stat.S_ISREG(info.st_mode) and _is_private(info)):
-            return None
-        if info.st_size > MAX_ENTRY_BYTES:
-            return None
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            return handle.read(MAX_ENTRY_BYTES + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _decode_entry(raw: bytes, key: str) -> Policy | None:
-    """Check the entry's key and payload digest, then rebuild the policy."""
-    entry = json.loads(raw)
-    if entry.get("format") != FORMAT or entry.get("key") != key:
-        return None
-    payload = entry["policy"]
-    if entry.get("digest") != _payload_digest(payload):
-        return None  # edited or damaged after it was written
-    return decode_policy(payload)
-
-
-def _payload_digest(payload: Any) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def write_entry(name: str, key: str, policy: Policy) -> None:
     """Store ``policy`` atomically; a policy JSON cannot carry exactly is not stored."""
     payload = _exact_payload(policy)
-    if payload is None:
-        return
-    entry = {"format": FORMAT, "key": key, "digest": _payload_digest(payload), "policy": payload}
-    data = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
-    with _open_dir(create=True) as dir_fd:
-        if dir_fd is not None:
-            _write_atomically(dir_fd, name, data)
+    if payload is not None:
+        write_json(name, key, payload)
 
 
 def _exact_payload(policy: Policy) -> Any:
@@ -253,23 +150,6 @@ def _exact_payload(policy: Policy) -> Any:
         return payload if decode_policy(payload) == policy else None
     except (ValueError, TypeError, RecursionError):
         return None
-
-
-def _write_atomically(dir_fd: int, name: str, data: bytes) -> None:
-    """Write beside the entry, then rename over it: a reader sees all of it or none."""
-    temp = f".{name}.{os.getpid()}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(temp, flags, 0o600, dir_fd=dir_fd)
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except OSError:
-        with suppress(OSError):
-            os.unlink(temp, dir_fd=dir_fd)
 
 
 # -- Policy <-> plain JSON data --------------------------------------------------------

@@ -14,11 +14,12 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from audit.errors import InputError
+
+if TYPE_CHECKING:
+    import yaml
 
 PathPart = str | int
 
@@ -105,10 +106,16 @@ def read_regular_file(path: Path, limit: int) -> bytes:
 
 
 def parse_yaml(text: str, source: str, error: type[InputError]) -> YamlDocument:
-    """Parse YAML text with the safe composer, keeping node lines."""
+    """Parse YAML text with the safe composer, keeping node lines.
+
+    PyYAML is imported here, not with the module: a scan whose packs come from the
+    cache parses no YAML at all.
+    """
+    import yaml
+
     try:
         _count_events(text, source, error)
-        node = yaml.compose(text, Loader=_LOADER)
+        node = yaml.compose(text, Loader=_loader())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else None
@@ -127,7 +134,9 @@ def parse_yaml(text: str, source: str, error: type[InputError]) -> YamlDocument:
 
 def _count_events(text: str, source: str, error: type[InputError]) -> None:
     """Stream the parser's events (constant memory) and refuse past :data:`MAX_EVENTS`."""
-    for count, event in enumerate(yaml.parse(text, Loader=_LOADER), start=1):
+    import yaml
+
+    for count, event in enumerate(yaml.parse(text, Loader=_loader()), start=1):
         if count > MAX_EVENTS:
             line = event.start_mark.line + 1 if event.start_mark else None
             raise error(
@@ -138,8 +147,16 @@ def _count_events(text: str, source: str, error: type[InputError]) -> None:
 
 
 _MAX_DEPTH = 64
-# libyaml's composer when PyYAML was built with it (several times faster), else Python's
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _loader() -> Any:
+    """libyaml's composer when PyYAML was built with it (several times faster), else
+    Python's."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 _MAX_NODES = 2_000_000
 _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
@@ -152,6 +169,8 @@ def _build(
     source: str,
     depth: int,
 ) -> Any:
+    import yaml
+
     lines[path] = node.start_mark.line + 1
     if len(lines) > _MAX_NODES:
         raise error("document too large (alias expansion?)", source=source, line=lines[path])
@@ -199,6 +218,8 @@ def _build_mapping(
 
 def _scalar(node: yaml.Node, error: type[InputError], source: str) -> Any:
     """Construct a scalar with the safe constructor (no Python object is ever built)."""
+    import yaml
+
     if not isinstance(node, yaml.ScalarNode):
         raise error("expected a scalar", source=source, line=node.start_mark.line + 1)
     if node.tag == "tag:yaml.org,2002:str":

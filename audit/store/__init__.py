@@ -95,8 +95,9 @@ class Store:
             self.conn, self.path, readonly, texts, self._acceptances.live_by_fingerprint
         )
         self._writer = Writer(self.conn, self.transaction, texts)
-        if not readonly:
+        if not readonly and self.version < schema.SCHEMA_VERSION:
             self.version = schema.migrate(self.conn, self.version, self.transaction)
+            file.expected_schema(schema.MIGRATIONS)  # cached: the next open checks at once
         if recover and not readonly:
             self.recover_interrupted()
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import audit.policyfile
-from audit import policycache
+from audit import cache, policycache
 from audit.policy import Policy, load_policy
 from audit.registry import builtin_policies, load_families
 
@@ -41,7 +41,7 @@ KNOWN = {"demo.item": {"port", "tags"}}
 def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own cache directory, and the cache switched on."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv(policycache.DISABLE_ENV, raising=False)
+    monkeypatch.delenv(cache.DISABLE_ENV, raising=False)
     return tmp_path / "cache" / "rempart"
 
 
@@ -117,7 +117,7 @@ def test_an_entry_for_other_content_is_not_used(
     entry = only_entry(cache_home)
     data = json.loads(entry.read_bytes())
     data["policy"]["rules"][0]["severity"] = "info"
-    data["digest"] = policycache._payload_digest(data["policy"])
+    data["digest"] = cache._payload_digest(data["policy"])
     data["key"] = "0" * 64
     entry.write_text(json.dumps(data))
     assert load_policy(pack, KNOWN, cached=True).rules[0].severity == "high"
@@ -173,7 +173,7 @@ def test_a_well_formed_entry_of_the_wrong_shape_is_ignored(
     data = json.loads(entry.read_bytes())
     data["policy"]["rules"][0]["title"] = 7
     data["policy"]["rules"][0]["expect"] = {"teleport": []}
-    data["digest"] = policycache._payload_digest(data["policy"])
+    data["digest"] = cache._payload_digest(data["policy"])
     entry.write_text(json.dumps(data))
     assert load_policy(pack, KNOWN, cached=True) == fresh
     assert len(compiles) == 2
@@ -256,7 +256,7 @@ def test_a_symlinked_directory_is_not_followed(
 def test_rempart_no_cache_turns_it_off(
     pack: Path, cache_home: Path, compiles: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(policycache.DISABLE_ENV, "1")
+    monkeypatch.setenv(cache.DISABLE_ENV, "1")
     load_policy(pack, KNOWN, cached=True)
     load_policy(pack, KNOWN, cached=True)
     assert len(compiles) == 2
@@ -340,3 +340,52 @@ def test_a_warm_scan_plan_imports_no_policy_validation(warm_env: dict[str, str])
     cold = subprocess.run(run, env=warm_env, capture_output=True, text=True, check=True)
     warm = subprocess.run(run, env=warm_env, capture_output=True, text=True, check=True)
     assert (cold.stdout.strip(), warm.stdout.strip()) == ("True", "False")
+
+
+def test_a_warm_scan_imports_neither_pydantic_nor_sqlite_utils(
+    warm_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Past the first run, a scan's fixed cost holds no validation: the packs, the
+    framework catalogues (score snapshot) and the store's expected schema come from the
+    cache. A scan of an unreachable endpoint goes through every stage: plan, store,
+    findings, scores and the JSON report."""
+    db, report = tmp_path / "r.db", tmp_path / "r.json"
+    code = (
+        "import sys\n"
+        "from audit.cli import app\n"
+        "try:\n"
+        f"    app.main(['scan', 'tls://127.0.0.1:1', '-p', 'anssi-tls', '--db', {str(db)!r},"
+        f" '-o', {str(report)!r}, '-q', '--timeout', '2'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('pydantic', 'sqlite_utils', 'yaml') if m in sys.modules))\n"
+    )
+    run = [sys.executable, "-c", code]
+    cold = subprocess.run(run, env=warm_env, capture_output=True, text=True, check=True)
+    warm = subprocess.run(run, env=warm_env, capture_output=True, text=True, check=True)
+    assert "pydantic" in cold.stdout, cold.stderr
+    assert warm.stdout.strip().splitlines()[-1] == "[]", warm.stderr
+    assert json.loads(report.read_text())["scan"]["id"] == 2
+
+
+def test_cached_catalogues_are_the_validated_ones_and_a_bad_entry_is_ignored(
+    cache_home: Path,
+) -> None:
+    from audit import frameworks
+    from audit.frameworkfile import validate_file
+
+    frameworks.load_catalogues.cache_clear()
+    first = frameworks.load_catalogues()
+    entry = cache_home / "frameworks.json"
+    assert entry.is_file()
+    frameworks.load_catalogues.cache_clear()
+    assert frameworks.load_catalogues() == first
+    for path in sorted(frameworks.catalogue_dir().glob("*.yaml")):
+        assert first[path.stem] == validate_file(path)
+    # An entry edited after it was written (a control renamed) is not used
+    data = json.loads(entry.read_text())
+    data["policy"]["nis2"]["controls"][0]["title"] = "forged"
+    entry.write_text(json.dumps(data))
+    frameworks.load_catalogues.cache_clear()
+    assert frameworks.load_catalogues() == first
+    frameworks.load_catalogues.cache_clear()
