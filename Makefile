@@ -2,7 +2,7 @@
 #   make demo    install into .venv (and nmap if missing), run the demo, print the report's path
 #   make test    install the dev extras and run the test suite (not the slow and oracle tests)
 #   make test-slow    the slow tests (fault injection: full disk, DNS black hole, load; Dask)
-#   make test-oracle  compare Rempart with sslyze, Python's ssl, openssl and nmap (tests/oracle)
+#   make test-oracle  compare Rempart with sslyze, Python's ssl, openssl, nmap and the MDN Observatory (tests/oracle)
 #   make install user-wide `rempart` on the PATH, with pipx (~/.local/bin)
 # After make demo or make dev, run .venv/bin/rempart (or `source .venv/bin/activate`).
 PYTHON ?= python3
@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -
 DEMO_PACKAGES := nmap openssl libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
 TEST_PACKAGES := $(DEMO_PACKAGES) nginx iproute2 util-linux poppler-utils chromium nsd ldnsutils bind9-dnsutils
 
-.PHONY: install dev sysdeps sysdeps-demo test test-slow test-oracle oracle-venv lint demo bench clean
+.PHONY: install dev sysdeps sysdeps-demo sysdeps-node test test-slow test-oracle oracle-venv observatory-oracle lint demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +70,26 @@ $(ORACLE_VENV)/.sslyze-$(SSLYZE_VERSION):
 
 oracle-venv: $(ORACLE_VENV)/.sslyze-$(SSLYZE_VERSION)
 
-test-oracle: sysdeps dev oracle-venv
+# The MDN HTTP Observatory (npm), the oracle of the web family's score. Its install script
+# downloads Chromium's HSTS preload list, which is not reachable from CI: scripts are
+# skipped and an empty list written (no lab host is preloaded either way).
+OBSERVATORY_VERSION := 1.4.8
+OBSERVATORY_DIR := .oracle-observatory
+OBSERVATORY_PKG := $(OBSERVATORY_DIR)/node_modules/@mdn/mdn-http-observatory
+
+$(OBSERVATORY_DIR)/.observatory-$(OBSERVATORY_VERSION):
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory sysdeps-node
+	mkdir -p $(OBSERVATORY_DIR)
+	cd $(OBSERVATORY_DIR) && npm install --ignore-scripts --no-audit --no-fund --silent '@mdn/mdn-http-observatory@$(OBSERVATORY_VERSION)'
+	echo '{}' > $(OBSERVATORY_PKG)/conf/hsts-preload.json
+	touch $@
+
+observatory-oracle: $(OBSERVATORY_DIR)/.observatory-$(OBSERVATORY_VERSION)
+
+sysdeps-node:
+	$(call apt_install,nodejs npm)
+
+test-oracle: sysdeps dev oracle-venv observatory-oracle
 	$(BIN)/python -m pytest -q -m oracle
 
 lint: dev
@@ -86,4 +105,4 @@ bench: sysdeps dev
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) $(ORACLE_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache rempart-demo
+	rm -rf $(VENV) $(ORACLE_VENV) $(OBSERVATORY_DIR) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache rempart-demo

@@ -126,7 +126,8 @@ def _observe(target: Target, ctx: CheckContext, fetcher: Fetcher, verified: bool
     markup = _page(final, facts, unknown)
     route = _plain_http(fetcher, target, ctx, facts, unknown)
     _security_txt(fetcher, target, facts, unknown)
-    facts["observatory"] = _observatory(target, final, walk, verified, route, markup)
+    preflight = _preflight(fetcher, final)
+    facts["observatory"] = _observatory(target, final, walk, verified, route, markup, preflight)
     resource = Resource(RESOURCE_TYPE, target.uri, target.uri, target.system, facts, unknown)
     return Observation(target, resources=(resource,))
 
@@ -237,6 +238,7 @@ def _observatory(
     verified: bool,
     route: list[tuple[str, int]] | None,
     markup: Markup | None,
+    preflight: Answer | None,
 ) -> dict[str, Any] | None:
     from checks.web.observatory import Seen, observatory_facts
 
@@ -252,8 +254,20 @@ def _observatory(
         markup=markup,
         is_html=is_html(final.first("content-type")),
         equiv=equiv,
+        preflight=preflight,
     )
     return observatory_facts(seen)
+
+
+def _preflight(fetcher: Fetcher, final: Answer) -> Answer | None:
+    """The CORS preflight the Observatory sends (OPTIONS with Origin) to the page's URL;
+    None when it got no answer. Only the Observatory's CORS test reads it: the ``cors``
+    facts are those of the page request itself."""
+    headers = {"Origin": PROBE_ORIGIN, "Access-Control-Request-Method": "GET"}
+    try:
+        return fetcher.request("OPTIONS", final.url, headers)
+    except FetchError:
+        return None
 
 
 def _page(final: Answer, facts: dict[str, Any], unknown: dict[str, Problem]) -> Markup | None:

@@ -257,12 +257,16 @@ class Fetcher:
 
     def get(self, url: str, headers: Mapping[str, str] | None = None) -> Answer:
         """One GET, never followed; raises :class:`FetchError` with what went wrong."""
+        return self.request("GET", url, headers)
+
+    def request(self, method: str, url: str, headers: Mapping[str, str] | None = None) -> Answer:
+        """One request, never followed; raises :class:`FetchError` with what went wrong."""
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise FetchError("timeout", "the target's time budget is spent")
         sent = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **(headers or {})}
         try:
-            with self._client.stream("GET", url, headers=sent, timeout=left) as response:
+            with self._client.stream(method, url, headers=sent, timeout=left) as response:
                 return _bounded(url, response)
         except httpx.TimeoutException as error:
             raise FetchError("timeout", f"{url}: no complete answer in time ({error})") from None

@@ -13,9 +13,8 @@ Where the inputs differ (documented in ``docs/checks.md``'s web section):
   ``hsts-preloaded`` bonus and ``redirection-all-redirects-preloaded`` never apply);
 - the registrable domain of the SRI test is the last two labels of the name (the
   Observatory asks the public suffix list);
-- cookies are those of the page request and its redirects (the Observatory also fetches
-  ``/robots.txt``), CORS is read off the page request carrying ``Origin`` (the
-  Observatory sends an OPTIONS preflight);
+- its CORS test reads an OPTIONS preflight, sent here too (a redirect answering it is not
+  followed here, where axios follows it);
 - the page is the target's path, the Observatory always fetches ``/``.
 The oracle test (``tests/oracle/test_oracle_web.py``) runs the package itself against
 the lab sites and compares.
@@ -133,6 +132,8 @@ class Seen:
     markup: Markup | None
     is_html: bool
     equiv: dict[str, list[str]] = field(default_factory=dict)
+    preflight: Answer | None = None
+    """The answer to the CORS preflight (OPTIONS with Origin), None without one."""
 
 
 class CspInvalid(ValueError):
@@ -445,13 +446,16 @@ def _invalid_same_site(raw: str) -> bool:
 
 
 def cors_test(seen: Seen) -> tuple[str, bool]:
-    """``crossOriginResourceSharingTest``, on the answer to the request with Origin."""
+    """``crossOriginResourceSharingTest``, on the answer to the preflight."""
     from checks.web.fetch import PROBE_ORIGIN
 
-    allow = seen.final.first("access-control-allow-origin")
-    if not allow:
+    answer = seen.preflight
+    if answer is not None and not 200 <= answer.status < 300:
+        answer = None  # axios, which the Observatory uses, fails on any other status
+    allow = answer.first("access-control-allow-origin") if answer else None
+    if answer is None or not allow:
         return "cross-origin-resource-sharing-not-implemented", True
-    credentials = (seen.final.first("access-control-allow-credentials") or "").strip().lower()
+    credentials = (answer.first("access-control-allow-credentials") or "").strip().lower()
     if allow[:256].strip().lower() == "*":
         return "cross-origin-resource-sharing-implemented-with-public-access", True
     if allow == PROBE_ORIGIN and credentials == "true":
