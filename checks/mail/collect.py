@@ -97,11 +97,20 @@ async def _bounded(target: Target, ctx: CheckContext) -> Observation:
         return Observation(target, problems=(problem,))
 
 
+def dns_settings(ctx: CheckContext) -> CheckContext:
+    """The context whose ``dns`` block the DNS client and validator read: the scan's dns
+    settings, with the mail block's own ``resolvers``/``dnssec_anchors`` over them."""
+    own = {k: v for k, v in ctx.family_options("mail").items() if k in targets.DNS_OPTIONS}
+    if not own:
+        return ctx
+    return replace(ctx, options={**ctx.options, "dns": {**ctx.family_options("dns"), **own}})
+
+
 def client_for(ctx: CheckContext) -> Any:
     """The process's DNS client for these resolvers (created on the probe loop, reused)."""
     from checks.dns.client import DnsClient, resolvers_from
 
-    resolvers = resolvers_from(ctx)
+    resolvers = resolvers_from(dns_settings(ctx))
     timeout = max(0.5, min(DNS_TIMEOUT, ctx.timeout / 4))
     key = (resolvers, timeout)
     if key not in _CLIENTS:
@@ -236,19 +245,30 @@ async def _dane_host(host: str, client: Any, anchors: Any) -> dict[str, JSONValu
     return host_facts(host, answer.records, status)
 
 
-_ANCHORS: dict[str | None, Any] = {}
+_ANCHORS: dict[tuple[str | None, int, int], Any] = {}
 
 
 def _anchors(ctx: CheckContext) -> Any:
     """The trust anchors the dns family validates from: ``--dnssec-anchors`` or the
-    inventory's ``trust.dnssec_anchors`` (through the dns settings), else IANA's root KSKs."""
+    inventory's ``trust.dnssec_anchors`` (through the dns settings), else IANA's root KSKs.
+
+    Read once per file version (a lab re-signed between two scans of one process has a
+    new anchor in the same file)."""
+    import os
+
     from checks.dns.dnssec import load_anchors
 
-    value = ctx.family_options("dns").get("dnssec_anchors")
+    value = dns_settings(ctx).family_options("dns").get("dnssec_anchors")
     path = str(value) if value else None
-    if path not in _ANCHORS:
-        _ANCHORS[path] = load_anchors(path)
-    return _ANCHORS[path]
+    try:
+        stat = os.stat(path) if path else None
+    except OSError:
+        stat = None
+    key = (path, stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
+    if key not in _ANCHORS:
+        _ANCHORS.clear()
+        _ANCHORS[key] = load_anchors(path)
+    return _ANCHORS[key]
 
 
 # --- hosts the domain names: MTA-STS policy, MX STARTTLS ----------------------------------

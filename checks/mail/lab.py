@@ -322,11 +322,10 @@ def demo_part(ctx: DemoContext) -> DemoPart:
 
 
 def _with_options(part: DemoPart, options: Mapping[str, Any]) -> None:
-    """The dns settings the scans need, when the demo takes family settings."""
-    if hasattr(part, "options"):
-        merged = dict(part.options or {})
-        merged.update(options)
-        part.options = merged
+    """The lab's resolver and anchors in the mail block (the dns family's own part keeps
+    the dns block for its own lab)."""
+    mail = {k: v for k, v in options["dns"].items() if k in ("resolvers", "dnssec_anchors")}
+    part.options = {**part.options, "mail": mail}
 
 
 def _fix(lab: MailLab) -> None:

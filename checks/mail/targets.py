@@ -9,12 +9,14 @@ never needed against real domains. The canonical URI sorts the parameters and th
 selectors, so one domain written two ways is one target.
 
 The inventory's block gives selectors per system or per domain, so a system's owner can
-declare them once for every domain of the system::
+declare them once for every domain of the system; ``resolvers`` and ``dnssec_anchors``
+there override the scan's dns settings for mail domains only (a split horizon, a lab)::
 
     mail:
       dkim:
         "Messagerie": [s2024, s2025]      # every mail:// target of that system
         example.gouv.fr: [relay]          # this domain, whatever its system
+      resolvers: [192.0.2.53]             # optional: else --resolver / dns: {resolvers}
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from audit.uri import is_hostname, query_params, refuse_extras
 from checks.mail.dkim import MAX_SELECTORS, valid_selector
 
 PARAMS = frozenset({"dkim", "smtp_port", "mta_sts_port"})
-OPTIONS = frozenset({"dkim"})
+DNS_OPTIONS = frozenset({"resolvers", "dnssec_anchors"})
+OPTIONS = frozenset({"dkim"}) | DNS_OPTIONS
 SMTP_PORT = 25
 HTTPS_PORT = 443
 
@@ -92,6 +95,7 @@ def validate_options(block: Any) -> None:
     unknown = sorted(str(k) for k in block if k not in OPTIONS)
     if unknown:
         raise ValueError(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(OPTIONS))})")
+    _validate_dns(block)
     dkim = block.get("dkim", {})
     if not isinstance(dkim, Mapping):
         raise ValueError("dkim: expected a mapping of system or domain to selectors")
@@ -100,6 +104,21 @@ def validate_options(block: Any) -> None:
             parse_selectors(values)
         except ValueError as exc:
             raise ValueError(f"dkim.{name}: {exc}") from None
+
+
+def _validate_dns(block: Mapping[str, Any]) -> None:
+    """``resolvers`` (addresses, ``HOST[:PORT]``) and ``dnssec_anchors`` (a file), which
+    override the dns settings for this family only (a lab, a split horizon)."""
+    from checks.dns.client import parse_server
+
+    resolvers = block.get("resolvers", [])
+    if not isinstance(resolvers, list) or not all(isinstance(r, str) for r in resolvers):
+        raise ValueError("resolvers: expected a list of HOST[:PORT]")
+    for resolver in resolvers:
+        parse_server(resolver)
+    anchors = block.get("dnssec_anchors")
+    if anchors is not None and not isinstance(anchors, str):
+        raise ValueError("dnssec_anchors: expected a file name")
 
 
 def selectors(target: Target, options: Mapping[str, Any]) -> tuple[str, ...]:

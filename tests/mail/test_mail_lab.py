@@ -255,3 +255,11 @@ def test_selectors_from_the_inventory_per_system(lab: MailLab) -> None:
     resource = domain_of(FAMILY.collect(target, context(lab, options=options)))
     selectors = resource.facts["dkim"]["selectors"]
     assert selectors["s2025"]["present"] is True and selectors["old"]["present"] is False
+
+
+def test_the_mail_block_may_name_its_own_resolver(lab: MailLab) -> None:
+    # No dns settings at all: the mail block's resolver and anchors are enough
+    options = {"mail": {k: v for k, v in lab.options["dns"].items() if k != "nameserver_port"}}
+    resource = domain_of(observe(lab.uri("mailgood.test"), context(lab, options=options)))
+    assert not resource.unknown
+    assert resource.facts["dane"]["usable_mx"] == 1

@@ -1,0 +1,54 @@
+"""``rempart scan`` over a mail domain: the engine accepts the derived STARTTLS endpoint,
+the mail and TLS packs judge what they should, the JSON report carries both."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from checks.mail.lab import MailLab
+
+from .conftest import LAB_SCOPE
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_scan_a_mail_domain_end_to_end(lab: MailLab, tmp_path: Path) -> None:
+    # Given an inventory with the lab's scope, its resolver in the mail block, its CA
+    inventory = tmp_path / "inventory.yaml"
+    mail = {k: v for k, v in lab.options["dns"].items() if k in ("resolvers", "dnssec_anchors")}
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "scope": {"networks": list(LAB_SCOPE.networks), "domains": list(LAB_SCOPE.domains)},
+                "mail": mail,
+                "trust": {"ca_file": lab.pki.ca_file},
+                "systems": [{"name": "Messagerie", "targets": [lab.uri("mailflawed.test")]}],
+            }
+        )
+    )
+    report = tmp_path / "out.json"
+    # When it is scanned with the mail pack and a TLS pack
+    run = subprocess.run(
+        [sys.executable, "-m", "audit", "scan", "-i", str(inventory), "-p", "mail-auth",
+         "-p", "certificates", "--db", str(tmp_path / "r.db"), "-o", str(report), "--quiet"],
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    # Then it completes (no --fail-on) and both resources are judged
+    assert run.returncode == 0, run.stderr
+    data = json.loads(report.read_text())
+    types = {r["type"]: r["key"] for r in data["resources"]}
+    port = lab.smtp_ports["mailflawed.test"]
+    assert types == {
+        "mail.domain": "mail://mailflawed.test",
+        "tls.endpoint": f"smtp://mx.mailflawed.test:{port}",
+    }
+    status = {(f["rule_id"], f["resource_key"]): f["status"] for f in data["findings"]}
+    assert status[("MAIL-DMARC-001", "mail://mailflawed.test")] == "fail"
+    assert status[("MAIL-SPF-003", "mail://mailflawed.test")] == "fail"
+    assert status[("CERT-EXPIRY-001", f"smtp://mx.mailflawed.test:{port}")] == "fail"
+    assert not [f for f in data["findings"] if f["status"] == "error"], data["findings"]
