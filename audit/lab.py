@@ -56,8 +56,14 @@ class DemoLab:
 
     @property
     def ca_file(self) -> str:
-        """The lab CA the scans trust."""
-        return next((part.ca_file for part in self.parts if part.ca_file), "")
+        """The lab CA the scans trust: a part's file, or every part's in one bundle (each
+        family's lab has its own PKI)."""
+        files = _unique(part.ca_file for part in self.parts if part.ca_file)
+        if len(files) <= 1:
+            return files[0] if files else ""
+        bundle = self.directory / "lab-ca.pem"
+        bundle.write_bytes(b"".join(Path(name).read_bytes() for name in files))
+        return str(bundle)
 
     @property
     def accept_types(self) -> tuple[str, ...]:
