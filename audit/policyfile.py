@@ -464,6 +464,21 @@ def _check_message(rule: RuleModel, path: list[str | int], checker: _LeafChecker
     for where, template in templates:
         for name in placeholders(template):
             _collect(checker.problems, _check_key, name, where, checker)
+    _check_remediation(rule, path, checker)
+
+
+def _check_remediation(rule: RuleModel, path: list[str | int], checker: _LeafChecker) -> None:
+    """Every ``{fact.path}`` of a remediation names a documented fact of the rule's type
+    (the report fills it with each finding's resource; other braces are command text)."""
+    from audit.evaluate.template import fill_placeholders
+
+    texts = [([*path, "remediation"], rule.remediation or "")]
+    texts += [([*path, "remediation_fr"], rule.remediation_fr or "")]
+    for lang, texts_in in rule.translations.items():
+        texts += [([*path, "translations", lang, "remediation"], texts_in.remediation or "")]
+    for where, remediation in texts:
+        for name in fill_placeholders(remediation):
+            _collect(checker.problems, _check_key, name, where, checker)
 
 
 def _facts_of(

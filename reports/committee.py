@@ -125,6 +125,7 @@ class EvidenceRow:
     said: wording.Said
     first_seen: date | None
     accepted: bool
+    command: str = ""  # the remediation's command lines filled with this resource
 
 
 @dataclass(frozen=True)
@@ -437,6 +438,7 @@ def _appendix(
     by_rule: dict[str, list[Finding]] = defaultdict(list)
     for finding in data.findings:
         by_rule[finding.rule_id].append(finding)
+    facts = {r.key: r.facts for r in data.resources}
     rank = {rule_id: i for i, rule_id in enumerate(order)}
     wanted = [r for r, items in by_rule.items() if any(_shown(f) for f in items)]
     budget = APPENDIX_ROWS_TOTAL
@@ -445,7 +447,7 @@ def _appendix(
         shown = [f for f in by_rule[rule_id] if _shown(f)]
         take = max(0, min(APPENDIX_ROWS_PER_RULE, budget, len(shown)))
         budget -= take
-        sheets.append(_sheet(by_rule[rule_id], shown, take, lang, sources[rule_id]))
+        sheets.append(_sheet(by_rule[rule_id], shown, take, lang, sources[rule_id], facts))
     return sheets
 
 
@@ -460,32 +462,41 @@ def _sheet(
     take: int,
     lang: str,
     source: rulebook.RuleSource,
+    facts: Mapping[str, Mapping[str, Any]],
 ) -> AppendixRule:
     first = items[0]
     advice, commands = wording.split_remediation(first.remediation)
     ordered = sorted(shown, key=lambda f: (f.system, f.resource_key))[:take]
+    filled = [
+        wording.filled_commands(commands, facts.get(f.resource_key))
+        if gov.outcome(f) != gov.ERROR  # a check not made is not a fix to type
+        else ""
+        for f in ordered
+    ]
+    rows = [_row(f, lang, command) for f, command in zip(ordered, filled, strict=True)]
     seen = [d for d in (gov.parse_day(f.first_seen) for f in shown) if d is not None]
     return AppendixRule(
         first.rule_id,
         printable(first.title),
         max((f.severity for f in items), key=lambda s: s.rank).value,
         Counter(gov.outcome(f) for f in items),
-        [_row(f, lang) for f in ordered],
+        rows,
         len(shown) - take,
         source,
         control_ids(first.controls),
-        advice,
-        commands,
+        wording.generic(advice),
+        wording.generic(commands),
         min(seen) if seen else None,
     )
 
 
-def _row(finding: Finding, lang: str) -> EvidenceRow:
+def _row(finding: Finding, lang: str, command: str = "") -> EvidenceRow:
     return EvidenceRow(
         finding,
         wording.said(finding, lang),
         gov.parse_day(finding.first_seen),
         gov.outcome(finding) == gov.ACCEPTED,
+        printable(command),
     )
 
 
@@ -532,6 +543,7 @@ def _plan(
     for action in actions:
         names = sorted({short_name(k) for k in keys[action.rule_id]})
         advice, _ = wording.split_remediation(action.remediation)
+        advice = wording.generic(advice)
         more = len(names) - PLAN_NAMES
         ids = grouped.ids_of(action.rule_id)
         example = first[action.rule_id]

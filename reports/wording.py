@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -205,3 +206,22 @@ def split_remediation(text: str) -> tuple[str, str]:
         elif segment:
             advice.append(segment)
     return " ".join(advice), " ".join(commands)
+
+
+def filled_commands(commands: str, facts: Mapping[str, Any] | None) -> str:
+    """The command lines of a remediation that name the resource (``--bucket {name}``),
+    filled with one finding's resource, values shell-quoted so a hostile name stays one
+    argument; empty when no line names the resource or its facts are not known."""
+    from audit.evaluate.template import fill, fill_placeholders
+
+    if facts is None:
+        return ""
+    lines = [s for s in _SEGMENT.split(commands.strip()) if fill_placeholders(s)]
+    return " ".join(fill(line, facts, shlex.quote) for line in lines)
+
+
+def generic(text: str) -> str:
+    """A remediation where no single resource fills it: ``--bucket <name>``."""
+    from audit.evaluate.template import unfilled
+
+    return unfilled(text)

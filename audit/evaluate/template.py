@@ -11,6 +11,7 @@ checked at load against the documented facts of the rule's type.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from audit.evaluate.conditions import search
@@ -52,3 +53,28 @@ def as_text(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={as_text(v)}" for k, v in value.items())
     return str(value)
+
+
+# --- remediations: a command line with the finding's own resource ---------------------
+
+_FILL = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}")
+"""In a remediation, only ``{fact.path}`` is a placeholder: any other brace is the text of
+a command (``IpRanges=[{CidrIp=0.0.0.0/0}]``, a JSON argument) and stays as written."""
+
+
+def fill_placeholders(text: str) -> list[str]:
+    """The fact paths a remediation reads (``--bucket {name}``), in order."""
+    return _FILL.findall(text)
+
+
+def fill(text: str, facts: Any, quote: Callable[[str], str] = str) -> str:
+    """``text`` with each ``{fact.path}`` replaced by the fact's value passed through
+    ``quote``: ``shlex.quote`` for a command line, so a hostile name (``x; rm -rf /``) stays
+    one argument of the command the reader copies, never a second command."""
+    return _FILL.sub(lambda m: quote(as_text(search(m.group(1), facts))), text)
+
+
+def unfilled(text: str) -> str:
+    """``text`` with each placeholder shown as what it stands for (``--bucket <name>``),
+    where no single resource fills it (a rule's sheet, an action over many resources)."""
+    return _FILL.sub(lambda m: f"<{m.group(1)}>", text)

@@ -307,6 +307,29 @@ def test_documented_keys_load(tmp_path: Path, key: str) -> None:
     load_policy(write(tmp_path, "policy: demo\ntitle: T\nrules:\n" + text), TLS_FACTS)
 
 
+def test_a_remediation_names_documented_facts_and_keeps_other_braces(tmp_path: Path) -> None:
+    # Given a command line with fact placeholders beside a JSON argument in braces
+    text = GOOD_RULE.replace("demo.item", "tls.endpoint").replace(
+        "remediation: Close it.",
+        "remediation: 'CLI: fix --days {certificate.days_left} --port {port}"
+        """ --rule [{"C": 1}]'\n"""
+        "    remediation_fr: 'CLI : fix --port {port}'",
+    )
+    rule = load_policy(write(tmp_path, "policy: demo\ntitle: T\nrules:\n" + text), TLS_FACTS)
+    from audit.evaluate.template import fill, unfilled
+
+    # Then a finding's facts fill it, and a rule's sheet shows what each stands for
+    facts = {"certificate": {"days_left": 3}, "port": 443}
+    said = fill(rule.rules[0].remediation, facts)
+    assert said == 'CLI: fix --days 3 --port 443 --rule [{"C": 1}]'
+    generic = unfilled(rule.rules[0].remediation)
+    assert generic.startswith("CLI: fix --days <certificate.days_left> --port <port>")
+    # and a placeholder naming no fact of the type is refused, in either language
+    broken = text.replace("--port {port}'", "--port {prot}'")
+    with pytest.raises(PolicyError, match=r"remediation_fr: tls\.endpoint has no fact 'prot'"):
+        load_policy(write(tmp_path, "policy: demo\ntitle: T\nrules:\n" + broken), TLS_FACTS)
+
+
 def test_keys_under_each_are_relative_to_the_elements(tmp_path: Path) -> None:
     text = GOOD_RULE.replace("demo.item", "tls.endpoint").replace(
         "{key: port, op: in, value: [80, 443]}",
