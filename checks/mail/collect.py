@@ -27,6 +27,7 @@ host that does not answer) goes to ``Resource.unknown`` with the reason.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,17 @@ MAX_MX = 10
 MX_DEPENDENT = ("dane", "mta_sts", "mx_out_of_scope", "smtp_targets")
 """Facts that need the MX set: unknown when it is."""
 _CLIENTS: dict[tuple[Any, float], Any] = {}
+
+
+TLS_MARGIN = 1.0
+"""Seconds kept for the domain's own facts when the MX hosts' TLS is observed: a slow MX
+costs its own endpoint's facts, never the domain's."""
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
+
+
+def _deadline(ctx: CheckContext) -> float:
+    value = _DEADLINE.get()
+    return value if value is not None else asyncio.get_running_loop().time() + ctx.timeout
 
 
 class Unknown(Exception):
@@ -89,6 +101,7 @@ def collect(target: Target, ctx: CheckContext) -> Observation:
 
 
 async def _bounded(target: Target, ctx: CheckContext) -> Observation:
+    _DEADLINE.set(asyncio.get_running_loop().time() + ctx.timeout)
     try:
         async with asyncio.timeout(ctx.timeout):
             return await observe(target, ctx)
@@ -384,8 +397,9 @@ async def _observe_tls(derived: list[Target], ctx: CheckContext) -> list[Observa
         return []
     from checks.tls.collect import collect as tls_collect
 
-    tls_ctx = replace(ctx, options={})
     loop = asyncio.get_running_loop()
+    left = _deadline(ctx) - loop.time()
+    tls_ctx = replace(ctx, options={}, timeout=max(1.0, left - TLS_MARGIN))
     with ThreadPoolExecutor(max_workers=min(4, len(derived))) as pool:
         futures = [loop.run_in_executor(pool, tls_collect, t, tls_ctx) for t in derived]
         return list(await asyncio.gather(*futures))

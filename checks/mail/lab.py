@@ -13,6 +13,7 @@ Domains (under the lab's ``test.``, signed unless said otherwise):
 - ``nomail.test``: a domain that sends and receives nothing, done right (null MX,
   ``v=spf1 -all``, ``p=reject``); ``nomailbad.test``: the same without any of it;
 - ``mailnodane.test``: a signed zone whose MX publishes no TLSA record;
+- ``mailtwin.test``: another domain served by ``mailgood.test``'s MX;
 - ``mailout.test``: its MX ``mx.elsewhere.test`` resolves (in the lab) to
   :data:`OUTSIDE`, which a test scope leaves out: the listener there must see nothing.
 
@@ -42,6 +43,7 @@ DOMAINS = (
     "mailgood.test",
     "mailflawed.test",
     "mailnodane.test",
+    "mailtwin.test",
     "nomail.test",
     "nomailbad.test",
     "mailout.test",
@@ -108,6 +110,11 @@ def zone_records(good_mx: Issued) -> dict[str, list[str]]:
             txt("_smtp._tls", "v=TLSRPTv1; rua=mailto:tlsrpt@mailgood.test"),
         ],
         "reports.test": [txt("mailgood.test._report._dmarc", "v=DMARC1")],
+        "mailtwin.test": [
+            "@ IN MX 10 mx.mailgood.test.",
+            txt("@", "v=spf1 mx -all"),
+            txt("_dmarc", "v=DMARC1; p=reject; rua=mailto:dmarc@mailtwin.test"),
+        ],
         "mailnodane.test": [
             "@ IN MX 10 mx.mailnodane.test.",
             "mx IN A 127.0.0.1",
@@ -250,7 +257,8 @@ class MailLab:
     smtp_ports: dict[str, int]
 
     def uri(self, domain: str, *, dkim: Sequence[str] = (SELECTOR,)) -> str:
-        """``mail://DOMAIN`` with the selectors and the lab's ports."""
+        """``mail://DOMAIN`` with the selectors and the lab's ports (the good MX's SMTP
+        port for domains whose MX is another's)."""
         port = self.smtp_ports.get(domain, self.smtp_ports["mailgood.test"])
         query = f"smtp_port={port}&mta_sts_port={self.sts.port}"
         if dkim:

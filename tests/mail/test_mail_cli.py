@@ -52,3 +52,39 @@ def test_scan_a_mail_domain_end_to_end(lab: MailLab, tmp_path: Path) -> None:
     assert status[("MAIL-SPF-003", "mail://mailflawed.test")] == "fail"
     assert status[("CERT-EXPIRY-001", f"smtp://mx.mailflawed.test:{port}")] == "fail"
     assert not [f for f in data["findings"] if f["status"] == "error"], data["findings"]
+
+
+def test_two_domains_sharing_an_mx_give_one_endpoint(lab: MailLab, tmp_path: Path) -> None:
+    # Given two domains whose MX is the same host, scanned together
+    inventory = tmp_path / "inventory.yaml"
+    mail = {k: v for k, v in lab.options["dns"].items() if k in ("resolvers", "dnssec_anchors")}
+    targets = [lab.uri("mailgood.test"), lab.uri("mailtwin.test", dkim=())]
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "scope": {"networks": list(LAB_SCOPE.networks), "domains": list(LAB_SCOPE.domains)},
+                "mail": mail,
+                "trust": {"ca_file": lab.pki.ca_file},
+                "systems": [{"name": "Messagerie", "targets": targets}],
+            }
+        )
+    )
+    report = tmp_path / "out.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "audit", "scan", "-i", str(inventory), "-p", "mail-auth",
+         "-p", "certificates", "--db", str(tmp_path / "r.db"), "-o", str(report), "--quiet"],
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    # Then the scan completes and the shared MX is judged once per rule
+    assert run.returncode == 0, run.stderr
+    data = json.loads(report.read_text())
+    port = lab.smtp_ports["mailgood.test"]
+    endpoint = f"smtp://mx.mailgood.test:{port}"
+    keys = [r["key"] for r in data["resources"]]
+    assert sorted(set(keys)) == sorted(
+        ["mail://mailgood.test", "mail://mailtwin.test", endpoint]
+    ), keys
+    fingerprints = [f["fingerprint"] for f in data["findings"]]
+    assert len(fingerprints) == len(set(fingerprints))
+    expiry = [f for f in data["findings"] if f["rule_id"] == "CERT-EXPIRY-001"]
+    assert [f["status"] for f in expiry] == ["pass"]

@@ -263,3 +263,21 @@ def test_the_mail_block_may_name_its_own_resolver(lab: MailLab) -> None:
     resource = domain_of(observe(lab.uri("mailgood.test"), context(lab, options=options)))
     assert not resource.unknown
     assert resource.facts["dane"]["usable_mx"] == 1
+
+
+def test_a_silent_mx_costs_its_endpoint_never_the_domain(lab: MailLab) -> None:
+    from checks.tls.lab import BlackHoleServer
+
+    # Given an MX port that accepts connections and never speaks
+    with BlackHoleServer() as hole:
+        uri = lab.uri("mailgood.test").replace(
+            f"smtp_port={lab.smtp_ports['mailgood.test']}", f"smtp_port={hole.port}"
+        )
+        observation = observe(uri, context(lab, timeout=6))
+    # Then the domain's facts are all there, and the endpoint is a problem of its own
+    resource = domain_of(observation)
+    assert not resource.unknown and resource.facts["spf"]["present"] is True
+    (problem,) = observation.problems
+    assert problem.key == f"smtp://mx.mailgood.test:{hole.port}"
+    assert problem.resource_type == "tls.endpoint"
+    assert problem.reason in (Reason.TIMEOUT, Reason.UNREACHABLE)
