@@ -324,6 +324,7 @@ def demo_part(ctx: DemoContext) -> DemoPart:
         part.notes.append(f"the mail lab did not start ({exc}): the mail domain was skipped")
         return part
     part.add(BACKOFFICE, lab.uri("mailflawed.test"))
+    part.ca_file = lab.pki.ca_file
     _with_options(part, lab.options)
     part.fix = lambda: _fix(lab)
     return part

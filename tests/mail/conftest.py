@@ -30,7 +30,7 @@ LAB_SCOPE = Scope(networks=("127.0.0.1/32",), domains=DOMAINS)
 """127.0.0.1 and the lab's mail domains; ``elsewhere.test`` (127.0.0.2) stays outside."""
 
 
-def _missing() -> list[str]:
+def missing_programs() -> list[str]:
     programs = ["nsd", "ldns-keygen", "ldns-signzone", "ldns-key2ds"]
     missing = [p for p in programs if shutil.which(p) is None]
     try:
@@ -42,7 +42,7 @@ def _missing() -> list[str]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailLab]:
-    missing = _missing()
+    missing = missing_programs()
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (make sysdeps installs them)")
     with running(tmp_path_factory.mktemp("mail-lab")) as started:
