@@ -56,6 +56,9 @@ BENCHES = (
     Bench("aws", "bench_aws.py", ("--resources", "1000", "--reps", "3"),
           ("--resources", "100", "--reps", "1", "--prowler", "/nonexistent"),
           r"^(rempart:|prowler:|speed-up|  resources|prowler: not installed)"),
+    Bench("web", "bench_web.py", ("--sites", "200", "--runs", "3", "--observatory-sites", "20"),
+          ("--sites", "30", "--runs", "1", "--observatory-sites", "3"),
+          r"^(\d+ sites on|rempart|family|curl|observatory)"),
 )  # fmt: skip
 
 

@@ -19,6 +19,7 @@ A hostile server must cost a bounded time and memory, never a hang:
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 import zlib
@@ -222,9 +223,15 @@ class _mapped:
         raise httpx.ReadError(str(error)) from error
 
 
+@functools.lru_cache(maxsize=8)
 def client_context(ca_file: str | None, verify: bool = True) -> ssl.SSLContext:
     """The system's anchors plus ``--ca-file``; or no verification, to observe a site
-    whose certificate fails (the fact ``tls_verified`` says so)."""
+    whose certificate fails (the fact ``tls_verified`` says so).
+
+    Made once per scan and shared by every target's connections (an SSLContext is safe to
+    share between threads): loading the system's anchors costs about 28 ms, two thirds
+    of what observing a site on loopback costs otherwise.
+    """
     context = ssl.create_default_context()
     if not verify:
         context.check_hostname = False
