@@ -52,11 +52,24 @@ sysdeps-demo:
 sysdeps:
 	$(call apt_install,$(TEST_PACKAGES))
 
-test: sysdeps dev
+test: sysdeps dev keystone-venv
 	$(BIN)/python -m pytest -q
 
 test-slow: sysdeps dev
 	$(BIN)/python -m pytest -q -m slow
+
+# The OpenStack tests run the real Keystone (SQLite, loopback) from its own environment:
+# its pins (SQLAlchemy, oslo.*) must not meet ours. checks/openstack/lab.py starts it.
+KEYSTONE_VENV := .venv-keystone
+KEYSTONE_VERSION := 30.0.0
+
+$(KEYSTONE_VENV)/.keystone-$(KEYSTONE_VERSION):
+	$(PYTHON) -m venv $(KEYSTONE_VENV)
+	$(KEYSTONE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(KEYSTONE_VENV)/bin/python -m pip install -q 'keystone==$(KEYSTONE_VERSION)'
+	touch $@
+
+keystone-venv: $(KEYSTONE_VENV)/.keystone-$(KEYSTONE_VERSION)
 
 # The oracles of tests/oracle run apart: sslyze pins its own cryptography and nassl.
 ORACLE_VENV := .venv-oracle
@@ -105,4 +118,4 @@ bench: sysdeps dev
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) $(ORACLE_VENV) $(OBSERVATORY_DIR) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache rempart-demo
+	rm -rf $(VENV) $(ORACLE_VENV) $(KEYSTONE_VENV) $(OBSERVATORY_DIR) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache rempart-demo

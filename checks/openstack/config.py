@@ -9,6 +9,7 @@ which is handed to the connection and never to a fact, a problem or a log line.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,7 +49,9 @@ def load(target: Target, timeout: float | None = None) -> CloudSpec:
     if project is not None:
         extra["project_id" if _is_id(project) else "project_name"] = project
     try:
-        region = os_config.OpenStackConfig().get_one(cloud=target.host, **extra)
+        with warnings.catch_warnings():  # openstacksdk's notice about its InfluxDB support
+            warnings.filterwarnings("ignore", message=".*InfluxDB.*")
+            region = os_config.OpenStackConfig().get_one(cloud=target.host, **extra)
     except exceptions.ConfigException as exc:
         raise ValueError(f"clouds.yaml: {_first_line(exc)}") from None
     auth = dict(region.config.get("auth") or {})

@@ -306,7 +306,9 @@ class Lab:
         data = self.fake.data
         for group in data.security_groups:
             group["security_group_rules"] = [
-                r for r in group["security_group_rules"] if r.get("port_range_min") != 22
+                r
+                for r in group["security_group_rules"]
+                if r.get("port_range_min") != 22 or r.get("remote_ip_prefix")
             ]
         for item in data.volumes:
             item["encrypted"] = True
@@ -339,12 +341,23 @@ def seeded_data(project: str) -> CloudData:
                 "remote_ip_prefix": "10.0.0.0/8",
             },
         ),
+        security_group(
+            "sg-db-v6",
+            "db-v6",
+            project,
+            {
+                "ethertype": "IPv6",
+                "protocol": "tcp",
+                "port_range_min": 5432,
+                "port_range_max": 5432,
+            },
+        ),
     ]
     data.ports = [{"id": "port-1", "security_groups": ["sg-open-ssh"]}]
     floating = {
         "OS-EXT-IPS-MAC:mac_addr": "aa:bb:cc:dd:ee:01",
         "OS-EXT-IPS:type": "floating",
-        "addr": "203.0.113.10",
+        "addr": "141.94.0.10",
         "version": 4,
     }
     data.servers = [
@@ -382,7 +395,7 @@ def seeded_data(project: str) -> CloudData:
         "backups": {"X-Versions-Enabled": "True", "X-Container-Object-Count": "12"},
     }
     data.loadbalancers = [
-        {"id": "lb-1", "name": "front", "vip_address": "203.0.113.20", "project_id": project}
+        {"id": "lb-1", "name": "front", "vip_address": "141.94.0.20", "project_id": project}
     ]
     data.listeners = [
         listener("lsn-http", "front-http", "HTTP", 80, "lb-1"),
@@ -393,6 +406,14 @@ def seeded_data(project: str) -> CloudData:
             443,
             "lb-1",
             tls_versions=["TLSv1.2", "TLSv1.3"],
+        ),
+        listener(
+            "lsn-legacy",
+            "intranet-tls",
+            "TERMINATED_HTTPS",
+            8443,
+            "lb-1",
+            tls_versions=["TLSv1", "TLSv1.1", "TLSv1.2"],
         ),
     ]
     return data

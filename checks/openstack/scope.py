@@ -26,6 +26,11 @@ from checks.openstack.targets import validate_project
 
 def admit(target: Target, scope: Scope, options: Mapping[str, Any]) -> tuple[Reach, ...]:
     """The :data:`audit.plugins.AdmitFn` of the openstack family."""
+    if scope.is_declared and not scope.block("openstack").get("projects"):
+        raise ScopeError(
+            f"{target.uri}: the declared scope lists no OpenStack project "
+            "(scope.openstack.projects), so no project may be read"
+        )
     try:
         spec = load(target)
     except ValueError as exc:
@@ -40,11 +45,6 @@ def check_declared(target: Target, scope: Scope, spec: CloudSpec) -> None:
         return
     block = scope.block("openstack")
     projects = block.get("projects", ())
-    if not projects:
-        raise ScopeError(
-            f"{target.uri}: the declared scope lists no OpenStack project "
-            "(scope.openstack.projects), so no project may be read"
-        )
     auth_urls = block.get("auth_urls", ())
     if spec.auth_url not in auth_urls:
         raise ScopeError(
