@@ -41,6 +41,9 @@ RESOURCE_TYPE = "web.site"
 MAX_REDIRECTS = 10
 """Hops followed (browsers allow about 20; a site needing more than 10 is broken)."""
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+SIDE_SHARE = 0.25
+"""Share of ``ctx.timeout`` one silent wait of a side request (the preflight, plain HTTP,
+security.txt) may take, so that one of them never starves the others."""
 MAX_VALUE = 2048
 """Characters kept of one header value in the ``headers`` fact."""
 PRIVATE_HEADERS = frozenset({"set-cookie", "set-cookie2"})
@@ -125,8 +128,8 @@ def _observe(target: Target, ctx: CheckContext, fetcher: Fetcher, verified: bool
     facts.update(header_facts(final, walk.answers))
     markup = _page(final, facts, unknown)
     route = _plain_http(fetcher, target, ctx, facts, unknown)
-    _security_txt(fetcher, target, facts, unknown)
-    preflight = _preflight(fetcher, final)
+    _security_txt(fetcher, target, facts, unknown, ctx.timeout * SIDE_SHARE)
+    preflight = _preflight(fetcher, final, ctx.timeout * SIDE_SHARE)
     facts["observatory"] = _observatory(target, final, walk, verified, route, markup, preflight)
     resource = Resource(RESOURCE_TYPE, target.uri, target.uri, target.system, facts, unknown)
     return Observation(target, resources=(resource,))
@@ -144,7 +147,11 @@ def _walk(
     guard = ScopeGuard(ctx.scope)
     for _ in range(MAX_REDIRECTS + 1):
         try:
-            answer = fetcher.get(url, None if partial else {"Origin": PROBE_ORIGIN})
+            answer = fetcher.get(
+                url,
+                None if partial else {"Origin": PROBE_ORIGIN},
+                ctx.timeout * SIDE_SHARE if partial else None,
+            )
         except FetchError as error:
             if not (partial and walk.answers):
                 raise
@@ -259,13 +266,13 @@ def _observatory(
     return observatory_facts(seen)
 
 
-def _preflight(fetcher: Fetcher, final: Answer) -> Answer | None:
+def _preflight(fetcher: Fetcher, final: Answer, budget: float) -> Answer | None:
     """The CORS preflight the Observatory sends (OPTIONS with Origin) to the page's URL;
     None when it got no answer. Only the Observatory's CORS test reads it: the ``cors``
     facts are those of the page request itself."""
     headers = {"Origin": PROBE_ORIGIN, "Access-Control-Request-Method": "GET"}
     try:
-        return fetcher.request("OPTIONS", final.url, headers)
+        return fetcher.request("OPTIONS", final.url, headers, budget)
     except FetchError:
         return None
 
@@ -321,11 +328,15 @@ def _plain_http(
 
 
 def _security_txt(
-    fetcher: Fetcher, target: Target, facts: dict[str, Any], unknown: dict[str, Problem]
+    fetcher: Fetcher,
+    target: Target,
+    facts: dict[str, Any],
+    unknown: dict[str, Problem],
+    budget: float,
 ) -> None:
     url = targets.site_url(target.host, target.port or 443, "/.well-known/security.txt")
     try:
-        answer = fetcher.get(url, {"Accept": "text/plain"})
+        answer = fetcher.get(url, {"Accept": "text/plain"}, budget)
     except FetchError as error:
         facts["security_txt"] = None
         unknown["security_txt"] = Problem(_KINDS[error.kind], str(error))

@@ -262,13 +262,28 @@ class Fetcher:
     def __exit__(self, *exc: object) -> None:
         self._client.close()
 
-    def get(self, url: str, headers: Mapping[str, str] | None = None) -> Answer:
+    def get(
+        self, url: str, headers: Mapping[str, str] | None = None, budget: float | None = None
+    ) -> Answer:
         """One GET, never followed; raises :class:`FetchError` with what went wrong."""
-        return self.request("GET", url, headers)
+        return self.request("GET", url, headers, budget)
 
-    def request(self, method: str, url: str, headers: Mapping[str, str] | None = None) -> Answer:
-        """One request, never followed; raises :class:`FetchError` with what went wrong."""
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        budget: float | None = None,
+    ) -> Answer:
+        """One request, never followed; raises :class:`FetchError` with what went wrong.
+
+        ``budget`` caps how long one silent wait may last (connect, each read), so a side
+        request that gets no answer (a plain-HTTP port that never speaks) leaves time for
+        the next; the target's deadline bounds them all.
+        """
         left = self.deadline - time.monotonic()
+        if budget is not None:
+            left = min(left, budget)
         if left <= 0:
             raise FetchError("timeout", "the target's time budget is spent")
         sent = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **(headers or {})}

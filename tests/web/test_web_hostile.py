@@ -94,3 +94,29 @@ def test_a_redirect_outside_the_declared_scope_sends_nothing(
     # Then the hop is recorded as refused, and no packet reached the listener
     assert "not inside the declared scope" in resource.facts["redirect_refused"]
     assert outside.connections == 0
+
+
+class Silent(ThreadedServer):
+    """Accepts, then never says a word."""
+
+    def handle(self, connection: object) -> None:
+        self.stopped.wait(10)
+
+
+def test_a_silent_plain_http_port_leaves_only_its_fact_unknown(
+    web: lab.NginxLab, pki: lab.Pki
+) -> None:
+    # Given a site whose plain-HTTP port accepts and never answers
+    with Silent() as silent:
+        started = time.monotonic()
+        observation = scan(
+            f"https://localhost:{web.port('hardened')}/",
+            pki.ca_file,
+            timeout=4,
+            http_port=silent.port,
+        )
+    (resource,) = observation.resources
+    # Then that fact is unknown (timeout), and security.txt, asked after it, is still read
+    assert resource.unknown["http_redirects_to_https"].reason is Reason.TIMEOUT
+    assert resource.facts["security_txt"]["present"] is True
+    assert time.monotonic() - started < 4
