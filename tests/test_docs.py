@@ -90,7 +90,9 @@ def test_example_inventory_validates() -> None:
     assert inventory.scope.is_declared and len(inventory.targets) == 4
 
 
-@pytest.mark.parametrize("page", ["checks.md", "aws-permissions.md", "frameworks.md"])
+@pytest.mark.parametrize(
+    "page", ["checks.md", "aws-permissions.md", "openstack-permissions.md", "frameworks.md"]
+)
 def test_generated_pages_are_current(page: str) -> None:
     from audit.docgen import PAGES
 

@@ -438,6 +438,7 @@ OUT_OF_SCOPE = {
     "pop3": "pop3://127.0.0.2:{port}",
     "ports": "ports://127.0.0.2?ports={port}&sv=0",
     "aws": "aws://?endpoint=http://127.0.0.2:{port}&regions=eu-west-3",
+    "openstack": "openstack://outside",
     "https": "https://127.0.0.2:{port}/",
     "mail": "mail://mail.outside.test?smtp_port={port}&mta_sts_port={port}",
 }
@@ -485,7 +486,8 @@ def test_the_older_aws_accounts_key_is_read_with_a_warning(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("block", "why"),
     [
-        ("openstack: {projects: [a1]}", "scope.openstack: unknown scope block"),
+        ("azure: {subscriptions: [a1]}", "scope.azure: unknown scope block"),
+        ("openstack: {project: [a1]}", "scope.openstack: expected {auth_urls"),
         ("aws: {acounts: ['123456789012']}", "scope.aws: expected {accounts"),
         ("aws: {accounts: ['12345']}", "scope.aws: accounts: '12345' is not a 12-digit"),
     ],
