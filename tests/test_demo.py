@@ -49,7 +49,10 @@ def test_demo_shows_a_trend_resolved_findings_and_an_acceptance(demo_run: tuple[
     lifecycles = {f["lifecycle"] for f in report["findings"]}
     assert {"resolved", "open", "accepted"} <= lifecycles
     types = {r["type"] for r in report["resources"]}
-    assert {"tls.endpoint", "net.service", "aws.s3.bucket"} <= types
+    assert {"tls.endpoint", "net.service", "aws.s3.bucket", "web.site"} <= types
+    sites = [r for r in report["resources"] if r["type"] == "web.site"]
+    assert all(site["facts"]["tls_verified"] for site in sites)  # the lab CAs are trusted
+    assert any(f["rule_id"].startswith("WEBH-") for f in report["findings"])
     assert len(report["systems"]) == 2
     failing = {f["rule_id"] for f in report["findings"] if f["status"] == "fail"}
     assert any(rule.startswith("CERT-") for rule in failing)
