@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from audit.labkit import Pki
+from audit.labkit import Pki, closed_port
 from checks.web import lab
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,7 +106,7 @@ def curl_loop(urls: list[str], ca_file: str, directory: Path, parallel: int) -> 
 def observatory_loop(
     web: lab.NginxLab, names: list[str], ca_file: str, directory: Path
 ) -> list[str]:
-    plain = lab.closed_port()
+    plain = closed_port()
     lines = [
         f"node {HARNESS} {OBSERVATORY} localhost {plain} {web.port(name)} > /dev/null"
         for name in names
