@@ -77,6 +77,8 @@ class FakeServices:
         self.data = data
         self.faults: dict[str, int] = {}
         self.requests: list[tuple[str, str, str]] = []
+        self.servers_next: str | None = None
+        """A ``next`` link Nova adds to its server list (a test points it elsewhere)."""
         self.lock = threading.Lock()
         self._server: HandlerServer | None = None
 
@@ -303,7 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._swift(method, rest)
             return
         bodies: dict[str, Any] = {
-            "/servers/detail": lambda: {"servers": data.servers},
+            "/servers/detail": lambda: {"servers": data.servers, **self._servers_links()},
             "/v2.0/security-groups": lambda: {"security_groups": data.security_groups},
             "/v2.0/ports": lambda: {"ports": data.ports},
             "/volumes/detail": lambda: {"volumes": data.volumes, "count": len(data.volumes)},
@@ -312,6 +314,10 @@ class _Handler(BaseHTTPRequestHandler):
             "/v2/lbaas/loadbalancers": lambda: {"loadbalancers": data.loadbalancers},
         }
         self._send(200, bodies[path]())
+
+    def _servers_links(self) -> dict[str, Any]:
+        following = self.fake.servers_next
+        return {"servers_links": [{"rel": "next", "href": following}]} if following else {}
 
     def _swift(self, method: str, container: str) -> None:
         containers = self.fake.data.containers
