@@ -69,13 +69,13 @@ def path_of(target: Target) -> str:
 def validate_options(block: Any) -> None:
     """The inventory's ``web:`` block: ``{http_port: N}`` (0 skips the plain-HTTP look-up)."""
     if not isinstance(block, Mapping):
-        raise ValueError("web: expected a mapping like {http_port: 80}")
+        raise ValueError("expected a mapping like {http_port: 80}")
     unknown = sorted(set(block) - {"http_port"})
     if unknown:
-        raise ValueError(f"web: unknown setting {unknown[0]!r} (known: http_port)")
+        raise ValueError(f"unknown setting {unknown[0]!r} (known: http_port)")
     port = block.get("http_port", DEFAULT_HTTP_PORT)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError("web: http_port must be a port number (0 skips the plain-HTTP look-up)")
+        raise ValueError("http_port must be a port number (0 skips the plain-HTTP look-up)")
 
 
 def http_port(options: Mapping[str, Any]) -> int:

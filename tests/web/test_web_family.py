@@ -156,7 +156,7 @@ def test_targets_are_canonical_urls(uri: str, key: str | None) -> None:
 )
 def test_web_settings_are_checked(block: object) -> None:
     assert FAMILY.validate_options is not None
-    with pytest.raises(ValueError, match="web:"):
+    with pytest.raises(ValueError, match=r"mapping|setting|http_port"):
         FAMILY.validate_options(block)
 
 
