@@ -129,3 +129,20 @@ def test_permissions_list_every_call_with_its_policy() -> None:
     names = {f"{c['service']}:{c['method']} {c['path']}" for c in document["calls"]}
     assert {c.name for collector in ALL for c in collector.calls} <= names
     assert all(re.match(r"\S", c["policy"]) for c in document["calls"])
+
+
+def test_emitted_facts_are_documented_and_documented_facts_emitted(lab: Lab) -> None:
+    from checks.openstack import FAMILY
+
+    documented = {t.name: {f.name for f in t.facts} for t in FAMILY.resource_types}
+    obs, _ = scan("openstack://lab-admin")
+    emitted: dict[str, set[str]] = {}
+    for resource in obs.resources:
+        assert resource.type in documented, resource.type
+        names = set(resource.facts) | set(resource.unknown)
+        assert names <= documented[resource.type], (
+            resource.type,
+            names - documented[resource.type],
+        )
+        emitted.setdefault(resource.type, set()).update(names)
+    assert emitted == documented
