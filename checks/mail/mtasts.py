@@ -162,8 +162,8 @@ async def _get(host: str, address: str, port: int, ca_file: str | None) -> Fetch
         if not exc.partial:
             raise ConnectionResetError("the server closed before answering") from None
         return Fetched({}, "the response was cut short")
-    except asyncio.LimitOverrunError:
-        return Fetched({}, "response head too long")
+    except (asyncio.LimitOverrunError, ValueError):
+        return Fetched({}, "malformed HTTP response (head too long, or a bad chunk size)")
     finally:
         writer.close()
     if body is None:
@@ -196,7 +196,9 @@ async def _body(reader: asyncio.StreamReader, chunked: bool) -> bytes | None:
     data = b""
     while True:
         size_line = await reader.readuntil(b"\r\n")
-        size = int(size_line.split(b";")[0].strip() or b"0", 16)
+        size = int(size_line.split(b";")[0].strip() or b"0", 16)  # ValueError: caller's
+        if size < 0:
+            raise ValueError("negative chunk size")
         if size == 0:
             return data
         if len(data) + size > MAX_BODY:

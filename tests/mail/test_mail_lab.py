@@ -281,3 +281,47 @@ def test_a_silent_mx_costs_its_endpoint_never_the_domain(lab: MailLab) -> None:
     assert problem.key == f"smtp://mx.mailgood.test:{hole.port}"
     assert problem.resource_type == "tls.endpoint"
     assert problem.reason in (Reason.TIMEOUT, Reason.UNREACHABLE)
+
+
+class PolicyServer:
+    """A hostile policy host: TLS with the lab certificate, then ``reply`` whatever asked."""
+
+    def __init__(self, lab: MailLab, reply: bytes) -> None:
+        from audit.labkit import ThreadedServer
+        from checks.tls.lab import server_context
+
+        context = server_context(lab.pki.issue(("mta-sts.mailgood.test",)))
+
+        class Server(ThreadedServer):
+            def handle(self, connection: socket.socket) -> None:
+                with context.wrap_socket(connection, server_side=True) as tls:
+                    tls.recv(4096)
+                    tls.sendall(reply)
+
+        self.server = Server()
+
+    def __enter__(self) -> int:
+        self.server.__enter__()
+        return int(self.server.port)
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (b"HTTP/1.1 301 Moved\r\nLocation: https://elsewhere.test/\r\n\r\n", "HTTP status 301"),
+        (b"HTTP/1.1 200 OK\r\n\r\n" + b"mx: a\n" * 20000, "larger than 65536"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "malformed"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 20000, "malformed"),
+    ],
+)
+def test_a_hostile_policy_host_gives_no_policy(lab: MailLab, reply: bytes, error: str) -> None:
+    with PolicyServer(lab, reply) as port:
+        uri = lab.uri("mailgood.test").replace(
+            f"mta_sts_port={lab.sts.port}", f"mta_sts_port={port}"
+        )
+        facts = domain_of(observe(uri, context(lab))).facts
+    assert facts["mta_sts"]["mode"] is None
+    assert error in facts["mta_sts"]["policy_error"]

@@ -344,3 +344,22 @@ def test_inventory_selectors_per_system_and_domain() -> None:
     for bad in ({"dkim": {"x": "s"}}, {"dkim": {"x": ["a b"]}}, {"selectors": {}}, []):
         with pytest.raises(ValueError):
             targets.validate_options(bad)
+
+
+def _read(data: bytes, chunked: bool) -> bytes | None:
+    async def run() -> bytes | None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(data)
+        reader.feed_eof()
+        return await mtasts._body(reader, chunked)
+
+    return asyncio.run(run())
+
+
+def test_policy_bodies_are_bounded_and_chunks_checked() -> None:
+    assert _read(b"version: STSv1\n", False) == b"version: STSv1\n"
+    assert _read(b"x" * (mtasts.MAX_BODY + 10), False) is None
+    assert _read(b"5\r\nhello\r\n0\r\n\r\n", True) == b"hello"
+    assert _read(b"FFFFFFFF\r\n", True) is None
+    with pytest.raises(ValueError):
+        _read(b"zz\r\nhello\r\n", True)
