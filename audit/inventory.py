@@ -77,6 +77,8 @@ class TrustModel(_Frozen):
     """Extra trust anchors for private PKIs."""
 
     ca_file: str | None = None
+    dnssec_anchors: str | None = None
+    """DS or DNSKEY records (zone-file syntax) the dns family validates DNSSEC from."""
 
 
 class InventoryModel(_Frozen):
@@ -237,6 +239,8 @@ def _inventory(
     with faults.collect():
         ca_file = _ca_file(model.trust.ca_file, path, doc)
     with faults.collect():
+        options = _dnssec_anchors(model.trust.dnssec_anchors, path, doc, families, options)
+    with faults.collect():
         scope, warnings = _scope(model.scope, families, doc)
     faults.raise_all()
     return Inventory(
@@ -321,6 +325,31 @@ def _scope_block(
         return family.validate_scope(block)
     except (ValueError, TypeError) as exc:
         raise InventoryError(f"scope.{name}: {exc}", source=doc.source, line=where) from None
+
+
+def _dnssec_anchors(
+    value: str | None,
+    path: Path,
+    doc: YamlDocument,
+    families: Families,
+    options: Mapping[str, Any],
+) -> Mapping[str, Any]:
+    """``trust.dnssec_anchors``, relative to the inventory file, becomes the dns family's
+    ``dnssec_anchors`` setting (unless its own block names one), checked by the family."""
+    if value is None or "dns" not in families.by_name:
+        return options
+    anchors = Path(value) if Path(value).is_absolute() else path.parent / value
+    block = options.get("dns", {})
+    merged = {"dnssec_anchors": str(anchors), **(block if isinstance(block, Mapping) else {})}
+    try:
+        _validate_family_options(families, "dns", merged, doc)
+    except InventoryError as exc:
+        raise InventoryError(
+            f"trust.dnssec_anchors: {exc.detail}",
+            source=doc.source,
+            line=doc.line_of(["trust", "dnssec_anchors"]),
+        ) from None
+    return {**options, "dns": merged}
 
 
 def _ca_file(value: str | None, path: Path, doc: YamlDocument) -> str | None:

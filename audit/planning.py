@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,9 @@ class ScanRequest:
     ca_file: str | None = None
     timeout: float = 30.0
     concurrency: int = DEFAULT_CONCURRENCY
+    family_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Family settings given on the command line (``--resolver`` is ``{"dns": {"resolvers":
+    [...]}}``); each key replaces the inventory's, and the family validates the result."""
 
 
 def resolve_policy(name: str, known_types: Iterable[str] | FactCatalogue) -> Policy:
@@ -101,7 +104,8 @@ def build_plan(
     if not targets:
         raise OptionError("nothing to scan: give targets or an inventory with targets")
     scope = inventory.scope if inventory else Scope()
-    admitted = ScopeGuard(scope).admit(targets, families, _options(inventory))
+    options = _options(request, inventory, families)
+    admitted = ScopeGuard(scope).admit(targets, families, options)
     scanned = frozenset(
         t for target in admitted for t in families.by_scheme[target.scheme].resource_type_names()
     )
@@ -112,7 +116,7 @@ def build_plan(
         timeout=request.timeout,
         ca_file=_ca_file(request, inventory),
         scope=scope,
-        options=_options(inventory),
+        options=options,
         is_root=_is_root(),
     )
     return ScanPlan(
@@ -154,8 +158,25 @@ def _ca_file(request: ScanRequest, inventory: Inventory | None) -> str | None:
     return inventory.ca_file if inventory else None
 
 
-def _options(inventory: Inventory | None) -> Mapping[str, Any]:
-    return dict(inventory.options) if inventory else {}
+def _options(
+    request: ScanRequest, inventory: Inventory | None, families: Families
+) -> Mapping[str, Any]:
+    """The inventory's family blocks, with the command line's keys over them; a block the
+    command line changed is checked again by its family (a bad value: exit 2)."""
+    options = dict(inventory.options) if inventory else {}
+    for name, given in request.family_options.items():
+        if not given:
+            continue
+        block = options.get(name, {})
+        merged = {**(block if isinstance(block, Mapping) else {}), **given}
+        family = families.by_name.get(name)
+        if family is not None and family.validate_options is not None:
+            try:
+                family.validate_options(merged)
+            except (ValueError, TypeError) as exc:
+                raise OptionError(f"{name} options: {exc}") from None
+        options[name] = merged
+    return options
 
 
 def _systems(inventory: Inventory | None, targets: Sequence[Target]) -> tuple[SystemInfo, ...]:

@@ -201,6 +201,20 @@ PORTS_SYNTAX = (
     help="Extra trust anchors (PEM) for private PKIs.",
 )
 @click.option(
+    "--resolver",
+    "resolvers",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="DNS resolver (an address) for dns:// checks (repeatable; default: the system's).",
+)
+@click.option(
+    "--dnssec-anchors",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="DNSSEC trust anchors (DS or DNSKEY records, zone-file syntax) replacing the "
+    "IANA root KSKs.",
+)
+@click.option(
     "--timeout", type=float, default=30.0, show_default=True, help="Per-target timeout in seconds."
 )
 @click.option(
@@ -255,6 +269,8 @@ def scan(
     marking: str,
     fail_on: str | None,
     ca_file: str | None,
+    resolvers: Sequence[str],
+    dnssec_anchors: str | None,
     timeout: float,
     concurrency: int,
     quiet: bool,
@@ -279,7 +295,15 @@ def scan(
         executor_url, executor_ca, executor_cert, executor_key, executor_insecure
     )
     families = _families()
-    request = ScanRequest(tuple(targets), inventory, tuple(policies), ca_file, timeout, concurrency)
+    request = ScanRequest(
+        tuple(targets),
+        inventory,
+        tuple(policies),
+        ca_file,
+        timeout,
+        concurrency,
+        family_options=_dns_options(resolvers, dnssec_anchors),
+    )
     plan = build_plan(
         request, families, warn=lambda text: click.echo(f"rempart: warning: {text}", err=True)
     )
@@ -295,6 +319,18 @@ def scan(
         summary = run_with_ui(plan, families, store, quiet=quiet, executor=executor)
     _write_reports(store, summary.id, outputs, fmt, lang, min_coverage, marking)
     sys.exit(_gate(store, summary.id, fail_on))
+
+
+def _dns_options(resolvers: Sequence[str], anchors: str | None) -> dict[str, dict[str, Any]]:
+    """``--resolver`` and ``--dnssec-anchors`` as the dns family's settings block."""
+    block: dict[str, Any] = {}
+    if resolvers:
+        block["resolvers"] = list(resolvers)
+    if anchors is not None:
+        from pathlib import Path
+
+        block["dnssec_anchors"] = str(Path(anchors).resolve())
+    return {"dns": block} if block else {}
 
 
 def _warn_contradictions(plan: ScanPlan) -> None:

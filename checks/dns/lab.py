@@ -30,17 +30,24 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from audit.labkit.demo import DemoContext, DemoPart
 
 NSD = "nsd"
-ADDRESSES = ("127.0.0.1", "127.0.1.1", "127.0.2.1")
-"""Where the lab's NSD listens: three /24 networks of loopback, one port."""
-RECURSOR_ADDRESS = "127.0.3.1"
-"""Where the lab's open recursor listens (a nameserver that recurses for anyone)."""
+ADDRESSES = ("127.0.0.1", "127.0.1.1")
+"""Where the lab's NSD listens: two /24 networks of loopback, one port."""
+RECURSOR_ADDRESS = "127.0.0.3"
+"""Where the lab's open recursor listens (a nameserver that recurses for anyone), in the
+same /24 as the first NSD address: a domain served by both has one network."""
+GOOD_SOA = (7200, 3600, 1209600, 3600)
+"""refresh, retry, expire, minimum: within RFC 1912 §2.2 and RFC 2308 §5."""
 
 
 def free_port(addresses: Sequence[str] = ADDRESSES) -> int:
@@ -171,20 +178,334 @@ class NsdServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def zone_text(origin: str, records: Iterable[str], *, ns: Mapping[str, str], ttl: int = 300) -> str:
-    """A zone file: SOA, NS (``ns``: name -> address, in-zone names get an A record) and
-    ``records`` (zone-file lines, relative to the origin)."""
-    apex = origin.rstrip(".") + "." if origin != "." else "."
+def zone_text(
+    origin: str,
+    records: Iterable[str],
+    *,
+    ns: Mapping[str, str],
+    soa: tuple[int, int, int, int] = GOOD_SOA,
+    ttl: int = 300,
+) -> str:
+    """A zone file: SOA, NS (``ns``: name -> address; an in-zone name gets its A record)
+    and ``records`` (zone-file lines, relative to the origin)."""
+    apex = "." if origin in {"", "."} else origin.rstrip(".") + "."
     primary = next(iter(ns))
-    mailbox = "hostmaster." + (apex if apex != "." else "")
+    mailbox = "hostmaster." + ("" if apex == "." else apex)
+    refresh, retry, expire, minimum = soa
     lines = [
         f"$ORIGIN {apex}",
         f"$TTL {ttl}",
-        f"@ IN SOA {primary} {mailbox} 2026010101 7200 3600 1209600 300",
+        f"@ IN SOA {primary} {mailbox} 2026010101 {refresh} {retry} {expire} {minimum}",
     ]
     for name, address in ns.items():
         lines.append(f"@ IN NS {name}")
-        if name.endswith("." + apex) or apex == ".":
+        if apex in {".", name} or name.endswith("." + apex):
             lines.append(f"{name} IN A {address}")
     lines.extend(records)
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Domain:
+    """A lab domain under ``test.``: how it is served and signed."""
+
+    name: str
+    records: list[str] = field(default_factory=list)
+    ns: dict[str, str] = field(default_factory=dict)
+    signed: bool = True
+    algorithm: str = "ECDSAP256SHA256"
+    ds_digest: int = 2
+    nsec3: tuple[int, str] | None = None
+    """(iterations, salt in hex) to sign with NSEC3; None: NSEC."""
+    expired: bool = False
+    transfer: bool = False
+    soa: tuple[int, int, int, int] = GOOD_SOA
+
+    def __post_init__(self) -> None:
+        if not self.ns:
+            self.ns = {f"ns1.{self.name}.": ADDRESSES[0], f"ns2.{self.name}.": ADDRESSES[1]}
+
+
+def builtin_domains() -> list[Domain]:
+    """The lab's own domains, one per case the family and its policy must tell apart."""
+    return [
+        Domain(
+            "secure.test",
+            [
+                '@ IN CAA 0 issue "letsencrypt.org"',
+                '@ IN CAA 0 iodef "mailto:security@secure.test"',
+                "www IN A 127.0.0.1",
+            ],
+        ),
+        Domain("insecure.test", ["www IN A 127.0.0.1"], signed=False),
+        Domain("expired.test", ['@ IN CAA 0 issue "letsencrypt.org"'], expired=True),
+        Domain("nsec3.test", ['@ IN CAA 0 issue ";"'], nsec3=(10, "a1b2c3d4")),
+        Domain("nsec3-bcp.test", ['@ IN CAA 0 issue ";"'], nsec3=(0, "")),
+        Domain("lonely.test", ['@ IN CAA 0 issue ";"'], ns={"ns1.lonely.test.": ADDRESSES[0]}),
+        Domain(
+            "legacy.test", ['@ IN CAA 0 issue "letsencrypt.org"'], algorithm="RSASHA1", ds_digest=1
+        ),
+        Domain(
+            "flawed.test",
+            ["www IN A 127.0.0.1"],
+            ns={"ns1.flawed.test.": ADDRESSES[0], "ns2.flawed.test.": RECURSOR_ADDRESS},
+            signed=False,
+            transfer=True,
+            soa=(300, 600, 86400, 604800),
+        ),
+    ]
+
+
+def _run(command: Sequence[str], cwd: Path) -> str:
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+def sign(
+    directory: Path,
+    origin: str,
+    text: str,
+    *,
+    algorithm: str = "ECDSAP256SHA256",
+    ds_digest: int = 2,
+    nsec3: tuple[int, str] | None = None,
+    expired: bool = False,
+) -> tuple[str, list[str]]:
+    """Sign a zone with one key (a KSK that signs everything): the signed text and its DS
+    records (zone-file lines). ``expired``: signatures valid from 2020-01-01 to 2020-02-01."""
+    apex = "." if origin == "." else origin + "."
+    bits = ["-b", "1024"] if algorithm.startswith("RSA") else []
+    key = _run(["ldns-keygen", "-a", algorithm, *bits, "-k", apex], directory).strip()
+    source = directory / f"{origin.strip('.') or 'root'}.zone"
+    source.write_text(text)
+    command = ["ldns-signzone", "-o", apex]
+    if nsec3 is not None:
+        command += ["-n", "-t", str(nsec3[0])]
+        command += ["-s", nsec3[1]] if nsec3[1] else []
+    if expired:
+        command += ["-i", "20200101", "-e", "20200201"]
+    _run([*command, str(source), key], directory)
+    digest = "-1" if ds_digest == 1 else "-2"
+    ds_name = _run(["ldns-key2ds", "-n", digest, f"{key}.key"], directory)
+    ds = [line for line in ds_name.splitlines() if line.strip()]
+    return Path(f"{source}.signed").read_text(), ds
+
+
+class Recursor:
+    """An open recursor on loopback (UDP): it answers anyone, with RA set, by asking the
+    lab's NSD, as a nameserver that also recurses would. The recursion check needs one."""
+
+    def __init__(
+        self, upstream: tuple[str, int], host: str = RECURSOR_ADDRESS, port: int = 0
+    ) -> None:
+        self.upstream = upstream
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, port))
+        self.sock.settimeout(0.1)
+        self.address = (host, int(self.sock.getsockname()[1]))
+        self.queries = 0
+        """Questions received so far (a test proves an out-of-scope server got none)."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="lab-recursor", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        import dns.flags
+        import dns.message
+        import dns.query
+
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except OSError:
+                continue
+            self.queries += 1
+            try:
+                query = dns.message.from_wire(data)
+                response = dns.query.udp(query, self.upstream[0], timeout=2, port=self.upstream[1])
+                response.flags |= dns.flags.RA
+                response.flags &= ~dns.flags.AA
+                self.sock.sendto(response.to_wire(), peer)
+            except Exception:  # noqa: S112 - a bad packet or a slow upstream: no answer, as on the wire
+                continue
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        self.sock.close()
+
+
+LIVE: list[DnsLab] = []
+"""The labs running in this process. The demo's parts may each start one (the mail part
+does), and the demo's inventory names one resolver: a fix to a built-in domain is made
+in every live lab, so it shows whichever lab the scans ask."""
+
+
+class DnsLab:
+    """The lab: the signed root, ``test.``, the built-in domains and the caller's.
+
+    ``records``: domain -> zone-file lines (relative to the domain); a domain the lab
+    already has gets them added, another is created under ``test.`` (signed, unless named
+    in ``insecure``). ``transfer``: more domains whose AXFR is allowed. After ``with``,
+    :attr:`resolver` answers every question, :attr:`anchors_file` holds the lab root's DS,
+    :attr:`options` is the family's settings block for a scan of the lab.
+    """
+
+    def __init__(
+        self,
+        records: Mapping[str, Sequence[str]] | None = None,
+        *,
+        insecure: Iterable[str] = (),
+        transfer: Iterable[str] = (),
+        domains: Iterable[Domain] = (),
+        directory: Path | None = None,
+    ) -> None:
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="rempart-dnslab-"))
+        self._owns_directory = directory is None
+        self.domains = {d.name: d for d in [*builtin_domains(), *domains]}
+        unsigned = {name.lower().rstrip(".") for name in insecure}
+        for name, lines in (records or {}).items():
+            key = name.lower().rstrip(".")
+            if key not in self.domains:
+                self.domains[key] = Domain(key, signed=key not in unsigned)
+            self.domains[key].records.extend(lines)
+        for name in transfer:
+            self.domains[name.lower().rstrip(".")].transfer = True
+        self.port = 0
+        self.anchors_file = self.directory / "anchors.zone"
+        self._nsd: NsdServer | None = None
+        self._recursor: Recursor | None = None
+
+    @property
+    def recursor(self) -> Recursor | None:
+        """The open recursor (``ns2.flawed.test``), while the lab runs."""
+        return self._recursor
+
+    @property
+    def resolver(self) -> tuple[str, int]:
+        """The address the family asks its questions (``--resolver``)."""
+        return (ADDRESSES[0], self.port)
+
+    @property
+    def options(self) -> dict[str, dict[str, object]]:
+        """The scan options that point the family at the lab."""
+        return {
+            "dns": {
+                "resolvers": [f"{ADDRESSES[0]}:{self.port}"],
+                "dnssec_anchors": str(self.anchors_file),
+                "nameserver_port": self.port,
+            }
+        }
+
+    def __enter__(self) -> Self:
+        for program in (NSD, "ldns-keygen", "ldns-signzone", "ldns-key2ds"):
+            if shutil.which(program) is None:
+                raise RuntimeError(f"{program} is not installed (apt-get install nsd ldnsutils)")
+        self.port = free_port((*ADDRESSES, RECURSOR_ADDRESS))
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _zones(self) -> list[Zone]:
+        """Sign leaves first: each parent carries its children's DS."""
+        keys = self.directory / "keys"
+        shutil.rmtree(keys, ignore_errors=True)
+        keys.mkdir(parents=True)
+        zones: list[Zone] = []
+        under_tld: list[str] = []
+        under_root: list[str] = []
+        for domain in self.domains.values():
+            parent = under_tld if domain.name.endswith(".test") else under_root
+            text = zone_text(domain.name, domain.records, ns=domain.ns, soa=domain.soa)
+            for ns_name, address in domain.ns.items():
+                parent.append(f"{domain.name}. IN NS {ns_name}")
+                if ns_name.endswith("." + domain.name + "."):
+                    parent.append(f"{ns_name} IN A {address}")
+            if domain.signed:
+                text, ds = sign(
+                    keys,
+                    domain.name,
+                    text,
+                    algorithm=domain.algorithm,
+                    ds_digest=domain.ds_digest,
+                    nsec3=domain.nsec3,
+                    expired=domain.expired,
+                )
+                parent.extend(ds)
+            zones.append(Zone(domain.name, text, transfer=domain.transfer))
+        tld = zone_text("test", under_tld, ns={"ns.test.": ADDRESSES[0]})
+        tld_signed, tld_ds = sign(keys, "test", tld)
+        root = zone_text(
+            ".", ["test. IN NS ns.test.", *tld_ds, *under_root], ns={"ns.test.": ADDRESSES[0]}
+        )
+        root_signed, root_ds = sign(keys, ".", root)
+        self.anchors_file.write_text("\n".join(root_ds) + "\n")
+        return [Zone(".", root_signed), Zone("test", tld_signed), *zones]
+
+    def _start(self) -> None:
+        self._nsd = NsdServer(self._zones(), port=self.port).__enter__()
+        self._recursor = Recursor((ADDRESSES[0], self.port), port=self.port).__enter__()
+        LIVE.append(self)
+
+    def restart(self) -> None:
+        """Serve the domains again as they now are (after a change, say the demo's fix)."""
+        if self._nsd is not None:
+            self._nsd.__exit__()
+            self._nsd = None
+        self._nsd = NsdServer(self._zones(), port=self.port).__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self in LIVE:
+            LIVE.remove(self)
+        if self._recursor is not None:
+            self._recursor.__exit__()
+            self._recursor = None
+        if self._nsd is not None:
+            self._nsd.__exit__()
+            self._nsd = None
+        if self._owns_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+DEMO_POLICIES = ("dns-hygiene",)
+
+
+def demo_part(ctx: DemoContext) -> DemoPart:
+    """The DNS part of ``rempart demo``: a well-kept signed domain and a neglected one
+    (unsigned, transferable to anyone, no CAA, one network, a recursing nameserver, SOA
+    timers out of range). The fix between the scans repairs all of it (the zone signed,
+    its DS published), so the second scan shows the DNS findings resolved; the committee
+    report's body keeps its page budget."""
+    from audit.labkit.demo import PORTAL, DemoPart
+
+    part = DemoPart(order=30, policies=DEMO_POLICIES, networks=("127.0.0.0/8",), domains=("test",))
+    missing = [p for p in (NSD, "ldns-keygen", "ldns-signzone") if shutil.which(p) is None]
+    if missing:
+        part.notes.append(f"{missing[0]} is not installed: the DNS domains were skipped")
+        return part
+    lab = ctx.stack.enter_context(DnsLab(directory=ctx.directory / "dns"))
+    part.options = lab.options
+    part.add(PORTAL, "dns://secure.test")
+    part.add(PORTAL, "dns://flawed.test")
+
+    def fix() -> None:
+        for live in list(LIVE):
+            flawed = live.domains["flawed.test"]
+            flawed.records.append('@ IN CAA 0 issue "letsencrypt.org"')
+            flawed.transfer = False
+            flawed.soa = GOOD_SOA
+            flawed.ns = {"ns1.flawed.test.": ADDRESSES[0], "ns2.flawed.test.": ADDRESSES[1]}
+            flawed.signed = True
+            live.restart()
+
+    part.fix = fix
+    return part

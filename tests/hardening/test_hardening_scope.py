@@ -440,6 +440,7 @@ OUT_OF_SCOPE = {
     "aws": "aws://?endpoint=http://127.0.0.2:{port}&regions=eu-west-3",
     "openstack": "openstack://outside",
     "https": "https://127.0.0.2:{port}/",
+    "dns": "dns://outside.test",
     "mail": "mail://mail.outside.test?smtp_port={port}&mta_sts_port={port}",
 }
 """For every scheme a family registers, a target that reaches the listener outside the
