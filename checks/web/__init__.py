@@ -65,11 +65,15 @@ FACTS = (
         "integer",
         "HTTP status of the last answer fetched (after the redirects followed).",
     ),
-    FactDoc("final_url", "string", "URL of the last answer fetched."),
+    FactDoc(
+        "final_url",
+        "string",
+        "URL of the last answer fetched, without user info or query string (either may carry a token).",
+    ),
     FactDoc(
         "redirect_chain",
         "list[object]",
-        "Each redirect answered, in order: {url, status, location} (location made absolute).",
+        "Each redirect answered, in order: {url, status, location} (location made absolute; URLs without user info or query string).",
     ),
     FactDoc(
         "redirect_refused",
@@ -84,7 +88,7 @@ FACTS = (
     FactDoc(
         "headers",
         "map[string, string|list[string]]",
-        "Response header fields of the last answer, names lower-cased, a field sent several times as a list of its values, each value cut at 2048 characters. Set-Cookie is left out (see cookies).",
+        "Response header fields of the last answer, names lower-cased, a field sent several times as a list of its values, each value cut at 2048 characters. Set-Cookie is left out (see cookies); a field whose name says it may carry a secret (token, csrf, xsrf, session, secret, api-key, authorization, ticket) keeps the value [redacted].",
     ),
     FactDoc(
         "csp",

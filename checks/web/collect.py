@@ -48,6 +48,12 @@ MAX_VALUE = 2048
 """Characters kept of one header value in the ``headers`` fact."""
 PRIVATE_HEADERS = frozenset({"set-cookie", "set-cookie2"})
 """Never copied into ``headers``: their values are cookies (``cookies`` describes them)."""
+SECRET_NAMES = re.compile(r"token|csrf|xsrf|session|secret|api-?key|authorization|ticket", re.I)
+"""Header fields whose value may be a per-session secret (an anti-CSRF token sent in a
+header, say): ``headers`` keeps their name with the value ``[redacted]``."""
+REDACTED = "[redacted]"
+PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+"""What a browser (and the Observatory) accepts for a page: servers may vary on it."""
 _VERSION = re.compile(r"\d+\.\d+|/\s*v?\d")
 _KINDS = {
     "timeout": Reason.TIMEOUT,
@@ -120,7 +126,7 @@ def _observe(target: Target, ctx: CheckContext, fetcher: Fetcher, verified: bool
         "addresses": list(fetcher.pins[host_key(target.host)]),
         "tls_verified": verified,
         "status": final.status,
-        "final_url": final.url,
+        "final_url": shown_url(final.url),
         "redirect_chain": walk.chain,
         "redirect_refused": walk.refused,
     }
@@ -149,7 +155,7 @@ def _walk(
         try:
             answer = fetcher.get(
                 url,
-                None if partial else {"Origin": PROBE_ORIGIN},
+                None if partial else {"Origin": PROBE_ORIGIN, "Accept": PAGE_ACCEPT},
                 ctx.timeout * SIDE_SHARE if partial else None,
             )
         except FetchError as error:
@@ -162,10 +168,12 @@ def _walk(
         if answer.status not in REDIRECTS or location is None:
             return walk
         following = urljoin(url, location.strip())
-        walk.chain.append({"url": url, "status": answer.status, "location": following[:MAX_VALUE]})
+        walk.chain.append(
+            {"url": shown_url(url), "status": answer.status, "location": shown_url(following)}
+        )
         why = _admit(fetcher, guard, target, following)
         if why is not None:
-            walk.refused = f"{following[:MAX_VALUE]}: {why}"
+            walk.refused = f"{shown_url(following)}: {why}"
             return walk
         url = following
     raise FetchError("protocol", f"{target.uri}: more than {MAX_REDIRECTS} redirects")
@@ -228,13 +236,27 @@ def header_facts(final: Answer, answers: list[Answer]) -> dict[str, Any]:
     }
 
 
+def shown_url(url: str) -> str:
+    """A URL as facts keep it: no user info, no query string (either may carry a token, a
+    CAS ticket in a redirect, say), at most :data:`MAX_VALUE` characters."""
+    try:
+        split = urlsplit(url)
+        host = split.hostname or ""
+        port = split.port
+    except ValueError:
+        return url.split("?", 1)[0].split("#", 1)[0][:MAX_VALUE]
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    return f"{split.scheme}://{netloc}{split.path}"[:MAX_VALUE]
+
+
 def headers_map(answer: Answer) -> dict[str, str | list[str]]:
     """Lower-cased names; a field sent more than once keeps every value, as a list."""
     found: dict[str, list[str]] = {}
     for name, value in answer.fields:
         key = name.lower()
         if key not in PRIVATE_HEADERS:
-            found.setdefault(key, []).append(value[:MAX_VALUE])
+            shown = REDACTED if SECRET_NAMES.search(key) else value[:MAX_VALUE]
+            found.setdefault(key, []).append(shown)
     return {k: v[0] if len(v) == 1 else v for k, v in found.items()}
 
 

@@ -23,7 +23,7 @@ NONCE_CSP = (
     "object-src 'none'; base-uri 'none'"
 )
 CHAIN = (
-    "location = /start { return 301 /next; }",
+    "location = /start { return 301 /next?ticket=ST-s3cr3t; }",
     "location = /next { return 302 https://127.0.0.1:$server_port/out; }",
     "location = /out { return 302 https://192.0.2.10/; }",
 )
@@ -32,7 +32,12 @@ CHAIN = (
 def sites() -> list[lab.Site]:
     return [
         lab.hardened_site(),
-        lab.Site("bare", (("Set-Cookie", "sessionid=x1; Path=/"),), lab.BARE_PAGE, tokens=True),
+        lab.Site(
+            "bare",
+            (("Set-Cookie", "sessionid=x1; Path=/"), ("X-CSRF-Token", "s3cr3t")),
+            lab.BARE_PAGE,
+            tokens=True,
+        ),
         lab.Site(
             "nonce",
             (("Content-Security-Policy", NONCE_CSP), ("X-Frame-Options", "SAMEORIGIN")),
