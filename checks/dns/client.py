@@ -301,8 +301,8 @@ class DnsClient:
                                     f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)} "
                                     f"{rdata.to_text()}"
                                 )
-                    if soa_seen >= 2:
-                        return
+                    if soa_seen >= 2 or len(records) >= MAX_RECORDS:
+                        return  # the whole zone, or enough of it to know it is open
 
         try:
             await asyncio.wait_for(transfer(), self.timeout)
