@@ -205,7 +205,8 @@ PORTS_SYNTAX = (
     "resolvers",
     multiple=True,
     metavar="HOST[:PORT]",
-    help="DNS resolver (an address) for dns:// checks (repeatable; default: the system's).",
+    help="DNS resolver (an address) for the checks that read DNS, dns:// and mail:// "
+    "(repeatable; default: the system's).",
 )
 @click.option(
     "--dnssec-anchors",
