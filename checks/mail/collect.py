@@ -38,7 +38,7 @@ from audit.models import JSONValue, Observation, Problem, Reason, Resource, Targ
 from audit.plugins import CheckContext
 from checks.mail import dkim, dmarc, mtasts, spf, targets
 from checks.mail.dane import host_facts, summary
-from checks.mail.docs import RESOURCE_TYPE
+from checks.mail.docs import FACTS, RESOURCE_TYPE
 
 DNS_TIMEOUT = 3.0
 """Per question (the client retries over TCP within it); capped by a share of ctx.timeout."""
@@ -50,6 +50,8 @@ MX_DEPENDENT = ("dane", "mta_sts", "mx_out_of_scope", "smtp_targets")
 _CLIENTS: dict[tuple[Any, float], Any] = {}
 
 
+TLS_WORKERS = 8
+"""MX endpoints observed at once in this process (each is a tls family collection)."""
 TLS_MARGIN = 1.0
 """Seconds kept for the domain's own facts when the MX hosts' TLS is observed: a slow MX
 costs its own endpoint's facts, never the domain's."""
@@ -75,12 +77,17 @@ class Draft:
 
     facts: dict[str, JSONValue] = field(default_factory=dict)
     unknown: dict[str, Problem] = field(default_factory=dict)
+    pending: set[str] = field(default_factory=set)
+    """Facts whose observation is under way (unknown if the budget ends now)."""
+    derived: list[Target] = field(default_factory=list)
+    """SMTP targets whose TLS is being observed (a problem each if the budget ends now)."""
     extra: list[Resource] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
     def set_unknown(self, names: tuple[str, ...], problem: Problem) -> None:
         for name in names:
             self.facts.pop(name, None)
+            self.pending.discard(name)
             self.unknown[name] = problem
 
 
@@ -101,13 +108,28 @@ def collect(target: Target, ctx: CheckContext) -> Observation:
 
 
 async def _bounded(target: Target, ctx: CheckContext) -> Observation:
+    """The observation within ``ctx.timeout``; past it, what was found is kept and every
+    fact not yet found is unknown (timeout), each on its own account."""
     _DEADLINE.set(asyncio.get_running_loop().time() + ctx.timeout)
+    draft = Draft(facts={"domain": target.host})
     try:
         async with asyncio.timeout(ctx.timeout):
-            return await observe(target, ctx)
+            return await observe(target, ctx, draft)
     except TimeoutError:
-        problem = Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")
-        return Observation(target, problems=(problem,))
+        message = f"no answer within the observation's {ctx.timeout:g} s"
+        top = [f.name for f in FACTS if "." not in f.name]
+        cut = [n for n in top if n in draft.pending or n not in draft.facts]
+        draft.set_unknown(
+            tuple(n for n in cut if n not in draft.unknown),
+            Problem(Reason.TIMEOUT, message, RESOURCE_TYPE),
+        )
+        seen = {r.key for r in draft.extra} | {p.key for p in draft.problems}
+        draft.problems.extend(
+            Problem(Reason.TIMEOUT, message, "tls.endpoint", key=t.uri)
+            for t in draft.derived
+            if t.uri not in seen
+        )
+        return _observation(target, draft)
 
 
 def dns_settings(ctx: CheckContext) -> CheckContext:
@@ -131,11 +153,12 @@ def client_for(ctx: CheckContext) -> Any:
     return _CLIENTS[key]
 
 
-async def observe(target: Target, ctx: CheckContext) -> Observation:
-    """Every fact of the domain, then the derived SMTP targets."""
+async def observe(target: Target, ctx: CheckContext, draft: Draft | None = None) -> Observation:
+    """Every fact of the domain, then the derived SMTP targets (into ``draft``)."""
     client = client_for(ctx)
     domain = target.host
-    draft = Draft(facts={"domain": domain})
+    draft = draft if draft is not None else Draft(facts={"domain": domain})
+    draft.pending.update(MX_DEPENDENT)  # complete only once the MX set has been followed
     await asyncio.gather(
         _part(draft, ("mx", "mx_records", "null_mx"), _mx(domain, client)),
         _part(draft, ("spf",), _wrap(spf.check_domain(domain, client.query), spf.SpfUnknown)),
@@ -143,7 +166,7 @@ async def observe(target: Target, ctx: CheckContext) -> Observation:
             draft, ("dmarc",), _wrap(dmarc.check_domain(domain, client.query), dmarc.DmarcUnknown)
         ),
         _part(draft, ("dkim",), _wrap(_dkim(target, ctx, client), dkim.DkimUnknown)),
-        _part(draft, ("mta_sts",), _mta_sts_txt(domain, client)),
+        _part(draft, ("mta_sts",), _mta_sts_txt(domain, client), settled=False),
         _part(draft, ("tls_rpt",), _tls_rpt(domain, client)),
     )
     if "mx" in draft.unknown:
@@ -157,21 +180,35 @@ async def observe(target: Target, ctx: CheckContext) -> Observation:
             _policy(draft, target, ctx, client),
             _smtp(draft, target, ctx, client, hosts),
         )
-    resource = Resource(RESOURCE_TYPE, f"mail://{domain}", target.uri, target.system,
-                        draft.facts, draft.unknown)  # fmt: skip
+    return _observation(target, draft)
+
+
+def _observation(target: Target, draft: Draft) -> Observation:
+    resource = Resource(
+        RESOURCE_TYPE, f"mail://{target.host}", target.uri, target.system,
+        dict(draft.facts), dict(draft.unknown),
+    )  # fmt: skip
     return Observation(target, (resource, *draft.extra), tuple(draft.problems))
 
 
 async def _part(
-    draft: Draft, names: tuple[str, ...], work: Awaitable[Mapping[str, JSONValue]]
+    draft: Draft,
+    names: tuple[str, ...],
+    work: Awaitable[Mapping[str, JSONValue]],
+    *,
+    settled: bool = True,
 ) -> None:
-    """Run one part; its facts join the draft, or become unknown with the reason."""
+    """Run one part; its facts join the draft, or become unknown with the reason.
+    ``settled`` false: a later stage completes them (they stay pending)."""
+    draft.pending.update(names)
     try:
         found = await work
     except Unknown as exc:
         draft.set_unknown(names, Problem(exc.reason, str(exc), RESOURCE_TYPE, facts=names))
         return
     draft.facts.update(found)
+    if settled:
+        draft.pending.difference_update(names)
 
 
 async def _wrap(work: Awaitable[dict[str, Any]], kind: type[Exception]) -> dict[str, Any]:
@@ -309,12 +346,20 @@ async def _addresses(admitted: Target, client: Any) -> tuple[str, ...]:
 
 async def _policy(draft: Draft, target: Target, ctx: CheckContext, client: Any) -> None:
     """Fetch the MTA-STS policy when the TXT says there is one."""
-    from audit.errors import ScopeError
-
     sts = draft.facts.get("mta_sts")
     if not isinstance(sts, dict) or not sts.get("present"):
+        draft.pending.discard("mta_sts")
         return
-    host = f"mta-sts.{target.host}"
+    await _fetch_into(draft, sts, f"mta-sts.{target.host}", target, ctx, client)
+    draft.pending.discard("mta_sts")  # not on cancellation: then the budget ended first
+
+
+async def _fetch_into(
+    draft: Draft, sts: dict[str, Any], host: str, target: Target, ctx: CheckContext, client: Any
+) -> None:
+    """Admit the policy host, fetch the policy, and complete ``sts`` (or make it unknown)."""
+    from audit.errors import ScopeError
+
     try:
         admitted = await _admit(host, target, "MTA-STS", ctx)
     except ScopeError as exc:
@@ -367,6 +412,8 @@ async def _smtp(
         derived.append(_smtp_target(host, port, addresses, target))
     draft.facts["mx_out_of_scope"] = refused
     draft.facts["smtp_targets"] = [t.uri for t in derived]
+    draft.pending.difference_update(("mx_out_of_scope", "smtp_targets"))
+    draft.derived = derived
     for observation in await _observe_tls(derived, ctx):
         draft.extra.extend(
             replace(r, target=target.uri, system=target.system) for r in observation.resources
@@ -400,6 +447,16 @@ async def _observe_tls(derived: list[Target], ctx: CheckContext) -> list[Observa
     loop = asyncio.get_running_loop()
     left = _deadline(ctx) - loop.time()
     tls_ctx = replace(ctx, options={}, timeout=max(1.0, left - TLS_MARGIN))
-    with ThreadPoolExecutor(max_workers=min(4, len(derived))) as pool:
-        futures = [loop.run_in_executor(pool, tls_collect, t, tls_ctx) for t in derived]
-        return list(await asyncio.gather(*futures))
+    futures = [loop.run_in_executor(_tls_pool(), tls_collect, t, tls_ctx) for t in derived]
+    return list(await asyncio.gather(*futures))
+
+
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _tls_pool() -> ThreadPoolExecutor:
+    """Threads for the tls family's blocking collector, shared by every domain and never
+    waited for on the loop (a domain whose budget ends must not stall the others)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=TLS_WORKERS, thread_name_prefix="mail-tls"))
+    return _POOL[0]

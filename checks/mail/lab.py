@@ -334,7 +334,9 @@ def _with_options(part: DemoPart, options: Mapping[str, Any]) -> None:
     """The lab's resolver and anchors in the mail block (the dns family's own part keeps
     the dns block for its own lab)."""
     mail = {k: v for k, v in options["dns"].items() if k in ("resolvers", "dnssec_anchors")}
-    part.options = {**part.options, "mail": mail}
+    current = getattr(part, "options", None)
+    if isinstance(current, Mapping):  # a demo that carries family settings
+        setattr(part, "options", {**current, "mail": mail})  # noqa: B010
 
 
 def _fix(lab: MailLab) -> None:

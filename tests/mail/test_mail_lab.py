@@ -325,3 +325,18 @@ def test_a_hostile_policy_host_gives_no_policy(lab: MailLab, reply: bytes, error
         facts = domain_of(observe(uri, context(lab))).facts
     assert facts["mta_sts"]["mode"] is None
     assert error in facts["mta_sts"]["policy_error"]
+
+
+def test_an_observation_cut_by_its_budget_keeps_every_fact_unknown(lab: MailLab) -> None:
+    # Budgets too short for the whole observation: what was complete is kept, the rest is
+    # unknown (timeout), and nothing half-observed is reported (MTA-STS without its policy)
+    for budget in (0.005, 0.02, 0.05, 0.1):
+        resource = domain_of(observe(lab.uri("mailgood.test"), context(lab, timeout=budget)))
+        assert set(resource.facts) | set(resource.unknown) == TOP, budget
+        assert not set(resource.facts) & set(resource.unknown), budget
+        if "mta_sts" in resource.facts:
+            assert resource.facts["mta_sts"]["mode"] == "enforce", budget
+        if "dane" in resource.facts:
+            assert resource.facts["dane"]["usable_mx"] == 1, budget
+    resource = domain_of(observe(lab.uri("mailgood.test"), context(lab, timeout=0.001)))
+    assert "spf" in resource.unknown and resource.unknown["spf"].reason is Reason.TIMEOUT
