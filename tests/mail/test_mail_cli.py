@@ -88,3 +88,28 @@ def test_two_domains_sharing_an_mx_give_one_endpoint(lab: MailLab, tmp_path: Pat
     assert len(fingerprints) == len(set(fingerprints))
     expiry = [f for f in data["findings"] if f["rule_id"] == "CERT-EXPIRY-001"]
     assert [f["status"] for f in expiry] == ["pass"]
+
+
+def test_resolver_and_anchors_from_the_command_line(lab: MailLab, tmp_path: Path) -> None:
+    # Given the lab's resolver and anchor on the command line (the dns settings every
+    # family that reads DNS receives), and a scope in the inventory
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {"scope": {"networks": list(LAB_SCOPE.networks), "domains": list(LAB_SCOPE.domains)}}
+        )
+    )
+    dns = lab.options["dns"]
+    report = tmp_path / "out.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "audit", "scan", lab.uri("mailgood.test"), "-i", str(inventory),
+         "--resolver", dns["resolvers"][0], "--dnssec-anchors", dns["dnssec_anchors"],
+         "--ca-file", lab.pki.ca_file, "-p", "mail-auth", "--db", str(tmp_path / "r.db"),
+         "-o", str(report), "--quiet"],
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    data = json.loads(report.read_text())
+    status = {f["rule_id"]: f["status"] for f in data["findings"]}
+    assert set(status.values()) <= {"pass", "skip"}, status
+    assert status["MAIL-DANE-001"] == "pass"
