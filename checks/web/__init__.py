@@ -93,12 +93,12 @@ FACTS = (
     FactDoc(
         "csp",
         "object",
-        "Content-Security-Policy per CSP Level 3 (keys below); every enforced policy counts, so a fact saying 'unsafe' holds when every policy is unsafe that way.",
+        "Content-Security-Policy per CSP Level 3 (keys below), from the headers and the page's meta http-equiv policies (without frame-ancestors, report-uri and sandbox, which browsers ignore there); every enforced policy counts, so a fact saying 'unsafe' holds when every policy is unsafe that way.",
     ),
     FactDoc(
         _CSP + "present",
         "bool",
-        "An enforced Content-Security-Policy header with at least one directive.",
+        "An enforced Content-Security-Policy (header or meta) with at least one directive.",
     ),
     FactDoc(
         _CSP + "report_only",

@@ -131,8 +131,8 @@ def _observe(target: Target, ctx: CheckContext, fetcher: Fetcher, verified: bool
         "redirect_refused": walk.refused,
     }
     unknown: dict[str, Problem] = {}
-    facts.update(header_facts(final, walk.answers))
     markup = _page(final, facts, unknown)
+    facts.update(header_facts(final, walk.answers, markup))
     route = _plain_http(fetcher, target, ctx, facts, unknown)
     _security_txt(fetcher, target, facts, unknown, ctx.timeout * SIDE_SHARE)
     preflight = _preflight(fetcher, final, ctx.timeout * SIDE_SHARE)
@@ -200,8 +200,12 @@ def _admit(fetcher: Fetcher, guard: Any, target: Target, url: str) -> str | None
     return None
 
 
-def header_facts(final: Answer, answers: list[Answer]) -> dict[str, Any]:
-    """Facts read off the response head (cookies: off every answer of the chain)."""
+def header_facts(
+    final: Answer, answers: list[Answer], markup: Markup | None = None
+) -> dict[str, Any]:
+    """Facts read off the response head (cookies: off every answer of the chain; CSP: with
+    the page's ``<meta http-equiv>`` policies)."""
+    meta = [c for name, c in markup.equiv if name == "content-security-policy"] if markup else []
     cookies = cookie_facts([v for a in answers for v in a.values("set-cookie")])
     origin = final.first("access-control-allow-origin")
     credentials = (final.first("access-control-allow-credentials") or "").strip().lower() == "true"
@@ -211,6 +215,7 @@ def header_facts(final: Answer, answers: list[Answer]) -> dict[str, Any]:
         "csp": csp_facts(
             final.values("content-security-policy"),
             final.values("content-security-policy-report-only"),
+            meta,
         ),
         "x_content_type_options": final.first("x-content-type-options"),
         "x_frame_options": final.first("x-frame-options"),
@@ -274,6 +279,8 @@ def _observatory(
     equiv: dict[str, list[str]] = {}
     for name, content in markup.equiv if markup else ():
         equiv.setdefault(name, []).append(content)
+    if "referrer-policy" in equiv:  # the last <meta name="referrer"> wins
+        equiv["referrer-policy"] = equiv["referrer-policy"][-1:]
     seen = Seen(
         final=final,
         answers=walk.answers,

@@ -118,9 +118,20 @@ def restricts_base(policy: Policy) -> bool:
     return bool(sources) and not any(s.lower() in BROAD for s in sources or ())
 
 
-def csp_facts(enforced: Sequence[str], report_only: Sequence[str]) -> dict[str, Any]:
-    """The ``csp`` fact from the Content-Security-Policy(-Report-Only) header values."""
+META_IGNORED = ("frame-ancestors", "report-uri", "sandbox")
+"""Directives a ``<meta http-equiv>`` policy may not carry (CSP3 §3.3): browsers drop them."""
+
+
+def csp_facts(
+    enforced: Sequence[str], report_only: Sequence[str], meta: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The ``csp`` fact from the Content-Security-Policy(-Report-Only) header values and
+    the page's ``<meta http-equiv="Content-Security-Policy">`` policies, enforced alike."""
     policies = parse_policies(enforced)
+    for policy in parse_policies(meta):
+        kept = {k: v for k, v in policy.items() if k not in META_IGNORED}
+        if kept:
+            policies.append(kept)
     if not policies:
         return {
             "present": False,

@@ -48,18 +48,31 @@ class Markup(HTMLParser):
         self.scripts: list[tuple[str | None, bool]] = []
         """(src as written or None for inline, has integrity)."""
         self.equiv: list[tuple[str, str]] = []
-        """(http-equiv lower-cased, content) of ``<meta>`` tags."""
+        """Headers the page gives itself, as the Observatory reads them: (``content-security-
+        policy``, content) for each ``<meta http-equiv>`` policy, (``referrer-policy``,
+        content) for ``<meta name="referrer">``."""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         named = {k: (v or "") for k, v in attrs}
         integrity = bool(named.get("integrity", "").strip())
         if tag == "script" and len(self.scripts) < MAX_TAGS:
             self.scripts.append((named["src"].strip() if "src" in named else None, integrity))
-        if tag == "meta" and named.get("http-equiv") and len(self.equiv) < MAX_TAGS:
-            self.equiv.append((named["http-equiv"].strip().lower(), named.get("content", "")))
+        if tag == "meta" and len(self.equiv) < MAX_TAGS:
+            self._meta(named)
         kind, url = _resource(tag, named)
         if kind and url and len(self.found) < MAX_TAGS:
             self.found.append((kind, url.strip(), integrity))
+
+    def _meta(self, named: dict[str, str]) -> None:
+        """``parseHttpEquivHeaders`` of the Observatory's retriever, line for line."""
+        if "http-equiv" in named and "content" in named:
+            if named["content"] and named["http-equiv"].strip().lower() == CSP:
+                self.equiv.append((CSP, named["content"]))
+        elif named.get("name", "").strip().lower() == "referrer" and named.get("content"):
+            self.equiv.append(("referrer-policy", named["content"]))
+
+
+CSP = "content-security-policy"
 
 
 def parse_page(html: str) -> Markup:

@@ -73,6 +73,14 @@ EXTRA = [
         '<script src="/local.js"></script><script src="http://cdn.example.org/a.js"></script>'
         '<script src="//cdn.example.org/b.js" integrity="sha384-x"></script>',
     ),
+    lab.Site(
+        "meta",
+        (("X-Content-Type-Options", "nosniff"),),
+        '<html><head><meta http-equiv="Content-Security-Policy" content="default-src \'none\';'
+        ' frame-ancestors \'none\'"><meta http-equiv="Referrer-Policy" content="no-referrer">'
+        '<meta name="referrer" content="unsafe-url">'
+        "</head><body></body></html>",
+    ),
     lab.Site("elsewhere", redirect="https://127.0.0.1:{port[hardened]}/", plain=True),
 ]
 SITES = (

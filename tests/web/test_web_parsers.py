@@ -114,3 +114,10 @@ def test_javascript_parse_int_and_origins() -> None:
     assert origin_of("https://A.example:443/x") == "https://a.example"
     assert origin_of("http://[::1]:8080/") == "http://[::1]:8080"
     assert origin_of("javascript:alert(1)") is None
+
+
+def test_a_meta_policy_is_enforced_without_frame_ancestors() -> None:
+    facts = csp_facts([], [], ["default-src 'self'; frame-ancestors 'none'"])
+    assert facts["present"] and not facts["unsafe_inline"]
+    assert facts["frame_ancestors"] is None  # ignored in a meta policy (CSP3)
+    assert csp_facts([], [], ["frame-ancestors 'none'"])["present"] is False
