@@ -72,13 +72,16 @@ class DemoLab:
 
     def write_inventory(self, path: Path) -> Path:
         """The demo inventory: two systems with owners, a declared scope, parameters."""
-        inventory = {
+        inventory: dict[str, Any] = {
             "scope": self._scope(),
             "systems": [_system(name, targets) for name, targets in self.systems.items()],
             "policies": _unique(p for part in self.parts for p in part.policies),
             "params": {k: dict(v) for part in self.parts for k, v in part.params.items()},
             "trust": {"ca_file": self.ca_file},
         }
+        for part in self.parts:
+            for family, block in part.options.items():
+                inventory.setdefault(family, {}).update(block)
         path.write_text(yaml.safe_dump(inventory, allow_unicode=True, sort_keys=False))
         return path
 

@@ -54,6 +54,8 @@ class DemoPart:
     domains: tuple[str, ...] = ()
     scope: Mapping[str, Mapping[str, list[str]]] = field(default_factory=dict)
     """The family's own block of the inventory's ``scope:`` (``{"aws": {...}}``)."""
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Family settings blocks of the inventory (``{"dns": {"resolvers": [...]}}``)."""
     ca_file: str | None = None
     """The lab CA a scan must trust."""
     environment: Mapping[str, str] = field(default_factory=dict)

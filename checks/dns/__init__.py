@@ -31,11 +31,14 @@ is a ``not_found`` problem; the rules reading them end ``error``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult
 
 from audit.models import Observation, Target
 from audit.plugins import CheckContext, CheckFamily, FactDoc, ResourceTypeDoc
+
+if TYPE_CHECKING:
+    from audit.labkit import DemoContext, DemoPart
 
 FACTS = (
     FactDoc(
@@ -207,6 +210,12 @@ def _collect(target: Target, ctx: CheckContext) -> Observation:
     return collect(target, ctx)
 
 
+def _demo(ctx: DemoContext) -> DemoPart:
+    from checks.dns.lab import demo_part
+
+    return demo_part(ctx)
+
+
 FAMILY = CheckFamily(
     name="dns",
     description="DNS zones: DNSSEC validated from trust anchors, nameservers, zone transfer, open recursion, CAA, SOA.",
@@ -215,6 +224,7 @@ FAMILY = CheckFamily(
     parse=_parse,
     collect=_collect,
     validate_options=validate_options,
+    demo=_demo,
 )
 
 __all__ = ["FAMILY", "RESOURCE_TYPES", "validate_options"]
