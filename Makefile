@@ -12,8 +12,8 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -
 # What the demo needs (nmap for ports://, openssl, the PDF report's libraries and font), and
 # what the tests add: the oracle web server, PDF text extraction, network namespaces, and
 # a browser for the report screenshots.
-DEMO_PACKAGES := nmap openssl libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
-TEST_PACKAGES := $(DEMO_PACKAGES) nginx iproute2 util-linux poppler-utils chromium nsd ldnsutils bind9-dnsutils
+DEMO_PACKAGES := nmap openssl libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core nsd ldnsutils
+TEST_PACKAGES := $(DEMO_PACKAGES) nginx iproute2 util-linux poppler-utils chromium bind9-dnsutils
 
 .PHONY: install dev sysdeps sysdeps-demo sysdeps-node test test-slow test-oracle oracle-venv observatory-oracle lint demo bench clean
 
