@@ -9,7 +9,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
-# What the demo needs (nmap for ports://, openssl, the PDF report's libraries and font), and
+# What the demo needs (nmap for ports://, openssl, the PDF report's libraries and font, NSD and
+# ldnsutils for the signed DNS lab), and
 # what the tests add: the oracle web server, PDF text extraction, network namespaces, and
 # a browser for the report screenshots.
 DEMO_PACKAGES := nmap openssl libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core nsd ldnsutils
