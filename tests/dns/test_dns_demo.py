@@ -1,0 +1,31 @@
+"""The dns part of the demo: its targets point at its own lab, and its fix repairs the zone."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+
+from audit.labkit.demo import DemoContext
+from audit.plugins import CheckContext, Scope
+from checks.dns import FAMILY
+
+from .conftest import needs_lab, scan
+
+pytestmark = needs_lab
+
+
+def test_the_demo_part_scans_its_lab_and_its_fix_repairs_the_flawed_zone(tmp_path: Path) -> None:
+    assert FAMILY.demo is not None
+    with ExitStack() as stack:
+        part = FAMILY.demo(DemoContext(tmp_path, stack))
+        assert [t for _, t in part.targets] == ["dns://secure.test", "dns://flawed.test"]
+        assert part.policies == ("dns-hygiene",) and "test" in part.domains
+        ctx = CheckContext(timeout=10, scope=Scope(networks=part.networks), options=part.options)
+        before = scan("dns://flawed.test", ctx).resources[0].facts
+        assert before["zone_transfer_open"] and before["recursion_open"]
+        assert part.fix is not None
+        part.fix()
+        after = scan("dns://flawed.test", ctx).resources[0].facts
+    assert after["dnssec"]["status"] == "secure" and after["caa"]["present"]
+    assert not after["zone_transfer_open"] and not after["recursion_open"]
+    assert after["nameserver_network_count"] == 2 and after["soa"]["refresh"] == 7200
