@@ -16,10 +16,12 @@ from audit.plugins import CheckContext, Scope
 from audit.policy import load_policy
 from audit.registry import load_families
 from checks.dns import FAMILY
-from checks.dns.lab import DnsLab
+from checks.dns.lab import DnsLab, Domain
 
 POLICIES = Path(__file__).parents[2] / "policies"
 LOOPBACK = Scope(networks=("127.0.0.0/8",))
+SILENT_NAMESERVER = "127.0.2.9"
+"""A nameserver address where nothing listens: UDP questions go unanswered."""
 
 needs_lab = pytest.mark.skipif(
     any(shutil.which(p) is None for p in ("nsd", "ldns-keygen", "ldns-signzone")),
@@ -31,7 +33,8 @@ needs_lab = pytest.mark.skipif(
 def dns_lab() -> Iterator[DnsLab]:
     if any(shutil.which(p) is None for p in ("nsd", "ldns-keygen", "ldns-signzone")):
         pytest.skip("nsd and ldnsutils are not installed")
-    with DnsLab() as lab:
+    silent = {"ns1.lame.test.": "127.0.0.1", "ns2.lame.test.": SILENT_NAMESERVER}
+    with DnsLab(domains=[Domain("lame.test", ns=silent)]) as lab:
         yield lab
 
 

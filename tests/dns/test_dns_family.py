@@ -237,3 +237,19 @@ def test_the_context_carries_no_resolver_by_default() -> None:
 
     conf = settings(CheckContext())
     assert (conf.resolvers, conf.anchors, conf.nameserver_port) == (None, None, 53)
+
+
+def test_a_silent_nameserver_leaves_recursion_unknown_with_its_reason(dns_lab: DnsLab) -> None:
+    resource = scan("dns://lame.test", context(dns_lab, timeout=1.5)).resources[0]
+    # ns2 (nothing listening) never answers the recursion question: unknown, not "closed"
+    problem = resource.unknown["recursion_open"]
+    assert problem.reason is Reason.TIMEOUT and "ns2.lame.test (127.0.2.9)" in problem.message
+    # its closed TCP port refuses the transfer, which is an answer: the zone is not open
+    assert resource.facts["zone_transfer_open"] is False
+
+
+def test_networks_are_ipv4_24_and_ipv6_48_prefixes() -> None:
+    from checks.dns.collect import _network
+
+    assert _network("192.0.2.77") == "192.0.2.0/24"
+    assert _network("2001:db8:1:2::53") == "2001:db8:1::/48"
