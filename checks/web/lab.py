@@ -103,8 +103,7 @@ class NginxLab:
 
     def __enter__(self) -> NginxLab:
         for _ in range(3):
-            for site in self.sites:
-                site.port = closed_port()
+            self._pick_ports(every=True)
             if self._start():
                 return self
         log = (self.directory / "error.log").read_text(errors="replace")[-500:]
@@ -138,10 +137,22 @@ class NginxLab:
         """Apply changed sites: stop nginx and start it again on the same ports (a site
         added since gets a port of its own)."""
         self._stop()
-        for site in self.sites:
-            site.port = site.port or closed_port()
+        self._pick_ports(every=False)
         if not self._start():
             raise RuntimeError("nginx did not restart")
+
+    def _pick_ports(self, every: bool) -> None:
+        """A distinct free port per site (``every``: all of them, else those without one):
+        the system may give a released port again, and two sites on one port would be one."""
+        taken = set() if every else {site.port for site in self.sites if site.port}
+        for site in self.sites:
+            if site.port and not every:
+                continue
+            port = closed_port()
+            while port in taken:
+                port = closed_port()
+            site.port = port
+            taken.add(port)
 
     def _stop(self) -> None:
         process, self._process = self._process, None
