@@ -8,7 +8,9 @@ nothing was said (``error``), so a rule reading the fact can end ``error`` inste
 passing on silence.
 
 Every query carries EDNS0 with the DO bit, so the RRSIGs come with the answer (DNSSEC is
-validated by :mod:`checks.dns.dnssec`, never by trusting the AD bit of a resolver). A
+validated by :mod:`checks.dns.dnssec`, never by trusting the AD bit of a resolver), and a
+question to a resolver sets CD, so a validating one passes bogus data on for us to judge
+rather than answering SERVFAIL. A
 truncated UDP answer is asked again over TCP. All queries of one scan run on one asyncio
 loop; a semaphore per resolver bounds how many are in flight at each server.
 
@@ -219,7 +221,11 @@ class DnsClient:
             )
         except (dns.exception.DNSException, ValueError) as exc:
             return Answer(qname, kind, None, error=f"bad question {qname} {kind}: {exc}")
-        if not recurse:
+        if recurse:
+            # CD: a validating resolver hands over what it would call bogus, instead of a
+            # SERVFAIL that hides it; Rempart judges the signatures itself (RFC 4035 §3.2.2).
+            request.flags |= dns.flags.CD
+        else:
             request.flags &= ~dns.flags.RD
         limit = self._limits.setdefault(server, asyncio.Semaphore(self.concurrency))
         async with limit:

@@ -23,8 +23,9 @@ that is not ``indeterminate`` and never ``insecure``.
 
 Known limits: NSEC3 proofs of a missing DS are checked by the matching record (and an
 opt-out span covering the name is taken as insecure, RFC 5155 §6) without proving the
-closest encloser; wildcard expansions are not followed; CNAMEs on the walk are not
-followed (a zone apex has none).
+closest encloser; wildcard expansions and empty non-terminals on the way (a name with
+no records of its own above the domain) are not followed, and end ``bogus`` for want of a
+matching proof; CNAMEs on the walk are not followed (a zone apex has none).
 """
 
 from __future__ import annotations
