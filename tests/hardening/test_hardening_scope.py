@@ -439,6 +439,7 @@ OUT_OF_SCOPE = {
     "ports": "ports://127.0.0.2?ports={port}&sv=0",
     "aws": "aws://?endpoint=http://127.0.0.2:{port}&regions=eu-west-3",
     "openstack": "openstack://outside",
+    "outscale": "outscale://outside",
     "https": "https://127.0.0.2:{port}/",
     "dns": "dns://outside.test",
     "mail": "mail://mail.outside.test?smtp_port={port}&mta_sts_port={port}",
