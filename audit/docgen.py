@@ -117,6 +117,26 @@ def openstack_permissions_md(families: Families) -> str:
     )
 
 
+def outscale_permissions_md(families: Families) -> str:
+    """The OAPI calls the outscale collectors make, and what each feeds."""
+    outscale = families.by_name["outscale"]
+    assert outscale.permissions is not None
+    rows = [
+        f"| `{c['action']}` | {', '.join(f'`{t}`' for t in c['feeds'])} |"
+        for c in outscale.permissions()["calls"]
+    ]
+    return (
+        "# Outscale permissions\n\n"
+        "Rempart only reads. The identity it scans with (an EIM user's access key, or the "
+        "account's) must be allowed exactly these OAPI actions, every one a `Read*`; the "
+        "list is generated from the collectors (`rempart checks permissions outscale`) and "
+        "a test keeps it current.\n\n"
+        "| OAPI action | feeds |\n|---|---|\n" + "\n".join(rows) + "\n\n"
+        "A refused action never reads as a pass or a fail: the rules that need it end as "
+        "`error` with reason `access_denied` naming the action.\n"
+    )
+
+
 def frameworks_md() -> str:
     """Catalogues, scoring formulas, and the rules that evidence each control."""
     import audit.governance
@@ -186,6 +206,7 @@ PAGES: dict[str, Callable[[Families], str]] = {
     "checks.md": checks_md,
     "aws-permissions.md": permissions_md,
     "openstack-permissions.md": openstack_permissions_md,
+    "outscale-permissions.md": outscale_permissions_md,
     "frameworks.md": _frameworks_page,
 }
 

@@ -91,7 +91,14 @@ def test_example_inventory_validates() -> None:
 
 
 @pytest.mark.parametrize(
-    "page", ["checks.md", "aws-permissions.md", "openstack-permissions.md", "frameworks.md"]
+    "page",
+    [
+        "checks.md",
+        "aws-permissions.md",
+        "openstack-permissions.md",
+        "outscale-permissions.md",
+        "frameworks.md",
+    ],
 )
 def test_generated_pages_are_current(page: str) -> None:
     from audit.docgen import PAGES
