@@ -23,9 +23,9 @@ that is not ``indeterminate`` and never ``insecure``.
 
 Known limits: NSEC3 proofs of a missing DS are checked by the matching record (and an
 opt-out span covering the name is taken as insecure, RFC 5155 §6) without proving the
-closest encloser; wildcard expansions and empty non-terminals on the way (a name with
-no records of its own above the domain) are not followed, and end ``bogus`` for want of a
-matching proof; CNAMEs on the walk are not followed (a zone apex has none).
+closest encloser (an empty non-terminal on the way is accepted on a validated NSEC
+covering it, or the NSEC3 matching it); wildcard expansions are not followed; CNAMEs on
+the walk are not followed (a zone apex has none).
 """
 
 from __future__ import annotations
@@ -367,6 +367,8 @@ def _denial_types(answer: Answer, name: str, keys: _Keys, zone: str) -> set[Any]
         for rdata in rrset:
             if rrset.rdtype == dns.rdatatype.NSEC and rrset.name == owner:
                 return _bitmap(rdata)
+            if rrset.rdtype == dns.rdatatype.NSEC and _between(rrset.name, owner, rdata.next):
+                return set()  # no node at all (an empty non-terminal): not a delegation
             if rrset.rdtype == dns.rdatatype.NSEC3:
                 hashed = dns.dnssec.nsec3_hash(owner, rdata.salt, rdata.iterations, rdata.algorithm)
                 first = rrset.name.labels[0].decode().upper()
@@ -375,6 +377,14 @@ def _denial_types(answer: Answer, name: str, keys: _Keys, zone: str) -> set[Any]
                 if rdata.flags & 1 and _covers(first, rdata, hashed):
                     return {"OPT-OUT"}
     return None
+
+
+def _between(owner: Any, name: Any, following: Any) -> bool:
+    """``name`` falls strictly between an NSEC's owner and its next name (canonical order,
+    RFC 4034 §6.1; the last NSEC of a zone wraps around to the apex)."""
+    if owner < following:
+        return bool(owner < name < following)
+    return bool(name > owner or name < following)
 
 
 def _covers(first: str, rdata: Any, hashed: str) -> bool:

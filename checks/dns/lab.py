@@ -235,11 +235,16 @@ def builtin_domains() -> list[Domain]:
                 '@ IN CAA 0 issue "letsencrypt.org"',
                 '@ IN CAA 0 iodef "mailto:security@secure.test"',
                 "www IN A 127.0.0.1",
+                "host.ent IN A 127.0.0.1",
             ],
         ),
         Domain("insecure.test", ["www IN A 127.0.0.1"], signed=False),
         Domain("expired.test", ['@ IN CAA 0 issue "letsencrypt.org"'], expired=True),
-        Domain("nsec3.test", ['@ IN CAA 0 issue ";"'], nsec3=(10, "a1b2c3d4")),
+        Domain(
+            "nsec3.test",
+            ['@ IN CAA 0 issue ";"', "host.ent IN A 127.0.0.1"],
+            nsec3=(10, "a1b2c3d4"),
+        ),
         Domain("nsec3-bcp.test", ['@ IN CAA 0 issue ";"'], nsec3=(0, "")),
         Domain("lonely.test", ['@ IN CAA 0 issue ";"'], ns={"ns1.lonely.test.": ADDRESSES[0]}),
         Domain(

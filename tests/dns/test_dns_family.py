@@ -109,6 +109,13 @@ def test_a_name_inside_a_zone_reports_its_zone_and_climbs_for_caa(dns_lab: DnsLa
     assert facts["dnssec"]["status"] == "secure"
 
 
+def test_empty_non_terminals_on_the_way_are_walked_through(dns_lab: DnsLab) -> None:
+    # ent.secure.test has no records (NSEC covers it), ent.nsec3.test has its NSEC3
+    for domain in ("host.ent.secure.test", "host.ent.nsec3.test"):
+        dnssec = zone(dns_lab, domain).facts["dnssec"]
+        assert dnssec["status"] == "secure", dnssec["reason"]
+
+
 def test_a_domain_that_does_not_exist_is_not_found(dns_lab: DnsLab) -> None:
     observation = scan("dns://nowhere.test", context(dns_lab))
     assert observation.resources == ()

@@ -33,6 +33,8 @@ pytestmark = [
 DOMAINS = {
     "secure.test": "secure",
     "www.secure.test": "secure",
+    "host.ent.secure.test": "secure",
+    "host.ent.nsec3.test": "secure",
     "nsec3.test": "secure",
     "nsec3-bcp.test": "secure",
     "legacy.test": "secure",
