@@ -25,6 +25,7 @@ CASES = [
     ("web-headers", "WEBH-SRI-001", "hardened", "bare"),
     ("web-headers", "WEBH-CORS-001", "hardened", "cors"),
     ("web-headers", "WEBH-REDIR-001", "hardened", "bare"),
+    ("web-headers", "WEBH-HSTS-001", "hardened", "bare"),
     ("web-headers", "WEBH-DISC-001", "hardened", "bare"),
     ("security-txt", "SECTXT-PRESENT-001", "hardened", "bare"),
     ("security-txt", "SECTXT-EXPIRES-001", "hardened", "expired"),
@@ -73,3 +74,12 @@ def test_an_unknown_security_txt_is_an_error_never_a_pass() -> None:
         "web.site", "https://x/", "https://x/", "adhoc", facts, {"security_txt": problem}
     )
     assert verdict("security-txt", "SECTXT-PRESENT-001", resource).status is Status.ERROR
+
+
+@pytest.mark.parametrize(("max_age", "status"), [(86400, Status.FAIL), (15552000, Status.PASS)])
+def test_hsts_asks_six_months(max_age: int, status: Status) -> None:
+    hsts = {"present": True, "max_age": max_age, "include_subdomains": False, "preload": False}
+    resource = Resource(
+        "web.site", "https://x/", "https://x/", "adhoc", {"url": "https://x/", "hsts": hsts}
+    )
+    assert verdict("web-headers", "WEBH-HSTS-001", resource).status is status
