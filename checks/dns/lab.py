@@ -218,6 +218,8 @@ class Domain:
     nsec3: tuple[int, str] | None = None
     """(iterations, salt in hex) to sign with NSEC3; None: NSEC."""
     expired: bool = False
+    wrong_ds: bool = False
+    """The parent's DS names a key the zone does not publish (a botched key rollover)."""
     transfer: bool = False
     soa: tuple[int, int, int, int] = GOOD_SOA
 
@@ -240,6 +242,7 @@ def builtin_domains() -> list[Domain]:
         ),
         Domain("insecure.test", ["www IN A 127.0.0.1"], signed=False),
         Domain("expired.test", ['@ IN CAA 0 issue "letsencrypt.org"'], expired=True),
+        Domain("rollover.test", ['@ IN CAA 0 issue "letsencrypt.org"'], wrong_ds=True),
         Domain(
             "nsec3.test",
             ['@ IN CAA 0 issue ";"', "host.ent IN A 127.0.0.1"],
@@ -277,9 +280,11 @@ def sign(
     ds_digest: int = 2,
     nsec3: tuple[int, str] | None = None,
     expired: bool = False,
+    wrong_ds: bool = False,
 ) -> tuple[str, list[str]]:
     """Sign a zone with one key (a KSK that signs everything): the signed text and its DS
-    records (zone-file lines). ``expired``: signatures valid from 2020-01-01 to 2020-02-01."""
+    records (zone-file lines). ``expired``: signatures valid from 2020-01-01 to 2020-02-01;
+    ``wrong_ds``: the DS names another key, one the zone does not publish."""
     apex = "." if origin == "." else origin + "."
     bits = ["-b", "1024"] if algorithm.startswith("RSA") else []
     key = _run(["ldns-keygen", "-a", algorithm, *bits, "-k", apex], directory).strip()
@@ -293,6 +298,8 @@ def sign(
         command += ["-i", "20200101", "-e", "20200201"]
     _run([*command, str(source), key], directory)
     digest = "-1" if ds_digest == 1 else "-2"
+    if wrong_ds:
+        key = _run(["ldns-keygen", "-a", algorithm, *bits, "-k", apex], directory).strip()
     ds_name = _run(["ldns-key2ds", "-n", digest, f"{key}.key"], directory)
     ds = [line for line in ds_name.splitlines() if line.strip()]
     return Path(f"{source}.signed").read_text(), ds
@@ -444,6 +451,7 @@ class DnsLab:
                     ds_digest=domain.ds_digest,
                     nsec3=domain.nsec3,
                     expired=domain.expired,
+                    wrong_ds=domain.wrong_ds,
                 )
                 parent.extend(ds)
             zones.append(Zone(domain.name, text, transfer=domain.transfer))

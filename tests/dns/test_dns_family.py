@@ -88,6 +88,8 @@ def test_insecure_delegation_expired_signatures_nsec3_and_legacy_algorithms(
 ) -> None:
     insecure = zone(dns_lab, "insecure.test").facts["dnssec"]
     assert (insecure["status"], insecure["ds_digest_types"]) == ("insecure", [])
+    rollover = zone(dns_lab, "rollover.test").facts["dnssec"]
+    assert rollover["status"] == "bogus" and "matches its DS" in rollover["reason"]
     expired = zone(dns_lab, "expired.test").facts["dnssec"]
     assert expired["status"] == "bogus" and "expired" in expired["reason"]
     assert expired["signature_expires_in_days"] < -365

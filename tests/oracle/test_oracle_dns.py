@@ -41,6 +41,7 @@ DOMAINS = {
     "insecure.test": "insecure",
     "flawed.test": "insecure",
     "expired.test": "bogus",
+    "rollover.test": "bogus",
 }
 
 
