@@ -301,6 +301,7 @@ _ACL_FACTS = (
     "is_public_read",
     "is_public_listing",
     "has_referrer_acl",
+    "is_world_writable",
     "is_versioned",
 )
 
@@ -320,6 +321,7 @@ def container_acl_facts(headers: dict[str, str]) -> dict[str, Any]:
         "is_public_read": public,
         "is_public_listing": public and ".rlistings" in read,
         "has_referrer_acl": any(p.startswith(".r:") and p != ".r:*" for p in read),
+        "is_world_writable": any(p in ("*:*", "*") for p in write),
         "is_versioned": versioned,
     }
 

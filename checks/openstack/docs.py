@@ -104,6 +104,7 @@ RESOURCE_TYPES: tuple[ResourceTypeDoc, ...] = (
         ("is_public_read", _B, "the read ACL holds .r:* (anyone may read objects)"),
         ("is_public_listing", _B, "public read and .rlistings (anyone may list)"),
         ("has_referrer_acl", _B, "a .r:<referrer> grant (trusts a header any client sets)"),
+        ("is_world_writable", _B, "the write ACL holds *:* (any user of any project may write)"),
         ("is_versioned", _B, "object versioning on (X-Versions-Enabled or a versions location)"),
     ),
     _type(

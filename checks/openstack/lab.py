@@ -403,6 +403,7 @@ def seeded_data(project: str) -> CloudData:
     data.containers = {
         "public-docs": {"X-Container-Read": ".r:*,.rlistings", "X-Container-Object-Count": "3"},
         "backups": {"X-Versions-Enabled": "True", "X-Container-Object-Count": "12"},
+        "dropbox": {"X-Container-Write": "*:*", "X-Container-Object-Count": "0"},
     }
     data.loadbalancers = [
         {"id": "lb-1", "name": "front", "vip_address": "141.94.0.20", "project_id": project}
