@@ -167,7 +167,7 @@ def _walk(
         location = answer.first("location")
         if answer.status not in REDIRECTS or location is None:
             return walk
-        following = urljoin(url, location.strip())
+        following = _without_userinfo(urljoin(url, location.strip()))
         walk.chain.append(
             {"url": shown_url(url), "status": answer.status, "location": shown_url(following)}
         )
@@ -177,6 +177,18 @@ def _walk(
             return walk
         url = following
     raise FetchError("protocol", f"{target.uri}: more than {MAX_REDIRECTS} redirects")
+
+
+def _without_userinfo(url: str) -> str:
+    """A Location's URL with any ``user:password@`` dropped: the client would otherwise
+    send what a server wrote there as Basic credentials."""
+    try:
+        split = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in split.netloc:
+        return url
+    return split._replace(netloc=split.netloc.rsplit("@", 1)[1]).geturl()
 
 
 def _admit(fetcher: Fetcher, guard: Any, target: Target, url: str) -> str | None:

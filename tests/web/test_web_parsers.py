@@ -121,3 +121,11 @@ def test_a_meta_policy_is_enforced_without_frame_ancestors() -> None:
     assert facts["present"] and not facts["unsafe_inline"]
     assert facts["frame_ancestors"] is None  # ignored in a meta policy (CSP3)
     assert csp_facts([], [], ["frame-ancestors 'none'"])["present"] is False
+
+
+def test_a_location_loses_its_user_info() -> None:
+    from checks.web.collect import _without_userinfo, shown_url
+
+    assert _without_userinfo("https://u:p@localhost:8443/a?b=1") == "https://localhost:8443/a?b=1"
+    assert _without_userinfo("https://localhost/") == "https://localhost/"
+    assert shown_url("https://u:p@LOCALHOST:8443/a?ticket=1#f") == "https://localhost:8443/a"
