@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
+import pytest
+
+from audit.plugins import Scope
 from checks.openstack.collectors import ALL
 from checks.openstack.fake import image
 from checks.openstack.lab import Lab
@@ -146,3 +150,42 @@ def test_emitted_facts_are_documented_and_documented_facts_emitted(lab: Lab) -> 
         )
         emitted.setdefault(resource.type, set()).update(names)
     assert emitted == documented
+
+
+def test_the_demo_part_shows_a_flawed_project_then_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contextlib import ExitStack
+
+    from audit.labkit import DemoContext
+    from checks.openstack.lab import DEMO_SWITCH, demo_part
+
+    # Off by default: a note says how to turn it on, and nothing is started
+    monkeypatch.delenv(DEMO_SWITCH, raising=False)
+    with ExitStack() as stack:
+        off = demo_part(DemoContext(tmp_path, stack))
+    assert off.targets == [] and off.policies == () and DEMO_SWITCH in off.notes[0]
+    # On: the seeded project, declared in the scope, with a fix that closes SSH
+    monkeypatch.setenv(DEMO_SWITCH, "1")
+    with ExitStack() as stack:
+        part = demo_part(DemoContext(tmp_path, stack))
+        assert [t for _, t in part.targets] == ["openstack://lab"]
+        assert part.policies == ("openstack-baseline",)
+        for name, value in part.environment.items():
+            monkeypatch.setenv(name, value)
+        scope = Scope(
+            networks=part.networks,
+            blocks={"openstack": {k: tuple(v) for k, v in part.scope["openstack"].items()}},
+        )
+        before, _ = scan("openstack://lab", scope)
+        assert by_type(before, "openstack.network.security_group")["sg-open-ssh"][
+            "world_open_admin_ports"
+        ] == [22]
+        assert part.fix is not None
+        part.fix()
+        after, _ = scan("openstack://lab", scope)
+        groups = by_type(after, "openstack.network.security_group")
+        assert groups["sg-open-ssh"]["world_open_admin_ports"] == []
+        assert all(
+            v["is_encrypted"] for v in by_type(after, "openstack.blockstorage.volume").values()
+        )
