@@ -167,7 +167,7 @@ FACTS = (
     FactDoc(
         "cookies",
         "list[object]",
-        "Cookies set by the answers fetched (redirects included), at most 100: {name, secure, http_only, same_site (Strict, Lax, None or null), prefix_ok (__Secure-/__Host- rules kept; null without a prefix), domain, path}. Values are never kept.",
+        "Cookies set by the answers fetched (redirects included), at most 100: {name, secure, http_only, same_site (Strict, Lax, None or null), prefix_ok (__Secure-/__Host- rules kept; null without a prefix), domain, path}. Values are never kept; a Set-Cookie that deletes its cookie (Max-Age 0 or less, Expires past) sets none and is left out.",
     ),
     FactDoc(
         "cookies_insecure",

@@ -52,6 +52,8 @@ SECRET_NAMES = re.compile(r"token|csrf|xsrf|session|secret|api-?key|authorizatio
 """Header fields whose value may be a per-session secret (an anti-CSRF token sent in a
 header, say): ``headers`` keeps their name with the value ``[redacted]``."""
 REDACTED = "[redacted]"
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+"""The Observatory's HTML types, compared as it compares them (case and spaces kept)."""
 PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 """What a browser (and the Observatory) accepts for a page: servers may vary on it."""
 _VERSION = re.compile(r"\d+\.\d+|/\s*v?\d")
@@ -288,8 +290,9 @@ def _observatory(
 ) -> dict[str, Any] | None:
     from checks.web.observatory import Seen, observatory_facts
 
+    strict_html = (final.first("content-type") or "").split(";")[0] in HTML_TYPES
     equiv: dict[str, list[str]] = {}
-    for name, content in markup.equiv if markup else ():
+    for name, content in markup.equiv if markup and strict_html else ():
         equiv.setdefault(name, []).append(content)
     if "referrer-policy" in equiv:  # the last <meta name="referrer"> wins
         equiv["referrer-policy"] = equiv["referrer-policy"][-1:]
@@ -300,7 +303,7 @@ def _observatory(
         host=target.host,
         http_route=route,
         markup=markup,
-        is_html=is_html(final.first("content-type")),
+        is_html=strict_html,
         equiv=equiv,
         preflight=preflight,
     )

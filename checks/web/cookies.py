@@ -9,7 +9,9 @@ of §5.2 here. Prefixes follow RFC 6265bis §4.1.3: ``__Secure-`` needs Secure;
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 MAX_COOKIES = 100
@@ -51,9 +53,31 @@ def _prefix_ok(cookie: dict[str, Any]) -> bool | None:
 
 
 def cookie_facts(values: Sequence[str]) -> list[dict[str, Any]]:
-    """The ``cookies`` fact: one entry per cookie set, in order, at most :data:`MAX_COOKIES`."""
-    cookies = [c for c in (parse_set_cookie(v) for v in values) if c is not None]
-    return cookies[:MAX_COOKIES]
+    """The ``cookies`` fact: one entry per cookie set, in order, at most :data:`MAX_COOKIES`;
+    a Set-Cookie that deletes a cookie (expired) sets none and is left out."""
+    cookies = [parse_set_cookie(v) for v in values if not is_deletion(v)]
+    return [c for c in cookies if c is not None][:MAX_COOKIES]
+
+
+def is_deletion(header: str) -> bool:
+    """The cookie expires at once (RFC 6265 §5.2.2: Max-Age ≤ 0, which wins over Expires;
+    §5.2.1: an Expires in the past): browsers remove it rather than store it."""
+    attributes: dict[str, str] = {}
+    for attribute in header.split(";")[1:]:
+        key, _, value = attribute.partition("=")
+        attributes.setdefault(key.strip().lower(), value.strip())
+    max_age = attributes.get("max-age", "")
+    if max_age.lstrip("-").isdigit():
+        return int(max_age) <= 0
+    if "expires" in attributes:
+        try:
+            expires = parsedate_to_datetime(attributes["expires"])
+        except (TypeError, ValueError, IndexError):
+            return False
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=dt.UTC)
+        return expires < dt.datetime.now(dt.UTC)
+    return False
 
 
 def is_insecure(cookie: dict[str, Any]) -> bool:

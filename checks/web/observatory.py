@@ -136,6 +136,30 @@ class Seen:
     """The answer to the CORS preflight (OPTIONS with Origin), None without one."""
 
 
+DISCARDED_DUPLICATES = frozenset(
+    {"age", "authorization", "content-length", "content-type", "etag", "expires", "from",
+     "host", "if-modified-since", "if-unmodified-since", "last-modified", "location",
+     "max-forwards", "proxy-authorization", "referer", "retry-after", "server", "user-agent"}
+)  # fmt: skip
+"""Fields whose repeats Node's HTTP parser drops (the first one wins)."""
+
+
+def node_header(answer: Answer | None, name: str) -> str | None:
+    """A header as the Observatory sees it through Node (``IncomingMessage.headers``): a
+    repeated field is one value joined with ", ", or its first value for the fields Node
+    discards repeats of."""
+    values = answer.values(name) if answer is not None else []
+    if not values:
+        return None
+    return values[0] if name in DISCARDED_DUPLICATES else ", ".join(values)
+
+
+def _node_list(answer: Answer, name: str) -> list[str]:
+    """``getHttpHeaders``: the joined value as a one-element list, or none."""
+    value = node_header(answer, name)
+    return [] if value is None else [value]
+
+
 class CspInvalid(ValueError):
     """The Observatory's parser refuses the policy."""
 
@@ -257,7 +281,7 @@ def _path_part_match(a: str, b: str) -> bool:
 
 
 def _csp_maps(seen: Seen) -> tuple[dict[str, set[str]], dict[str, set[str]], dict[str, set[str]]]:
-    header = seen.final.values("content-security-policy")
+    header = _node_list(seen.final, "content-security-policy")
     meta = seen.equiv.get("content-security-policy", [])
     both = parse_csp([*header, *meta])
     try:
@@ -280,7 +304,7 @@ def csp_test(seen: Seen) -> tuple[str, bool]:
     except CspInvalid:
         return "csp-header-invalid", False
     if not header_only and not meta_only:
-        if seen.final.first("content-security-policy-report-only"):
+        if node_header(seen.final, "content-security-policy-report-only"):
             return "csp-not-implemented-but-reporting-enabled", False
         return "csp-not-implemented", False
     # the same set objects, as in the JavaScript: a source removed from script-src's
@@ -381,7 +405,7 @@ def cookies_test(seen: Seen) -> tuple[str, bool]:
             result = _worse("cookies-samesite-flag-invalid", result, _COOKIE_ORDER)
     jar: dict[str, dict[str, Any]] = {}
     for answer in seen.answers:
-        for raw in answer.values("set-cookie"):
+        for raw in answer.values("set-cookie"):  # deletions too: the jar serialises them
             cookie = parse_set_cookie(raw)
             if cookie and cookie["name"] and cookie["name"] != "heroku-session-affinity":
                 jar[cookie["name"]] = cookie
@@ -452,10 +476,10 @@ def cors_test(seen: Seen) -> tuple[str, bool]:
     answer = seen.preflight
     if answer is not None and not 200 <= answer.status < 300:
         answer = None  # axios, which the Observatory uses, fails on any other status
-    allow = answer.first("access-control-allow-origin") if answer else None
+    allow = node_header(answer, "access-control-allow-origin")
     if answer is None or not allow:
         return "cross-origin-resource-sharing-not-implemented", True
-    credentials = (answer.first("access-control-allow-credentials") or "").strip().lower()
+    credentials = (node_header(answer, "access-control-allow-credentials") or "").strip().lower()
     if allow[:256].strip().lower() == "*":
         return "cross-origin-resource-sharing-implemented-with-public-access", True
     if allow == PROBE_ORIGIN and credentials == "true":
@@ -486,7 +510,7 @@ def referrer_test(seen: Seen) -> tuple[str, bool]:
     """``referrerPolicyTest``: the last valid policy of the header(s) and meta tags."""
     good = ("no-referrer", "same-origin", "strict-origin", "strict-origin-when-cross-origin")
     bad = ("origin", "origin-when-cross-origin", "unsafe-url", "no-referrer-when-downgrade")
-    values = [*seen.final.values("referrer-policy"), *seen.equiv.get("referrer-policy", [])]
+    values = [*_node_list(seen.final, "referrer-policy"), *seen.equiv.get("referrer-policy", [])]
     if not values:
         return "referrer-policy-not-implemented", True
     valid = [p.strip().lower() for p in ", ".join(values).split(",")]
@@ -505,7 +529,7 @@ def hsts_test(seen: Seen) -> tuple[str, bool]:
         return "hsts-not-implemented-no-https", False
     if not seen.verified:
         return "hsts-invalid-cert", False
-    header = seen.final.first("strict-transport-security")
+    header = node_header(seen.final, "strict-transport-security")
     if header is None:
         return "hsts-not-implemented", False
     data = header[:1024]
@@ -605,7 +629,7 @@ def _domain(host: str) -> str | None:
 
 def xcto_test(seen: Seen) -> tuple[str, bool]:
     """``xContentTypeOptionsTest``."""
-    header = seen.final.first("x-content-type-options")
+    header = node_header(seen.final, "x-content-type-options")
     if not header:
         return "x-content-type-options-not-implemented", False
     if header[:256].strip().lower() == "nosniff":
@@ -615,7 +639,7 @@ def xcto_test(seen: Seen) -> tuple[str, bool]:
 
 def xfo_test(seen: Seen) -> tuple[str, bool]:
     """``xFrameOptionsTest``: frame-ancestors in the CSP counts first."""
-    header = seen.final.first("x-frame-options")
+    header = node_header(seen.final, "x-frame-options")
     result = "x-frame-options-not-implemented"
     if header:
         value = header[:1024].strip().lower()
@@ -637,7 +661,7 @@ def xfo_test(seen: Seen) -> tuple[str, bool]:
 
 def corp_test(seen: Seen) -> tuple[str, bool]:
     """``crossOriginResourcePolicyTest``."""
-    header = seen.final.first("cross-origin-resource-policy")
+    header = node_header(seen.final, "cross-origin-resource-policy")
     meta = seen.equiv.get("cross-origin-resource-policy", [])
     value = (
         header[:256].strip().lower() if header else (meta[-1][:256].strip().lower() if meta else "")

@@ -81,6 +81,18 @@ EXTRA = [
         '<meta name="referrer" content="unsafe-url">'
         "</head><body></body></html>",
     ),
+    lab.Site(
+        "dupes",
+        (
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Content-Security-Policy", "default-src 'self'"),
+            ("Content-Security-Policy", "script-src 'none'"),
+            ("Strict-Transport-Security", "max-age=31536000"),
+            ("Strict-Transport-Security", "max-age=31536000"),
+            ("Set-Cookie", "sessionid=; Path=/; Max-Age=0"),
+        ),
+    ),
     lab.Site("elsewhere", redirect="https://127.0.0.1:{port[hardened]}/", plain=True),
 ]
 SITES = (

@@ -129,3 +129,21 @@ def test_a_location_loses_its_user_info() -> None:
     assert _without_userinfo("https://u:p@localhost:8443/a?b=1") == "https://localhost:8443/a?b=1"
     assert _without_userinfo("https://localhost/") == "https://localhost/"
     assert shown_url("https://u:p@LOCALHOST:8443/a?ticket=1#f") == "https://localhost:8443/a"
+
+
+@pytest.mark.parametrize(
+    ("header", "deleted"),
+    [
+        ("a=; Max-Age=0", True),
+        ("a=; Max-Age=-1; Expires=Wed, 01 Jan 2099 00:00:00 GMT", True),
+        ("a=; Expires=Thu, 01 Jan 1970 00:00:00 GMT", True),
+        ("a=1; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT", False),  # Max-Age wins
+        ("a=1; Expires=not a date", False),
+        ("a=1", False),
+    ],
+)
+def test_a_cookie_deletion_sets_no_cookie(header: str, deleted: bool) -> None:
+    from checks.web.cookies import cookie_facts, is_deletion
+
+    assert is_deletion(header) is deleted
+    assert len(cookie_facts([header])) == (0 if deleted else 1)
