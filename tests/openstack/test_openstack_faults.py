@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
+
+import pytest
 
 from audit.models import Observation, Problem
-from audit.plugins import Scope
+from audit.plugins import CheckContext, Scope
+from checks.openstack import FAMILY
 from checks.openstack.lab import Lab
 
-from .conftest import by_type, declared, scan
+from .conftest import by_type, declared, parse, scan
 
 
 def _problems(obs: Observation, type_: str) -> list[Problem]:
@@ -141,3 +145,34 @@ def test_a_next_link_to_another_host_is_refused_by_the_transport(clean_faults: L
     assert "not admitted by the scope guard" in problem.message
     assert outside.connections == 0
     assert not by_type(obs, "openstack.compute.server")
+
+
+def _one_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth_url: str) -> None:
+    path = tmp_path / "clouds.yaml"
+    path.write_text(
+        "clouds:\n  bad:\n    auth: {"
+        f"auth_url: '{auth_url}', username: auditor, password: not-the-password, "
+        "project_name: lab, user_domain_id: default, project_domain_id: default}\n"
+    )
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(path))
+
+
+def test_refused_credentials_are_access_denied(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _one_cloud(tmp_path, monkeypatch, lab.auth_url)
+    obs = FAMILY.collect(parse("openstack://bad"), CheckContext(timeout=10))
+    (problem,) = obs.problems
+    assert problem.reason == "access_denied" and "POST /v3/auth/tokens" in problem.message
+    assert obs.resources == ()
+
+
+def test_an_unreachable_keystone_is_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audit.labkit import closed_port
+
+    _one_cloud(tmp_path, monkeypatch, f"http://127.0.0.1:{closed_port()}/v3")
+    obs = FAMILY.collect(parse("openstack://bad"), CheckContext(timeout=10))
+    (problem,) = obs.problems
+    assert problem.reason == "unreachable" and obs.resources == ()
