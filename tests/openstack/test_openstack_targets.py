@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,9 +167,49 @@ def test_an_unknown_cloud_is_one_clear_line(
 
 
 def test_importing_the_family_imports_no_openstacksdk() -> None:
-    import subprocess
-    import sys
-
     code = "import sys, checks.openstack; print('openstack' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _rempart(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "audit", *args],
+        capture_output=True, text=True, env={**os.environ, **env}, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_an_auth_url_outside_the_networks_gets_no_packet(tmp_path: Path) -> None:
+    # Given a Keystone on 127.0.0.2 (outside 127.0.0.1/32), declared in the openstack block
+    outside = Counting("127.0.0.2")
+    auth = f"http://127.0.0.2:{outside.port}/v3"
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(
+        f"clouds:\n  c:\n    auth: {{auth_url: '{auth}', username: u, password: pw,"
+        " project_name: p1, user_domain_id: default, project_domain_id: default}\n"
+    )
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "scope:\n  networks: [127.0.0.1/32]\n"
+        f"  openstack: {{auth_urls: ['{auth}'], projects: [p1]}}\n"
+    )
+    try:
+        run = _rempart(
+            "scan", "openstack://c", "-i", str(inventory), "--db", str(tmp_path / "r.db"),
+            env={"OS_CLIENT_CONFIG_FILE": str(clouds)},
+        )  # fmt: skip
+    finally:
+        outside.sock.close()
+    # Then the scope guard refuses the auth URL when the scan is planned
+    assert run.returncode == 2 and "127.0.0.2" in run.stderr, run.stderr
+    assert outside.connections == 0
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_a_wrong_openstack_block_in_the_inventory_is_exit_2(tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("openstack:\n  max_atempts: 2\n")
+    run = _rempart(
+        "scan", "tls://127.0.0.1:9", "-i", str(inventory), "--db", str(tmp_path / "r.db"), env={}
+    )
+    assert run.returncode == 2 and "max_attempts" in run.stderr, run.stderr
