@@ -115,7 +115,7 @@ the family's inventory settings: raise ScopeError for what the scope alone refus
 return the endpoints the check will call, which the scope guard then admits."""
 
 
-SCOPE_KINDS = ("network", "account")
+SCOPE_KINDS = ("network", "account", "domain")
 """What the scope guard knows how to check; a family declaring another kind never loads."""
 
 
@@ -140,7 +140,10 @@ class CheckFamily:
     """``network``: the engine checks host/CIDR against the declared networks and domains
     before anything is sent; ``account``: ``admit`` is required, and the family checks the
     cloud account or project against its own block (``ctx.scope.block(name)``) once it
-    knows it (STS), before collecting. Any other kind is refused at registration."""
+    knows it (STS), before collecting; ``domain``: the target is a domain whose records
+    the family reads through resolvers (DNS, mail), admitted by name against the declared
+    domains, with no lookup of its own (the servers the family derives from it pass
+    ``admit_derived``). Any other kind is refused at registration."""
     validate_scope: Callable[[Any], Mapping[str, tuple[str, ...]]] | None = None
     """Check and normalise the family's block of the inventory's ``scope:`` (``aws:
     {accounts: [...]}``); raise ValueError with a one-line message. Without it, the

@@ -105,7 +105,8 @@ def load_families(allow: frozenset[str] | None = None) -> Families:
 
 
 def _admissible(family: CheckFamily, origin: str) -> CheckFamily:
-    """The scope guard checks ``network`` targets itself; any other kind needs ``admit``.
+    """The scope guard checks ``network`` and ``domain`` targets itself; an ``account``
+    needs the family's ``admit`` hook.
 
     Refused here, so a family whose targets the guard could not check never loads.
     """
@@ -114,7 +115,7 @@ def _admissible(family: CheckFamily, origin: str) -> CheckFamily:
             f"family {family.name!r} ({origin}) has unknown scope kind {family.scope_kind!r} "
             f"(known: {', '.join(SCOPE_KINDS)}), so the scope guard could not check its targets"
         )
-    if family.scope_kind != "network" and family.admit is None:
+    if family.scope_kind == "account" and family.admit is None:
         raise PluginError(
             f"family {family.name!r} ({origin}) has scope kind {family.scope_kind!r} "
             "but no admit hook, so the scope guard could not check its targets"

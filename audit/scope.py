@@ -48,13 +48,24 @@ class ScopeGuard:
         hook, given the family's inventory settings (``options``); the endpoints the hook
         returns pass the same checks as network targets, resolved in the same lookup.
         """
-        reaches = [_reaches(t, families, self.scope, options or {}) for t in targets]
-        names = {t.host for t, r in zip(targets, reaches, strict=True) if r is None}
+        kinds = [families.by_scheme[t.scheme].scope_kind for t in targets]
+        reaches = [
+            None if kind == "domain" else _reaches(t, families, self.scope, options or {})
+            for t, kind in zip(targets, kinds, strict=True)
+        ]
+        names = {
+            t.host
+            for t, r, kind in zip(targets, reaches, kinds, strict=True)
+            if r is None and kind == "network"
+        }
         names |= {_url_host(reach.url) for found in reaches for reach in found or ()}
         lookups = sorted(n for n in names if _is_name(n) and "{" not in n)
-        resolved = resolve_all(lookups, self.resolver_timeout)
+        resolved = resolve_all(lookups, self.resolver_timeout) if lookups else {}
         admitted = []
-        for target, found in zip(targets, reaches, strict=True):
+        for target, found, kind in zip(targets, reaches, kinds, strict=True):
+            if kind == "domain":
+                admitted.append(self._admit_domain(target))
+                continue
             if found is None:
                 admitted.append(self._admit_one(target, resolved.get(target.host, ())))
                 continue
@@ -63,7 +74,13 @@ class ScopeGuard:
             admitted.append(target)
         return tuple(admitted)
 
-    def admit_derived(self, host: str, parent: Target, how: str) -> Target:
+    def admit_derived(
+        self,
+        host: str,
+        parent: Target,
+        how: str,
+        addresses: Sequence[str] | None = None,
+    ) -> Target:
         """A host a check derived from what it observed, admitted before any packet.
 
         An MX host, a redirect's ``Location``, an MTA-STS policy host: the check found it
@@ -72,6 +89,9 @@ class ScopeGuard:
         with the addresses to connect to pinned (connect to those, not to a new lookup);
         raises ScopeError (record it, contact nothing) when the scope does not hold it.
         ``how`` says in the message where the host came from ("MX", "redirect").
+        ``addresses``: what the check's own resolver answered for ``host`` (a DNS
+        family asks the resolvers the user chose, not the system's); the guard then
+        judges those and sends no query of its own.
         """
         from audit.uri import is_hostname
 
@@ -89,7 +109,32 @@ class ScopeGuard:
             return replace(
                 self._admit_one(subject, ()), addresses=(str(ipaddress.ip_address(name)),)
             )
+        if addresses is not None:
+            given = tuple(str(ipaddress.ip_address(a)) for a in addresses)
+            return self._admit_one(subject, given)
         return self._admit_one(subject, resolve_all([name], self.resolver_timeout).get(name, ()))
+
+    def _admit_domain(self, target: Target) -> Target:
+        """A domain whose records a family reads (``dns://``, ``mail://``): judged by its
+        name alone. Its own addresses are never contacted (the family asks resolvers, and
+        admits each server it derives), so the guard sends no lookup for it: a domain
+        with no A record is a domain all the same. With a scope, it must lie under a
+        declared domain; without one, only a domain named on the command line (or
+        ``localhost``) passes."""
+        from audit.uri import is_hostname
+
+        host = target.host
+        if not _is_name(host) or not is_hostname(host):
+            raise ScopeError(f"{target.uri}: {host!r} is not a domain name")
+        if self.scope.is_declared:
+            if _under_domain(host, self.scope.domains):
+                return target
+            raise ScopeError(
+                f"{target.uri}: domain {host!r} is not under a declared domain "
+                "(scope: domains)"
+            )
+        _refuse_unscoped(target, host == "localhost" or host.endswith(".localhost"))
+        return target
 
     def _admit_reach(
         self, target: Target, reach: Reach, resolved: Mapping[str, tuple[str, ...]]

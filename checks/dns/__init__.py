@@ -224,6 +224,7 @@ FAMILY = CheckFamily(
     parse=_parse,
     collect=_collect,
     validate_options=validate_options,
+    scope_kind="domain",
     demo=_demo,
 )
 

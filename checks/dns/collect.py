@@ -233,8 +233,8 @@ async def _admitted(target: Target, ctx: CheckContext, server: _Ns) -> tuple[lis
             continue
         admitted.append(address)
     if len(admitted) < len(server.addresses) and _under(server.name, ctx.scope.domains):
-        try:  # a declared domain holds the name: the guard may resolve it (in a thread)
-            await asyncio.to_thread(guard.admit_derived, server.name, target, "NS")
+        try:  # a declared domain holds the name: its addresses (from our resolvers) follow
+            guard.admit_derived(server.name, target, "NS", addresses=server.addresses)
         except ScopeError as exc:
             refusal = str(exc)
         else:

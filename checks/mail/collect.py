@@ -6,13 +6,13 @@ every domain of a scan and the client's per-resolver bound holds across them: a 
 domains do not open a thousand sockets at a resolver. The independent parts (MX, SPF,
 DMARC, DKIM, MTA-STS, TLS-RPT) are asked concurrently.
 
-Hosts the domain names (its MX hosts, ``mta-sts.<domain>``) pass the scope guard first
-(:meth:`audit.scope.ScopeGuard.admit_derived`, in a worker thread: it may resolve); a
-refused MX is listed in ``mx_out_of_scope`` and never contacted, a refused policy host
-leaves ``mta_sts`` unknown. An admitted host is reached at the addresses the guard
-pinned; a host under a declared domain that the system's resolver does not know (a lab,
-a split horizon) is resolved with the scan's resolver, which is what the guard's rule
-allows for names under a declared domain.
+Hosts the domain names (its MX hosts, ``mta-sts.<domain>``) are resolved with the
+scan's resolvers (never the system's: the user chose them, and a lab or a split horizon
+answers only there), then pass the scope guard on those addresses
+(:meth:`audit.scope.ScopeGuard.admit_derived`); a refused MX is listed in
+``mx_out_of_scope`` and never contacted, a refused policy host leaves ``mta_sts``
+unknown, and a host the resolvers did not answer for leaves its facts unknown. An
+admitted host is reached at the addresses the guard pinned.
 
 How the MX hosts' TLS is judged: each admitted MX becomes the target ``smtp://MX:25`` and
 is observed by the tls family's own collector; its ``tls.endpoint`` resource (or its
@@ -324,24 +324,23 @@ def _anchors(ctx: CheckContext) -> Any:
 # --- hosts the domain names: MTA-STS policy, MX STARTTLS ----------------------------------
 
 
-async def _admit(host: str, target: Target, how: str, ctx: CheckContext) -> Target:
-    """The scope guard's verdict on a host the domain names (raises ScopeError)."""
+class Unresolved(Exception):
+    """The scan's resolvers did not answer for a host's addresses: its facts are unknown."""
+
+
+async def _admit(host: str, target: Target, how: str, ctx: CheckContext, client: Any) -> Target:
+    """The scope guard's verdict on a host the domain names, on the addresses the scan's
+    resolvers give for it (never the system's: the user chose the resolvers); raises
+    ScopeError (outside the scope, contact nothing) or Unresolved (no answer)."""
     from audit.scope import ScopeGuard
 
-    guard = ScopeGuard(ctx.scope)
-    return await asyncio.to_thread(guard.admit_derived, host, target, how)
-
-
-async def _addresses(admitted: Target, client: Any) -> tuple[str, ...]:
-    """The guard's pinned addresses, else (a name under a declared domain the system's
-    resolver does not know) the scan resolver's A and AAAA."""
-    if admitted.addresses:
-        return admitted.addresses
     found: list[str] = []
     for rdtype in ("A", "AAAA"):
-        answer = await client.query(admitted.host, rdtype)
+        answer = await client.query(host, rdtype)
+        if not answer.known:
+            raise Unresolved(f"{host} {rdtype}: {answer.error}")
         found.extend(r for r in answer.records if r not in found)
-    return tuple(found)
+    return ScopeGuard(ctx.scope).admit_derived(host, target, how, addresses=found)
 
 
 async def _policy(draft: Draft, target: Target, ctx: CheckContext, client: Any) -> None:
@@ -361,12 +360,16 @@ async def _fetch_into(
     from audit.errors import ScopeError
 
     try:
-        admitted = await _admit(host, target, "MTA-STS", ctx)
+        admitted = await _admit(host, target, "MTA-STS", ctx, client)
     except ScopeError as exc:
         problem = Problem(Reason.UNDECIDABLE, f"policy host not contacted: {exc}", RESOURCE_TYPE)
         draft.set_unknown(("mta_sts",), problem)
         return
-    addresses = await _addresses(admitted, client)
+    except Unresolved as exc:
+        problem = Problem(Reason.UNREACHABLE, f"policy host not resolved: {exc}", RESOURCE_TYPE)
+        draft.set_unknown(("mta_sts",), problem)
+        return
+    addresses = admitted.addresses
     port = targets.port(target, "mta_sts_port", targets.HTTPS_PORT)
     try:
         fetched = await mtasts.fetch_policy(host, addresses, port, ctx.ca_file, _io_timeout(ctx))
@@ -404,12 +407,16 @@ async def _smtp(
     derived: list[Target] = []
     for host in hosts:
         try:
-            admitted = await _admit(host, target, "MX", ctx)
+            admitted = await _admit(host, target, "MX", ctx, client)
         except ScopeError:
             refused.append(host)
             continue
-        addresses = await _addresses(admitted, client)
-        derived.append(_smtp_target(host, port, addresses, target))
+        except Unresolved as exc:
+            endpoint = _smtp_target(host, port, (), target)
+            reason = Problem(Reason.UNREACHABLE, f"MX not resolved: {exc}", "tls.endpoint")
+            draft.problems.append(_keyed(reason, endpoint))
+            continue
+        derived.append(_smtp_target(host, port, admitted.addresses, target))
     draft.facts["mx_out_of_scope"] = refused
     draft.facts["smtp_targets"] = [t.uri for t in derived]
     draft.pending.difference_update(("mx_out_of_scope", "smtp_targets"))

@@ -1,8 +1,9 @@
 """End to end through the real command: --resolver, --dnssec-anchors and the inventory.
 
-The target is ``dns://localhost``: the scope guard resolves a target's name before it is
-admitted, and ``localhost`` is the one name the system answers from its hosts file, so no
-question leaves the machine. The lab serves a signed ``localhost.`` zone under its root.
+The target is ``dns://localhost``, a domain the scope declares: the guard judges a
+``dns://`` target by its name, with no lookup of its own, and every question goes to the
+lab's resolver, so none leaves the machine. The lab serves a signed ``localhost.`` zone
+under its root.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def rempart(*args: str) -> subprocess.CompletedProcess[str]:
 def inventory(tmp_path: Path, lab: DnsLab, trust: str = "") -> Path:
     path = tmp_path / "inventory.yaml"
     path.write_text(
-        "scope:\n  networks: [127.0.0.0/8, '::1/128']\n"
+        "scope:\n  networks: [127.0.0.0/8, '::1/128']\n  domains: [localhost]\n"
         f"dns:\n  nameserver_port: {lab.port}\n"
         f"{trust}"
         "systems:\n  - name: Zones\n    targets: ['dns://localhost']\n"
@@ -135,4 +136,4 @@ def test_a_bad_trust_anchors_file_in_the_inventory_names_its_line(
     path = inventory(tmp_path, localhost_lab, f"trust:\n  dnssec_anchors: {bad.name}\n")
     run = rempart("scan", "-i", str(path), "--db", str(tmp_path / "r.db"))
     assert run.returncode == 2, run.stderr
-    assert f"{path}:6: trust.dnssec_anchors:" in run.stderr  # its own line
+    assert f"{path}:7: trust.dnssec_anchors:" in run.stderr  # its own line

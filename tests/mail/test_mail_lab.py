@@ -172,13 +172,23 @@ def test_an_mx_outside_the_scope_is_listed_and_never_contacted(
     assert outside.connections == 0
 
 
-def test_without_a_scope_derived_hosts_are_refused(lab: MailLab) -> None:
-    # With no scope declared only loopback passes, and the lab's names do not resolve
-    # through the system: the MX and the policy host are refused, never contacted
+def test_without_a_scope_derived_hosts_pass_on_the_scans_resolver_only_on_loopback(
+    lab: MailLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no scope declared only loopback passes. The MX and the policy host are looked
+    # up with the scan's resolver (the lab), never the system's: it answers loopback, so
+    # both are admitted and observed
+    import audit.scope
+
+    def no_system_lookup(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the system resolver was asked")
+
+    monkeypatch.setattr(audit.scope, "resolve_all", no_system_lookup)
     resource = domain_of(observe(lab.uri("mailgood.test"), context(lab, scope=Scope())))
-    assert resource.facts["mx_out_of_scope"] == ["mx.mailgood.test"]
-    assert resource.unknown["mta_sts"].reason is Reason.UNDECIDABLE
-    assert "scope" in resource.unknown["mta_sts"].message
+    assert resource.facts["mx_out_of_scope"] == []
+    port = lab.smtp_ports["mailgood.test"]
+    assert resource.facts["smtp_targets"] == [f"smtp://mx.mailgood.test:{port}"]
+    assert resource.facts["mta_sts"]["mode"] == "enforce"
 
 
 def test_a_policy_behind_an_untrusted_certificate_is_no_policy(lab: MailLab) -> None:

@@ -224,3 +224,55 @@ def test_a_derived_host_is_never_named_on_the_command_line() -> None:
         guard.admit_derived("203.0.113.11", parent, "redirect")
     assert guard.admit_derived("127.0.0.1", parent, "redirect").addresses == ("127.0.0.1",)
     assert guard.admit_derived("localhost", parent, "redirect").addresses
+
+
+def test_a_derived_host_with_addresses_from_the_checks_resolver_is_judged_on_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a check that resolved a host with the resolvers the user chose (a DNS family)
+    import audit.scope
+
+    def no_system_lookup(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the system resolver was asked")
+
+    monkeypatch.setattr(audit.scope, "resolve_all", no_system_lookup)
+    parent = target("example.gouv.fr", cli=True)
+    unscoped = ScopeGuard(Scope())
+    # Then the guard judges those addresses, pins them, and asks no resolver of its own
+    derived = unscoped.admit_derived("mx.lab.test", parent, "MX", addresses=["127.0.0.1"])
+    assert derived.addresses == ("127.0.0.1",)
+    with pytest.raises(ScopeError, match="no scope declared"):
+        unscoped.admit_derived("mx.lab.test", parent, "MX", addresses=["192.0.2.7"])
+    with pytest.raises(ScopeError, match="does not resolve"):
+        unscoped.admit_derived("mx.lab.test", parent, "MX", addresses=[])
+    declared = ScopeGuard(DECLARED)
+    assert declared.admit_derived("mx.example.gouv.fr", parent, "MX", addresses=[]).host
+
+
+def test_a_domain_target_is_judged_by_its_name_without_a_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a family that reads a domain's records (dns://, mail://), scope kind "domain"
+    import audit.scope
+    from audit.registry import load_families
+
+    def no_system_lookup(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the system resolver was asked")
+
+    monkeypatch.setattr(audit.scope, "resolve_all", no_system_lookup)
+    families = load_families()
+    assert families.by_scheme["dns"].scope_kind == "domain"
+
+    def domain(name: str, cli: bool = False) -> Target:
+        return Target(uri=f"dns://{name}", scheme="dns", host=name, from_command_line=cli)
+
+    # Then a declared domain admits its names, with no address (none is contacted)
+    (admitted,) = ScopeGuard(DECLARED).admit([domain("mail.example.gouv.fr")], families)
+    assert admitted.addresses == ()
+    with pytest.raises(ScopeError, match="not under a declared domain"):
+        ScopeGuard(DECLARED).admit([domain("example.org")], families)
+    # And with no scope, only what the operator typed (or localhost) passes
+    assert ScopeGuard(Scope()).admit([domain("example.org", cli=True)], families)
+    assert ScopeGuard(Scope()).admit([domain("localhost")], families)
+    with pytest.raises(ScopeError, match="no scope declared"):
+        ScopeGuard(Scope()).admit([domain("example.org")], families)
