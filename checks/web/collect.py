@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpx
+
 from audit.errors import ScopeError
 from audit.models import Observation, Problem, Reason, Resource, Target
 from audit.plugins import CheckContext
@@ -198,7 +200,9 @@ def _admit(fetcher: Fetcher, guard: Any, target: Target, url: str) -> str | None
     try:
         split = urlsplit(url)
         host = split.hostname
-    except ValueError:
+        _ = split.port  # out of range: ValueError
+        httpx.URL(url)  # what the client will be given: refused here, not mid-request
+    except (ValueError, httpx.InvalidURL):
         return "not a URL"
     if split.scheme not in ("http", "https") or not host:
         return "not an http(s) URL"

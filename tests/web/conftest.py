@@ -57,6 +57,7 @@ def sites() -> list[lab.Site]:
             (("Content-Security-Policy", "default-src 'self' 'unsafe-inline' 'unsafe-eval'"),),
         ),
         lab.Site("nocontact", security_txt="Expires: 2099-01-01T00:00:00Z\n"),
+        lab.Site("badhop", redirect="https://localhost:99999/x"),
         lab.Site("upgrade", redirect="https://localhost:{port[hardened]}/", plain=True),
         lab.Site("plain", plain=True),
     ]

@@ -124,6 +124,12 @@ def test_a_redirect_chain_leaving_the_scope_is_recorded_not_followed(
     assert facts["final_url"] == f"https://127.0.0.1:{port}/out" and facts["status"] == 302
 
 
+def test_a_malformed_location_is_recorded_not_fetched(web: lab.NginxLab, pki: lab.Pki) -> None:
+    facts = facts_of(site(web, "badhop"), pki.ca_file)
+    assert facts["redirect_refused"] == "https://localhost:99999/x: not a URL"
+    assert facts["status"] == 302
+
+
 def test_an_untrusted_certificate_is_observed_unverified(web: lab.NginxLab) -> None:
     facts = facts_of(site(web, "hardened"))  # the lab CA is not trusted
     assert facts["tls_verified"] is False and facts["csp"]["present"] is True
