@@ -498,9 +498,9 @@ DEMO_POLICIES = ("dns-hygiene",)
 def demo_part(ctx: DemoContext) -> DemoPart:
     """The DNS part of ``rempart demo``: a well-kept signed domain and a neglected one
     (unsigned, transferable to anyone, no CAA, one network, a recursing nameserver, SOA
-    timers out of range). The fix between the scans repairs all of it (the zone signed,
-    its DS published), so the second scan shows the DNS findings resolved; the committee
-    report's body keeps its page budget."""
+    timers out of range). The fix between the scans repairs the servers and records but
+    leaves the zone unsigned, as a body often does while it plans its DNSSEC rollout, so
+    the committee report shows the DNS findings resolved and the one still open."""
     from audit.labkit.demo import PORTAL, DemoPart
 
     part = DemoPart(order=30, policies=DEMO_POLICIES, networks=("127.0.0.0/8",), domains=("test",))
@@ -520,7 +520,6 @@ def demo_part(ctx: DemoContext) -> DemoPart:
             flawed.transfer = False
             flawed.soa = GOOD_SOA
             flawed.ns = {"ns1.flawed.test.": ADDRESSES[0], "ns2.flawed.test.": ADDRESSES[1]}
-            flawed.signed = True
             live.restart()
 
     part.fix = fix
