@@ -93,5 +93,6 @@ FAMILY = CheckFamily(
     parse=_parse,
     collect=_collect,
     validate_options=_validate_options,
+    scope_kind="domain",
     demo=_demo,
 )

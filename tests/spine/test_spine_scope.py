@@ -261,7 +261,7 @@ def test_a_domain_target_is_judged_by_its_name_without_a_lookup(
 
     monkeypatch.setattr(audit.scope, "resolve_all", no_system_lookup)
     families = load_families()
-    assert families.by_scheme["dns"].scope_kind == "domain"
+    assert {families.by_scheme[s].scope_kind for s in ("dns", "mail")} == {"domain"}
 
     def domain(name: str, cli: bool = False) -> Target:
         return Target(uri=f"dns://{name}", scheme="dns", host=name, from_command_line=cli)
