@@ -130,8 +130,7 @@ class ScopeGuard:
             if _under_domain(host, self.scope.domains):
                 return target
             raise ScopeError(
-                f"{target.uri}: domain {host!r} is not under a declared domain "
-                "(scope: domains)"
+                f"{target.uri}: domain {host!r} is not under a declared domain (scope: domains)"
             )
         _refuse_unscoped(target, host == "localhost" or host.endswith(".localhost"))
         return target
