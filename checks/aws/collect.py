@@ -20,10 +20,11 @@ from typing import Any
 from audit.models import Observation, Problem, Reason, Target
 from audit.plugins import CheckContext
 from checks.aws.collectors import PHASE_ONE, PHASE_TWO, cloudtrail, s3
-from checks.aws.collectors.base import Collector, Draft, Harvest, Scan
-from checks.aws.errors import CallFailed, problem_from
+from checks.aws.collectors.base import Collector, Harvest, Scan
+from checks.aws.errors import problem_from
 from checks.aws.scope import declared_accounts
 from checks.aws.session import Api, is_region_label, not_offered, settings_for
+from checks.clouddata import CallFailed, Draft
 
 log = logging.getLogger(__name__)
 ACCOUNT = "aws.account"

@@ -49,14 +49,6 @@ UNSUPPORTED_CODES = frozenset(
 )
 
 
-class CallFailed(Exception):
-    """An API call could not answer; carries the problem to record as data."""
-
-    def __init__(self, problem: Problem):
-        super().__init__(problem.message)
-        self.problem = problem
-
-
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a ClientError ("" for anything else)."""
     response = getattr(exc, "response", None)

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from audit.models import Problem, Reason, Target
-from checks.aws.errors import CallFailed, error_code, problem_from
+from checks.aws.errors import error_code, problem_from
 from checks.aws.services import CALLED_SERVICES
 from checks.aws.targets import (
     parse_regions,
@@ -30,6 +30,7 @@ from checks.aws.targets import (
     validate_role,
     validate_service,
 )
+from checks.clouddata import CallFailed
 
 DEFAULT_REGION = "us-east-1"
 SESSION_NAME = "rempart-audit"

@@ -19,10 +19,10 @@ from typing import Any
 
 from audit.models import Observation, Problem, Reason, Resource, Target
 from audit.plugins import CheckContext
+from checks.clouddata import CallFailed, Draft
 from checks.openstack.collectors import ALL, USER
 from checks.openstack.config import load
-from checks.openstack.errors import CallFailed
-from checks.openstack.harvest import Collector, Draft, Harvest, Scan
+from checks.openstack.harvest import Collector, Harvest, Scan
 from checks.openstack.scope import project_refusal
 from checks.openstack.session import SERVICE_TYPES, Api, parse_options
 

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from checks.clouddata import CallFailed, Draft
 from checks.netports import ADMIN_PORTS, DATA_PORTS, WATCHED_PORTS, WORLD
-from checks.openstack.errors import CallFailed
-from checks.openstack.harvest import Call, Collector, Draft, Scan
+from checks.openstack.harvest import Call, Collector, Scan
 
 SG = "openstack.network.security_group"
 SERVER = "openstack.compute.server"

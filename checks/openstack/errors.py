@@ -12,14 +12,6 @@ from __future__ import annotations
 from audit.models import Problem, Reason
 
 
-class CallFailed(Exception):
-    """A call could not answer; carries the problem to record as data."""
-
-    def __init__(self, problem: Problem):
-        super().__init__(problem.message)
-        self.problem = problem
-
-
 class OutOfScope(Exception):
     """A request was about to leave for a host the scope guard did not admit."""
 

@@ -9,13 +9,12 @@ that could not be observed goes into ``unknown`` with its problem, never into ``
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from audit.models import Problem, Reason, Resource, Target
-from checks.openstack.errors import CallFailed
+from audit.models import Problem, Reason
+from checks.clouddata import CallFailed, Draft
 from checks.openstack.session import Api
 
 MAX_PAGES = 500
@@ -35,39 +34,6 @@ class Call:
     def name(self) -> str:
         """``network:GET /v2.0/security-groups``: how problems and counts name it."""
         return f"{self.service}:{self.method} {self.path}"
-
-
-@dataclass
-class Draft:
-    """A resource being observed; becomes a :class:`Resource` when the scan ends."""
-
-    type: str
-    key: str
-    facts: dict[str, Any] = field(default_factory=dict)
-    unknown: dict[str, Problem] = field(default_factory=dict)
-
-    @contextmanager
-    def observing(self, *names: str) -> Iterator[None]:
-        """Record a failed call as the problem of ``names`` instead of raising it."""
-        try:
-            yield
-        except CallFailed as failed:
-            self.mark_unknown(failed.problem, *names)
-
-    def mark_unknown(self, problem: Problem, *names: str) -> None:
-        for name in names:
-            self.facts.pop(name, None)
-            self.unknown.setdefault(name, problem)
-
-    def resource(self, target: Target) -> Resource:
-        return Resource(
-            type=self.type,
-            key=self.key,
-            target=target.uri,
-            system=target.system,
-            facts=dict(self.facts),
-            unknown=dict(self.unknown),
-        )
 
 
 class Harvest:

@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 from audit.errors import ScopeError
 from audit.models import Problem, Reason, Target
 from audit.plugins import CheckContext
+from checks.clouddata import CallFailed
 from checks.openstack.config import CloudSpec
-from checks.openstack.errors import CallFailed, OutOfScope, status_problem, transport_problem
+from checks.openstack.errors import OutOfScope, status_problem, transport_problem
 
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
 """An answer larger than this is cut short, so its facts are unknown (never guessed)."""

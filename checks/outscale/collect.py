@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from audit.models import Observation, Problem, Reason, Resource, Target
 from audit.plugins import CheckContext
+from checks.clouddata import CallFailed
 from checks.netports import ADMIN_PORTS, DATA_PORTS, WORLD
 from checks.outscale.config import ProfileSpec, gateway, load
 
@@ -42,12 +43,6 @@ CALLS: dict[str, tuple[str, ...]] = {
 }
 """Every OAPI call the family makes, and the resource types it feeds (the permissions)."""
 THROTTLING = frozenset({"TooManyRequests", "RequestLimitExceeded", "Throttling"})
-
-
-class CallFailed(Exception):
-    def __init__(self, problem: Problem):
-        super().__init__(problem.message)
-        self.problem = problem
 
 
 @dataclass

@@ -10,49 +10,13 @@ the problem, never into ``facts`` as a guess.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from audit.models import Problem, Resource, Target
-from checks.aws.errors import CallFailed
+from audit.models import Problem, Target
 from checks.aws.session import Api
-
-
-@dataclass
-class Draft:
-    """A resource being observed; becomes a :class:`Resource` when the scan ends."""
-
-    type: str
-    key: str
-    facts: dict[str, Any] = field(default_factory=dict)
-    unknown: dict[str, Problem] = field(default_factory=dict)
-
-    @contextmanager
-    def observing(self, *names: str) -> Iterator[None]:
-        """Record a failed call as the problem of ``names`` instead of raising it."""
-        try:
-            yield
-        except CallFailed as failed:
-            self.mark_unknown(failed.problem, *names)
-
-    def mark_unknown(self, problem: Problem, *names: str) -> None:
-        """These facts could not be observed: drop any partial value, keep the reason."""
-        for name in names:
-            self.facts.pop(name, None)
-            self.unknown.setdefault(name, problem)
-
-    def resource(self, target: Target) -> Resource:
-        """Freeze the draft."""
-        return Resource(
-            type=self.type,
-            key=self.key,
-            target=target.uri,
-            system=target.system,
-            facts=dict(self.facts),
-            unknown=dict(self.unknown),
-        )
+from checks.clouddata import Draft
 
 
 class Harvest:

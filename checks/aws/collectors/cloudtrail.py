@@ -15,8 +15,8 @@ from typing import Any
 
 from audit.models import Problem, Reason
 from checks.aws import monitoring
-from checks.aws.collectors.base import Collector, Draft, Scan
-from checks.aws.errors import CallFailed
+from checks.aws.collectors.base import Collector, Scan
+from checks.clouddata import CallFailed, Draft
 
 TYPE = "aws.cloudtrail.trail"
 LISTED = "cloudtrail_listed"

@@ -11,8 +11,8 @@ from collections import Counter
 from typing import Any
 
 from checks.aws import netrules
-from checks.aws.collectors.base import Collector, Draft, Scan
-from checks.aws.errors import CallFailed
+from checks.aws.collectors.base import Collector, Scan
+from checks.clouddata import CallFailed, Draft
 
 SG, NACL, INSTANCE, VOLUME, VPC = (
     "aws.ec2.security_group",

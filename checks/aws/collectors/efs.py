@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from checks.aws.collectors.base import Collector, Draft, Scan
+from checks.aws.collectors.base import Collector, Scan
+from checks.clouddata import Draft
 
 TYPE = "aws.efs.file_system"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from checks.aws.collectors.base import Collector, Scan
-from checks.aws.errors import CallFailed
+from checks.clouddata import CallFailed
 
 _NOT_SUBSCRIBED = ("InvalidAccessException", "ResourceNotFoundException")
 _PAB_FIELDS = {

@@ -18,8 +18,8 @@ from urllib.parse import unquote
 
 from audit.models import Problem, Reason
 from checks.aws import policydoc
-from checks.aws.collectors.base import Collector, Draft, Scan
-from checks.aws.errors import CallFailed
+from checks.aws.collectors.base import Collector, Scan
+from checks.clouddata import CallFailed, Draft
 
 USER, POLICY, CERT = "aws.iam.user", "aws.iam.policy", "aws.iam.server_certificate"
 SUPPORT_POLICY = "AWSSupportAccess"

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from checks.aws.collectors.base import Collector, Draft, Scan
+from checks.aws.collectors.base import Collector, Scan
+from checks.clouddata import Draft
 
 TYPE = "aws.rds.instance"
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from checks.aws import policydoc
-from checks.aws.collectors.base import Collector, Draft, Scan
-from checks.aws.errors import CallFailed
+from checks.aws.collectors.base import Collector, Scan
+from checks.clouddata import CallFailed, Draft
 
 TYPE = "aws.s3.bucket"
 _PUBLIC_GROUPS = {
