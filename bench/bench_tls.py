@@ -32,11 +32,11 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from benchkit import measure
 
 from checks.tls import lab
 
@@ -54,27 +54,6 @@ SSLYZE_KEYS = {
     "TLSv1.2": "tls_1_2_cipher_suites",
     "TLSv1.3": "tls_1_3_cipher_suites",
 }
-
-
-def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
-    """Run one process; wall time, user+sys CPU and peak RSS (MiB) from wait4."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        error = process.stderr.read().decode()[-2000:] if process.stderr else ""
-        raise SystemExit(f"{command[0]} failed: {error}")
-    return {
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_mib": usage.ru_maxrss / 1024,
-    }
 
 
 FAMILY_ONLY = """

@@ -29,11 +29,11 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from benchkit import measure
 
 from audit.labkit import Pki, closed_port
 from checks.web import lab
@@ -55,27 +55,6 @@ with ThreadPoolExecutor(32) as pool:
     observations = list(pool.map(lambda t: FAMILY.collect(t, ctx), targets))
 assert all(o.resources for o in observations), [o.problems for o in observations if o.problems]
 """
-
-
-def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
-    """Run one process; wall time, user+sys CPU of it and its children, peak RSS (MiB)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        error = process.stderr.read().decode()[-2000:] if process.stderr else ""
-        raise SystemExit(f"{command[0]} failed: {error}")
-    return {
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_mib": usage.ru_maxrss / 1024,
-    }
 
 
 def sites(count: int) -> list[lab.Site]:
