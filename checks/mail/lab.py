@@ -315,9 +315,6 @@ def demo_part(ctx: DemoContext) -> DemoPart:
         names = ", ".join(missing + ([] if nginx_available() else ["nginx"]))
         part.notes.append(f"{names} not installed: the mail domain was skipped")
         return part
-    if not hasattr(part, "options"):
-        part.notes.append("the demo cannot point scans at the lab's resolver: mail skipped")
-        return part
     try:
         lab = ctx.stack.enter_context(running(ctx.directory))
     except (ImportError, RuntimeError) as exc:
@@ -334,9 +331,7 @@ def _with_options(part: DemoPart, options: Mapping[str, Any]) -> None:
     """The lab's resolver and anchors in the mail block (the dns family's own part keeps
     the dns block for its own lab)."""
     mail = {k: v for k, v in options["dns"].items() if k in ("resolvers", "dnssec_anchors")}
-    current = getattr(part, "options", None)
-    if isinstance(current, Mapping):  # a demo that carries family settings
-        setattr(part, "options", {**current, "mail": mail})  # noqa: B010
+    part.options = {**part.options, "mail": mail}
 
 
 def _fix(lab: MailLab) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from audit.lab import DemoLab, _scan_quietly
-from audit.labkit.demo import DemoContext, DemoPart
+from audit.labkit.demo import DemoContext
 from checks.mail.lab import demo_part
 
 from .conftest import missing_programs
@@ -32,8 +32,6 @@ def _statuses(db: Path, scan: int) -> dict[str, str]:
 def test_the_demo_part_shows_a_flawed_domain_and_its_fix(tmp_path: Path) -> None:
     if missing := missing_programs():
         pytest.skip(f"{', '.join(missing)} not installed (make sysdeps installs them)")
-    if "options" not in DemoPart.__dataclass_fields__:
-        pytest.skip("the demo does not carry family settings yet")
     with contextlib.ExitStack() as stack:
         part = demo_part(DemoContext(tmp_path / "mail", stack))
         assert not part.notes and part.targets and part.options["mail"]["resolvers"]
