@@ -416,6 +416,11 @@ async def _smtp(
             reason = Problem(Reason.UNREACHABLE, f"MX not resolved: {exc}", "tls.endpoint")
             draft.problems.append(_keyed(reason, endpoint))
             continue
+        if not admitted.addresses:  # never let the TLS probe resolve it another way
+            endpoint = _smtp_target(host, port, (), target)
+            reason = Problem(Reason.UNREACHABLE, f"MX {host} has no address", "tls.endpoint")
+            draft.problems.append(_keyed(reason, endpoint))
+            continue
         derived.append(_smtp_target(host, port, admitted.addresses, target))
     draft.facts["mx_out_of_scope"] = refused
     draft.facts["smtp_targets"] = [t.uri for t in derived]

@@ -15,7 +15,8 @@ Domains (under the lab's ``test.``, signed unless said otherwise):
 - ``mailnodane.test``: a signed zone whose MX publishes no TLSA record;
 - ``mailtwin.test``: another domain served by ``mailgood.test``'s MX;
 - ``mailout.test``: its MX ``mx.elsewhere.test`` resolves (in the lab) to
-  :data:`OUTSIDE`, which a test scope leaves out: the listener there must see nothing.
+  :data:`OUTSIDE`, which a test scope leaves out: the listener there must see nothing;
+- ``mxgone.test``: its MX names a host with no address: nothing is probed.
 
 Nothing here is imported by a scan.
 """
@@ -47,6 +48,7 @@ DOMAINS = (
     "nomail.test",
     "nomailbad.test",
     "mailout.test",
+    "mxgone.test",
 )
 
 GOOD_POLICY = "version: STSv1\nmode: enforce\nmx: mx.mailgood.test\nmax_age: 604800\n"
@@ -133,6 +135,7 @@ def zone_records(good_mx: Issued) -> dict[str, list[str]]:
             txt("_dmarc", "v=DMARC1; p=reject; rua=mailto:d@mailout.test"),
         ],
         "elsewhere.test": [f"mx IN A {OUTSIDE}"],
+        "mxgone.test": ["@ IN MX 10 mx.mxgone.test.", txt("@", "v=spf1 -all")],
     }
 
 

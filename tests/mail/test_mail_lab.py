@@ -350,3 +350,17 @@ def test_an_observation_cut_by_its_budget_keeps_every_fact_unknown(lab: MailLab)
             assert resource.facts["dane"]["usable_mx"] == 1, budget
     resource = domain_of(observe(lab.uri("mailgood.test"), context(lab, timeout=0.001)))
     assert "spf" in resource.unknown and resource.unknown["spf"].reason is Reason.TIMEOUT
+
+
+def test_an_mx_without_an_address_is_not_probed_and_its_endpoint_is_unknown(
+    lab: MailLab,
+) -> None:
+    # Given a domain whose MX name has no A or AAAA record at the scan's resolver
+    observation = observe(lab.uri("mxgone.test"), context(lab))
+    facts = domain_of(observation).facts
+    # Then no SMTP target derives from it (the TLS probe never resolves it another way),
+    # it is not called out of scope, and its endpoint's facts are unknown with the reason
+    assert facts["mx"] == ["mx.mxgone.test"] and facts["mx_out_of_scope"] == []
+    assert facts["smtp_targets"] == []
+    (problem,) = [p for p in observation.problems if p.resource_type == "tls.endpoint"]
+    assert "has no address" in problem.message and "mx.mxgone.test" in (problem.key or "")
