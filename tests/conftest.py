@@ -4,17 +4,26 @@ Every :class:`~audit.models.Resource` built in this process is recorded (its fac
 ``certificate.days_left`` for nested mappings, not into lists). The last test of the run,
 ``tests/test_witness.py``, then checks that every documented fact was emitted by some
 test: a fact nobody ever saw emitted is a contract no test holds.
+
+It also puts ``tests/`` on ``sys.path``, so every test imports the shared helpers of
+``tests/fakes.py`` by the name ``fakes``, whichever files a run selects.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from audit.models import Resource
+
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 
 EMITTED: dict[str, set[str]] = defaultdict(set)
 """Resource type → fact paths some resource of that type carried (set or unknown)."""

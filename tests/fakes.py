@@ -14,16 +14,18 @@ as the real ones, without standing in for any of our network code:
   collect attempt leaves a file there, so a test can count attempts across processes).
   Names starting with ``down`` are unreachable (a problem, not an exception).
 
-Both produce ``demo.item`` resources, which :func:`demo_policy` judges. This module is
-imported by its name, ``fakes``, with ``tests/`` on ``sys.path`` (and on ``PYTHONPATH``
-for worker processes: Dask unpickles the families by module name). It is test code: the
-wheel never carries it (``tests/test_packaging.py``).
+Both produce ``demo.item`` resources, which :func:`demo_policy` judges. Also here: the
+:class:`CountingListener` the scope tests place outside the scope, which must see nothing.
+This module is imported by its name, ``fakes``, with ``tests/`` on ``sys.path`` (and on
+``PYTHONPATH`` for worker processes: Dask unpickles the families by module name). It is
+test code: the wheel never carries it (``tests/test_packaging.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
 import time
 import uuid
@@ -198,3 +200,34 @@ SIM_FAMILY = CheckFamily(
     parse=_parse_sim,
     collect=_collect_sim,
 )
+
+
+class CountingListener:
+    """Accepts TCP connections on ``host`` and counts them (it never answers)."""
+
+    def __init__(self, host: str) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.port = int(self.sock.getsockname()[1])
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            connection.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()

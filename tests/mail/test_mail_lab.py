@@ -4,11 +4,11 @@ policies with the lab PKI, STARTTLS MX servers, all on loopback."""
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+from fakes import CountingListener
 
 from audit.models import Reason
 from audit.plugins import Scope
@@ -117,36 +117,6 @@ def test_a_domain_without_mail(lab: MailLab) -> None:
     bare = domain_of(observe(lab.uri("nomailbad.test"), context(lab))).facts
     assert bare["mx"] == [] and bare["null_mx"] is False
     assert bare["spf"]["present"] is False and bare["dmarc"]["present"] is False
-
-
-class CountingListener:
-    """Accepts TCP connections on ``host`` and counts them (it never answers)."""
-
-    def __init__(self, host: str) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.port = int(self.sock.getsockname()[1])
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            connection.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
 
 
 @pytest.fixture
