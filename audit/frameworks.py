@@ -134,24 +134,36 @@ def load_catalogues() -> dict[str, Framework]:
     """
     from audit.cache import read_json, write_json
 
-    paths = sorted(catalogue_dir().glob("*.yaml"))
-    key = _catalogues_key(paths)
+    key = _catalogues_key()
     cached = read_json("frameworks.json", key)
     if cached is not None:
         try:
             return {name: decode(data) for name, data in cached.items()}
         except (KeyError, TypeError, ValueError, AttributeError):
             pass
+    paths = sorted(catalogue_dir().glob("*.yaml"))
     catalogues = {path.stem: load_framework(path) for path in paths}
     write_json("frameworks.json", key, {name: encode(f) for name, f in catalogues.items()})
     return catalogues
 
 
-def _catalogues_key(paths: Sequence[Path]) -> str:
+@functools.cache
+def catalogues_digest() -> bytes:
+    """The shipped catalogues' names and bytes, digested (read once per process): what
+    the validated catalogues and the compiled packs (whose rule controls are checked
+    against them) are cached under."""
+    digest = hashlib.sha256()
+    for path in sorted(catalogue_dir().glob("*.yaml")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.digest()
+
+
+def _catalogues_key() -> str:
     digest = hashlib.sha256(f"rempart-frameworks/{CACHE_FORMAT}/{__version__}".encode())
     here = Path(__file__).parent
-    for path in (here / "frameworks.py", here / "frameworkfile.py", *paths):
+    for path in (here / "frameworks.py", here / "frameworkfile.py"):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(catalogues_digest())
     return digest.hexdigest()
 
 

@@ -29,10 +29,10 @@ from audit import __version__
 from audit.cache import is_enabled, read_json, write_json
 from audit.errors import PolicyError
 from audit.evaluate import AllOf, AnyOf, Condition, Each, Leaf, Not
+from audit.frameworks import catalogues_digest
 from audit.models import Severity, Translation
 from audit.policy import Declaration, FactCatalogue, Policy, Reference, Rule, compile_file
 from audit.yamlfile import MAX_FILE_BYTES, FileTooLarge, parse_yaml, read_regular_file
-from policies import BUILTIN_DIR
 
 FORMAT = 2
 """Bumped when the entry layout changes."""
@@ -41,10 +41,6 @@ _CODE = ("policy.py", "policyfile.py", "policycache.py", "evaluate", "evaluate.p
 """The modules (files, or packages whose every file counts) whose code decides what a pack
 compiles to: an edit invalidates entries even when the version does not move (a
 development tree). A name that does not exist counts as empty."""
-
-_FRAMEWORKS_DIR = BUILTIN_DIR / "frameworks"
-"""Where :func:`audit.frameworks.catalogue_dir` reads the catalogues that rule controls
-are checked against (named here so the cache key needs no pydantic import)."""
 
 
 def load_through_cache(path: Path, catalogue: FactCatalogue | None) -> Policy:
@@ -80,7 +76,7 @@ def entry_key(source: str, content: bytes, catalogue: FactCatalogue | None) -> s
         source.encode(),
         content,
         _catalogue_bytes(catalogue),
-        _frameworks_digest(),
+        catalogues_digest(),
         _code_digest(),
     ):
         digest.update(hashlib.sha256(part).digest())
@@ -98,15 +94,6 @@ def _catalogue_bytes(catalogue: FactCatalogue | None) -> bytes:
         return b"null"
     plain = {name: sorted(facts) for name, facts in catalogue.items()}
     return json.dumps(plain, sort_keys=True).encode()
-
-
-@functools.cache
-def _frameworks_digest() -> bytes:
-    """The framework catalogues' names and bytes (rule controls are checked against them)."""
-    digest = hashlib.sha256()
-    for path in sorted(_FRAMEWORKS_DIR.glob("*.yaml")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.digest()
 
 
 @functools.cache

@@ -295,7 +295,7 @@ def test_a_key_that_cannot_be_computed_means_a_fresh_compilation(
     def unreadable() -> bytes:
         raise PermissionError("catalogue unreadable")
 
-    monkeypatch.setattr(policycache, "_frameworks_digest", unreadable)
+    monkeypatch.setattr(policycache, "catalogues_digest", unreadable)
     load_policy(pack, KNOWN, cached=True)
     assert compiles == [str(pack)]
 
@@ -316,9 +316,9 @@ def test_no_home_and_no_xdg_cache_home_means_no_cache(
 
 
 def test_the_key_covers_the_framework_catalogues_that_rules_are_checked_against() -> None:
-    from audit.frameworks import catalogue_dir
+    from audit import frameworks
 
-    assert catalogue_dir() == policycache._FRAMEWORKS_DIR
+    assert policycache.catalogues_digest is frameworks.catalogues_digest
 
 
 @pytest.fixture
