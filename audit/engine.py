@@ -200,6 +200,7 @@ def _collect_all(
     uris = frozenset(t.uri for t in plan.targets)
     while window.pending:
         done, _ = wait(window.pending, timeout=1.0, return_when=FIRST_COMPLETED)
+        finished: list[tuple[Target, Observation]] = []
         for future in done:
             running = window.take(future)
             observation = _result(future, running.target)
@@ -207,10 +208,13 @@ def _collect_all(
                 window.submit(running.target, running.attempts + 1)
                 continue
             family = families.by_scheme[running.target.scheme]
-            sink.store(running.target, vet(observation, running.target, family, uris))
+            finished.append((running.target, vet(observation, running.target, family, uris)))
         for running in window.expire(limit):
             problem = Problem(Reason.TIMEOUT, f"no result within {limit:.0f} s")
-            sink.store(running.target, Observation(running.target, problems=(problem,)))
+            finished.append((running.target, Observation(running.target, problems=(problem,))))
+        with store.batch():  # what finished together is written in one transaction
+            for target, observation in finished:
+                sink.store(target, observation)
         window.refill(queue)
 
 

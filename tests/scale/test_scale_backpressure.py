@@ -26,11 +26,14 @@ class CountingExecutor(Executor):
         self.inner = inner
         self.lock = threading.Lock()
         self.submitted = self.stored = self.peak = 0
+        self.on_submit: Callable[[int], None] | None = None
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         with self.lock:
             self.submitted += 1
             self.peak = max(self.peak, self.submitted - self.stored)
+            if self.on_submit is not None:
+                self.on_submit(self.submitted)
         return self.inner.submit(fn, *args, **kwargs)
 
     def stored_one(self) -> None:
@@ -49,13 +52,16 @@ def test_5000_targets_never_exceed_the_in_flight_bound(
 
     def on_target(target: Target, observation: Observation, findings: Any) -> None:
         pool.stored_one()
-        if pool.stored == 1:  # findings are in the store while most targets wait
+
+    def on_submit(submitted: int) -> None:
+        if submitted == 17:  # findings are in the store (committed) while most targets wait
             rows = reader.execute("SELECT COUNT(*) FROM findings").fetchone()[0]
-            early.append((rows, pool.submitted))
+            early.append((rows, pool.stored))
 
     # When the scan runs
     with ThreadPoolExecutor(max_workers=8) as threads:
         pool = CountingExecutor(threads)
+        pool.on_submit = on_submit
         summary = run_scan(
             plan, families, store, executor=pool, progress=Progress(on_target=on_target)
         )
@@ -65,8 +71,8 @@ def test_5000_targets_never_exceed_the_in_flight_bound(
     assert RUNNING.peak <= 8
     assert pool.submitted == pool.stored == RUNNING.total == 5000
     assert summary.status == "complete" and summary.counts["resources"] == 5000
-    # And the first target's findings were stored before the 17th target was submitted
-    assert early and early[0][0] > 0 and early[0][1] <= 16
+    # And the first targets' findings were committed before the 17th target was submitted
+    assert early and early[0][0] > 0 and 0 < early[0][1] <= 16
     reader.close()
 
 

@@ -123,6 +123,45 @@ def test_a_rolled_back_record_leaves_no_dangling_rule_texts(tmp_path: Path) -> N
     assert read.title == "title of LAYOUT-NEW"
 
 
+def test_a_batch_keeps_each_record_whole_and_commits_them_together(tmp_path: Path) -> None:
+    # Given a batch in which one record fails halfway (a NOT NULL column)
+    db = tmp_path / "r.db"
+    store = Store(db)
+    scan = begin(store)
+    with store.batch():
+        store.record(scan, [], [finding(key="tcp://192.0.2.1:22")])
+        with pytest.raises(StoreError, match="NOT NULL constraint failed"):
+            store.record(scan, [], [finding(rule="LAYOUT-NEW", resource_type=None)])
+        store.record(scan, [], [finding(key="tcp://192.0.2.2:22")])
+        # nothing is visible to another reader before the batch ends
+        assert count(db, "SELECT COUNT(*) FROM findings") == 0
+    # Then the two whole records are in, and nothing of the failed one
+    assert count(db, "SELECT COUNT(*) FROM findings") == 2
+    assert count(db, "SELECT COUNT(*) FROM rule_texts WHERE title = 'title of LAYOUT-NEW'") == 0
+
+
+def test_a_batch_cut_short_loses_only_itself_and_leaves_no_dangling_rule_texts(
+    tmp_path: Path,
+) -> None:
+    # Given a first batch written, and a second one cut short (Ctrl-C) after a record
+    # whose rule's texts were new
+    db = tmp_path / "r.db"
+    store = Store(db)
+    scan = begin(store)
+    with store.batch():
+        store.record(scan, [], [finding(key="tcp://192.0.2.1:22")])
+    with pytest.raises(KeyboardInterrupt), store.batch():
+        store.record(scan, [], [finding(rule="LAYOUT-CUT", key="tcp://192.0.2.2:22")])
+        raise KeyboardInterrupt
+    # Then the first batch stays and the second is gone whole
+    assert count(db, "SELECT COUNT(*) FROM findings") == 1
+    # And the same rule written again refers to texts that exist
+    store.record(scan, [], [finding(rule="LAYOUT-CUT", key="tcp://192.0.2.3:22")])
+    store.finish_scan(scan, "complete")
+    titles = sorted(f.title for f in store.findings(scan))
+    assert titles == ["title of LAYOUT-001", "title of LAYOUT-CUT"]
+
+
 def test_evidence_keeps_integers_past_64_bits_and_text(tmp_path: Path) -> None:
     # Given evidence with a certificate serial number (20 bytes), accents and nesting
     serial = int("7f" + "ab" * 19, 16)
