@@ -68,7 +68,11 @@ class CheckContext:
     """Settings a check observes with; plain data, no live connections.
 
     ``options`` carries family-specific settings from the inventory (for instance the
-    ``aws:`` block), keyed by family name.
+    ``aws:`` block), keyed by family name. ``shared`` is the one exception to "plain
+    data": a scratch space the checks of one scan share, every family's context pointing
+    at the same dict, for what is worth keeping from one target to the next within a scan
+    and no longer (the DNS answers a thousand domains have in common). A family keys its
+    entries with its own name.
     """
 
     timeout: float = 30.0
@@ -76,6 +80,18 @@ class CheckContext:
     scope: Scope = field(default_factory=Scope)
     options: Mapping[str, Any] = field(default_factory=dict)
     is_root: bool = False
+    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A context sent to another process (a cluster worker) leaves ``shared`` behind:
+        it holds this process's live objects, and the worker starts its own."""
+        state = dict(self.__dict__)
+        state["shared"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
 
     def family_options(self, family: str) -> Mapping[str, Any]:
         """The inventory settings for one family (empty when none were given)."""

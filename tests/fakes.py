@@ -231,3 +231,20 @@ class CountingListener:
         self._stop.set()
         self._thread.join(timeout=2)
         self.sock.close()
+
+
+class SilentUdp:
+    """A bound UDP port that reads nothing and answers nothing: a server that is there and
+    silent (a closed port, by contrast, answers with an ICMP port unreachable)."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.port = int(self.sock.getsockname()[1])
+
+    def __enter__(self) -> SilentUdp:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.sock.close()

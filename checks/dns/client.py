@@ -14,6 +14,14 @@ rather than answering SERVFAIL. A
 truncated UDP answer is asked again over TCP. All queries of one scan run on one asyncio
 loop; a semaphore per resolver bounds how many are in flight at each server.
 
+Why not ``dns.asyncquery``: against a nearby resolver a question's cost is CPU, not the
+network, and dnspython spent it on a socket per question and a full message object per
+answer. Here the questions of a scan share a :class:`DnsSession` (answers kept for their
+TTL, identical questions in flight asked once, one UDP socket per server renewed every
+:data:`ROTATE` questions, random IDs, answers that do not echo the question dropped), and
+the plain answers are read by :mod:`checks.dns.wire`; dnspython reads the rest (DNSSEC
+material, SOA, CAA, TLSA, anything unusual), and a plain answer's ``message`` when asked.
+
 Resolvers come from ``--resolver HOST[:PORT]`` or the inventory's ``dns: {resolvers:
 [...]}`` (both reach the family as ``ctx.family_options("dns")["resolvers"]``), else from
 the system's configuration (``/etc/resolv.conf``), read only when a query needs it.
@@ -26,11 +34,10 @@ import ipaddress
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    import dns.message
-
     from audit.plugins import CheckContext
 
 DEFAULT_PORT = 53
@@ -48,21 +55,50 @@ class Answer:
     ``records`` are the rdata of the answer section's RRsets of the asked type, in
     presentation form (names keep their trailing dot); a TXT record is its strings
     joined, unquoted. ``rrsigs`` are the RRSIG rdatas covering them. ``message`` is the
-    whole response (authority section included, for denial-of-existence proofs).
+    whole response (authority section included, for denial-of-existence proofs). Both
+    are read from ``wire`` by dnspython when first asked for: most answers (a TXT, an MX)
+    never need them.
     """
 
     name: str
     rdtype: str
     rcode: str | None
     records: tuple[str, ...] = ()
-    rrsigs: tuple[Any, ...] = ()
     error: str | None = None
     server: str | None = None
     """``host:port`` of the server that answered (or was last tried)."""
     flags: tuple[str, ...] = ()
     """Header flags of the response (``QR AA RD RA TC AD``...), for the recursion test."""
-    message: Any = field(default=None, compare=False, repr=False)
-    """The response as a ``dns.message.Message`` (None when there is none)."""
+    wire: bytes | None = field(default=None, compare=False, repr=False)
+    """The response as received (None when there is none)."""
+    parsed: Any = field(default=None, compare=False, repr=False)
+    """The response already read by dnspython, when it was (else read from ``wire``)."""
+
+    @cached_property
+    def message(self) -> Any:
+        """The response as a ``dns.message.Message`` (None when there is none)."""
+        if self.parsed is not None or self.wire is None:
+            return self.parsed
+        import dns.message
+
+        return dns.message.from_wire(self.wire, ignore_trailing=True)
+
+    @cached_property
+    def rrsigs(self) -> tuple[Any, ...]:
+        """The RRSIG rdatas of the answer section covering the asked type."""
+        import dns.rdatatype
+
+        message = self.message
+        if message is None:
+            return ()
+        covered = dns.rdatatype.from_text(self.rdtype)
+        found = [
+            rd
+            for rrset in message.answer
+            if rrset.rdtype == dns.rdatatype.RRSIG and rrset.covers == covered
+            for rd in rrset
+        ]
+        return tuple(found[:MAX_RECORDS])
 
     @property
     def known(self) -> bool:
@@ -154,19 +190,150 @@ def _record_text(rdata: Any) -> str:
     return str(rdata.to_text())
 
 
+CACHE_MAX_S = 300.0
+"""An answer is reused for at most its TTL, and never beyond this within one scan."""
+CACHE_ENTRIES = 200_000
+"""Answers kept per scan (the oldest go first): a scan of a large estate stays bounded."""
+ROTATE = 256
+"""Questions sent from one UDP socket before the next ones go from a fresh socket, so
+the source port keeps changing (RFC 5452 §4.5) while sockets are not made per question."""
+
+
+class DnsSession:
+    """What the DNS questions of one scan share, across targets and families.
+
+    * The answers, by (server, name, type, RD), each for at most its TTL (capped by
+      :data:`CACHE_MAX_S`): a thousand domains whose MX is one host ask its TLSA once;
+      the ``dns`` and ``mail`` families of one scan ask a domain's MX once. A question
+      that got no answer is not kept: the next domain asks again.
+    * The questions in flight: a second asker awaits the first one's answer.
+    * One connected UDP socket per server and event loop, renewed every
+      :data:`ROTATE` questions, queries told apart by their random ID and question.
+    """
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[Any, ...], tuple[float, Answer]] = {}
+        self.flight: dict[tuple[Any, ...], asyncio.Future[Answer]] = {}
+        self.channels: dict[tuple[int, tuple[str, int]], _Channel] = {}
+
+    def cached(self, key: tuple[Any, ...]) -> Answer | None:
+        hit = self.answers.get(key)
+        if hit is None:
+            return None
+        if hit[0] < time.monotonic():
+            self.answers.pop(key, None)
+            return None
+        return hit[1]
+
+    def keep(self, key: tuple[Any, ...], answer: Answer, ttl: float | None) -> None:
+        if not answer.known or not ttl or ttl <= 0:
+            return
+        if len(self.answers) >= CACHE_ENTRIES:
+            for old in list(self.answers)[: CACHE_ENTRIES // 10]:
+                self.answers.pop(old, None)
+        self.answers[key] = (time.monotonic() + min(ttl, CACHE_MAX_S), answer)
+
+    async def channel(self, server: tuple[str, int]) -> _Channel:
+        """The open UDP channel to ``server`` on the running loop."""
+        loop = asyncio.get_running_loop()
+        key = (id(loop), server)
+        current = self.channels.get(key)
+        if current is not None and current.usable(loop):
+            return current
+        _, channel = await loop.create_datagram_endpoint(
+            _Channel, remote_addr=server, family=_family(server[0])
+        )
+        self.channels[key] = channel
+        return channel
+
+
+def session_for(ctx: CheckContext) -> DnsSession:
+    """The scan's DNS session (in ``ctx.shared``, which every family of a scan shares)."""
+    found = ctx.shared.get("dns.session")
+    if found is None:
+        found = ctx.shared.setdefault("dns.session", DnsSession())
+    assert isinstance(found, DnsSession)
+    return found
+
+
+class _Channel(asyncio.DatagramProtocol):
+    """One connected UDP socket; answers matched to questions by ID and question echo."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.pending: dict[int, tuple[bytes, asyncio.Future[bytes]]] = {}
+        self.sent = 0
+        self.lost = False
+        self.loop = asyncio.get_running_loop()
+
+    def usable(self, loop: asyncio.AbstractEventLoop) -> bool:
+        return self.loop is loop and not self.lost and self.sent < ROTATE and not loop.is_closed()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        from checks.dns.wire import echoes
+
+        if len(data) < 2:
+            return
+        entry = self.pending.get(int.from_bytes(data[:2], "big"))
+        if entry is None:
+            return  # late, or not ours: dropped, as dnspython's ignore_unexpected does
+        question, future = entry
+        if echoes(data, int.from_bytes(data[:2], "big"), question) and not future.done():
+            future.set_result(data)
+
+    def error_received(self, exc: Exception) -> None:
+        self._fail(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self._fail(exc or ConnectionResetError("the socket closed"))
+
+    def _fail(self, exc: Exception) -> None:
+        for _, future in self.pending.values():
+            if not future.done():
+                future.set_exception(exc)
+
+    async def ask(self, qid: int, message: bytes, question: bytes, timeout: float) -> bytes:
+        while qid in self.pending:
+            qid = (qid + 1) & 0xFFFF
+            message = qid.to_bytes(2, "big") + message[2:]
+        future: asyncio.Future[bytes] = self.loop.create_future()
+        self.pending[qid] = (question, future)
+        self.sent += 1
+        assert self.transport is not None
+        try:
+            self.transport.sendto(message)
+            async with asyncio.timeout(timeout):
+                return await future
+        finally:
+            del self.pending[qid]
+            if self.sent >= ROTATE and not self.pending:
+                self.transport.close()
+
+
 class DnsClient:
     """Queries with the DO bit, a per-query timeout and TCP after truncation, bounded
-    per resolver; every outcome is an :class:`Answer`, never an exception."""
+    per resolver; every outcome is an :class:`Answer`, never an exception.
+
+    Clients given the same :class:`DnsSession` (the families of one scan, through
+    :func:`session_for`) share its answers and sockets; a client made without one has its
+    own.
+    """
 
     def __init__(
         self,
         resolvers: Sequence[tuple[str, int]] | None,
         timeout: float,
         concurrency: int = 32,
+        session: DnsSession | None = None,
     ) -> None:
         self._resolvers = tuple(resolvers) if resolvers is not None else None
         self.timeout = timeout
         self.concurrency = max(1, concurrency)
+        self.session = session if session is not None else DnsSession()
         self._limits: dict[tuple[str, int], asyncio.Semaphore] = {}
 
     @property
@@ -200,68 +367,79 @@ class DnsClient:
         """Ask one server directly (an authoritative server: AXFR, recursion, NS checks).
 
         ``recurse`` sets RD. AXFR goes over TCP and its records are the whole transfer
-        (bounded by :data:`MAX_RECORDS`).
+        (bounded by :data:`MAX_RECORDS`). Answers come from the session when it has them.
         """
-        import dns.exception
-        import dns.flags
-        import dns.message
-        import dns.rdatatype
-
         qname = _name(name)
         kind = rdtype.upper()
+        if kind == "AXFR":
+            async with self._limit(server):
+                return await self._axfr(server, qname, f"{server[0]}:{server[1]}")
+        key = (server, qname, kind, recurse)
+        session = self.session
+        hit = session.cached(key)
+        if hit is not None:
+            return hit
+        loop = asyncio.get_running_loop()
+        flying = session.flight.get(key)
+        if flying is not None and flying.get_loop() is loop:
+            return await asyncio.shield(flying)
+        future: asyncio.Future[Answer] = loop.create_future()
+        session.flight[key] = future
+        try:
+            answer, ttl = await self._ask(server, qname, kind, recurse)
+            session.keep(key, answer, ttl)
+            future.set_result(answer)
+            return answer
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters see it, nobody logs it twice
+            raise
+        finally:
+            if session.flight.get(key) is future:
+                del session.flight[key]
+
+    def _limit(self, server: tuple[str, int]) -> asyncio.Semaphore:
+        return self._limits.setdefault(server, asyncio.Semaphore(self.concurrency))
+
+    async def _ask(
+        self, server: tuple[str, int], qname: str, kind: str, recurse: bool
+    ) -> tuple[Answer, float | None]:
+        from checks.dns import wire
+
         where = f"{server[0]}:{server[1]}"
         try:
-            wire_type = dns.rdatatype.from_text(kind)
-            request = dns.message.make_query(
-                qname + ("" if qname == "." else "."),
-                wire_type,
-                use_edns=0,
-                want_dnssec=True,
-                payload=EDNS_PAYLOAD,
-            )
-        except (dns.exception.DNSException, ValueError) as exc:
-            return Answer(qname, kind, None, error=f"bad question {qname} {kind}: {exc}")
-        if recurse:
+            code = wire.TYPES.get(kind) or _type_code(kind)
             # CD: a validating resolver hands over what it would call bogus, instead of a
             # SERVFAIL that hides it; Rempart judges the signatures itself (RFC 4035 §3.2.2).
-            request.flags |= dns.flags.CD
-        else:
-            request.flags &= ~dns.flags.RD
-        limit = self._limits.setdefault(server, asyncio.Semaphore(self.concurrency))
-        async with limit:
-            if kind == "AXFR":
-                return await self._axfr(server, qname, where)
+            flags = wire.RD | wire.CD if recurse else 0
+            qid, message, question = wire.query(wire.encode_name(qname), code, flags, EDNS_PAYLOAD)
+        except ValueError as exc:
+            return Answer(qname, kind, None, error=f"bad question {qname} {kind}: {exc}"), None
+        async with self._limit(server):
             try:
-                response = await self._exchange(request, server)
-            except (TimeoutError, dns.exception.Timeout):
-                return Answer(
-                    qname,
-                    kind,
-                    None,
-                    server=where,
-                    error=f"timeout after {self.timeout:g} s from {where}",
-                )
-            except (OSError, dns.exception.DNSException, EOFError) as exc:
-                return Answer(
-                    qname, kind, None, server=where, error=f"no answer from {where}: {_why(exc)}"
-                )
-        return _answer(qname, kind, wire_type, response, where)
+                data = await self._exchange(server, qid, message, question)
+            except TimeoutError:
+                error = f"timeout after {self.timeout:g} s from {where}"
+                return Answer(qname, kind, None, server=where, error=error), None
+            except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
+                error = f"no answer from {where}: {_why(exc)}"
+                return Answer(qname, kind, None, server=where, error=error), None
+        return _reply(qname, kind, code, data, where)
 
-    async def _exchange(self, request: dns.message.Message, server: tuple[str, int]) -> Any:
+    async def _exchange(
+        self, server: tuple[str, int], qid: int, message: bytes, question: bytes
+    ) -> bytes:
         """UDP, then TCP when truncated; one deadline covers both."""
-        import dns.asyncquery
-        import dns.flags
-
         deadline = time.monotonic() + self.timeout
-        response = await dns.asyncquery.udp(
-            request, server[0], timeout=self.timeout, port=server[1], ignore_trailing=True
-        )
-        if response.flags & dns.flags.TC:
+        channel = await self.session.channel(server)
+        data = await channel.ask(qid, message, question, self.timeout)
+        if data[2] & 0x02:  # TC
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            response = await dns.asyncquery.tcp(request, server[0], timeout=left, port=server[1])
-        return response
+            async with asyncio.timeout(left):
+                data = await _tcp(server, message, question)
+        return data
 
     async def _axfr(self, server: tuple[str, int], qname: str, where: str) -> Answer:
         """A zone transfer: REFUSED/NOTAUTH (or a closed port) is a refusal we saw; a
@@ -343,25 +521,102 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _answer(qname: str, kind: str, wire_type: Any, response: Any, where: str) -> Answer:
-    import dns.flags
-    import dns.rcode
+def _type_code(kind: str) -> int:
     import dns.rdatatype
 
+    try:
+        return int(dns.rdatatype.from_text(kind))
+    except Exception as exc:  # dnspython raises its own UnknownRdatatype
+        raise ValueError(str(exc) or "unknown type") from None
+
+
+async def _tcp(server: tuple[str, int], message: bytes, question: bytes) -> bytes:
+    """The question again over TCP (RFC 7766), length-prefixed; the answer must echo it."""
+    from checks.dns import wire
+
+    reader, writer = await asyncio.open_connection(server[0], server[1])
+    try:
+        writer.write(len(message).to_bytes(2, "big") + message)
+        await writer.drain()
+        size = int.from_bytes(await reader.readexactly(2), "big")
+        data = await reader.readexactly(size)
+    finally:
+        writer.close()
+    if not wire.echoes(data, int.from_bytes(message[:2], "big"), question):
+        raise EOFError("the TCP answer does not echo the question")
+    return data
+
+
+_RCODES: dict[int, str] = {}
+_FLAGS: dict[int, tuple[str, ...]] = {}
+
+
+def _rcode_text(value: int) -> str:
+    if value not in _RCODES:
+        import dns.rcode
+
+        _RCODES[value] = dns.rcode.to_text(dns.rcode.Rcode.make(value))
+    return _RCODES[value]
+
+
+def _flags_text(value: int) -> tuple[str, ...]:
+    if value not in _FLAGS:
+        import dns.flags
+
+        _FLAGS[value] = tuple(dns.flags.to_text(value & 0x87B0).split())
+    return _FLAGS[value]
+
+
+def _reply(
+    qname: str, kind: str, code: int, data: bytes, where: str
+) -> tuple[Answer, float | None]:
+    """The Answer in ``data``: read plainly for the plain types, by dnspython for the rest
+    (or when the plain reader finds something unusual); unreadable is no answer."""
+    from checks.dns import wire
+
+    if code in wire.TYPES.values():
+        try:
+            reply = wire.read(data, code, MAX_RECORDS)
+        except wire.Unusual:
+            pass
+        else:
+            answer = Answer(
+                name=qname,
+                rdtype=kind,
+                rcode=_rcode_text(reply.rcode),
+                records=reply.records,
+                server=where,
+                flags=_flags_text(reply.flags),
+                wire=data,
+            )
+            return answer, reply.ttl
+    return _parsed(qname, kind, code, data, where)
+
+
+def _parsed(
+    qname: str, kind: str, code: int, data: bytes, where: str
+) -> tuple[Answer, float | None]:
+    import dns.exception
+    import dns.message
+
+    try:
+        response = dns.message.from_wire(data, ignore_trailing=True)
+    except (dns.exception.DNSException, ValueError, EOFError) as exc:
+        error = f"no answer from {where}: {_why(exc)}"
+        return Answer(qname, kind, None, server=where, error=error), None
     records: list[str] = []
-    rrsigs: list[Any] = []
     for rrset in response.answer:
-        if rrset.rdtype == wire_type:
+        if rrset.rdtype == code:
             records.extend(_record_text(rd) for rd in rrset)
-        elif rrset.rdtype == dns.rdatatype.RRSIG and rrset.covers == wire_type:
-            rrsigs.extend(rrset)
-    return Answer(
+    ttls = [rrset.ttl for section in (response.answer, response.authority) for rrset in section]
+    answer = Answer(
         name=qname,
         rdtype=kind,
-        rcode=dns.rcode.to_text(response.rcode()),
+        rcode=_rcode_text(int(response.rcode())),
         records=tuple(records[:MAX_RECORDS]),
-        rrsigs=tuple(rrsigs[:MAX_RECORDS]),
         server=where,
-        flags=tuple(dns.flags.to_text(response.flags).split()),
-        message=response,
+        flags=_flags_text(int(response.flags)),
+        wire=data,
+        parsed=response,
     )
+    return answer, float(min(ttls)) if ttls else None

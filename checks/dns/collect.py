@@ -1,7 +1,10 @@
 """Observe one ``dns://DOMAIN``: its zone's SOA, nameservers, DNSSEC, CAA, transfer, recursion.
 
-Every question goes through :class:`checks.dns.client.DnsClient` on one asyncio loop; the
-resolver's questions run concurrently. Two probes go to the domain's nameservers
+Every question goes through :class:`checks.dns.client.DnsClient` on the process's probe
+loop (:func:`checks.tls.probe.run`, which the mail family's questions share), with the
+scan's DNS session, so the questions every domain has in common (the root's and the
+TLD's keys, a shared nameserver's addresses) are asked once per scan; the resolver's
+questions run concurrently. Two probes go to the domain's nameservers
 themselves (an AXFR, and a recursive question for the root's NS), and only to those the
 scope guard admits (:meth:`audit.scope.ScopeGuard.admit_derived`, by address, or by name
 when a declared domain holds it): a nameserver outside the scope is listed, not probed,
@@ -22,11 +25,13 @@ from typing import Any
 
 from audit.models import Observation, Problem, Reason, Resource, Target
 from audit.plugins import CheckContext
-from checks.dns.client import DEFAULT_PORT, Answer, DnsClient, resolvers_from
+from checks.dns.client import DEFAULT_PORT, Answer, DnsClient, resolvers_from, session_for
 from checks.dns.dnssec import Anchors, check_signed, load_anchors, validate_domain
 
 RESOURCE_TYPE = "dns.zone"
 QUERY_TIMEOUT_S = 5.0
+BACKSTOP = 5.0
+"""Seconds past ``ctx.timeout`` after which the caller stops waiting for the loop."""
 """At most this long per question, and at most a third of the target's budget, so one
 silent server leaves time for the other questions (a chain walk asks several in turn)."""
 MAX_NAMESERVERS = 20
@@ -52,10 +57,13 @@ def settings(ctx: CheckContext) -> Settings:
 
 def collect(target: Target, ctx: CheckContext) -> Observation:
     """One ``dns.zone`` resource, or a problem saying why there is none."""
+    from checks.tls import probe
+
     started = time.monotonic()
     try:
-        resource, problems = asyncio.run(
-            asyncio.wait_for(_observe(target, ctx, settings(ctx)), ctx.timeout)
+        resource, problems = probe.run(
+            asyncio.wait_for(_observe(target, ctx, settings(ctx)), ctx.timeout),
+            ctx.timeout + BACKSTOP,
         )
     except TimeoutError:
         problems = [Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")]
@@ -83,7 +91,9 @@ def _reason_of(error: str) -> Reason:
 async def _observe(
     target: Target, ctx: CheckContext, conf: Settings
 ) -> tuple[Resource | None, list[Problem]]:
-    client = DnsClient(conf.resolvers, min(QUERY_TIMEOUT_S, ctx.timeout / 3))
+    client = DnsClient(
+        conf.resolvers, min(QUERY_TIMEOUT_S, ctx.timeout / 3), session=session_for(ctx)
+    )
     domain = target.host
     soa = await client.query(domain, "SOA")
     if not soa.known:

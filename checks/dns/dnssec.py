@@ -30,6 +30,7 @@ the walk are not followed (a zone apex has none).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -105,17 +106,31 @@ def parse_anchors(text: str, source: str) -> Anchors:
 def load_anchors(path: str | None) -> Anchors:
     """The anchors of ``path`` (zone-file syntax), or the IANA root KSKs shipped with Rempart."""
     if path is None:
-        import yaml
-
-        data = yaml.safe_load(ROOT_ANCHORS.read_text())
-        return parse_anchors("\n".join(data["records"]) + "\n", str(data["source"]))
+        return _root_anchors()
     file = Path(path)
     try:
         with file.open("rb") as handle:
             raw = handle.read(MAX_ANCHORS_BYTES + 1)
     except OSError as exc:
         raise ValueError(f"{path}: cannot read DNSSEC anchors ({exc.strerror})") from None
-    return parse_anchors(raw.decode("utf-8", "replace"), str(path))
+    return _parsed(raw.decode("utf-8", "replace"), str(path))
+
+
+@functools.lru_cache(maxsize=1)
+def _root_anchors() -> Anchors:
+    """The shipped IANA anchors, parsed once per process (every ``dns://`` target of a
+    scan needs them; they change only with Rempart)."""
+    import yaml
+
+    data = yaml.safe_load(ROOT_ANCHORS.read_text())
+    return parse_anchors("\n".join(data["records"]) + "\n", str(data["source"]))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(text: str, source: str) -> Anchors:
+    """An anchors file parsed once per content: the file is read for every target (it
+    may change between two scans of one process), parsed only when it did."""
+    return parse_anchors(text, source)
 
 
 @dataclass

@@ -47,7 +47,6 @@ MAX_MX = 10
 """MX hosts followed (STARTTLS, DANE); more are listed but not probed."""
 MX_DEPENDENT = ("dane", "mta_sts", "mx_out_of_scope", "smtp_targets")
 """Facts that need the MX set: unknown when it is."""
-_CLIENTS: dict[tuple[Any, float], Any] = {}
 
 
 TLS_WORKERS = 8
@@ -142,15 +141,17 @@ def dns_settings(ctx: CheckContext) -> CheckContext:
 
 
 def client_for(ctx: CheckContext) -> Any:
-    """The process's DNS client for these resolvers (created on the probe loop, reused)."""
-    from checks.dns.client import DnsClient, resolvers_from
+    """The scan's DNS client for these resolvers, on the scan's DNS session (so the mail
+    and dns families of one scan ask a shared question once)."""
+    from checks.dns.client import DnsClient, resolvers_from, session_for
 
     resolvers = resolvers_from(dns_settings(ctx))
     timeout = max(0.5, min(DNS_TIMEOUT, ctx.timeout / 4))
-    key = (resolvers, timeout)
-    if key not in _CLIENTS:
-        _CLIENTS[key] = DnsClient(resolvers, timeout)
-    return _CLIENTS[key]
+    key = f"mail.client:{resolvers}:{timeout}"
+    client = ctx.shared.get(key)
+    if client is None:
+        client = ctx.shared.setdefault(key, DnsClient(resolvers, timeout, session=session_for(ctx)))
+    return client
 
 
 async def observe(target: Target, ctx: CheckContext, draft: Draft | None = None) -> Observation:

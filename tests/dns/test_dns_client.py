@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from fakes import SilentUdp
 
 from audit.labkit import closed_port
 from audit.plugins import CheckContext
@@ -75,10 +76,18 @@ def test_zone_transfer_allowed_and_refused(nsd: NsdServer) -> None:
 
 
 def test_silence_is_unknown_with_its_reason() -> None:
-    port = closed_port()
-    answer = ask(DnsClient([("127.0.0.1", port)], 0.3), "client.test", "TXT")
+    with SilentUdp() as silent:
+        answer = ask(DnsClient([("127.0.0.1", silent.port)], 0.3), "client.test", "TXT")
     assert not answer.known and not answer.exists and answer.rcode is None
-    assert answer.error is not None and f"127.0.0.1:{port}" in answer.error
+    assert answer.error == f"timeout after 0.3 s from 127.0.0.1:{silent.port}"
+
+
+def test_a_closed_port_is_unknown_without_waiting_for_the_timeout() -> None:
+    port = closed_port()
+    answer = ask(DnsClient([("127.0.0.1", port)], 5.0), "client.test", "TXT")
+    # the ICMP port unreachable is the reason, given at once (not after 5 s)
+    assert not answer.known and answer.rcode is None and answer.error is not None
+    assert f"127.0.0.1:{port}" in answer.error and "refused" in answer.error
 
 
 def test_next_resolver_answers_when_the_first_is_silent(nsd: NsdServer) -> None:

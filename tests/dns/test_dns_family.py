@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from fakes import SilentUdp
 
 from audit.errors import TargetError
 from audit.labkit import closed_port
@@ -126,12 +127,16 @@ def test_a_domain_that_does_not_exist_is_not_found(dns_lab: DnsLab) -> None:
 
 
 def test_a_silent_resolver_leaves_everything_unknown_with_its_reason(dns_lab: DnsLab) -> None:
-    port = closed_port()
-    ctx = context(dns_lab, timeout=1.5, resolvers=[f"127.0.0.1:{port}"])
-    observation = scan("dns://secure.test", ctx)
+    with SilentUdp() as silent:
+        ctx = context(dns_lab, timeout=1.5, resolvers=[f"127.0.0.1:{silent.port}"])
+        observation = scan("dns://secure.test", ctx)
     assert observation.resources == ()
     (problem,) = observation.problems
-    assert problem.reason is Reason.TIMEOUT and f"127.0.0.1:{port}" in problem.message
+    assert problem.reason is Reason.TIMEOUT and f"127.0.0.1:{silent.port}" in problem.message
+    # a resolver whose port is closed says so at once: unreachable, the facts unknown too
+    port = closed_port()
+    closed = scan("dns://secure.test", context(dns_lab, resolvers=[f"127.0.0.1:{port}"]))
+    assert closed.resources == () and closed.problems[0].reason is Reason.UNREACHABLE
 
 
 def test_a_nameserver_outside_the_scope_is_listed_and_never_probed(dns_lab: DnsLab) -> None:
@@ -251,8 +256,10 @@ def test_the_context_carries_no_resolver_by_default() -> None:
 def test_a_silent_nameserver_leaves_recursion_unknown_with_its_reason(dns_lab: DnsLab) -> None:
     resource = scan("dns://lame.test", context(dns_lab, timeout=1.5)).resources[0]
     # ns2 (nothing listening) never answers the recursion question: unknown, not "closed"
+    # (its closed UDP port says so with an ICMP port unreachable: the reason is that)
     problem = resource.unknown["recursion_open"]
-    assert problem.reason is Reason.TIMEOUT and "ns2.lame.test (127.0.2.9)" in problem.message
+    assert problem.reason is Reason.UNREACHABLE and "ns2.lame.test (127.0.2.9)" in problem.message
+    assert "refused" in problem.message
     # its closed TCP port refuses the transfer, which is an answer: the zone is not open
     assert resource.facts["zone_transfer_open"] is False
 

@@ -1,0 +1,247 @@
+"""The lean wire reader against dnspython's, on NSD's real answers and on hostile bytes.
+
+The plain questions (A, AAAA, TXT, MX, NS, CNAME, PTR) are read by :mod:`checks.dns.wire`;
+everything else, and anything unusual, by dnspython. Facts must not depend on which
+reader read an answer: every answer here is read both ways and must come out the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rrset
+import pytest
+
+from checks.dns import wire
+from checks.dns.client import DnsClient, DnsSession, _parsed, _reply
+from checks.dns.lab import NsdServer, Zone, zone_text
+
+pytestmark = pytest.mark.skipif(
+    __import__("shutil").which("nsd") is None, reason="nsd is not installed"
+)
+
+RECORDS = [
+    '@ IN TXT "v=spf1 " "include:a.wire.test" " -all"',
+    '@ IN TXT "second"',
+    "@ IN MX 10 mx.wire.test.",
+    "@ IN MX 20 MX2.Wire.Test.",
+    "@ IN MX 30 we\\.ird.wire.test.",
+    "mx IN A 127.0.0.1",
+    "mx IN A 192.0.2.7",
+    "mx IN AAAA 2001:db8::1",
+    "mx IN AAAA ::ffff:192.0.2.1",
+    "alias IN CNAME target",
+    'target IN TXT "hello"',
+    'quoted IN TXT "a b" "\\"q\\"" "semi;colon"',
+    'utf IN TXT "caf\\195\\169" "\\255"',
+    'empty IN TXT ""',
+    "ptr IN PTR mx.wire.test.",
+    "sub IN NS ns1.wire.test.",
+    "star IN MX 10 *.wire.test.",
+    *[f'big IN TXT "{i:03d}{"x" * 200}"' for i in range(12)],
+]
+QUESTIONS = [
+    ("wire.test", "TXT"),
+    ("wire.test", "MX"),
+    ("wire.test", "NS"),
+    ("wire.test", "A"),
+    ("mx.wire.test", "A"),
+    ("mx.wire.test", "AAAA"),
+    ("alias.wire.test", "TXT"),
+    ("alias.wire.test", "CNAME"),
+    ("quoted.wire.test", "TXT"),
+    ("utf.wire.test", "TXT"),
+    ("empty.wire.test", "TXT"),
+    ("ptr.wire.test", "PTR"),
+    ("sub.wire.test", "NS"),
+    ("star.wire.test", "MX"),
+    ("nowhere.wire.test", "TXT"),
+    ("mx.wire.test", "TXT"),
+    ("big.wire.test", "TXT"),
+]
+
+
+@pytest.fixture(scope="module")
+def nsd() -> Iterator[NsdServer]:
+    zone = Zone("wire.test", zone_text("wire.test", RECORDS, ns={"ns1.wire.test.": "127.0.0.1"}))
+    with NsdServer([zone], addresses=("127.0.0.1",)) as server:
+        yield server
+
+
+def raw_answer(port: int, name: str, rdtype: str, payload: int = 4096) -> bytes:
+    """NSD's answer to one question, as bytes (a plain socket, no reader involved)."""
+    code = wire.TYPES[rdtype]
+    _, message, _ = wire.query(wire.encode_name(name), code, 0, payload)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2)
+        sock.sendto(message, ("127.0.0.1", port))
+        return sock.recv(65535)
+
+
+@pytest.mark.parametrize(("name", "rdtype"), QUESTIONS)
+def test_both_readers_agree_on_nsd_answers(nsd: NsdServer, name: str, rdtype: str) -> None:
+    data = raw_answer(nsd.port, name, rdtype)
+    code = wire.TYPES[rdtype]
+    lean, lean_ttl = _reply(name, rdtype, code, data, "ns")
+    full, full_ttl = _parsed(name, rdtype, code, data, "ns")
+    assert (lean.rcode, lean.records, lean.flags, lean.error) == (
+        full.rcode,
+        full.records,
+        full.flags,
+        full.error,
+    )
+    assert lean_ttl == full_ttl
+
+
+def test_the_lean_reader_reads_the_plain_answers_itself(nsd: NsdServer) -> None:
+    # Given plain answers, no dnspython message is built for them (that is the point)
+    for name, rdtype in [("wire.test", "TXT"), ("mx.wire.test", "AAAA"), ("wire.test", "NS")]:
+        data = raw_answer(nsd.port, name, rdtype)
+        answer, _ = _reply(name, rdtype, wire.TYPES[rdtype], data, "ns")
+        assert answer.parsed is None and answer.records
+    txt = _reply("wire.test", "TXT", 16, raw_answer(nsd.port, "wire.test", "TXT"), "ns")[0]
+    assert txt.records == ("v=spf1 include:a.wire.test -all", "second")
+    # while a name that needs escaping sends the whole answer to dnspython
+    mx = raw_answer(nsd.port, "wire.test", "MX")
+    with pytest.raises(wire.Unusual):
+        wire.read(mx, 15, 100)
+    answer, _ = _reply("wire.test", "MX", 15, mx, "ns")
+    assert "30 we\\.ird.wire.test." in answer.records and answer.parsed is not None
+    assert "20 mx2.wire.test." in answer.records
+
+
+def response_to(question: str, rdtype: str, rrsets: list[dns.rrset.RRset]) -> bytes:
+    query = dns.message.make_query(question, rdtype, use_edns=0, want_dnssec=True)
+    response = dns.message.make_response(query)
+    response.answer.extend(rrsets)
+    return bytes(response.to_wire())
+
+
+def test_hostile_bytes_never_read_differently_nor_crash() -> None:
+    good = response_to(
+        "x.test.", "MX", [dns.rrset.from_text("x.test.", 60, "IN", "MX", "10 mx.x.test.")]
+    )
+    header = good[:12]
+    question = wire.encode_name("x.test") + b"\x00\x0f\x00\x01"
+    loop_pointer = b"\xc0\x0c"  # the record's owner points at itself
+    hostile = {
+        "pointer loop": header[:6]
+        + b"\x00\x01\x00\x00\x00\x00"
+        + question
+        + b"\xc0\x1d"
+        + b"\x00\x0f\x00\x01\x00\x00\x00\x3c\x00\x04\x00\x0a"
+        + loop_pointer,
+        "truncated record": good[:-3],
+        "record past the end": good[:-1] + b"",
+        "label too long": header[:4] + b"\x00\x01\x00\x00\x00\x00\x00\x00" + b"\x50" + b"a" * 80,
+        "too short": b"\x00\x01\x81",
+    }
+    for why, data in hostile.items():
+        answer, ttl = _reply("x.test", "MX", 15, data, "ns")
+        full, _ = _parsed("x.test", "MX", 15, data, "ns")
+        # whatever dnspython makes of it, the lean path says the same (here: no answer)
+        assert (answer.known, answer.records) == (full.known, full.records), why
+        if not answer.known:
+            assert answer.error is not None and ttl is None, why
+
+
+def test_an_answer_that_does_not_echo_the_question_is_not_ours() -> None:
+    qid, message, question = wire.query(wire.encode_name("x.test"), 16, wire.RD, 1232)
+    reply = bytearray(message)
+    reply[2] |= 0x80
+    assert wire.echoes(bytes(reply), qid, question)
+    upper = bytes(reply).replace(b"\x01x\x04test", b"\x01X\x04TEST")
+    assert wire.echoes(upper, qid, question)  # 0x20 case is still our question
+    assert not wire.echoes(bytes(reply), (qid + 1) & 0xFFFF, question)  # another ID
+    other = bytes(reply).replace(b"\x01x\x04test", b"\x01y\x04test")
+    assert not wire.echoes(other, qid, question)  # another name
+    asked = bytearray(message)  # a query, not a response (QR clear)
+    assert not wire.echoes(bytes(asked), qid, question)
+
+
+class SpoofingServer:
+    """Answers every question twice: first a forged answer to another question with the
+    same ID (what an off-path spoofer hopes to land), then the true answer."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = int(self.sock.getsockname()[1])
+        self.questions = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                continue
+            self.questions += 1
+            query = dns.message.from_wire(data)
+            name = query.question[0].name
+            forged_query = dns.message.make_query("evil.test.", "TXT")
+            forged_query.id = query.id
+            forged = dns.message.make_response(forged_query)
+            forged.answer.append(dns.rrset.from_text("evil.test.", 60, "IN", "TXT", '"evil"'))
+            self.sock.sendto(forged.to_wire(), peer)
+            true = dns.message.make_response(query)
+            true.answer.append(dns.rrset.from_text(name, 300, "IN", "TXT", '"true"'))
+            self.sock.sendto(true.to_wire(), peer)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+def test_a_forged_answer_is_dropped_and_a_repeated_question_asked_once() -> None:
+    server = SpoofingServer()
+    try:
+        client = DnsClient([("127.0.0.1", server.port)], 2.0)
+
+        async def many() -> list[tuple[str, ...]]:
+            answers = await asyncio.gather(*(client.query("a.test", "TXT") for _ in range(20)))
+            again = await client.query("A.TEST.", "TXT")
+            return [a.records for a in [*answers, again]]
+
+        records = asyncio.run(many())
+    finally:
+        server.close()
+    assert set(records) == {("true",)}
+    # twenty askers at once and one later: one question on the wire (in flight, then cached)
+    assert server.questions == 1
+
+
+def test_the_session_keeps_answers_for_their_ttl_only(nsd: NsdServer) -> None:
+    session = DnsSession()
+    client = DnsClient([("127.0.0.1", nsd.port)], 2.0, session=session)
+    first = asyncio.run(client.query("wire.test", "TXT"))
+    key = (("127.0.0.1", nsd.port), "wire.test", "TXT", True)
+    assert session.cached(key) is first
+    session.answers[key] = (0.0, first)  # its TTL has run out
+    assert session.cached(key) is None and key not in session.answers
+    # an answer without TTL (no record at all) and an error are not kept
+    session.keep(("k",), first, 0)
+    assert ("k",) not in session.answers
+
+
+def test_flags_and_rcode_read_like_dnspython() -> None:
+    query = dns.message.make_query("x.test.", "TXT", use_edns=0, want_dnssec=True)
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.AA | dns.flags.RA | dns.flags.AD
+    response.set_rcode(dns.rcode.BADVERS)  # an extended rcode, in the OPT record
+    data = bytes(response.to_wire())
+    lean = wire.read(data, 16, 10)
+    assert lean.rcode == response.rcode() == dns.rcode.BADVERS
+    answer, _ = _reply("x.test", "TXT", 16, data, "ns")
+    assert answer.rcode == "BADVERS" and set(answer.flags) == {"QR", "AA", "RD", "RA", "AD"}
