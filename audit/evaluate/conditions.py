@@ -114,9 +114,71 @@ def _check_functions(node: Any) -> None:
 def search(expression: str, facts: Any) -> Any:
     """The value at ``expression`` in ``facts``; None when absent or not computable."""
     try:
-        return compile_key(expression).search(facts)
+        return reader(expression)(facts)
     except (JMESPathError, TypeError, ValueError, RecursionError):
         return None
+
+
+@lru_cache(maxsize=4096)
+def reader(expression: str) -> Callable[[Any], Any]:
+    """What reads ``expression``: a plain function for the shapes most rules use (a dotted
+    field path, and ``length()`` of one), JMESPath's interpreter for everything else.
+
+    Why: a scan judges every rule on every resource, and JMESPath's tree-walking visitor
+    cost more than the rest of the evaluation (28,000 searches for 1,000 mail domains).
+    The plain readers do what JMESPath does, step by step (``get`` on each mapping, None
+    as soon as a step finds nothing, ``length`` only of a string, array or object, by
+    JMESPath's own type names); a differential test holds them to it.
+    """
+    compiled = compile_key(expression)
+    fast = _plain(compiled.parsed)
+    return fast if fast is not None else compiled.search
+
+
+def _field_path(node: Any) -> tuple[str, ...] | None:
+    kind = node.get("type")
+    if kind == "field":
+        return (str(node["value"]),)
+    if kind == "subexpression":
+        path: list[str] = []
+        for child in node["children"]:
+            part = _field_path(child)
+            if part is None:
+                return None
+            path.extend(part)
+        return tuple(path)
+    return None
+
+
+_LENGTH_TYPES = frozenset({"str", "unicode", "list", "_Projection", "dict", "OrderedDict"})
+"""The type names JMESPath's ``length`` accepts (its TYPES_MAP for string, array, object)."""
+
+
+def _plain(node: Any) -> Callable[[Any], Any] | None:
+    path = _field_path(node)
+    if path is not None:
+        return lambda facts: _walk(facts, path)
+    if node.get("type") == "function_expression" and node.get("value") == "length":
+        children = node.get("children", [])
+        inner = _field_path(children[0]) if len(children) == 1 else None
+        if inner is not None:
+            return lambda facts: _length(_walk(facts, inner))
+    return None
+
+
+def _walk(value: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        try:
+            value = value.get(name)
+        except AttributeError:
+            return None
+        if value is None:
+            return None
+    return value
+
+
+def _length(value: Any) -> int | None:
+    return len(value) if type(value).__name__ in _LENGTH_TYPES else None
 
 
 def _as_set(value: Any) -> set[Any] | None:

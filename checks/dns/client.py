@@ -88,7 +88,7 @@ class Answer:
         """The RRSIG rdatas of the answer section covering the asked type."""
         import dns.rdatatype
 
-        message = self.message
+        message = self.message if self.records else None  # no record, no signature of it
         if message is None:
             return ()
         covered = dns.rdatatype.from_text(self.rdtype)
@@ -547,6 +547,7 @@ async def _tcp(server: tuple[str, int], message: bytes, question: bytes) -> byte
     return data
 
 
+_AXFR = 252
 _RCODES: dict[int, str] = {}
 _FLAGS: dict[int, tuple[str, ...]] = {}
 
@@ -574,7 +575,7 @@ def _reply(
     (or when the plain reader finds something unusual); unreadable is no answer."""
     from checks.dns import wire
 
-    if code in wire.TYPES.values():
+    if code != _AXFR:
         try:
             reply = wire.read(data, code, MAX_RECORDS)
         except wire.Unusual:

@@ -353,6 +353,8 @@ async def _caa(client: DnsClient, domain: str) -> dict[str, Any] | Problem:
             return Problem(_reason(answer), f"{name} CAA: {answer.error}")
         if answer.rcode not in {"NOERROR", "NXDOMAIN"}:
             return Problem(Reason.UNREACHABLE, f"{name} CAA: the resolver answered {answer.rcode}")
+        if not answer.records:
+            continue
         rdatas = [
             rd
             for rrset in answer.message.answer
@@ -427,6 +429,6 @@ async def _dnssec(client: DnsClient, zone: str, anchors: Anchors) -> dict[str, A
 
 
 def _rdatas(answer: Answer, rdtype: int) -> list[Any]:
-    if answer.message is None:
+    if not answer.records or answer.message is None:
         return []
     return [rd for rrset in answer.message.answer if rrset.rdtype == rdtype for rd in rrset]

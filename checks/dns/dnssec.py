@@ -266,7 +266,7 @@ def _rrset(answer: Answer, rdtype: int) -> Any:
     """The answer section's RRset of the asked type at the asked name (None: none)."""
     import dns.name
 
-    message = answer.message
+    message = answer.message if answer.records else None
     if message is None:
         return None
     owner = dns.name.from_text(_fqdn(answer.name))

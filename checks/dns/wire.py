@@ -1,4 +1,6 @@
-"""A lean DNS wire codec for the plain questions (A, AAAA, TXT, MX, NS, CNAME, PTR).
+"""A lean DNS wire codec for the plain questions (A, AAAA, TXT, MX, NS, CNAME, PTR) and
+for every answer that holds no record of the type asked (the negative answers that most
+CAA, DS, DNSKEY and NSEC3PARAM questions of a scan get).
 
 Why not dnspython for everything: a mail or DNS scan asks about ten questions per domain
 and, against a resolver on the same network, dnspython's message objects (names, enums,
@@ -119,7 +121,9 @@ class Reply:
 
 
 def read(data: bytes, qtype: int, limit: int) -> Reply:
-    """Read a response to a question of ``qtype`` (one of :data:`TYPES`)."""
+    """Read a response to a question of ``qtype``: any type when the answer holds no
+    record of it (a negative answer: NXDOMAIN, or NOERROR without data), else one of
+    :data:`TYPES` (a record of another type is :class:`Unusual`, for dnspython)."""
     try:
         return _read(data, qtype, limit)
     except (struct.error, IndexError, UnicodeDecodeError, ValueError) as exc:

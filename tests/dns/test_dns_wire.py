@@ -16,6 +16,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdatatype
 import dns.rrset
 import pytest
 
@@ -45,6 +46,7 @@ RECORDS = [
     "ptr IN PTR mx.wire.test.",
     "sub IN NS ns1.wire.test.",
     "star IN MX 10 *.wire.test.",
+    '@ IN CAA 0 issue "ca.example"',
     *[f'big IN TXT "{i:03d}{"x" * 200}"' for i in range(12)],
 ]
 QUESTIONS = [
@@ -65,6 +67,13 @@ QUESTIONS = [
     ("nowhere.wire.test", "TXT"),
     ("mx.wire.test", "TXT"),
     ("big.wire.test", "TXT"),
+    ("wire.test", "SOA"),
+    ("wire.test", "CAA"),
+    ("wire.test", "DS"),
+    ("wire.test", "DNSKEY"),
+    ("nowhere.wire.test", "CAA"),
+    ("mx.wire.test", "NSEC3PARAM"),
+    ("mx.wire.test", "TLSA"),
 ]
 
 
@@ -75,9 +84,13 @@ def nsd() -> Iterator[NsdServer]:
         yield server
 
 
+def rdtype_code(rdtype: str) -> int:
+    return int(dns.rdatatype.from_text(rdtype))
+
+
 def raw_answer(port: int, name: str, rdtype: str, payload: int = 4096) -> bytes:
     """NSD's answer to one question, as bytes (a plain socket, no reader involved)."""
-    code = wire.TYPES[rdtype]
+    code = rdtype_code(rdtype)
     _, message, _ = wire.query(wire.encode_name(name), code, 0, payload)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(2)
@@ -88,7 +101,7 @@ def raw_answer(port: int, name: str, rdtype: str, payload: int = 4096) -> bytes:
 @pytest.mark.parametrize(("name", "rdtype"), QUESTIONS)
 def test_both_readers_agree_on_nsd_answers(nsd: NsdServer, name: str, rdtype: str) -> None:
     data = raw_answer(nsd.port, name, rdtype)
-    code = wire.TYPES[rdtype]
+    code = rdtype_code(rdtype)
     lean, lean_ttl = _reply(name, rdtype, code, data, "ns")
     full, full_ttl = _parsed(name, rdtype, code, data, "ns")
     assert (lean.rcode, lean.records, lean.flags, lean.error) == (
@@ -115,6 +128,13 @@ def test_the_lean_reader_reads_the_plain_answers_itself(nsd: NsdServer) -> None:
     answer, _ = _reply("wire.test", "MX", 15, mx, "ns")
     assert "30 we\\.ird.wire.test." in answer.records and answer.parsed is not None
     assert "20 mx2.wire.test." in answer.records
+    # a negative answer of any type is read plainly; a CAA or SOA record, by dnspython
+    for name, rdtype in [("wire.test", "DS"), ("nowhere.wire.test", "CAA")]:
+        data = raw_answer(nsd.port, name, rdtype)
+        answer, _ = _reply(name, rdtype, rdtype_code(rdtype), data, "ns")
+        assert answer.parsed is None and answer.records == () and answer.rrsigs == ()
+    caa, _ = _reply("wire.test", "CAA", 257, raw_answer(nsd.port, "wire.test", "CAA"), "ns")
+    assert caa.records == ('0 issue "ca.example"',) and caa.parsed is not None
 
 
 def response_to(question: str, rdtype: str, rrsets: list[dns.rrset.RRset]) -> bytes:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jmespath
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jmespath.exceptions import JMESPathError
 
 from audit.evaluate import (
     OPERATORS,
@@ -141,3 +143,32 @@ def test_no_input_crashes_the_evaluator(facts: Any, op: str, value: Any, key: st
 def test_a_pattern_re2_refuses_is_undecidable_not_false() -> None:
     with pytest.raises(Undecidable, match="RE2 syntax"):
         evaluate(Leaf("name", "matches", "(["), FACTS, {})
+
+
+PATHS = ["a", "a.b", "a.b.c", "length(a)", "length(a.b)", "length(a.b.c)", '"x-y".b', "b"]
+_leaves = st.none() | st.booleans() | st.integers() | st.text(max_size=3)
+_trees = st.recursive(
+    _leaves,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.sampled_from(["a", "b", "c", "x-y"]), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(facts=_trees, key=st.sampled_from(PATHS))
+@settings(max_examples=400, deadline=None)
+def test_the_plain_readers_read_as_jmespath_does(facts: Any, key: str) -> None:
+    # Given any facts, a field path or length() of one read by the plain reader
+    from audit.evaluate.conditions import compile_key, reader, search
+
+    assert reader(key) is not compile_key(key).search  # the plain reader is the one used
+    try:
+        expected = jmespath.search(key, facts)
+    except JMESPathError:
+        expected = None
+    # Then it finds what JMESPath's interpreter finds, None where JMESPath fails
+    assert search(key, facts) == expected
+    assert type(search(key, facts)) is type(expected)
