@@ -165,7 +165,8 @@ FACTS = (
 RESOURCE_TYPES = (
     ResourceTypeDoc(
         "dns.zone",
-        "A domain's zone: SOA, nameservers and their networks, zone transfer, open recursion, CAA and DNSSEC (validated from trust anchors).",
+        "A domain's zone: SOA, nameservers and their networks, zone transfer, open recursion, CAA and DNSSEC (validated from trust anchors). "
+        "Within one scan, an answer is reused for its TTL (five minutes at most) by every target and family asking the same server the same question; an unanswered question is asked again.",
         FACTS,
     ),
 )
