@@ -11,8 +11,11 @@ Every query carries EDNS0 with the DO bit, so the RRSIGs come with the answer (D
 validated by :mod:`checks.dns.dnssec`, never by trusting the AD bit of a resolver), and a
 question to a resolver sets CD, so a validating one passes bogus data on for us to judge
 rather than answering SERVFAIL. A
-truncated UDP answer is asked again over TCP. All queries of one scan run on one asyncio
-loop; a semaphore per resolver bounds how many are in flight at each server.
+truncated UDP answer is asked again over TCP, and an unanswered UDP question is sent
+again (same ID) within its timeout, as a stub resolver retransmits: one lost datagram
+must not make a fact unknown, while a server that stays silent still ends in a timeout
+error. All queries of one scan run on one asyncio loop; semaphores per resolver bound
+how many are in flight at each server, per target and across the scan.
 
 Why not ``dns.asyncquery``: against a nearby resolver a question's cost is CPU, not the
 network, and dnspython spent it on a socket per question and a full message object per
@@ -30,7 +33,9 @@ the system's configuration (``/etc/resolv.conf``), read only when a query needs 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -197,6 +202,16 @@ CACHE_ENTRIES = 200_000
 ROTATE = 256
 """Questions sent from one UDP socket before the next ones go from a fresh socket, so
 the source port keeps changing (RFC 5452 §4.5) while sockets are not made per question."""
+IN_FLIGHT = 64
+"""UDP questions awaiting their answer at one server, across every target of the scan:
+the answers to a burst land in one socket's receive buffer, and past it the kernel drops
+them (a lost answer is an unknown fact, and a timeout's wait)."""
+RECEIVE_BUFFER = 1 << 20
+"""Bytes asked for the socket's receive buffer (the kernel caps it at ``rmem_max``):
+room for the in-flight answers while the loop is busy elsewhere."""
+RESEND_S = 1.0
+"""A UDP question unanswered this long goes again (same ID), then after twice as long,
+and so on within its timeout: one lost datagram does not make a fact unknown."""
 
 
 class DnsSession:
@@ -208,13 +223,18 @@ class DnsSession:
       that got no answer is not kept: the next domain asks again.
     * The questions in flight: a second asker awaits the first one's answer.
     * One connected UDP socket per server and event loop, renewed every
-      :data:`ROTATE` questions, queries told apart by their random ID and question.
+      :data:`ROTATE` questions, queries told apart by their random ID and question; at
+      most :data:`IN_FLIGHT` questions awaiting an answer on it.
     """
 
     def __init__(self) -> None:
         self.answers: dict[tuple[Any, ...], tuple[float, Answer]] = {}
         self.flight: dict[tuple[Any, ...], asyncio.Future[Answer]] = {}
         self.channels: dict[tuple[int, tuple[str, int]], _Channel] = {}
+        self.opening: dict[tuple[int, tuple[str, int]], asyncio.Future[_Channel]] = {}
+        self.slots: dict[
+            tuple[int, tuple[str, int]], tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        ] = {}
 
     def cached(self, key: tuple[Any, ...]) -> Answer | None:
         hit = self.answers.get(key)
@@ -233,18 +253,44 @@ class DnsSession:
                 self.answers.pop(old, None)
         self.answers[key] = (time.monotonic() + min(ttl, CACHE_MAX_S), answer)
 
-    async def channel(self, server: tuple[str, int]) -> _Channel:
-        """The open UDP channel to ``server`` on the running loop."""
+    def slot(self, server: tuple[str, int]) -> asyncio.Semaphore:
+        """The bound on UDP questions in flight at ``server`` from the running loop."""
         loop = asyncio.get_running_loop()
         key = (id(loop), server)
-        current = self.channels.get(key)
-        if current is not None and current.usable(loop):
-            return current
-        _, channel = await loop.create_datagram_endpoint(
-            _Channel, remote_addr=server, family=_family(server[0])
-        )
-        self.channels[key] = channel
-        return channel
+        found = self.slots.get(key)
+        if found is None or found[0] is not loop:
+            found = self.slots[key] = (loop, asyncio.Semaphore(IN_FLIGHT))
+        return found[1]
+
+    async def channel(self, server: tuple[str, int]) -> _Channel:
+        """The open UDP channel to ``server`` on the running loop (one at a time is
+        opened: the questions of a burst wait for it rather than open their own)."""
+        loop = asyncio.get_running_loop()
+        key = (id(loop), server)
+        while True:
+            current = self.channels.get(key)
+            if current is not None and current.usable(loop):
+                return current
+            opening = self.opening.get(key)
+            if opening is None or opening.get_loop() is not loop:
+                break
+            await asyncio.shield(opening)  # then looked at again: it may be spent already
+        future: asyncio.Future[_Channel] = loop.create_future()
+        self.opening[key] = future
+        try:
+            _, channel = await loop.create_datagram_endpoint(
+                _Channel, remote_addr=server, family=_family(server[0])
+            )
+            self.channels[key] = channel
+            future.set_result(channel)
+            return channel
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: the waiters try again themselves
+            raise
+        finally:
+            if self.opening.get(key) is future:
+                del self.opening[key]
 
 
 def session_for(ctx: CheckContext) -> DnsSession:
@@ -267,10 +313,21 @@ class _Channel(asyncio.DatagramProtocol):
         self.loop = asyncio.get_running_loop()
 
     def usable(self, loop: asyncio.AbstractEventLoop) -> bool:
-        return self.loop is loop and not self.lost and self.sent < ROTATE and not loop.is_closed()
+        return (
+            self.loop is loop
+            and not self.lost
+            and self.sent < ROTATE
+            and self.transport is not None
+            and not self.transport.is_closing()
+            and not loop.is_closed()
+        )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         from checks.dns.wire import echoes
@@ -303,15 +360,27 @@ class _Channel(asyncio.DatagramProtocol):
         future: asyncio.Future[bytes] = self.loop.create_future()
         self.pending[qid] = (question, future)
         self.sent += 1
-        assert self.transport is not None
+        transport = self.transport
+        assert transport is not None
+        again = self.loop.call_later(RESEND_S, self._resend, future, message, RESEND_S)
         try:
-            self.transport.sendto(message)
+            transport.sendto(message)
             async with asyncio.timeout(timeout):
                 return await future
         finally:
+            again.cancel()
             del self.pending[qid]
             if self.sent >= ROTATE and not self.pending:
-                self.transport.close()
+                transport.close()
+
+    def _resend(self, future: asyncio.Future[bytes], message: bytes, waited: float) -> None:
+        """Send an unanswered question again, and plan the next time after twice as long
+        (the caller's timeout cancels the plan)."""
+        if future.done() or self.transport is None or self.transport.is_closing():
+            return
+        self.transport.sendto(message)
+        later = self.loop.call_later(2 * waited, self._resend, future, message, 2 * waited)
+        future.add_done_callback(lambda _: later.cancel())
 
 
 class DnsClient:
@@ -430,9 +499,10 @@ class DnsClient:
         self, server: tuple[str, int], qid: int, message: bytes, question: bytes
     ) -> bytes:
         """UDP, then TCP when truncated; one deadline covers both."""
-        deadline = time.monotonic() + self.timeout
-        channel = await self.session.channel(server)
-        data = await channel.ask(qid, message, question, self.timeout)
+        async with self.session.slot(server):
+            deadline = time.monotonic() + self.timeout
+            channel = await self.session.channel(server)
+            data = await channel.ask(qid, message, question, self.timeout)
         if data[2] & 0x02:  # TC
             left = deadline - time.monotonic()
             if left <= 0:

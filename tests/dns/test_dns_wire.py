@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import dns.flags
@@ -21,7 +22,7 @@ import dns.rrset
 import pytest
 
 from checks.dns import wire
-from checks.dns.client import DnsClient, DnsSession, _parsed, _reply
+from checks.dns.client import Answer, DnsClient, DnsSession, _parsed, _reply
 from checks.dns.lab import NsdServer, Zone, zone_text
 
 pytestmark = pytest.mark.skipif(
@@ -48,6 +49,7 @@ RECORDS = [
     "star IN MX 10 *.wire.test.",
     '@ IN CAA 0 issue "ca.example"',
     *[f'big IN TXT "{i:03d}{"x" * 200}"' for i in range(12)],
+    "*.burst IN TXT " + " ".join(f'"{c * 250}"' for c in "abc"),
 ]
 QUESTIONS = [
     ("wire.test", "TXT"),
@@ -188,14 +190,18 @@ def test_an_answer_that_does_not_echo_the_question_is_not_ours() -> None:
 
 class SpoofingServer:
     """Answers every question twice: first a forged answer to another question with the
-    same ID (what an off-path spoofer hopes to land), then the true answer."""
+    same ID (what an off-path spoofer hopes to land), then the true answer. With
+    ``lossy``, it ignores the first copy of each question (a datagram lost on the way)
+    and forges nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, lossy: bool = False) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.port = int(self.sock.getsockname()[1])
         self.questions = 0
+        self.lossy = lossy
+        self.seen: set[bytes] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -209,14 +215,21 @@ class SpoofingServer:
             self.questions += 1
             query = dns.message.from_wire(data)
             name = query.question[0].name
-            forged_query = dns.message.make_query("evil.test.", "TXT")
-            forged_query.id = query.id
-            forged = dns.message.make_response(forged_query)
-            forged.answer.append(dns.rrset.from_text("evil.test.", 60, "IN", "TXT", '"evil"'))
-            self.sock.sendto(forged.to_wire(), peer)
+            if self.lossy and data not in self.seen:
+                self.seen.add(data)
+                continue
+            if not self.lossy:
+                self._forge(query, peer)
             true = dns.message.make_response(query)
             true.answer.append(dns.rrset.from_text(name, 300, "IN", "TXT", '"true"'))
             self.sock.sendto(true.to_wire(), peer)
+
+    def _forge(self, query: dns.message.Message, peer: tuple[str, int]) -> None:
+        forged_query = dns.message.make_query("evil.test.", "TXT")
+        forged_query.id = query.id
+        forged = dns.message.make_response(forged_query)
+        forged.answer.append(dns.rrset.from_text("evil.test.", 60, "IN", "TXT", '"evil"'))
+        self.sock.sendto(forged.to_wire(), peer)
 
     def close(self) -> None:
         self._stop.set()
@@ -240,6 +253,43 @@ def test_a_forged_answer_is_dropped_and_a_repeated_question_asked_once() -> None
     assert set(records) == {("true",)}
     # twenty askers at once and one later: one question on the wire (in flight, then cached)
     assert server.questions == 1
+
+
+def test_a_lost_question_is_sent_again_within_its_timeout() -> None:
+    server = SpoofingServer(lossy=True)
+    try:
+        answer = asyncio.run(DnsClient([("127.0.0.1", server.port)], 3.0).query("a.test", "TXT"))
+    finally:
+        server.close()
+    # the first datagram was lost; the same question went again and was answered
+    assert answer.known and answer.records == ("true",)
+    assert server.questions == 2
+
+
+def test_a_burst_of_questions_at_one_server_loses_none(nsd: NsdServer) -> None:
+    """A thousand distinct questions from many targets at once share one socket: the
+    answers must not overflow its receive buffer (a lost answer is an unknown fact)."""
+    session = DnsSession()
+    # a timeout shorter than RESEND_S: an answer lost here is not saved by a second copy
+    clients = [DnsClient([("127.0.0.1", nsd.port)], 0.9, session=session) for _ in range(60)]
+
+    async def busy() -> None:
+        # the loop held by other work (other targets' parsing, the GIL) while answers land
+        for _ in range(3):
+            await asyncio.sleep(0.01)
+            time.sleep(0.2)
+
+    async def burst() -> list[Answer]:
+        questions = (
+            client.query(f"n{i}-{j}.burst.wire.test", "TXT")
+            for i, client in enumerate(clients)
+            for j in range(30)
+        )
+        return list(await asyncio.gather(*questions, busy()))[:-1]
+
+    answers = asyncio.run(burst())
+    assert [a.error for a in answers if not a.known] == []
+    assert {len(a.records[0]) for a in answers} == {750}
 
 
 def test_the_session_keeps_answers_for_their_ttl_only(nsd: NsdServer) -> None:
