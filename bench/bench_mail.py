@@ -3,7 +3,7 @@
 same domains and the same resolver, and compare their SPF and DMARC facts.
 
     .venv/bin/python bench/bench_mail.py [--domains 1000] [--runs 1] [--checkdmarc PATH]
-                                         [--concurrency 32]
+                                         [--concurrency 32] [--rate-limit N]
 
 Builds N mail domains of fifteen kinds (good, external reports authorised or not, softfail,
 too many lookups through an include chain, void lookups, redirect, two SPF records, none,
@@ -22,7 +22,11 @@ Then runs, each as one whole process measured with wait4 (wall time, CPU, peak R
 * checkdmarc: ``checkdmarc -n 127.0.9.53 -t 2 -o out.json DOMAIN...`` (no MX TLS test,
   its default; Rempart's MX hosts are outside the scope here, so neither probes them).
 
-and compares, domain by domain, what each says of SPF (record, valid, all, lookups, void
+With ``--rate-limit N``, the family runs once more against NSD dropping answers in
+silence past N a second per /24, and the bench counts the domains left with a fact
+unknown and the facts that differ from the unlimited run (there must be none).
+
+It compares, domain by domain, what each says of SPF (record, valid, all, lookups, void
 lookups) and DMARC (record, valid, p, sp, pct, rua). checkdmarc is a bench-only tool,
 installed apart: ``python3 -m venv .venv-bench && .venv-bench/bin/pip install checkdmarc``.
 Nothing is sent beyond loopback.
@@ -100,14 +104,14 @@ def build_zones(count: int) -> tuple[list[Any], list[str]]:
     return zones, names
 
 
-def quiet_nsd(zones: list[Any]) -> Any:
+def quiet_nsd(zones: list[Any], rate_limit: int = 0) -> Any:
     """The lab's NSD, which runs without response rate limiting: a thousand domains whose
     MX is ``localhost`` ask the same TLSA question a thousand times, which RRL (on by
     default in Debian's NSD) answers with truncation or silence, as it should for a
-    public server."""
+    public server. ``rate_limit`` turns it on, dropping answers in silence past it."""
     from checks.dns.lab import NsdServer
 
-    return NsdServer(zones, addresses=(ADDRESS,), port=53)
+    return NsdServer(zones, addresses=(ADDRESS,), port=53, rate_limit=rate_limit)
 
 
 def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
@@ -211,6 +215,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--checkdmarc", default=str(Path(".venv-bench/bin/checkdmarc")))
+    parser.add_argument(
+        "--rate-limit", type=int, default=0,
+        help="then the family again against NSD dropping answers past N a second per /24",
+    )  # fmt: skip
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit(
@@ -226,6 +234,9 @@ def main() -> None:
             f"{len(names)} domains on NSD {ADDRESS}:53, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
         )
         results = run_all(args, work, names, "dns" in load_families().by_name)
+    if args.rate_limit:
+        with quiet_nsd(zones, args.rate_limit):
+            results["rate_limited"] = rate_limited(args, work)
     shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(results, indent=1, default=str)[:20000])
 
@@ -269,6 +280,34 @@ def run_all(
         "differences": {k: v[:5] for k, v in agreement["differ"].items()},
         "difference_counts": {k: len(v) for k, v in agreement["differ"].items()},
     }  # fmt: skip
+
+
+def rate_limited(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The family again, against a server that drops answers in silence: how many domains
+    end with a fact unknown, and how many facts it states differ from the run without the
+    limit (none may: a lost answer must leave its fact unknown, never change it)."""
+    out = work / "limited.json"
+    figures = measure([
+        sys.executable, "-c", FAMILY_ONLY, str(work / "domains.txt"), f"{ADDRESS}:53",
+        str(out), str(args.concurrency),
+    ])  # fmt: skip
+    free = json.loads((work / "family.json").read_text())
+    limited = json.loads(out.read_text())
+    wrong = [
+        (name, fact)
+        for name, seen in limited.items()
+        for fact, value in seen["facts"].items()
+        if fact not in seen["unknown"] and free.get(name, {}).get("facts", {}).get(fact) != value
+    ]
+    return {
+        "rate_limit": args.rate_limit,
+        "run": figures,
+        "domains": len(limited),
+        "domains_with_unknown_facts": sum(1 for v in limited.values() if v["unknown"]),
+        "unknown_examples": [v["unknown"] for v in limited.values() if v["unknown"]][:3],
+        "facts_differing_from_the_unlimited_run": len(wrong),
+        "differing_examples": wrong[:5],
+    }
 
 
 def scan_command(

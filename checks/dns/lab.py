@@ -89,6 +89,9 @@ class NsdServer:
     port: int = 0
     start_timeout: float = 10.0
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="rempart-nsd-")))
+    rate_limit: int = 0
+    """Answers a second per /24 past which NSD drops them in silence (0: no limit; the
+    bench's hostile case, where an answer lost must leave its fact unknown)."""
     _process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Self:
@@ -129,7 +132,8 @@ class NsdServer:
             "  server-count: 1",
             # Response rate limiting (on in Debian's build) drops answers past 200 a
             # second per /24: a scan of the lab's domains would see timeouts, not facts
-            "  rrl-ratelimit: 0",
+            f"  rrl-ratelimit: {self.rate_limit}",
+            *(["  rrl-slip: 0"] if self.rate_limit else []),
             "  hide-version: yes",
             "  verbosity: 1",
             "remote-control:",
