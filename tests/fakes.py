@@ -202,7 +202,34 @@ SIM_FAMILY = CheckFamily(
 )
 
 
-class CountingListener:
+class Served:
+    """A socket served by a daemon thread, one :meth:`serve_one` at a time, until
+    :meth:`close` (the socket has a short timeout, so the thread sees the stop)."""
+
+    sock: socket.socket
+
+    def start(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.serve_one()
+            except OSError:  # the timeout, or the socket closed under us
+                continue
+
+    def serve_one(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+class CountingListener(Served):
     """Accepts TCP connections on ``host`` and counts them (it never answers)."""
 
     def __init__(self, host: str) -> None:
@@ -214,23 +241,12 @@ class CountingListener:
         self.sock.settimeout(0.1)
         self.port = int(self.sock.getsockname()[1])
         self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        self.start()
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            connection.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
+    def serve_one(self) -> None:
+        connection, _ = self.sock.accept()
+        self.connections += 1
+        connection.close()
 
 
 class SilentUdp:
