@@ -166,7 +166,7 @@ RESOURCE_TYPES = (
     ResourceTypeDoc(
         "dns.zone",
         "A domain's zone: SOA, nameservers and their networks, zone transfer, open recursion, CAA and DNSSEC (validated from trust anchors). "
-        "Within one scan, an answer is reused for its TTL (five minutes at most) by every target and family asking the same server the same question; an unanswered question is asked again.",
+        "Within one scan, an answer is reused for its TTL (five minutes at most) by every target and family asking the same server the same question; an unanswered question is not kept, and is sent again within its timeout (after 1 s, then 2 s more) before the facts that need it are called unknown.",
         FACTS,
     ),
 )
