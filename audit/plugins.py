@@ -13,6 +13,8 @@ plain, picklable data, so a check can run in a thread, a process or a cluster wo
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -84,19 +86,58 @@ class CheckContext:
 
     def __getstate__(self) -> dict[str, Any]:
         """A context sent to another process (a cluster worker) leaves ``shared`` behind:
-        it holds this process's live objects, and the worker starts its own."""
+        it holds this process's live objects. It carries the scan's token instead, so the
+        jobs of one scan that a worker runs share one space there (see :func:`_worker_shared`)."""
         state = dict(self.__dict__)
-        state["shared"] = {}
+        state["shared"] = _scan_token(self.shared)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        for name, value in state.items():
+        token = state.get("shared")
+        shared = _worker_shared(token) if isinstance(token, str) else {}
+        for name, value in {**state, "shared": shared}.items():
             object.__setattr__(self, name, value)
 
     def family_options(self, family: str) -> Mapping[str, Any]:
         """The inventory settings for one family (empty when none were given)."""
         value = self.options.get(family, {})
         return value if isinstance(value, Mapping) else {}
+
+
+SCAN_MARK = "scan.mark"
+WORKER_SCANS_KEPT = 4
+"""Scans whose shared space a worker process keeps (the oldest go first, and what they
+held — a DNS session's sockets — is closed when nothing else refers to it)."""
+_worker_scans: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_worker_lock = threading.Lock()
+
+
+def _scan_token(shared: dict[str, Any]) -> str:
+    """The token naming this scan's shared space (made on first use)."""
+    token = shared.get(SCAN_MARK)
+    if not isinstance(token, str):
+        import secrets
+
+        token = shared.setdefault(SCAN_MARK, secrets.token_hex(16))
+    return str(token)
+
+
+def _worker_shared(token: str) -> dict[str, Any]:
+    """The shared space of the scan named ``token`` in this process.
+
+    Why: each job reaches a worker with its own copy of the context. Without this, every
+    target would start a DNS session of its own (its own sockets, never reused, and no
+    answer shared with the next target); with it, the jobs of one scan in one worker
+    share one, as the threads of a local scan do.
+    """
+    with _worker_lock:
+        found = _worker_scans.get(token)
+        if found is None:
+            found = _worker_scans[token] = {SCAN_MARK: token}
+            while len(_worker_scans) > WORKER_SCANS_KEPT:
+                _worker_scans.popitem(last=False)
+        _worker_scans.move_to_end(token)
+        return found
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ import contextlib
 import ipaddress
 import socket
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -235,6 +236,9 @@ class DnsSession:
         self.slots: dict[
             tuple[int, tuple[str, int]], tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]
         ] = {}
+        # a session let go (a scan over, a worker's old scan) closes its sockets: they
+        # live on the process's loop, which outlives it
+        weakref.finalize(self, _close_all, self.channels)
 
     def cached(self, key: tuple[Any, ...]) -> Answer | None:
         hit = self.answers.get(key)
@@ -293,6 +297,11 @@ class DnsSession:
                 del self.opening[key]
 
 
+def _close_all(channels: dict[tuple[int, tuple[str, int]], _Channel]) -> None:
+    for channel in list(channels.values()):
+        channel.close_soon()
+
+
 def session_for(ctx: CheckContext) -> DnsSession:
     """The scan's DNS session (in ``ctx.shared``, which every family of a scan shares)."""
     found = ctx.shared.get("dns.session")
@@ -321,6 +330,14 @@ class _Channel(asyncio.DatagramProtocol):
             and not self.transport.is_closing()
             and not loop.is_closed()
         )
+
+    def close_soon(self) -> None:
+        """Close the socket from whichever thread lets the session go (on its loop)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to do there
+            self.loop.call_soon_threadsafe(transport.close)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import pickle
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -11,7 +15,7 @@ from fakes import SilentUdp
 from audit.errors import TargetError
 from audit.labkit import closed_port
 from audit.models import Reason
-from audit.plugins import CheckContext, Scope
+from audit.plugins import WORKER_SCANS_KEPT, CheckContext, Scope
 from checks.dns import FAMILY, validate_options
 from checks.dns.lab import DnsLab
 
@@ -269,3 +273,38 @@ def test_networks_are_ipv4_24_and_ipv6_48_prefixes() -> None:
 
     assert _network("192.0.2.77") == "192.0.2.0/24"
     assert _network("2001:db8:1:2::53") == "2001:db8:1::/48"
+
+
+def open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_the_jobs_of_a_scan_sent_to_a_worker_share_one_session_and_leave_no_socket(
+    dns_lab: DnsLab,
+) -> None:
+    """A cluster worker gets each job's context pickled on its own. They must still share
+    the scan's DNS session there (one socket per server, answers reused), and a session
+    let go must close its sockets: before, each target left two open on the loop."""
+    ctx = context(dns_lab)
+    scan("dns://secure.test", context(dns_lab))  # the probe loop started, its files open
+    gc.collect()
+    before = open_files()
+    copies = [pickle.loads(pickle.dumps(ctx)) for _ in range(40)]
+    for index, copy in enumerate(copies):
+        observation = scan(f"dns://{['secure.test', 'insecure.test'][index % 2]}", copy)
+        assert not observation.problems and not observation.resources[0].unknown
+    assert len({id(c.shared) for c in copies}) == 1  # one space for the scan in this worker
+    assert copies[0].shared is not ctx.shared  # not the scanning process's own
+    assert open_files() - before <= 4  # one socket per server, not one per target
+    # Another scan gets its own space; past WORKER_SCANS_KEPT scans the oldest is let
+    # go, and its session closes its sockets
+    channels = list(copies[0].shared["dns.session"].channels.values())
+    assert channels and not any(c.transport.is_closing() for c in channels)
+    for _ in range(WORKER_SCANS_KEPT):
+        other = pickle.loads(pickle.dumps(context(dns_lab)))
+        assert other.shared is not copies[0].shared
+        scan("dns://secure.test", other)
+    del copies, other, observation, copy
+    gc.collect()
+    time.sleep(0.2)  # the close runs on the probe loop
+    assert all(c.transport.is_closing() for c in channels)
