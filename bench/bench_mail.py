@@ -18,6 +18,8 @@ Then runs, each as one whole process measured with wait4 (wall time, CPU, peak R
   ``mail: {resolvers: [127.0.9.53]}``, ``-p mail-auth``, a store and a JSON report;
 * rempart: the same over the ``mail://`` and ``dns://`` targets with ``dns: {resolvers:
   [...]}`` (only when the dns family is registered: that block belongs to it);
+* rempart-mail-processes, rempart-processes: the same two scans with ``--executor
+  processes`` (one worker process per core; peak RSS is the scanning process's only);
 * family:  the mail family's collection alone, in a thread pool (no engine, store, report);
 * checkdmarc: ``checkdmarc -n 127.0.9.53 -t 2 -o out.json DOMAIN...`` (no MX TLS test,
   its default; Rempart's MX hosts are outside the scope here, so neither probes them).
@@ -247,8 +249,10 @@ def run_all(
     python = sys.executable
     resolver = f"{ADDRESS}:53"
     runs: dict[str, list[dict[str, float]]] = {
-        "family": [], "checkdmarc": [], "rempart-mail": [], "rempart": []
+        "family": [], "checkdmarc": [], "rempart-mail": [], "rempart": [],
+        "rempart-mail-processes": [], "rempart-processes": [],
     }  # fmt: skip
+    processes = ["--executor", "processes"]
     for _ in range(args.runs):
         family_out = work / "family.json"
         runs["family"].append(measure(
@@ -263,6 +267,13 @@ def run_all(
         )
         if with_dns:
             runs["rempart"].append(measure(scan_command(work, names, resolver, args.concurrency)))
+        runs["rempart-mail-processes"].append(measure(
+            scan_command(work, names, resolver, args.concurrency, with_dns=False) + processes
+        ))  # fmt: skip
+        if with_dns:
+            runs["rempart-processes"].append(
+                measure(scan_command(work, names, resolver, args.concurrency) + processes)
+            )
     mine = json.loads(family_out.read_text())
     checkdmarc = {item["domain"]: item for item in _load_list(cd_out)}
     agreement = compare(mine, checkdmarc, names)
@@ -274,6 +285,8 @@ def run_all(
         "ratio_checkdmarc_over_rempart_mail": round(summary["checkdmarc"]["wall_s"] / summary["rempart-mail"]["wall_s"], 1),
         "ratio_checkdmarc_over_rempart": round(summary["checkdmarc"]["wall_s"] / summary["rempart"]["wall_s"], 1)
         if "rempart" in summary else None,
+        "ratio_checkdmarc_over_rempart_processes": round(summary["checkdmarc"]["wall_s"] / summary["rempart-processes"]["wall_s"], 1)
+        if "rempart-processes" in summary else None,
         "unknown_facts": Counter(u for v in mine.values() for u in v["unknown"]),
         "unknown_examples": [v["unknown"] for v in mine.values() if v["unknown"]][:5],
         "agreement": {k: f"{v}/{len(names)}" for k, v in sorted(agreement["agree"].items())},

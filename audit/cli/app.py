@@ -226,7 +226,8 @@ PORTS_SYNTAX = (
     "--executor",
     "executor_url",
     default=None,
-    help="Where checks run: 'threads' (default), dask+tls://HOST:PORT, or dask://HOST:PORT "
+    help="Where checks run: 'threads' (default); 'processes[:N]', N processes of this host "
+    "(default: one per core) sharing --concurrency; dask+tls://HOST:PORT, or dask://HOST:PORT "
     "(loopback only unless --executor-insecure).",
 )
 @click.option(
@@ -316,7 +317,7 @@ def scan(
         plan = select_shard(plan, shard)
     _preflight(plan, families)
     store = _open_store(db_path)
-    with _executor(executor_url, trust) as executor:
+    with _executor(executor_url, trust, concurrency) as executor:
         summary = run_with_ui(plan, families, store, quiet=quiet, executor=executor)
     _write_reports(store, summary.id, outputs, fmt, lang, min_coverage, marking)
     sys.exit(_gate(store, summary.id, fail_on))
@@ -350,9 +351,10 @@ def _executor_trust(
     """Check the executor options before anything is read or sent (no packet on refusal)."""
     from audit.errors import OptionError
     from audit.scale.executors import ExecutorTrust, check_trust, parse_executor_url
+    from audit.scale.processes import parse_processes
 
     trust = ExecutorTrust(ca, cert, key, insecure)
-    if url is None or url == "threads":
+    if url is None or url == "threads" or parse_processes(url) is not None:
         if trust.has_files or insecure:
             raise OptionError("--executor-ca/-cert/-key/-insecure need a dask executor")
         return trust
@@ -361,10 +363,21 @@ def _executor_trust(
 
 
 @contextmanager
-def _executor(url: str | None, trust: ExecutorTrust) -> Iterator[Executor | None]:
-    """None means the engine's own thread pool; anything else comes from audit.scale.executors."""
+def _executor(url: str | None, trust: ExecutorTrust, concurrency: int) -> Iterator[Executor | None]:
+    """None means the engine's own thread pool; ``processes[:N]`` shares ``concurrency``
+    among N local worker processes; a Dask URL comes from audit.scale.executors."""
     if url is None or url == "threads":
         yield None
+        return
+    from audit.scale.processes import ProcessExecutor, parse_processes
+
+    processes = parse_processes(url)
+    if processes is not None:
+        pool = ProcessExecutor(processes, -(-max(1, concurrency) // processes))
+        try:
+            yield pool
+        finally:
+            pool.shutdown()
         return
     from audit.scale.executors import open_executor
 

@@ -105,7 +105,8 @@ def parse_executor_url(url: str) -> DaskAddress:
         raise OptionError(f"executor {url!r}: {exc}") from None
     if split.scheme not in SCHEMES:
         raise OptionError(
-            f"executor {url!r}: expected 'threads', dask+tls://HOST:PORT or dask://HOST:PORT"
+            f"executor {url!r}: expected 'threads', 'processes[:N]', dask+tls://HOST:PORT or "
+            "dask://HOST:PORT"
         )
     port = _port(url, split)
     if not split.hostname or port is None:

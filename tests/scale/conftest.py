@@ -8,7 +8,7 @@ the helpers) and on ``PYTHONPATH`` for the worker processes a cluster fixture st
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,24 @@ from audit.registry import Families  # noqa: E402
 @pytest.fixture
 def families() -> Families:
     return Families({"sim": SIM_FAMILY}, {"sim": SIM_FAMILY})
+
+
+@pytest.fixture
+def run_cli(
+    families: Families, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int, str]]:
+    """``rempart ARGS...`` with the sim family: its exit code and standard error."""
+    from audit.cli import app as cli
+
+    monkeypatch.setattr(cli, "_families", lambda: families)
+
+    def run(*args: str) -> tuple[int, str]:
+        with pytest.raises(SystemExit) as exited:
+            cli.main(list(args))
+        code = exited.value.code
+        return (code if isinstance(code, int) else 1), capsys.readouterr().err
+
+    return run
 
 
 @pytest.fixture

@@ -122,3 +122,18 @@ def dask_setup(worker: Any) -> None:
     """Dask preload hook: turn this worker rogue."""
     executors.worker_version = rogue_version
     executors.run_job = rogue_job
+
+
+def rogue_serve(conn: Any, threads: int) -> None:
+    """A rogue worker process for ``--executor processes``: the real serving loop, with
+    the job runner swapped for :func:`rogue_job` (a Python object goes back pickled)."""
+    import pickle
+
+    from audit.scale import processes
+
+    def forged(fn: Any, *args: Any) -> bytes:
+        result = rogue_job(fn, *args)
+        return result if isinstance(result, bytes) else pickle.dumps(result)
+
+    setattr(processes, "run_job", forged)  # the module attribute the serving loop calls
+    processes.serve(conn, threads)

@@ -1,0 +1,270 @@
+"""Checks in several processes of this host: ``--executor processes[:N]``.
+
+Why: Python runs one thread at a time in a process. A scan whose checks are mostly CPU
+(DNS and mail against a nearby resolver: reading answers, validating signatures, parsing
+SPF) is bound by one core however many threads it has, and a Dask cluster costs more per
+target than it gives back on one host (bench/RESULTS.md, dask). Here N worker processes
+(default: the host's cores) each run the jobs they get on a thread pool of their own, with
+their own probe loop; the scanning process still evaluates and writes every result, so the
+store keeps a single writer.
+
+The seam is the engine's Executor, as for Dask, and the results take the same road back:
+a job's observation comes back as the JSON bytes of :mod:`audit.scale.wire`, decoded and
+then vetted by the engine like a cluster's (a worker parses hostile input all day; what it
+sends back is not unpickled). Jobs go to the workers pickled (the parent is trusted by its
+own children). A worker that dies fails its jobs with :class:`WorkerTaskError`, which the
+engine retries once; the next job gets a fresh worker. Workers ignore Ctrl-C (the scanning
+process handles it and closes their pipes) and end when their pipe closes, so a killed
+scan leaves none behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import signal
+import struct
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, InvalidStateError, ThreadPoolExecutor
+from contextlib import suppress
+from functools import partial
+from multiprocessing.connection import Connection
+from typing import Any
+
+from audit.errors import OptionError
+from audit.plugins import CheckContext, CheckFamily
+from audit.scale.executors import ResultRefused, WorkerTaskError, run_job
+from audit.scale.wire import decode_observation
+
+SCHEME = "processes"
+MAX_PROCESSES = 256
+_HEADER = struct.Struct("!Q?")
+"""A reply's job number and whether the job ran (False: it raised in the worker)."""
+STOP = b""
+"""Sent to a worker to end it (a job is never empty)."""
+DEFINE, JOB = b"D", b"J"
+"""A message to a worker: an object its jobs refer to by number, or a job."""
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+_BY_NAME = (CheckFamily, CheckContext)
+"""Job arguments sent once per worker and referred to by number afterwards."""
+
+
+class _JobPickler(pickle.Pickler):
+    """Pickles a job, naming the objects the worker already has."""
+
+    def __init__(self, file: io.BytesIO, known: dict[int, Any]) -> None:
+        super().__init__(file, _PROTOCOL)
+        self.known = known
+
+    def persistent_id(self, obj: Any) -> int | None:
+        return id(obj) if type(obj) in _BY_NAME and id(obj) in self.known else None
+
+
+class _JobUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, known: dict[int, Any]) -> None:
+        super().__init__(file)
+        self.known = known
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self.known[pid]
+
+
+def parse_processes(url: str) -> int | None:
+    """The number of worker processes ``processes[:N]`` asks for (the host's cores when
+    N is not given); None when ``url`` names another executor. OptionError for a bad N."""
+    name, _, count = url.strip().partition(":")
+    if name != SCHEME:
+        return None
+    if not count:
+        return max(1, os.cpu_count() or 1)
+    if not count.isdigit() or not 1 <= int(count) <= MAX_PROCESSES:
+        raise OptionError(
+            f"executor {url!r}: processes:N takes a number of processes from 1 to {MAX_PROCESSES}"
+        )
+    return int(count)
+
+
+class ProcessExecutor(Executor):
+    """Jobs on N local worker processes, each with ``threads`` threads.
+
+    A job goes to the worker with the fewest jobs in flight.
+    """
+
+    def __init__(self, processes: int, threads: int) -> None:
+        import multiprocessing
+
+        # spawn, not fork: the scanning process has threads (a fork copies their locks)
+        self._mp = multiprocessing.get_context("spawn")
+        self._threads = max(1, threads)
+        self._lock = threading.Lock()
+        self._next_job = 0
+        self._closed = False
+        self._workers = [
+            _Worker(self._mp, self._threads, i, self._lock) for i in range(max(1, processes))
+        ]
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run an observation job ``fn(*args)`` in a worker process."""
+        if kwargs:
+            raise TypeError("jobs in worker processes take positional arguments only")
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            worker = self._pick()
+            job = self._next_job
+            self._next_job += 1
+            worker.inflight[job] = future
+        try:
+            worker.send_job(job, fn, args)
+        except (OSError, ValueError, pickle.PicklingError) as exc:
+            worker.inflight.pop(job, None)
+            _settle(future, WorkerTaskError(f"the job could not reach its worker: {exc}"))
+        return future
+
+    def _pick(self) -> _Worker:
+        """The least busy worker; a dead one is replaced first (under the lock)."""
+        for index, worker in enumerate(self._workers):
+            if not worker.alive:
+                self._workers[index] = _Worker(self._mp, self._threads, index, self._lock)
+        return min(self._workers, key=lambda w: len(w.inflight))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """End every worker: told to stop, then terminated if it has not within 2 s."""
+        with self._lock:
+            self._closed = True
+            workers = list(self._workers)
+        for worker in workers:
+            worker.stop()
+        for worker in workers:
+            worker.join(2.0 if wait else 0.2)
+
+
+class _Worker:
+    """One worker process, its pipe, and the thread that reads its replies."""
+
+    def __init__(self, mp: Any, threads: int, index: int, lock: threading.Lock) -> None:
+        mine, theirs = mp.Pipe(duplex=True)
+        self.process = mp.Process(
+            target=serve, args=(theirs, threads), name=f"rempart-worker-{index}", daemon=True
+        )
+        self.process.start()
+        theirs.close()
+        self.conn: Connection = mine
+        self.inflight: dict[int, Future[Any]] = {}
+        self.known: dict[int, Any] = {}
+        self.alive = True
+        self._lock = lock  # the executor's: no job is given to a worker found dead
+        self._send_lock = threading.Lock()
+        self._reader = threading.Thread(
+            target=self._read, name=f"rempart-worker-{index}-replies", daemon=True
+        )
+        self._reader.start()
+
+    def send(self, payload: bytes) -> None:
+        with self._send_lock:
+            self.conn.send_bytes(payload)
+
+    def send_job(self, job: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """The job, its family and context sent once to this worker and named after
+        (pickling a family for each of 2,000 jobs cost the scanning process 0.3 s)."""
+        with self._send_lock:
+            for value in args:
+                if type(value) in _BY_NAME and id(value) not in self.known:
+                    self.conn.send_bytes(DEFINE + pickle.dumps((id(value), value), _PROTOCOL))
+                    self.known[id(value)] = value  # kept, so its id is never reused
+            buffer = io.BytesIO()
+            buffer.write(JOB)
+            _JobPickler(buffer, self.known).dump((job, fn, args))
+            self.conn.send_bytes(buffer.getvalue())
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.conn.recv_bytes()
+            except (EOFError, OSError):
+                break
+            self._settle(data)
+        with self._lock:
+            self.alive = False
+            lost, self.inflight = list(self.inflight.values()), {}
+        self.process.join(0.5)
+        for future in lost:
+            code = self.process.exitcode
+            _settle(future, WorkerTaskError(f"the worker process ended (exit code {code})"))
+
+    def _settle(self, data: bytes) -> None:
+        """One reply: the job's observation, refused unless it is our JSON form."""
+        if len(data) < _HEADER.size:
+            return
+        job, ran = _HEADER.unpack_from(data)
+        future = self.inflight.pop(job, None)
+        if future is None:
+            return
+        if not ran:
+            _settle(future, WorkerTaskError("the job failed in its worker process"))
+            return
+        try:
+            result = decode_observation(data[_HEADER.size :])
+        except ValueError as exc:
+            _settle(future, ResultRefused(f"the worker's result was refused: {exc}"))
+            return
+        with suppress(InvalidStateError):
+            future.set_result(result)
+
+    def stop(self) -> None:
+        with suppress(OSError, ValueError):
+            self.send(STOP)
+
+    def join(self, timeout: float) -> None:
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(1.0)
+        with suppress(OSError):
+            self.conn.close()
+        self._reader.join(1.0)
+
+
+def _settle(future: Future[Any], exc: Exception) -> None:
+    with suppress(InvalidStateError):
+        future.set_exception(exc)
+
+
+# --- in the worker process -----------------------------------------------------------------
+
+
+def serve(conn: Connection, threads: int) -> None:
+    """A worker's life: run each job received on the thread pool, send back its result,
+    until told to stop or the pipe closes (the scanning process is gone)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the scanning process
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="check")
+    lock = threading.Lock()
+    known: dict[int, Any] = {}
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            break
+        if data == STOP:
+            break
+        # pickles from the scanning process only (this process's parent, over its pipe)
+        if data[:1] == DEFINE:
+            key, value = pickle.loads(data[1:])  # noqa: S301
+            known[key] = value
+            continue
+        job, fn, args = _JobUnpickler(io.BytesIO(data[1:]), known).load()
+        pool.submit(run_job, fn, *args).add_done_callback(partial(_reply, conn, lock, job))
+    pool.shutdown(wait=False, cancel_futures=True)
+    os._exit(0)  # checks still waiting on the network are not waited for
+
+
+def _reply(conn: Connection, lock: threading.Lock, job: int, done: Future[bytes]) -> None:
+    try:
+        body, ran = done.result(), True
+    except BaseException:  # a job that raised (never an honest check: they return problems)
+        body, ran = b"", False
+    with lock, suppress(OSError, ValueError):
+        conn.send_bytes(_HEADER.pack(job, ran) + body)
