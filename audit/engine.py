@@ -212,9 +212,9 @@ def _collect_all(
         for running in window.expire(limit):
             problem = Problem(Reason.TIMEOUT, f"no result within {limit:.0f} s")
             finished.append((running.target, Observation(running.target, problems=(problem,))))
-        with store.batch():  # what finished together is written in one transaction
-            for target, observation in finished:
-                sink.store(target, observation)
+        if finished:
+            with store.batch():  # what finished together is written in one transaction
+                sink.store_many(finished)
         window.refill(queue)
 
 
@@ -308,14 +308,19 @@ class _Sink:
         self.rules, self.progress = rules, progress
         self.rule_ids = frozenset(b.rule.id for bound in rules.values() for b in bound)
 
-    def store(self, target: Target, observation: Observation) -> None:
-        """Evaluate one target's observation and write it in one transaction.
+    def store_many(self, done: Sequence[tuple[Target, Observation]]) -> None:
+        """Evaluate the observations of targets that finished together and write them
+        (:meth:`Store.record_many`: each whole, the statements they share run once).
 
         A target observed without any problem lets the store resolve failures whose
         resource has gone; a target with problems says nothing about what is missing.
         """
-        family = self.families.by_scheme[target.scheme]
-        findings = evaluate_observation(observation, family, self.rules)
-        observed = None if observation.problems else Observed(target.uri, self.rule_ids)
-        stamped = self.db.record(self.scan_id, observation.resources, findings, observed=observed)
-        self.progress.on_target(target, observation, stamped)
+        records = []
+        for target, observation in done:
+            family = self.families.by_scheme[target.scheme]
+            findings = evaluate_observation(observation, family, self.rules)
+            observed = None if observation.problems else Observed(target.uri, self.rule_ids)
+            records.append((observation.resources, findings, observed))
+        stamped = self.db.record_many(self.scan_id, records)
+        for (target, observation), written in zip(done, stamped, strict=True):
+            self.progress.on_target(target, observation, written)

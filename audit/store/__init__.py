@@ -216,6 +216,16 @@ class Store:
         """
         return self._writer.record(scan_id, resources, findings, observed, now_iso())
 
+    def record_many(
+        self,
+        scan_id: int,
+        records: Sequence[tuple[Sequence[Resource], Sequence[Finding], Observed | None]],
+    ) -> list[list[Finding]]:
+        """Write several targets' records (as :meth:`record` each), the statements they
+        have in common run once; each one's stamped findings, in order. A bad record
+        fails alone: the others are written whole, as by :meth:`record` one at a time."""
+        return self._writer.record_many(scan_id, records, now_iso())
+
     def finish_scan(self, scan_id: int, status: str) -> ScanSummary:
         """Close the scan row with its final status and counts."""
         self._writer.finish_scan(scan_id, status, now_iso())

@@ -541,3 +541,65 @@ def test_db_prune_command(tmp_path: Path) -> None:
     assert subprocess.run(missing, capture_output=True, check=False).returncode == 2
     zero = [*command[:5], "0", *command[6:]]
     assert subprocess.run(zero, capture_output=True, check=False).returncode == 2
+
+
+def scripted(store: Store, lots: bool) -> list[tuple[str, str, str | None]]:
+    """Three scans of two targets, written record by record or a lot at a time: a failure
+    that stays, one that is resolved, a resource that vanishes, a fingerprint reached
+    through two targets, a resource listed by both."""
+    port = Resource("net.service", "tcp://192.0.2.1:22", "ports://192.0.2.1", "sys", {"p": 22})
+    web = Resource("net.service", "tcp://192.0.2.1:80", "ports://192.0.2.1", "sys", {"p": 80})
+    rounds = [
+        [([port, web], [finding(), finding(key=web.key)]), ([port], [finding()])],
+        [([port], [finding(), finding("LAYOUT-2", status=Status.PASS)]), ([], [])],
+        [([port], [finding(status=Status.PASS)]), ([port], [finding("LAYOUT-2")])],
+    ]
+    seen = []
+    for records in rounds:
+        scan = begin(store)
+        items = [
+            (resources, found, Observed("ports://192.0.2.1", frozenset({"LAYOUT-001", "LAYOUT-2"})))
+            for resources, found in records
+        ]
+        if lots:
+            stamped = store.record_many(scan, items)
+        else:
+            stamped = [store.record(scan, r, f, observed=o) for r, f, o in items]
+        store.finish_scan(scan, "complete")
+        seen += [(f.fingerprint, f.status.value, f.lifecycle and f.lifecycle.value)
+                 for lot in stamped for f in lot]  # fmt: skip
+        seen += [(f.fingerprint, f.status.value, f.lifecycle and f.lifecycle.value)
+                 for f in store.findings(scan)]  # fmt: skip
+    return seen
+
+
+def test_records_written_a_lot_at_a_time_are_those_written_one_by_one(tmp_path: Path) -> None:
+    one, lot = Store(tmp_path / "one.db"), Store(tmp_path / "lot.db")
+    assert scripted(lot, lots=True) == scripted(one, lots=False)
+    for table in ("findings", "resources", "scan_findings", "scan_resources", "finding_events"):
+        sql = f"SELECT COUNT(*) FROM {table}"
+        assert count(tmp_path / "lot.db", sql) == count(tmp_path / "one.db", sql), table
+    events = "SELECT event, COUNT(*) FROM finding_events GROUP BY event ORDER BY event"
+    with sqlite3.connect(tmp_path / "lot.db") as a, sqlite3.connect(tmp_path / "one.db") as b:
+        assert a.execute(events).fetchall() == b.execute(events).fetchall()
+        # the script exercised both: failures new, and resolved (one by its resource vanishing)
+        assert {event for event, _ in a.execute(events)} == {"new", "resolved"}
+    gone = "SELECT COUNT(*) FROM findings WHERE message LIKE 'resolved: the resource is no%'"
+    assert count(tmp_path / "lot.db", gone) == count(tmp_path / "one.db", gone) > 0
+
+
+def test_a_bad_record_in_a_lot_fails_alone(tmp_path: Path) -> None:
+    # Given a lot whose middle record cannot be written (a NOT NULL column)
+    db = tmp_path / "r.db"
+    store = Store(db)
+    scan = begin(store)
+    nothing: list[Resource] = []
+    good = (nothing, [finding(key="tcp://192.0.2.1:22")], None)
+    bad = (nothing, [finding(rule="LAYOUT-BAD", resource_type=None)], None)
+    later = (nothing, [finding(key="tcp://192.0.2.2:22")], None)
+    # When it is written, its error is raised
+    with store.batch(), pytest.raises(StoreError, match="NOT NULL constraint failed"):
+        store.record_many(scan, [good, bad, later])
+    # Then the records on both sides of it are in, whole, and nothing of it
+    assert count(db, "SELECT COUNT(*) FROM findings") == 2
+    assert count(db, "SELECT COUNT(*) FROM rule_texts WHERE title = 'title of LAYOUT-BAD'") == 0
