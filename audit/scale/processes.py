@@ -12,19 +12,25 @@ The seam is the engine's Executor, as for Dask, and the results take the same ro
 a job's observation comes back as the JSON bytes of :mod:`audit.scale.wire`, decoded and
 then vetted by the engine like a cluster's (a worker parses hostile input all day; what it
 sends back is not unpickled). Jobs go to the workers pickled (the parent is trusted by its
-own children). A worker that dies fails its jobs with :class:`WorkerTaskError`, which the
-engine retries once; the next job gets a fresh worker. Workers ignore Ctrl-C (the scanning
-process handles it and closes their pipes) and end when their pipe closes, so a killed
-scan leaves none behind.
+own children); a registered family goes by name and each worker loads its own. A worker is
+our interpreter running this module, joined by a socket pair, not a copy of the scanning
+program (see :class:`_Worker`). A worker that dies fails its jobs with
+:class:`WorkerTaskError`, which the engine retries once; the next job gets a fresh worker.
+Workers ignore Ctrl-C (the scanning process handles it and stops them) and end when their
+socket closes, so a killed scan leaves none behind.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import pickle
 import signal
+import socket
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, InvalidStateError, ThreadPoolExecutor
@@ -71,6 +77,38 @@ class _JobUnpickler(pickle.Unpickler):
         return self.known[pid]
 
 
+def _definition(value: Any) -> bytes:
+    """An object the jobs will name, pickled. A registered family goes by its name and
+    the worker loads it from its own registry: a family's functions need not be
+    importable by their qualified names (plain pickle's way), only the family by its
+    entry point, as on a Dask worker. Any other family (a test's) goes by value."""
+    if isinstance(value, CheckFamily) and _registered().get(value.name) is value:
+        return pickle.dumps((id(value), _Registered(value.name)), _PROTOCOL)
+    return pickle.dumps((id(value), value), _PROTOCOL)
+
+
+@functools.cache
+def _registered() -> dict[str, CheckFamily]:
+    from audit.registry import load_families
+
+    return dict(load_families().by_name)
+
+
+class _Registered:
+    """A registered family, by name: unpickled, it is the worker's own."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self) -> tuple[Callable[[str], CheckFamily], tuple[str]]:
+        return (registered_family, (self.name,))
+
+
+def registered_family(name: str) -> CheckFamily:
+    """The family ``name`` of this process's registry (in a worker: for its jobs)."""
+    return _registered()[name]
+
+
 def parse_processes(url: str) -> int | None:
     """The number of worker processes ``processes[:N]`` asks for (the host's cores when
     N is not given); None when ``url`` names another executor. OptionError for a bad N."""
@@ -93,17 +131,11 @@ class ProcessExecutor(Executor):
     """
 
     def __init__(self, processes: int, threads: int) -> None:
-        import multiprocessing
-
-        # spawn, not fork: the scanning process has threads (a fork copies their locks)
-        self._mp = multiprocessing.get_context("spawn")
         self._threads = max(1, threads)
         self._lock = threading.Lock()
         self._next_job = 0
         self._closed = False
-        self._workers = [
-            _Worker(self._mp, self._threads, i, self._lock) for i in range(max(1, processes))
-        ]
+        self._workers = [_Worker(self._threads, i, self._lock) for i in range(max(1, processes))]
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Run an observation job ``fn(*args)`` in a worker process."""
@@ -128,7 +160,7 @@ class ProcessExecutor(Executor):
         """The least busy worker; a dead one is replaced first (under the lock)."""
         for index, worker in enumerate(self._workers):
             if not worker.alive:
-                self._workers[index] = _Worker(self._mp, self._threads, index, self._lock)
+                self._workers[index] = _Worker(self._threads, index, self._lock)
         return min(self._workers, key=lambda w: len(w.inflight))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -142,17 +174,32 @@ class ProcessExecutor(Executor):
             worker.join(2.0 if wait else 0.2)
 
 
-class _Worker:
-    """One worker process, its pipe, and the thread that reads its replies."""
+WORKER_MAIN = "from audit.scale.processes import worker_main; worker_main()"
 
-    def __init__(self, mp: Any, threads: int, index: int, lock: threading.Lock) -> None:
-        mine, theirs = mp.Pipe(duplex=True)
-        self.process = mp.Process(
-            target=serve, args=(theirs, threads), name=f"rempart-worker-{index}", daemon=True
-        )
-        self.process.start()
-        theirs.close()
-        self.conn: Connection = mine
+
+class _Worker:
+    """One worker process, its socket pair, and the thread that reads its replies.
+
+    Why a plain ``python -c`` and not :mod:`multiprocessing`'s spawn: spawn runs the
+    scanning program's own ``__main__`` again in every worker, and a script that calls
+    Rempart without an ``if __name__ == "__main__"`` guard then starts a scan in each of
+    them (every target ended ``worker_lost``). A worker needs only this module, the
+    scanning process's ``sys.path`` and the function that serves it, sent first.
+    """
+
+    def __init__(self, threads: int, index: int, lock: threading.Lock) -> None:
+        mine, theirs = socket.socketpair()
+        try:
+            self.process = subprocess.Popen(  # our own interpreter, module and arguments
+                [sys.executable, "-c", WORKER_MAIN, str(theirs.fileno()), str(threads)],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        self.conn = Connection(mine.detach())
+        self.conn.send_bytes(pickle.dumps(list(sys.path), _PROTOCOL))
+        self.conn.send_bytes(pickle.dumps(serve, _PROTOCOL))  # by reference: module, name
         self.inflight: dict[int, Future[Any]] = {}
         self.known: dict[int, Any] = {}
         self.alive = True
@@ -173,7 +220,7 @@ class _Worker:
         with self._send_lock:
             for value in args:
                 if type(value) in _BY_NAME and id(value) not in self.known:
-                    self.conn.send_bytes(DEFINE + pickle.dumps((id(value), value), _PROTOCOL))
+                    self.conn.send_bytes(DEFINE + _definition(value))
                     self.known[id(value)] = value  # kept, so its id is never reused
             buffer = io.BytesIO()
             buffer.write(JOB)
@@ -190,9 +237,10 @@ class _Worker:
         with self._lock:
             self.alive = False
             lost, self.inflight = list(self.inflight.values()), {}
-        self.process.join(0.5)
+        with suppress(subprocess.TimeoutExpired):
+            self.process.wait(0.5)
         for future in lost:
-            code = self.process.exitcode
+            code = self.process.returncode
             _settle(future, WorkerTaskError(f"the worker process ended (exit code {code})"))
 
     def _settle(self, data: bytes) -> None:
@@ -219,10 +267,15 @@ class _Worker:
             self.send(STOP)
 
     def join(self, timeout: float) -> None:
-        self.process.join(timeout)
-        if self.process.is_alive():
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
             self.process.terminate()
-            self.process.join(1.0)
+            try:
+                self.process.wait(1.0)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
         with suppress(OSError):
             self.conn.close()
         self._reader.join(1.0)
@@ -234,6 +287,18 @@ def _settle(future: Future[Any], exc: Exception) -> None:
 
 
 # --- in the worker process -----------------------------------------------------------------
+
+
+def worker_main() -> None:
+    """A worker's entry point (``python -c``): its socket's descriptor and thread count
+    in ``argv``, then the scanning process's ``sys.path`` and the function to serve with
+    (pickles from the scanning process only, over the socket it handed down)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the scanning process
+    conn = Connection(int(sys.argv[1]))
+    threads = int(sys.argv[2])
+    sys.path[:] = pickle.loads(conn.recv_bytes())  # noqa: S301
+    entry = pickle.loads(conn.recv_bytes())  # noqa: S301
+    entry(conn, threads)
 
 
 def serve(conn: Connection, threads: int) -> None:

@@ -12,14 +12,19 @@ from urllib.parse import urlsplit
 import pytest
 from fakes import SilentUdp
 
+from audit.engine import ScanPlan, run_scan
 from audit.errors import TargetError
 from audit.labkit import closed_port
 from audit.models import Reason
 from audit.plugins import WORKER_SCANS_KEPT, CheckContext, Scope
+from audit.policy import load_policy
+from audit.registry import load_families
+from audit.scale.processes import ProcessExecutor
+from audit.store import Store
 from checks.dns import FAMILY, validate_options
 from checks.dns.lab import DnsLab
 
-from .conftest import context, scan, zone
+from .conftest import POLICIES, context, scan, zone
 
 
 def documented(facts: object, prefix: str = "") -> set[str]:
@@ -308,3 +313,32 @@ def test_the_jobs_of_a_scan_sent_to_a_worker_share_one_session_and_leave_no_sock
     gc.collect()
     time.sleep(0.2)  # the close runs on the probe loop
     assert all(c.transport.is_closing() for c in channels)
+
+
+def test_worker_processes_judge_the_lab_as_threads_do(dns_lab: DnsLab, tmp_path: Path) -> None:
+    """A registered family goes to a worker process by name and is loaded from the
+    worker's own registry: same findings as on the thread pool, none lost."""
+    families = load_families()
+    policy = load_policy(POLICIES / "dns-hygiene.yaml", families.fact_catalogue())
+    uris = ["dns://secure.test", "dns://insecure.test", "dns://expired.test", "dns://lame.test"]
+    plan = ScanPlan(
+        targets=tuple(FAMILY.parse(urlsplit(u), u) for u in uris),
+        policies=(policy,),
+        context=context(dns_lab),
+        concurrency=4,
+    )
+    judged = {}
+    for name in ("threads", "processes"):
+        store = Store(tmp_path / f"{name}.db")
+        pool = ProcessExecutor(2, 2) if name == "processes" else None
+        try:
+            summary = run_scan(plan, families, store, executor=pool)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        judged[name] = {
+            (f.fingerprint, f.status.value, f.reason) for f in store.findings(summary.id)
+        }
+    assert judged["processes"] == judged["threads"]
+    assert not any(reason == "worker_lost" for _, _, reason in judged["processes"])
+    assert {status for _, status, _ in judged["threads"]} >= {"pass", "fail"}

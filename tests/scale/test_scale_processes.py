@@ -3,8 +3,10 @@ and no worker left behind by a killed scan."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -16,12 +18,13 @@ from pathlib import Path
 
 import pytest
 import rogue_worker
+from fakes import SIM_FAMILY
 from scale_helpers import HERE, outcomes, plan_for, sim_targets
 
 from audit.engine import run_scan
 from audit.errors import OptionError
 from audit.models import Target
-from audit.registry import Families
+from audit.registry import Families, load_families
 from audit.scale import processes
 from audit.scale.processes import ProcessExecutor, parse_processes
 from audit.store import Store
@@ -162,6 +165,44 @@ SCANNER = textwrap.dedent(
 )
 
 
+UNGUARDED = textwrap.dedent(
+    """
+    import sys
+    sys.path[:0] = [{tests!r}, {here!r}]
+    from fakes import SIM_FAMILY, demo_policy
+    from scale_helpers import plan_for, sim_targets
+    from audit.engine import run_scan
+    from audit.registry import Families
+    from audit.scale.processes import ProcessExecutor
+    from audit.store import Store
+    from pathlib import Path
+    policy = Path({policy!r})
+    policy.write_text(demo_policy(exempt_port=8080, version="1.0"))
+    families = Families({{"sim": SIM_FAMILY}}, {{"sim": SIM_FAMILY}})
+    store = Store({db!r})
+    pool = ProcessExecutor(2, 2)
+    summary = run_scan(plan_for(policy, sim_targets(6)), families, store, executor=pool)
+    pool.shutdown()
+    print(sorted({{str(f.reason) for f in store.findings(summary.id)}}))
+    """
+)
+
+
+def test_a_script_without_a_main_guard_scans_on_worker_processes(tmp_path: Path) -> None:
+    # Given a script that scans at import time, with no `if __name__ == "__main__"`
+    script = tmp_path / "scan.py"
+    script.write_text(UNGUARDED.format(tests=str(HERE.parent), here=str(HERE),
+                                       policy=str(tmp_path / "p.yaml"),
+                                       db=str(tmp_path / "r.db")))  # fmt: skip
+    # When it runs (workers must not run it again: that lost every target before)
+    ran = subprocess.run(
+        [sys.executable, str(script)], check=False, capture_output=True, text=True, timeout=60
+    )
+    # Then every target was observed in a worker and judged
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "['None']", ran.stdout
+
+
 def test_a_scanning_process_killed_leaves_no_worker_behind(tmp_path: Path) -> None:
     # Given a scanning process with two workers
     code = SCANNER.format(tests=str(HERE.parent), here=str(HERE))
@@ -186,3 +227,19 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return state != "Z"
+
+
+def test_a_registered_family_goes_to_its_workers_by_name() -> None:
+    # Given the aws family after its collectors were imported: the submodule
+    # checks.aws.collect now shadows the package's collect function, so plain pickle
+    # cannot name that function any more (what a scan in the same process leaves)
+    importlib.import_module("checks.aws.collect")
+    family = load_families().by_name["aws"]
+    with pytest.raises(pickle.PicklingError, match="not the same object"):
+        pickle.dumps(family)
+    # Then a worker still gets it: by name, loaded from the worker's own registry
+    key, value = pickle.loads(processes._definition(family))
+    assert key == id(family) and value is family
+    # And a family outside the registry (a test's) goes by value
+    key, value = pickle.loads(processes._definition(SIM_FAMILY))
+    assert value.name == "sim" and value is not SIM_FAMILY
