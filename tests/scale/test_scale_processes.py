@@ -243,3 +243,30 @@ def test_a_registered_family_goes_to_its_workers_by_name() -> None:
     # And a family outside the registry (a test's) goes by value
     key, value = pickle.loads(processes._definition(SIM_FAMILY))
     assert value.name == "sim" and value is not SIM_FAMILY
+
+
+@pytest.mark.slow
+def test_the_demo_estate_is_judged_alike_on_threads_and_worker_processes(tmp_path: Path) -> None:
+    """Every family of the demo lab (TLS, nmap, AWS on moto, web, DNS, mail, OpenStack…)
+    through worker processes: the same findings as on the thread pool, none lost."""
+    from audit.lab import _environment, running_lab
+    from audit.planning import ScanRequest, build_plan
+
+    families = load_families()
+    judged = {}
+    with running_lab(tmp_path / "lab") as lab, _environment(lab.environment):
+        inventory = lab.write_inventory(tmp_path / "inventory.yaml")
+        plan = build_plan(ScanRequest(inventory=str(inventory), timeout=30.0), families)
+        for name in ("threads", "processes"):
+            store = Store(tmp_path / f"{name}.db")
+            pool = ProcessExecutor(2, 16) if name == "processes" else None
+            try:
+                summary = run_scan(plan, families, store, executor=pool)
+            finally:
+                if pool is not None:
+                    pool.shutdown()
+            found = store.findings(summary.id)
+            judged[name] = {(f.fingerprint, f.status.value, f.reason) for f in found}
+    assert judged["processes"] == judged["threads"]
+    assert len(judged["threads"]) > 300
+    assert not any(reason == "worker_lost" for _, _, reason in judged["processes"])
