@@ -223,22 +223,18 @@ class DnsSession:
       the ``dns`` and ``mail`` families of one scan ask a domain's MX once. A question
       that got no answer is not kept: the next domain asks again.
     * The questions in flight: a second asker awaits the first one's answer.
-    * One connected UDP socket per server and event loop, renewed every
-      :data:`ROTATE` questions, queries told apart by their random ID and question; at
-      most :data:`IN_FLIGHT` questions awaiting an answer on it.
+    * One connected UDP socket per server and event loop (a :class:`_Link`), renewed
+      every :data:`ROTATE` questions, queries told apart by their random ID and question;
+      at most :data:`IN_FLIGHT` questions awaiting an answer on it.
     """
 
     def __init__(self) -> None:
         self.answers: dict[tuple[Any, ...], tuple[float, Answer]] = {}
         self.flight: dict[tuple[Any, ...], asyncio.Future[Answer]] = {}
-        self.channels: dict[tuple[int, tuple[str, int]], _Channel] = {}
-        self.opening: dict[tuple[int, tuple[str, int]], asyncio.Future[_Channel]] = {}
-        self.slots: dict[
-            tuple[int, tuple[str, int]], tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]
-        ] = {}
+        self.links: dict[tuple[int, tuple[str, int]], _Link] = {}
         # a session let go (a scan over, a worker's old scan) closes its sockets: they
         # live on the process's loop, which outlives it
-        weakref.finalize(self, _close_all, self.channels)
+        weakref.finalize(self, _close_all, self.links)
 
     def cached(self, key: tuple[Any, ...]) -> Answer | None:
         hit = self.answers.get(key)
@@ -257,35 +253,42 @@ class DnsSession:
                 self.answers.pop(old, None)
         self.answers[key] = (time.monotonic() + min(ttl, CACHE_MAX_S), answer)
 
-    def slot(self, server: tuple[str, int]) -> asyncio.Semaphore:
-        """The bound on UDP questions in flight at ``server`` from the running loop."""
+    def link(self, server: tuple[str, int]) -> _Link:
+        """What this session keeps for ``server`` on the running loop."""
         loop = asyncio.get_running_loop()
         key = (id(loop), server)
-        found = self.slots.get(key)
-        if found is None or found[0] is not loop:
-            found = self.slots[key] = (loop, asyncio.Semaphore(IN_FLIGHT))
-        return found[1]
+        found = self.links.get(key)
+        if found is None or found.loop is not loop:
+            found = self.links[key] = _Link(loop, asyncio.Semaphore(IN_FLIGHT))
+        return found
 
-    async def channel(self, server: tuple[str, int]) -> _Channel:
-        """The open UDP channel to ``server`` on the running loop (one at a time is
-        opened: the questions of a burst wait for it rather than open their own)."""
-        loop = asyncio.get_running_loop()
-        key = (id(loop), server)
+
+@dataclass
+class _Link:
+    """A session's ties to one server on one event loop: the bound on UDP questions in
+    flight there, and the channel they go through."""
+
+    loop: asyncio.AbstractEventLoop
+    slot: asyncio.Semaphore
+    channel: _Channel | None = None
+    opening: asyncio.Future[_Channel] | None = None
+
+    async def open_channel(self, server: tuple[str, int]) -> _Channel:
+        """The open UDP channel to ``server`` (one at a time is opened: the questions of a
+        burst wait for it rather than open their own)."""
         while True:
-            current = self.channels.get(key)
-            if current is not None and current.usable(loop):
-                return current
-            opening = self.opening.get(key)
-            if opening is None or opening.get_loop() is not loop:
+            if self.channel is not None and self.channel.usable(self.loop):
+                return self.channel
+            if self.opening is None:
                 break
-            await asyncio.shield(opening)  # then looked at again: it may be spent already
-        future: asyncio.Future[_Channel] = loop.create_future()
-        self.opening[key] = future
+            await asyncio.shield(self.opening)  # then looked at again: it may be spent
+        future: asyncio.Future[_Channel] = self.loop.create_future()
+        self.opening = future
         try:
-            _, channel = await loop.create_datagram_endpoint(
+            _, channel = await self.loop.create_datagram_endpoint(
                 _Channel, remote_addr=server, family=_family(server[0])
             )
-            self.channels[key] = channel
+            self.channel = channel
             future.set_result(channel)
             return channel
         except BaseException as exc:
@@ -293,13 +296,14 @@ class DnsSession:
             future.exception()  # retrieved: the waiters try again themselves
             raise
         finally:
-            if self.opening.get(key) is future:
-                del self.opening[key]
+            if self.opening is future:
+                self.opening = None
 
 
-def _close_all(channels: dict[tuple[int, tuple[str, int]], _Channel]) -> None:
-    for channel in list(channels.values()):
-        channel.close_soon()
+def _close_all(links: dict[tuple[int, tuple[str, int]], _Link]) -> None:
+    for link in list(links.values()):
+        if link.channel is not None:
+            link.channel.close_soon()
 
 
 def session_for(ctx: CheckContext) -> DnsSession:
@@ -516,9 +520,10 @@ class DnsClient:
         self, server: tuple[str, int], qid: int, message: bytes, question: bytes
     ) -> bytes:
         """UDP, then TCP when truncated; one deadline covers both."""
-        async with self.session.slot(server):
+        link = self.session.link(server)
+        async with link.slot:
             deadline = time.monotonic() + self.timeout
-            channel = await self.session.channel(server)
+            channel = await link.open_channel(server)
             data = await channel.ask(qid, message, question, self.timeout)
         if data[2] & 0x02:  # TC
             left = deadline - time.monotonic()
