@@ -252,7 +252,6 @@ def run_all(
         "family": [], "checkdmarc": [], "rempart-mail": [], "rempart": [],
         "rempart-mail-processes": [], "rempart-processes": [],
     }  # fmt: skip
-    processes = ["--executor", "processes"]
     for _ in range(args.runs):
         family_out = work / "family.json"
         runs["family"].append(measure(
@@ -262,18 +261,12 @@ def run_all(
         runs["checkdmarc"].append(measure(
             [args.checkdmarc, str(work / "domains.txt"), "-t", "2", "-n", ADDRESS, "-o", str(cd_out)]
         ))  # fmt: skip
-        runs["rempart-mail"].append(
-            measure(scan_command(work, names, resolver, args.concurrency, with_dns=False))
-        )
-        if with_dns:
-            runs["rempart"].append(measure(scan_command(work, names, resolver, args.concurrency)))
-        runs["rempart-mail-processes"].append(measure(
-            scan_command(work, names, resolver, args.concurrency, with_dns=False) + processes
-        ))  # fmt: skip
-        if with_dns:
-            runs["rempart-processes"].append(
-                measure(scan_command(work, names, resolver, args.concurrency) + processes)
-            )
+        for suffix, executor in (("", []), ("-processes", ["--executor", "processes"])):
+            mail_only = scan_command(work, names, resolver, args.concurrency, with_dns=False)
+            runs[f"rempart-mail{suffix}"].append(measure(mail_only + executor))
+            if with_dns:
+                both = scan_command(work, names, resolver, args.concurrency)
+                runs[f"rempart{suffix}"].append(measure(both + executor))
     mine = json.loads(family_out.read_text())
     checkdmarc = {item["domain"]: item for item in _load_list(cd_out)}
     agreement = compare(mine, checkdmarc, names)

@@ -303,8 +303,7 @@ def worker_main() -> None:
 
 def serve(conn: Connection, threads: int) -> None:
     """A worker's life: run each job received on the thread pool, send back its result,
-    until told to stop or the pipe closes (the scanning process is gone)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the scanning process
+    until told to stop or the socket closes (the scanning process is gone)."""
     pool = ThreadPoolExecutor(threads, thread_name_prefix="check")
     lock = threading.Lock()
     known: dict[int, Any] = {}
@@ -315,7 +314,7 @@ def serve(conn: Connection, threads: int) -> None:
             break
         if data == STOP:
             break
-        # pickles from the scanning process only (this process's parent, over its pipe)
+        # pickles from the scanning process only (this process's parent, over its socket)
         if data[:1] == DEFINE:
             key, value = pickle.loads(data[1:])  # noqa: S301
             known[key] = value
