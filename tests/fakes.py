@@ -31,12 +31,16 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult
 
 from audit.errors import TargetError
 from audit.models import Observation, Problem, Reason, Resource, Target
 from audit.plugins import CheckContext, CheckFamily, FactDoc, ResourceTypeDoc
+
+if TYPE_CHECKING:
+    from audit.engine import ScanPlan
+    from audit.registry import Families
 
 TESTS_DIR = Path(__file__).resolve().parent
 """What goes on ``sys.path`` (and a worker's ``PYTHONPATH``) to import this module."""
@@ -247,6 +251,34 @@ class CountingListener(Served):
         connection, _ = self.sock.accept()
         self.connections += 1
         connection.close()
+
+
+Judged = set[tuple[str, str, str | None]]
+"""Every finding of a scan as (fingerprint, status, reason)."""
+
+
+def judged_on_threads_and_processes(
+    plan: ScanPlan, families: Families, directory: Path, threads: int
+) -> tuple[Judged, Judged]:
+    """The findings of ``plan`` scanned on the engine's thread pool, then on two worker
+    processes of ``threads`` threads each (``--executor processes:2``); stores in
+    ``directory``."""
+    from audit.engine import run_scan
+    from audit.scale.processes import ProcessExecutor
+    from audit.store import Store
+
+    def judged(store: Store, scan_id: int) -> Judged:
+        return {(f.fingerprint, f.status.value, f.reason) for f in store.findings(scan_id)}
+
+    threads_store = Store(directory / "threads.db")
+    on_threads = judged(threads_store, run_scan(plan, families, threads_store).id)
+    store = Store(directory / "processes.db")
+    pool = ProcessExecutor(2, threads)
+    try:
+        summary = run_scan(plan, families, store, executor=pool)
+    finally:
+        pool.shutdown()
+    return on_threads, judged(store, summary.id)
 
 
 class SilentUdp:

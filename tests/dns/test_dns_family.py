@@ -10,17 +10,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from fakes import SilentUdp
+from fakes import SilentUdp, judged_on_threads_and_processes
 
-from audit.engine import ScanPlan, run_scan
+from audit.engine import ScanPlan
 from audit.errors import TargetError
 from audit.labkit import closed_port
 from audit.models import Reason
 from audit.plugins import WORKER_SCANS_KEPT, CheckContext, Scope
 from audit.policy import load_policy
 from audit.registry import load_families
-from audit.scale.processes import ProcessExecutor
-from audit.store import Store
 from checks.dns import FAMILY, validate_options
 from checks.dns.lab import DnsLab
 
@@ -328,18 +326,7 @@ def test_worker_processes_judge_the_lab_as_threads_do(dns_lab: DnsLab, tmp_path:
         context=context(dns_lab),
         concurrency=4,
     )
-    judged = {}
-    for name in ("threads", "processes"):
-        store = Store(tmp_path / f"{name}.db")
-        pool = ProcessExecutor(2, 2) if name == "processes" else None
-        try:
-            summary = run_scan(plan, families, store, executor=pool)
-        finally:
-            if pool is not None:
-                pool.shutdown()
-        judged[name] = {
-            (f.fingerprint, f.status.value, f.reason) for f in store.findings(summary.id)
-        }
-    assert judged["processes"] == judged["threads"]
-    assert not any(reason == "worker_lost" for _, _, reason in judged["processes"])
-    assert {status for _, status, _ in judged["threads"]} >= {"pass", "fail"}
+    on_threads, on_processes = judged_on_threads_and_processes(plan, families, tmp_path, 2)
+    assert on_processes == on_threads
+    assert not any(reason == "worker_lost" for _, _, reason in on_processes)
+    assert {status for _, status, _ in on_threads} >= {"pass", "fail"}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import rogue_worker
-from fakes import SIM_FAMILY
+from fakes import SIM_FAMILY, judged_on_threads_and_processes
 from scale_helpers import HERE, outcomes, plan_for, sim_targets
 
 from audit.engine import run_scan
@@ -253,20 +253,10 @@ def test_the_demo_estate_is_judged_alike_on_threads_and_worker_processes(tmp_pat
     from audit.planning import ScanRequest, build_plan
 
     families = load_families()
-    judged = {}
     with running_lab(tmp_path / "lab") as lab, _environment(lab.environment):
         inventory = lab.write_inventory(tmp_path / "inventory.yaml")
         plan = build_plan(ScanRequest(inventory=str(inventory), timeout=30.0), families)
-        for name in ("threads", "processes"):
-            store = Store(tmp_path / f"{name}.db")
-            pool = ProcessExecutor(2, 16) if name == "processes" else None
-            try:
-                summary = run_scan(plan, families, store, executor=pool)
-            finally:
-                if pool is not None:
-                    pool.shutdown()
-            found = store.findings(summary.id)
-            judged[name] = {(f.fingerprint, f.status.value, f.reason) for f in found}
-    assert judged["processes"] == judged["threads"]
-    assert len(judged["threads"]) > 300
-    assert not any(reason == "worker_lost" for _, _, reason in judged["processes"])
+        on_threads, on_processes = judged_on_threads_and_processes(plan, families, tmp_path, 16)
+    assert on_processes == on_threads
+    assert len(on_threads) > 300
+    assert not any(reason == "worker_lost" for _, _, reason in on_processes)
