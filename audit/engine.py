@@ -11,8 +11,8 @@ every rule that would have applied: never a silent pass, never a fake fail.
 
 from __future__ import annotations
 
-import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -82,14 +82,16 @@ class Progress:
 class _Running:
     """Bookkeeping for one submitted target.
 
-    ``started`` is filled by the worker when it is a thread of this process; a remote
-    worker fills its own copy, so ``submitted`` is what the parent can always rely on.
+    ``started`` is filled by the worker when it is a thread of this process, or at
+    submission for a target started on the probe loop; a remote worker fills its own
+    copy, so ``submitted`` is what the parent can always rely on.
     """
 
     target: Target
     started: list[float] = field(default_factory=list)
     submitted: float = field(default_factory=time.monotonic)
     attempts: int = 1
+    on_loop: bool = False
 
 
 # --- collection ------------------------------------------------------------------------
@@ -151,7 +153,7 @@ def run_scan(
     )
     status = "failed"
     try:
-        _collect_all(plan, families, store, scan_id, pool, rules, progress)
+        _collect_all(plan, families, store, scan_id, pool, rules, progress, here=own)
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -190,11 +192,27 @@ def _collect_all(
     pool: Executor,
     rules: Mapping[str, list[BoundRule]],
     progress: Progress,
+    *,
+    here: bool = False,
 ) -> None:
+    """Observe every target, at most ``concurrency`` at once, and store each result.
+
+    ``here``: ``pool`` is the engine's own threads, so a family that can start its
+    observation on the probe loop (:attr:`CheckFamily.start`) is started there instead.
+    """
     progress.on_start(len(plan.targets))
     sink = _Sink(families, store, scan_id, rules, progress)
-    window = _Window(pool, families, plan.context, in_flight_bound(plan.concurrency))
-    queue = iter(plan.targets)
+    window = _Window(pool, families, plan.context, plan.concurrency, here=here)
+    try:
+        _drain(window, iter(plan.targets), sink, store, plan)
+    finally:
+        window.cancel_all()  # an interrupted scan leaves nothing running on the loop
+
+
+def _drain(
+    window: _Window, queue: Iterator[Target], sink: _Sink, store: Store, plan: ScanPlan
+) -> None:
+    families = window.families
     window.refill(queue)
     limit = hard_limit(plan.context)
     uris = frozenset(t.uri for t in plan.targets)
@@ -219,17 +237,41 @@ def _collect_all(
 
 
 class _Window:
-    """The futures in flight: never more than ``bound`` submitted and not yet stored."""
+    """The futures in flight: never more than ``bound`` submitted and not yet stored.
 
-    def __init__(self, pool: Executor, families: Families, ctx: CheckContext, bound: int):
-        self.pool, self.families, self.ctx, self.bound = pool, families, ctx, bound
+    A thread pool queues what it cannot run yet; the probe loop would run everything it
+    is given at once, so targets started there are held back past ``concurrency`` (at
+    most ``bound`` of them wait, in order, so memory stays flat).
+    """
+
+    def __init__(
+        self,
+        pool: Executor,
+        families: Families,
+        ctx: CheckContext,
+        concurrency: int,
+        *,
+        here: bool = False,
+    ):
+        self.pool, self.families, self.ctx, self.here = pool, families, ctx, here
+        self.bound, self.loop_bound = in_flight_bound(concurrency), max(1, concurrency)
         self.pending: dict[Future[Observation], _Running] = {}
+        self.held: deque[Target] = deque()
+        self.on_loop = 0
         self.contexts: dict[str, CheckContext] = {}
         self.last_done = time.monotonic()
 
     def take(self, future: Future[Observation]) -> _Running:
         self.last_done = time.monotonic()
-        return self.pending.pop(future)
+        return self._forget(future)
+
+    def _forget(self, future: Future[Observation]) -> _Running:
+        running = self.pending.pop(future)
+        self.on_loop -= running.on_loop
+        return running
+
+    def _starts_on_loop(self, target: Target) -> bool:
+        return self.here and self.families.by_scheme[target.scheme].start is not None
 
     def submit(self, target: Target, attempts: int = 1) -> None:
         running = _Running(target, attempts=attempts)
@@ -237,12 +279,32 @@ class _Window:
         if family.name not in self.contexts:
             self.contexts[family.name] = context_for(self.ctx, family)
         ctx = self.contexts[family.name]
-        future = self.pool.submit(_timed_observe, family, target, ctx, running)
+        if self.here and family.start is not None:
+            running.started.append(time.monotonic())
+            running.on_loop = True
+            self.on_loop += 1
+            future = family.start(target, ctx)
+        else:
+            future = self.pool.submit(_timed_observe, family, target, ctx, running)
         self.pending[future] = running
 
     def refill(self, queue: Iterator[Target]) -> None:
-        for target in itertools.islice(queue, max(0, self.bound - len(self.pending))):
-            self.submit(target)
+        while self.held and self.on_loop < self.loop_bound and len(self.pending) < self.bound:
+            self.submit(self.held.popleft())
+        while len(self.pending) < self.bound and len(self.held) < self.bound:
+            target = next(queue, None)
+            if target is None:
+                return
+            if self._starts_on_loop(target) and self.on_loop >= self.loop_bound:
+                self.held.append(target)
+            else:
+                self.submit(target)
+
+    def cancel_all(self) -> None:
+        """Cancel what is still pending (a coroutine on the loop stops at once)."""
+        for future in list(self.pending):
+            self._forget(future)
+            future.cancel()
 
     def expire(self, limit: float) -> list[_Running]:
         """Give up on targets past the hard limit.
@@ -256,7 +318,7 @@ class _Window:
             seen = running.started[0] if running.started else None
             since = seen if seen is not None else max(running.submitted, self.last_done)
             if now - since > limit:
-                self.pending.pop(future)
+                self._forget(future)
                 future.cancel()
                 expired.append(running)
         return expired

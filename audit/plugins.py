@@ -23,6 +23,8 @@ from urllib.parse import SplitResult
 from audit.models import Observation, Target
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from audit.labkit.demo import DemoContext, DemoPart
 
 
@@ -162,6 +164,10 @@ ParseFn = Callable[[SplitResult, str], Target]
 CollectFn = Callable[[Target, CheckContext], Observation]
 """Observe one target. Must respect ``ctx.timeout`` and return problems as data."""
 
+StartFn = Callable[[Target, CheckContext], "Future[Observation]"]
+"""Start the observation ``collect`` makes, without a thread of the caller's, and return
+its future (which never raises for the target's sake: problems are data)."""
+
 DemoFn = Callable[["DemoContext"], "DemoPart"]
 """Start the family's part of ``rempart demo`` on the context's exit stack and say what
 to scan, with which policies, and how to fix part of it between the two scans."""
@@ -186,6 +192,14 @@ class CheckFamily:
     resource_types: tuple[ResourceTypeDoc, ...]
     parse: ParseFn
     collect: CollectFn
+    start: StartFn | None = None
+    """For a family whose observation waits on the network on the process's event loop
+    (tls, dns, mail): the same observation as ``collect``, started on that loop. A scan
+    on the engine's own threads starts such targets with it rather than parking a thread
+    on each one's wait: a thousand domains are a thousand coroutines on one loop, not a
+    thousand hand-offs between threads fighting for the interpreter. The engine still
+    runs at most ``--concurrency`` of them at once and cancels one past its hard limit;
+    workers elsewhere (processes, a cluster) call ``collect``."""
     permissions: Callable[[], Mapping[str, Any]] | None = None
     validate_options: Callable[[Any], None] | None = None
     """Check the family's settings block of an inventory (``aws:``, say) when the inventory

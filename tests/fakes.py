@@ -12,9 +12,14 @@ as the real ones, without standing in for any of our network code:
   target), ``sleep`` (``{name: seconds}``), ``crash`` (names whose collect ends the
   *worker process*, never the process given as ``parent_pid``), ``trace_dir`` (every
   collect attempt leaves a file there, so a test can count attempts across processes).
-  Names starting with ``down`` are unreachable (a problem, not an exception).
+  Names starting with ``down`` are unreachable (a problem, not an exception);
+- ``asim://NAME`` is ``sim://`` observed as a coroutine on the process's probe loop, as
+  the tls, dns and mail families are: its ``start`` puts it there, its ``collect`` waits
+  for it there. Settings (``ctx.options['asim']``): ``latency``, ``sleep``, and ``raise``
+  (names whose coroutine raises, as a bug would). ``LOOP_TRACE`` records the thread of
+  each collect call and of each coroutine, and the coroutines that were cancelled.
 
-Both produce ``demo.item`` resources, which :func:`demo_policy` judges. Also here: the
+All produce ``demo.item`` resources, which :func:`demo_policy` judges. Also here: the
 :class:`CountingListener` the scope tests place outside the scope, which must see nothing.
 This module is imported by its name, ``fakes``, with ``tests/`` on ``sys.path`` (and on
 ``PYTHONPATH`` for worker processes: Dask unpickles the families by module name). It is
@@ -23,6 +28,7 @@ test code: the wheel never carries it (``tests/test_packaging.py``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import socket
@@ -30,6 +36,8 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult
@@ -203,6 +211,71 @@ SIM_FAMILY = CheckFamily(
     resource_types=(DEMO_ITEM,),
     parse=_parse_sim,
     collect=_collect_sim,
+)
+
+
+@dataclass
+class LoopTrace:
+    """Where ``asim://`` observations ran, and which were cancelled on the loop."""
+
+    collect_threads: list[str] = field(default_factory=list)
+    coroutine_threads: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+
+    def reset(self) -> None:
+        for seen in (self.collect_threads, self.coroutine_threads, self.cancelled):
+            seen.clear()
+
+
+LOOP_TRACE = LoopTrace()
+
+
+def _parse_asim(split: SplitResult, raw: str) -> Target:
+    if not split.hostname:
+        raise TargetError(f"{raw!r}: missing name")
+    return Target(uri=f"asim://{split.hostname}", scheme="asim", host="127.0.0.1")
+
+
+async def _observed_asim(target: Target, ctx: CheckContext) -> Observation:
+    options = ctx.family_options("asim")
+    name = target.uri.removeprefix("asim://")
+    LOOP_TRACE.coroutine_threads.append(threading.current_thread().name)
+    RUNNING.enter()
+    try:
+        await asyncio.sleep(options.get("sleep", {}).get(name, options.get("latency", 0)))
+        if name in options.get("raise", ()):
+            raise RuntimeError(f"a bug observing {name}")
+        facts = facts_for(name)
+        resource = Resource("demo.item", f"item://{name}", target.uri, target.system, facts)
+        return Observation(target, resources=(resource,))
+    except asyncio.CancelledError:
+        LOOP_TRACE.cancelled.append(name)
+        raise
+    finally:
+        RUNNING.leave()
+
+
+def _start_asim(target: Target, ctx: CheckContext) -> Future[Observation]:
+    from checks.tls import probe
+
+    return probe.start(_observed_asim(target, ctx))
+
+
+def _collect_asim(target: Target, ctx: CheckContext) -> Observation:
+    from checks.tls import probe
+
+    LOOP_TRACE.collect_threads.append(threading.current_thread().name)
+    return probe.run(_observed_asim(target, ctx), ctx.timeout)
+
+
+ASYNC_SIM_FAMILY = CheckFamily(
+    name="asim",
+    description="Simulated targets observed on the probe loop",
+    schemes=("asim",),
+    resource_types=(DEMO_ITEM,),
+    parse=_parse_asim,
+    collect=_collect_asim,
+    start=_start_asim,
 )
 
 

@@ -38,6 +38,8 @@ from audit.models import Observation, Target
 from audit.plugins import CheckContext, CheckFamily, FactDoc, ResourceTypeDoc
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from audit.labkit import DemoContext, DemoPart
 
 FACTS = (
@@ -211,6 +213,12 @@ def _collect(target: Target, ctx: CheckContext) -> Observation:
     return collect(target, ctx)
 
 
+def _start(target: Target, ctx: CheckContext) -> Future[Observation]:
+    from checks.dns.collect import start
+
+    return start(target, ctx)
+
+
 def _demo(ctx: DemoContext) -> DemoPart:
     from checks.dns.lab import demo_part
 
@@ -224,6 +232,7 @@ FAMILY = CheckFamily(
     resource_types=RESOURCE_TYPES,
     parse=_parse,
     collect=_collect,
+    start=_start,
     validate_options=validate_options,
     scope_kind="domain",
     demo=_demo,

@@ -20,6 +20,7 @@ import asyncio
 import ipaddress
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,16 +62,31 @@ def collect(target: Target, ctx: CheckContext) -> Observation:
 
     started = time.monotonic()
     try:
-        resource, problems = probe.run(
-            asyncio.wait_for(_observe(target, ctx, settings(ctx)), ctx.timeout),
-            ctx.timeout + BACKSTOP,
+        return probe.run(observed(target, ctx), ctx.timeout + BACKSTOP)
+    except TimeoutError:  # the loop did not get the observation done (a check blocked it)
+        problem = Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")
+        return Observation(target, problems=(problem,), duration_s=time.monotonic() - started)
+
+
+def start(target: Target, ctx: CheckContext) -> Future[Observation]:
+    """The same observation, started on the probe loop (:attr:`CheckFamily.start`)."""
+    from checks.tls import probe
+
+    return probe.start(observed(target, ctx))
+
+
+async def observed(target: Target, ctx: CheckContext) -> Observation:
+    """The zone's observation within ``ctx.timeout``; a bug is a problem, not a raise."""
+    started = time.monotonic()
+    resource: Resource | None = None
+    try:
+        resource, problems = await asyncio.wait_for(
+            _observe(target, ctx, settings(ctx)), ctx.timeout
         )
     except TimeoutError:
         problems = [Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")]
-        resource = None
     except Exception as error:  # a bug must not end the scan: it is a finding's reason
         problems = [Problem(Reason.BUG, f"dns check failed: {type(error).__name__}: {error}")]
-        resource = None
     return Observation(
         target=target,
         resources=(resource,) if resource is not None else (),

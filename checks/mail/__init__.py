@@ -47,6 +47,8 @@ from audit.plugins import CheckContext, CheckFamily
 from checks.mail.docs import FACTS, RESOURCE_TYPES
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from audit.labkit import DemoContext, DemoPart
 
 __all__ = ["FACTS", "FAMILY"]
@@ -62,6 +64,12 @@ def _collect(target: Target, ctx: CheckContext) -> Observation:
     from checks.mail.collect import collect
 
     return collect(target, ctx)
+
+
+def _start(target: Target, ctx: CheckContext) -> Future[Observation]:
+    from checks.mail.collect import start
+
+    return start(target, ctx)
 
 
 def _validate_options(block: Any) -> None:
@@ -92,6 +100,7 @@ FAMILY = CheckFamily(
     resource_types=_resource_types(),
     parse=_parse,
     collect=_collect,
+    start=_start,
     validate_options=_validate_options,
     scope_kind="domain",
     demo=_demo,

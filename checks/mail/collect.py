@@ -29,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
+import weakref
 from collections.abc import Awaitable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -96,10 +97,24 @@ def collect(target: Target, ctx: CheckContext) -> Observation:
 
     started = time.monotonic()
     try:
-        observation = probe.run(_bounded(target, ctx), ctx.timeout + BACKSTOP)
-    except TimeoutError:
+        return probe.run(observed(target, ctx), ctx.timeout + BACKSTOP)
+    except TimeoutError:  # the loop did not get the observation done (a check blocked it)
         problem = Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")
-        observation = Observation(target, problems=(problem,))
+        return Observation(target, problems=(problem,), duration_s=time.monotonic() - started)
+
+
+def start(target: Target, ctx: CheckContext) -> Future[Observation]:
+    """The same observation, started on the probe loop (:attr:`CheckFamily.start`)."""
+    from checks.tls import probe
+
+    return probe.start(observed(target, ctx))
+
+
+async def observed(target: Target, ctx: CheckContext) -> Observation:
+    """The domain's observation within ``ctx.timeout``; a bug is a problem, not a raise."""
+    started = time.monotonic()
+    try:
+        observation = await _bounded(target, ctx)
     except Exception as error:  # a bug must not kill the scan
         problem = Problem(Reason.BUG, f"mail check failed: {error.__class__.__name__}: {error}")
         observation = Observation(target, problems=(problem,))
@@ -451,25 +466,33 @@ def _keyed(problem: Problem, target: Target) -> Problem:
 
 
 async def _observe_tls(derived: list[Target], ctx: CheckContext) -> list[Observation]:
-    """The tls family's collector on each derived target, in threads (it blocks on the
-    probe loop, which must stay free to run its probes)."""
+    """The tls family's observation of each derived target, on this loop, at most
+    TLS_WORKERS at once in the process; cancelled with the domain when its budget ends."""
     if not derived:
         return []
-    from checks.tls.collect import collect as tls_collect
+    from checks.tls.collect import observed
 
     loop = asyncio.get_running_loop()
     left = _deadline(ctx) - loop.time()
     tls_ctx = replace(ctx, options={}, timeout=max(1.0, left - TLS_MARGIN))
-    futures = [loop.run_in_executor(_tls_pool(), tls_collect, t, tls_ctx) for t in derived]
-    return list(await asyncio.gather(*futures))
+    slots = _tls_slots(loop)
+
+    async def one(endpoint: Target) -> Observation:
+        async with slots:
+            return await observed(endpoint, tls_ctx)
+
+    return list(await asyncio.gather(*(one(t) for t in derived)))
 
 
-_POOL: list[ThreadPoolExecutor] = []
+_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _tls_pool() -> ThreadPoolExecutor:
-    """Threads for the tls family's blocking collector, shared by every domain and never
-    waited for on the loop (a domain whose budget ends must not stall the others)."""
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(max_workers=TLS_WORKERS, thread_name_prefix="mail-tls"))
-    return _POOL[0]
+def _tls_slots(loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+    """The process's bound on MX endpoints observed at once, for this loop (a semaphore
+    belongs to one loop)."""
+    found = _SLOTS.get(loop)
+    if found is None:
+        found = _SLOTS[loop] = asyncio.Semaphore(TLS_WORKERS)
+    return found

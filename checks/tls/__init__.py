@@ -65,6 +65,8 @@ from audit.models import Observation, Target
 from audit.plugins import CheckContext, CheckFamily, FactDoc, ResourceTypeDoc
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from audit.labkit import DemoContext, DemoPart
 
 _CERT = "certificate."
@@ -279,6 +281,12 @@ def _collect(target: Target, ctx: CheckContext) -> Observation:
     return collect(target, ctx)
 
 
+def _start(target: Target, ctx: CheckContext) -> Future[Observation]:
+    from checks.tls.collect import start
+
+    return start(target, ctx)
+
+
 def _demo(ctx: DemoContext) -> DemoPart:
     """This family's part of ``rempart demo``; the lab is imported only when it runs."""
     from checks.tls.lab import demo_part
@@ -293,5 +301,6 @@ FAMILY = CheckFamily(
     resource_types=RESOURCE_TYPES,
     parse=_parse,
     collect=_collect,
+    start=_start,
     demo=_demo,
 )

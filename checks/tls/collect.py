@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import Future
 from typing import Any
 
 from audit.models import JSONValue, Observation, Problem, Reason, Resource, Target
@@ -43,10 +44,22 @@ def collect(target: Target, ctx: CheckContext) -> Observation:
     """Entry point of the family: never raises, problems are data."""
     started = time.monotonic()
     try:
-        observation = probe.run(_collect_within(target, ctx), ctx.timeout + BACKSTOP)
-    except TimeoutError:
+        return probe.run(observed(target, ctx), ctx.timeout + BACKSTOP)
+    except TimeoutError:  # the loop did not get the observation done (a check blocked it)
         problem = Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")
-        observation = Observation(target, problems=(problem,))
+        return Observation(target, problems=(problem,), duration_s=time.monotonic() - started)
+
+
+def start(target: Target, ctx: CheckContext) -> Future[Observation]:
+    """The same observation, started on the probe loop (:attr:`CheckFamily.start`)."""
+    return probe.start(observed(target, ctx))
+
+
+async def observed(target: Target, ctx: CheckContext) -> Observation:
+    """The endpoint's observation within ``ctx.timeout``; a bug is a problem, not a raise."""
+    started = time.monotonic()
+    try:
+        observation = await _collect_within(target, ctx)
     except Exception as error:  # a bug must not kill the scan
         problem = Problem(Reason.BUG, f"tls check failed: {error.__class__.__name__}: {error}")
         observation = Observation(target, problems=(problem,))

@@ -31,6 +31,7 @@ and never pays for any of it; a clean refusal (an alert) is an answer, never ret
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import inspect
@@ -94,13 +95,21 @@ class _SharedLoop:
 _SHARED = _SharedLoop()
 
 
+def start(coroutine: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+    """Schedule ``coroutine`` on the shared probe loop; its future, for whoever waits.
+
+    Cancelling the future cancels the coroutine on the loop.
+    """
+    return asyncio.run_coroutine_threadsafe(coroutine, _SHARED.loop())
+
+
 def run(coroutine: Coroutine[Any, Any, _T], limit: float) -> _T:
     """Run ``coroutine`` on the shared probe loop and wait at most ``limit`` seconds.
 
     The coroutine bounds itself; ``limit`` is the backstop that cancels it if it did
     not, so a caller thread never waits forever.
     """
-    future = asyncio.run_coroutine_threadsafe(coroutine, _SHARED.loop())
+    future = start(coroutine)
     try:
         return future.result(timeout=limit)
     except TimeoutError:
