@@ -23,6 +23,8 @@ from concurrent.futures import (
     wait,
 )
 from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Any
 
 from audit.errors import ObservationError
 from audit.evaluate import BoundRule, evaluate_observation
@@ -221,7 +223,7 @@ def _drain(
         finished: list[tuple[Target, Observation]] = []
         for future in done:
             running = window.take(future)
-            observation = _result(future, running.target)
+            observation = outcome(future, running.target)
             if _is_lost(observation) and running.attempts < MAX_ATTEMPTS:
                 window.submit(running.target, running.attempts + 1)
                 continue
@@ -342,7 +344,21 @@ SHARED_SETTINGS = ("dns",)
 """Settings blocks every family receives besides its own (see :func:`context_for`)."""
 
 
-def _result(future: Future[Observation], target: Target) -> Observation:
+def loop_start(
+    fn: Callable[..., Observation], args: tuple[Any, ...]
+) -> Callable[[], Future[Observation]] | None:
+    """How to start a job on the probe loop, when it is the observation of a family that
+    can be started there (:attr:`CheckFamily.start`); None for any other job. A worker
+    process runs such jobs there rather than on its threads."""
+    if fn is not _timed_observe or args[0].start is None:
+        return None
+    family, target, ctx, _ = args
+    return partial(family.start, target, ctx)
+
+
+def outcome(future: Future[Observation], target: Target) -> Observation:
+    """A finished future's observation; an exception is a problem of the target's (a lost
+    worker, or a bug), never raised."""
     try:
         return future.result()
     except Exception as exc:

@@ -198,8 +198,9 @@ class CheckFamily:
     on the engine's own threads starts such targets with it rather than parking a thread
     on each one's wait: a thousand domains are a thousand coroutines on one loop, not a
     thousand hand-offs between threads fighting for the interpreter. The engine still
-    runs at most ``--concurrency`` of them at once and cancels one past its hard limit;
-    workers elsewhere (processes, a cluster) call ``collect``."""
+    runs at most ``--concurrency`` of them at once and cancels one past its hard limit. A
+    worker of ``--executor processes`` starts them on its own loop; a cluster's worker calls
+    ``collect``."""
     permissions: Callable[[], Mapping[str, Any]] | None = None
     validate_options: Callable[[Any], None] | None = None
     """Check the family's settings block of an inventory (``aws:``, say) when the inventory

@@ -15,9 +15,11 @@ as the real ones, without standing in for any of our network code:
   Names starting with ``down`` are unreachable (a problem, not an exception);
 - ``asim://NAME`` is ``sim://`` observed as a coroutine on the process's probe loop, as
   the tls, dns and mail families are: its ``start`` puts it there, its ``collect`` waits
-  for it there. Settings (``ctx.options['asim']``): ``latency``, ``sleep``, and ``raise``
-  (names whose coroutine raises, as a bug would). ``LOOP_TRACE`` records the thread of
-  each collect call and of each coroutine, and the coroutines that were cancelled.
+  for it there. Settings (``ctx.options['asim']``): ``latency``, ``sleep``, ``raise``
+  (names whose coroutine raises, as a bug would) and ``trace_dir`` (each coroutine leaves
+  ``NAME.loop.PID.*`` there, each collect call ``NAME.collect.PID.*``). ``LOOP_TRACE``
+  records the thread of each collect call and of each coroutine, and the coroutines
+  that were cancelled, in this process.
 
 All produce ``demo.item`` resources, which :func:`demo_policy` judges. Also here: the
 :class:`CountingListener` the scope tests place outside the scope, which must see nothing.
@@ -240,6 +242,7 @@ async def _observed_asim(target: Target, ctx: CheckContext) -> Observation:
     options = ctx.family_options("asim")
     name = target.uri.removeprefix("asim://")
     LOOP_TRACE.coroutine_threads.append(threading.current_thread().name)
+    _trace(options.get("trace_dir"), f"{name}.loop")
     RUNNING.enter()
     try:
         await asyncio.sleep(options.get("sleep", {}).get(name, options.get("latency", 0)))
@@ -265,6 +268,8 @@ def _collect_asim(target: Target, ctx: CheckContext) -> Observation:
     from checks.tls import probe
 
     LOOP_TRACE.collect_threads.append(threading.current_thread().name)
+    name = target.uri.removeprefix("asim://")
+    _trace(ctx.family_options("asim").get("trace_dir"), f"{name}.collect")
     return probe.run(_observed_asim(target, ctx), ctx.timeout)
 
 

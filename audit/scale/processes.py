@@ -4,9 +4,10 @@ Why: Python runs one thread at a time in a process. A scan whose checks are most
 (DNS and mail against a nearby resolver: reading answers, validating signatures, parsing
 SPF) is bound by one core however many threads it has, and a Dask cluster costs more per
 target than it gives back on one host (bench/RESULTS.md, dask). Here N worker processes
-(default: the host's cores) each run the jobs they get on a thread pool of their own, with
-their own probe loop; the scanning process still evaluates and writes every result, so the
-store keeps a single writer.
+(default: the host's cores) each run the jobs they get on a thread pool of their own, or,
+for a family that starts there (tls, dns, mail), as coroutines on their own probe loop; the
+scanning process still evaluates and writes every result, so the store keeps a single
+writer.
 
 The seam is the engine's Executor, as for Dask, and the results take the same road back:
 a job's observation comes back as the JSON bytes of :mod:`audit.scale.wire`, decoded and
@@ -32,6 +33,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, InvalidStateError, ThreadPoolExecutor
 from contextlib import suppress
@@ -40,6 +42,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from audit.errors import OptionError
+from audit.models import Observation, Target
 from audit.plugins import CheckContext, CheckFamily
 from audit.scale.executors import ResultRefused, WorkerTaskError, run_job
 from audit.scale.wire import decode_observation
@@ -304,8 +307,11 @@ def worker_main() -> None:
 def serve(conn: Connection, threads: int) -> None:
     """A worker's life: run each job received on the thread pool, send back its result,
     until told to stop or the socket closes (the scanning process is gone)."""
+    from audit.engine import loop_start
+
     pool = ThreadPoolExecutor(threads, thread_name_prefix="check")
     lock = threading.Lock()
+    on_loop = LoopJobs(threads, partial(_reply, conn, lock))
     known: dict[int, Any] = {}
     while True:
         try:
@@ -320,9 +326,53 @@ def serve(conn: Connection, threads: int) -> None:
             known[key] = value
             continue
         job, fn, args = _JobUnpickler(io.BytesIO(data[1:]), known).load()
-        pool.submit(run_job, fn, *args).add_done_callback(partial(_reply, conn, lock, job))
+        start = loop_start(fn, args)
+        if start is not None:
+            on_loop.submit(job, start, args[1])
+        else:
+            pool.submit(run_job, fn, *args).add_done_callback(partial(_reply, conn, lock, job))
     pool.shutdown(wait=False, cancel_futures=True)
     os._exit(0)  # checks still waiting on the network are not waited for
+
+
+class LoopJobs:
+    """A worker's jobs whose family starts on the probe loop (``CheckFamily.start``): at
+    most ``bound`` at once (the worker's share of ``--concurrency``, as its threads are),
+    the others waiting in order; each result is sent from the loop's callback.
+
+    Why: a thousand domains are then coroutines on the worker's loop, not a thousand
+    hand-offs between its threads and its loop.
+    """
+
+    def __init__(self, bound: int, send: Callable[[int, Future[bytes]], None]) -> None:
+        self.bound, self.send = max(1, bound), send
+        self.lock = threading.Lock()
+        self.running = 0
+        self.waiting: deque[tuple[int, Callable[[], Future[Observation]], Target]] = deque()
+
+    def submit(self, job: int, start: Callable[[], Future[Observation]], target: Target) -> None:
+        with self.lock:
+            if self.running >= self.bound:
+                self.waiting.append((job, start, target))
+                return
+            self.running += 1
+        self._run(job, start, target)
+
+    def _run(self, job: int, start: Callable[[], Future[Observation]], target: Target) -> None:
+        start().add_done_callback(partial(self._done, job, target))
+
+    def _done(self, job: int, target: Target, done: Future[Observation]) -> None:
+        from audit.engine import outcome
+
+        encoded: Future[bytes] = Future()
+        encoded.set_result(run_job(outcome, done, target))  # a raise is a problem, sent
+        self.send(job, encoded)
+        with self.lock:
+            following = self.waiting.popleft() if self.waiting else None
+            if following is None:
+                self.running -= 1
+        if following is not None:
+            self._run(*following)
 
 
 def _reply(conn: Connection, lock: threading.Lock, job: int, done: Future[bytes]) -> None:

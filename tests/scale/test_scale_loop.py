@@ -3,20 +3,24 @@
 On the engine's own threads, such a target is a coroutine on the loop, not a thread
 parked on its wait: the engine still runs at most ``--concurrency`` of them, gives up on
 one past its hard limit (cancelling it there), cancels what is left when the scan is
-interrupted, and turns a coroutine's exception into a problem. With an executor of the
-caller's (processes, a cluster, a given pool), the family's ``collect`` runs as before.
+interrupted, and turns a coroutine's exception into a problem. A worker process runs
+them on its own loop, within its share of the concurrency. With another executor of the
+caller's (a cluster, a given pool), the family's ``collect`` runs as before.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakes import ASYNC_SIM_FAMILY, LOOP_TRACE, RUNNING, SIM_FAMILY, facts_for
-from scale_helpers import outcomes, sim_targets
+from scale_helpers import outcomes, sim_targets, worker_pythonpath
 
 from audit import engine
 from audit.engine import Progress, ScanPlan, run_scan
@@ -24,6 +28,8 @@ from audit.models import Observation, Target
 from audit.plugins import CheckContext
 from audit.policy import load_policy
 from audit.registry import Families
+from audit.scale.processes import LoopJobs, ProcessExecutor
+from audit.scale.wire import decode_observation
 from audit.store import Store
 
 FAMILIES = Families(
@@ -167,3 +173,46 @@ def test_the_family_start_and_collect_give_the_same_observation() -> None:
     started: Observation = ASYNC_SIM_FAMILY.start(target, ctx).result(5)
     collected = ASYNC_SIM_FAMILY.collect(target, ctx)
     assert started.resources == collected.resources and not started.problems
+
+
+def test_worker_processes_run_them_on_their_own_loop(tmp_path: Path, policy_file: Path) -> None:
+    # Given targets of the family on two worker processes (the family goes by value)
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    scan = plan(policy_file, asim_targets(30), 4, latency=0.005, trace_dir=str(trace))
+    with worker_pythonpath():
+        pool = ProcessExecutor(2, 2)
+        try:
+            summary = run_scan(scan, FAMILIES, Store(tmp_path / "r.db"), executor=pool)
+        finally:
+            pool.shutdown()
+    # Then each was observed once, as a coroutine in a worker, never through collect
+    marks = [p.name.split(".") for p in trace.iterdir()]
+    assert summary.status == "complete" and summary.counts["resources"] == 30
+    assert sorted(m[0] for m in marks) == sorted(f"a{i}" for i in range(30))
+    assert {m[1] for m in marks} == {"loop"}
+    assert len({m[2] for m in marks}) == 2 and str(os.getpid()) not in {m[2] for m in marks}
+
+
+def test_a_workers_loop_jobs_keep_its_bound_and_send_every_result() -> None:
+    # Given a worker's loop jobs bounded at 2, and ten observations to run, one a bug
+    sent: dict[int, bytes] = {}
+    done = threading.Event()
+
+    def send(job: int, result: Future[bytes]) -> None:
+        sent[job] = result.result()
+        if len(sent) == 10:
+            done.set()
+
+    jobs = LoopJobs(2, send)
+    ctx = CheckContext(timeout=5.0, options={"asim": {"latency": 0.01, "raise": ["a4"]}})
+    for index, target in enumerate(asim_targets(10)):
+        assert ASYNC_SIM_FAMILY.start is not None
+        jobs.submit(index, partial(ASYNC_SIM_FAMILY.start, target, ctx), target)
+    # Then never more than 2 ran at once, every result was sent, the bug as a problem
+    assert done.wait(10)
+    assert RUNNING.peak == 2 and RUNNING.total == 10
+    results = {job: decode_observation(body) for job, body in sent.items()}
+    assert results[3].resources[0].facts == facts_for("a3")
+    assert [p.reason.value for p in results[4].problems] == ["bug"]
+    assert jobs.running == 0 and not jobs.waiting
