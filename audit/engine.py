@@ -241,9 +241,12 @@ def _drain(
 class _Window:
     """The futures in flight: never more than ``bound`` submitted and not yet stored.
 
-    A thread pool queues what it cannot run yet; the probe loop would run everything it
-    is given at once, so targets started there are held back past ``concurrency`` (at
-    most ``bound`` of them wait, in order, so memory stays flat).
+    On the engine's own threads, never more than ``concurrency`` targets observed at
+    once, whether on the threads or on the probe loop. The pool queues what its threads
+    cannot run yet (up to ``bound``), but the loop runs whatever it is given at once: a
+    target for the loop starts only while fewer than ``concurrency`` are started or
+    queued, and while any runs there the pool gets no queue. What cannot go yet is held,
+    in order (at most ``bound`` of them, so memory stays flat).
     """
 
     def __init__(
@@ -256,10 +259,10 @@ class _Window:
         here: bool = False,
     ):
         self.pool, self.families, self.ctx, self.here = pool, families, ctx, here
-        self.bound, self.loop_bound = in_flight_bound(concurrency), max(1, concurrency)
+        self.bound, self.concurrency = in_flight_bound(concurrency), max(1, concurrency)
         self.pending: dict[Future[Observation], _Running] = {}
         self.held: deque[Target] = deque()
-        self.on_loop = 0
+        self.on_loop = self.in_pool = 0
         self.contexts: dict[str, CheckContext] = {}
         self.last_done = time.monotonic()
 
@@ -269,11 +272,22 @@ class _Window:
 
     def _forget(self, future: Future[Observation]) -> _Running:
         running = self.pending.pop(future)
-        self.on_loop -= running.on_loop
+        if running.on_loop:
+            self.on_loop -= 1
+        else:
+            self.in_pool -= 1
         return running
 
-    def _starts_on_loop(self, target: Target) -> bool:
-        return self.here and self.families.by_scheme[target.scheme].start is not None
+    def _fits(self, target: Target) -> bool:
+        """Whether ``target`` may be submitted now (see the class)."""
+        if len(self.pending) >= self.bound:
+            return False
+        if not self.here:
+            return True
+        started = self.on_loop + self.in_pool
+        if self.families.by_scheme[target.scheme].start is not None:
+            return started < self.concurrency
+        return started < self.concurrency or self.on_loop == 0
 
     def submit(self, target: Target, attempts: int = 1) -> None:
         running = _Running(target, attempts=attempts)
@@ -287,20 +301,26 @@ class _Window:
             self.on_loop += 1
             future = family.start(target, ctx)
         else:
+            self.in_pool += 1
             future = self.pool.submit(_timed_observe, family, target, ctx, running)
         self.pending[future] = running
 
     def refill(self, queue: Iterator[Target]) -> None:
-        while self.held and self.on_loop < self.loop_bound and len(self.pending) < self.bound:
-            self.submit(self.held.popleft())
+        if self.held:
+            waiting, self.held = self.held, deque()
+            for target in waiting:
+                if self._fits(target):
+                    self.submit(target)
+                else:
+                    self.held.append(target)
         while len(self.pending) < self.bound and len(self.held) < self.bound:
-            target = next(queue, None)
-            if target is None:
+            following = next(queue, None)
+            if following is None:
                 return
-            if self._starts_on_loop(target) and self.on_loop >= self.loop_bound:
-                self.held.append(target)
+            if self._fits(following):
+                self.submit(following)
             else:
-                self.submit(target)
+                self.held.append(following)
 
     def cancel_all(self) -> None:
         """Cancel what is still pending (a coroutine on the loop stops at once)."""
