@@ -20,7 +20,8 @@ Then runs, each as one whole process measured with wait4 (wall time, CPU, peak R
   [...]}`` (only when the dns family is registered: that block belongs to it);
 * rempart-mail-processes, rempart-processes: the same two scans with ``--executor
   processes`` (one worker process per core; peak RSS is the scanning process's only);
-* family:  the mail family's collection alone, in a thread pool (no engine, store, report);
+* family:  the mail family's collection alone, started on the probe loop at most
+  ``--concurrency`` at a time as the engine does (no engine, store, report);
 * checkdmarc: ``checkdmarc -n 127.0.9.53 -t 2 -o out.json DOMAIN...`` (no MX TLS test,
   its default; Rempart's MX hosts are outside the scope here, so neither probes them).
 
@@ -122,8 +123,8 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, 
 
 
 FAMILY_ONLY = """
-import json, sys
-from concurrent.futures import ThreadPoolExecutor
+import itertools, json, sys
+from concurrent.futures import FIRST_COMPLETED, wait
 from urllib.parse import urlsplit
 from audit.plugins import CheckContext
 from checks.mail import FAMILY
@@ -131,9 +132,14 @@ from audit.plugins import Scope
 scope = Scope(networks=("127.0.0.2/32",))
 ctx = CheckContext(timeout=30, scope=scope, options={"dns": {"resolvers": [sys.argv[2]]}})
 uris = [f"mail://{d}" for d in open(sys.argv[1]).read().split()]
-targets = [FAMILY.parse(urlsplit(u), u) for u in uris]
-with ThreadPoolExecutor(int(sys.argv[4])) as pool:
-    observations = list(pool.map(lambda t: FAMILY.collect(t, ctx), targets))
+targets = iter([FAMILY.parse(urlsplit(u), u) for u in uris])
+observations, pending = [], set()
+while True:  # as the engine on its own threads: at most N started on the probe loop
+    pending.update(FAMILY.start(t, ctx) for t in itertools.islice(targets, int(sys.argv[4]) - len(pending)))
+    if not pending:
+        break
+    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+    observations.extend(f.result() for f in done)
 out = {}
 for o in observations:
     for r in o.resources:
