@@ -305,13 +305,10 @@ def worker_main() -> None:
 
 
 def serve(conn: Connection, threads: int) -> None:
-    """A worker's life: run each job received on the thread pool, send back its result,
+    """A worker's life: run each job received (:class:`Jobs`), send back its result,
     until told to stop or the socket closes (the scanning process is gone)."""
-    from audit.engine import loop_start
-
     pool = ThreadPoolExecutor(threads, thread_name_prefix="check")
-    lock = threading.Lock()
-    on_loop = LoopJobs(threads, partial(_reply, conn, lock))
+    jobs = Jobs(threads, pool, partial(_reply, conn, threading.Lock()))
     known: dict[int, Any] = {}
     while True:
         try:
@@ -325,48 +322,59 @@ def serve(conn: Connection, threads: int) -> None:
             key, value = pickle.loads(data[1:])  # noqa: S301
             known[key] = value
             continue
-        job, fn, args = _JobUnpickler(io.BytesIO(data[1:]), known).load()
-        start = loop_start(fn, args)
-        if start is not None:
-            on_loop.submit(job, start, args[1])
-        else:
-            pool.submit(run_job, fn, *args).add_done_callback(partial(_reply, conn, lock, job))
+        jobs.submit(*_JobUnpickler(io.BytesIO(data[1:]), known).load())
     pool.shutdown(wait=False, cancel_futures=True)
     os._exit(0)  # checks still waiting on the network are not waited for
 
 
-class LoopJobs:
-    """A worker's jobs whose family starts on the probe loop (``CheckFamily.start``): at
-    most ``bound`` at once (the worker's share of ``--concurrency``, as its threads are),
-    the others waiting in order; each result is sent from the loop's callback.
+_Job = tuple[int, Callable[..., Any], tuple[Any, ...]]
 
-    Why: a thousand domains are then coroutines on the worker's loop, not a thousand
-    hand-offs between its threads and its loop.
+
+class Jobs:
+    """A worker's jobs: at most ``bound`` at once (its share of ``--concurrency``), the
+    others waiting in order. The observation of a family that starts on the probe loop
+    (``CheckFamily.start``) runs there as a coroutine, any other job on the worker's
+    threads; each result is sent as soon as it is done.
+
+    Why the loop: a thousand domains are then coroutines on the worker's loop, not a
+    thousand hand-offs between its threads and its loop. Why one bound for both: the
+    worker observes no more targets at once than its share, whatever their families.
     """
 
-    def __init__(self, bound: int, send: Callable[[int, Future[bytes]], None]) -> None:
-        self.bound, self.send = max(1, bound), send
+    def __init__(
+        self, bound: int, pool: Executor, send: Callable[[int, Future[bytes]], None]
+    ) -> None:
+        self.bound, self.pool, self.send = max(1, bound), pool, send
         self.lock = threading.Lock()
         self.running = 0
-        self.waiting: deque[tuple[int, Callable[[], Future[Observation]], Target]] = deque()
+        self.waiting: deque[_Job] = deque()
 
-    def submit(self, job: int, start: Callable[[], Future[Observation]], target: Target) -> None:
+    def submit(self, job: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         with self.lock:
             if self.running >= self.bound:
-                self.waiting.append((job, start, target))
+                self.waiting.append((job, fn, args))
                 return
             self.running += 1
-        self._run(job, start, target)
+        self._run(job, fn, args)
 
-    def _run(self, job: int, start: Callable[[], Future[Observation]], target: Target) -> None:
-        start().add_done_callback(partial(self._done, job, target))
+    def _run(self, job: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        from audit.engine import loop_start
 
-    def _done(self, job: int, target: Target, done: Future[Observation]) -> None:
+        start = loop_start(fn, args)
+        if start is None:
+            self.pool.submit(run_job, fn, *args).add_done_callback(partial(self._done, job))
+        else:
+            start().add_done_callback(partial(self._observed, job, args[1]))
+
+    def _observed(self, job: int, target: Target, done: Future[Observation]) -> None:
         from audit.engine import outcome
 
         encoded: Future[bytes] = Future()
         encoded.set_result(run_job(outcome, done, target))  # a raise is a problem, sent
-        self.send(job, encoded)
+        self._done(job, encoded)
+
+    def _done(self, job: int, result: Future[bytes]) -> None:
+        self.send(job, result)
         with self.lock:
             following = self.waiting.popleft() if self.waiting else None
             if following is None:

@@ -14,7 +14,6 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,12 @@ from fakes import ASYNC_SIM_FAMILY, LOOP_TRACE, RUNNING, SIM_FAMILY, facts_for
 from scale_helpers import outcomes, sim_targets, worker_pythonpath
 
 from audit import engine
-from audit.engine import Progress, ScanPlan, run_scan
+from audit.engine import Progress, ScanPlan, _Running, _timed_observe, run_scan
 from audit.models import Observation, Target
 from audit.plugins import CheckContext
 from audit.policy import load_policy
 from audit.registry import Families
-from audit.scale.processes import LoopJobs, ProcessExecutor
+from audit.scale.processes import Jobs, ProcessExecutor
 from audit.scale.wire import decode_observation
 from audit.store import Store
 
@@ -194,25 +193,33 @@ def test_worker_processes_run_them_on_their_own_loop(tmp_path: Path, policy_file
     assert len({m[2] for m in marks}) == 2 and str(os.getpid()) not in {m[2] for m in marks}
 
 
-def test_a_workers_loop_jobs_keep_its_bound_and_send_every_result() -> None:
-    # Given a worker's loop jobs bounded at 2, and ten observations to run, one a bug
+def test_a_workers_jobs_keep_one_bound_on_the_loop_and_threads_together() -> None:
+    # Given a worker's jobs bounded at 2 (2 threads too): six observations of the loop
+    # family, one a bug, and six of the thread family, interleaved
     sent: dict[int, bytes] = {}
     done = threading.Event()
 
     def send(job: int, result: Future[bytes]) -> None:
         sent[job] = result.result()
-        if len(sent) == 10:
+        if len(sent) == 12:
             done.set()
 
-    jobs = LoopJobs(2, send)
-    ctx = CheckContext(timeout=5.0, options={"asim": {"latency": 0.01, "raise": ["a4"]}})
-    for index, target in enumerate(asim_targets(10)):
-        assert ASYNC_SIM_FAMILY.start is not None
-        jobs.submit(index, partial(ASYNC_SIM_FAMILY.start, target, ctx), target)
-    # Then never more than 2 ran at once, every result was sent, the bug as a problem
-    assert done.wait(10)
-    assert RUNNING.peak == 2 and RUNNING.total == 10
+    options = {"asim": {"latency": 0.01, "raise": ["a4"]}, "sim": {"latency": 0.01}}
+    ctx = CheckContext(timeout=5.0, options=options)
+    pairs = zip(asim_targets(6), sim_targets(6), strict=True)
+    mixed = [t for pair in pairs for t in pair]
+    with ThreadPoolExecutor(2) as threads:
+        jobs = Jobs(2, threads, send)
+        for index, target in enumerate(mixed):
+            family = FAMILIES.by_scheme[target.scheme]
+            jobs.submit(index, _timed_observe, (family, target, ctx, _Running(target)))
+        # Then never more than 2 ran at once, of both kinds, and every result was sent
+        assert done.wait(10)
+    assert RUNNING.peak == 2 and RUNNING.total == 12
+    assert LOOP_TRACE.collect_threads == [] and len(LOOP_TRACE.coroutine_threads) == 6
     results = {job: decode_observation(body) for job, body in sent.items()}
-    assert results[3].resources[0].facts == facts_for("a3")
-    assert [p.reason.value for p in results[4].problems] == ["bug"]
+    assert results[2].resources[0].facts == facts_for("a1")
+    assert results[3].resources[0].facts == facts_for("t1")
+    # And the loop coroutine's bug came back as the target's problem, not a lost job
+    assert [p.reason.value for p in results[8].problems] == ["bug"]
     assert jobs.running == 0 and not jobs.waiting
