@@ -377,10 +377,12 @@ def loop_start(
 
 
 def outcome(future: Future[Observation], target: Target) -> Observation:
-    """A finished future's observation; an exception is a problem of the target's (a lost
-    worker, or a bug), never raised."""
+    """A finished future's observation; an exception is a problem of the target's (what
+    an ObservationError says, a lost worker, or a bug), never raised."""
     try:
         return future.result()
+    except ObservationError as exc:  # as :func:`observe` reads it from ``collect``
+        return Observation(target, problems=(Problem(exc.reason, str(exc)),))
     except Exception as exc:
         lost = isinstance(exc, CancelledError) or "worker" in type(exc).__name__.lower()
         reason = Reason.WORKER_LOST if lost else Reason.BUG

@@ -16,7 +16,8 @@ as the real ones, without standing in for any of our network code:
 - ``asim://NAME`` is ``sim://`` observed as a coroutine on the process's probe loop, as
   the tls, dns and mail families are: its ``start`` puts it there, its ``collect`` waits
   for it there. Settings (``ctx.options['asim']``): ``latency``, ``sleep``, ``raise``
-  (names whose coroutine raises, as a bug would) and ``trace_dir`` (each coroutine leaves
+  (names whose coroutine raises, as a bug would), ``refuse`` (names whose coroutine raises
+  ObservationError, unreachable) and ``trace_dir`` (each coroutine leaves
   ``NAME.loop.PID.*`` there, each collect call ``NAME.collect.PID.*``). ``LOOP_TRACE``
   records the thread of each collect call and of each coroutine, and the coroutines
   that were cancelled, in this process.
@@ -44,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult
 
-from audit.errors import TargetError
+from audit.errors import ObservationError, TargetError
 from audit.models import Observation, Problem, Reason, Resource, Target
 from audit.plugins import CheckContext, CheckFamily, FactDoc, ResourceTypeDoc
 
@@ -248,6 +249,8 @@ async def _observed_asim(target: Target, ctx: CheckContext) -> Observation:
         await asyncio.sleep(options.get("sleep", {}).get(name, options.get("latency", 0)))
         if name in options.get("raise", ()):
             raise RuntimeError(f"a bug observing {name}")
+        if name in options.get("refuse", ()):
+            raise ObservationError(Reason.UNREACHABLE, f"no route to {name}")
         facts = facts_for(name)
         resource = Resource("demo.item", f"item://{name}", target.uri, target.system, facts)
         return Observation(target, resources=(resource,))

@@ -109,13 +109,17 @@ def test_a_coroutine_that_raises_is_a_problem_not_a_crash(
     tmp_path: Path, policy_file: Path
 ) -> None:
     store = Store(tmp_path / "r.db")
-    summary = run_scan(plan(policy_file, asim_targets(5), 2, **{"raise": ["a3"]}), FAMILIES, store)
-    # Then the scan completed, four targets judged, the fifth's rules are errors (a bug)
-    assert summary.status == "complete" and summary.counts["resources"] == 4
+    options = {"raise": ["a3"], "refuse": ["a1"]}
+    summary = run_scan(plan(policy_file, asim_targets(5), 2, **options), FAMILIES, store)
+    # Then the scan completed, three targets judged, a3's rules are errors (a bug)
+    assert summary.status == "complete" and summary.counts["resources"] == 3
     errors = [f for f in store.findings(summary.id) if f.target == "asim://a3"]
     assert errors and all(f.status.value == "error" for f in errors)
     assert {f.reason.value for f in errors if f.reason} == {"bug"}
     assert "a bug observing a3" in errors[0].message
+    # And an ObservationError keeps the reason it carries, as from collect
+    refused = [f for f in store.findings(summary.id) if f.target == "asim://a1"]
+    assert refused and {f.reason.value for f in refused if f.reason} == {"unreachable"}
 
 
 def test_past_the_hard_limit_the_coroutine_is_cancelled_on_the_loop(
