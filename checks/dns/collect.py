@@ -60,12 +60,7 @@ def collect(target: Target, ctx: CheckContext) -> Observation:
     """One ``dns.zone`` resource, or a problem saying why there is none."""
     from checks.tls import probe
 
-    started = time.monotonic()
-    try:
-        return probe.run(observed(target, ctx), ctx.timeout + BACKSTOP)
-    except TimeoutError:  # the loop did not get the observation done (a check blocked it)
-        problem = Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")
-        return Observation(target, problems=(problem,), duration_s=time.monotonic() - started)
+    return probe.collect_on_loop(observed, target, ctx, BACKSTOP)
 
 
 def start(target: Target, ctx: CheckContext) -> Future[Observation]:
@@ -76,23 +71,22 @@ def start(target: Target, ctx: CheckContext) -> Future[Observation]:
 
 
 async def observed(target: Target, ctx: CheckContext) -> Observation:
-    """The zone's observation within ``ctx.timeout``; a bug is a problem, not a raise."""
-    started = time.monotonic()
-    resource: Resource | None = None
+    """The zone's observation within ``ctx.timeout``."""
+    from checks.tls import probe
+
+    return await probe.guarded("dns", target, _within(target, ctx))
+
+
+async def _within(target: Target, ctx: CheckContext) -> Observation:
     try:
         resource, problems = await asyncio.wait_for(
             _observe(target, ctx, settings(ctx)), ctx.timeout
         )
     except TimeoutError:
-        problems = [Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")]
-    except Exception as error:  # a bug must not end the scan: it is a finding's reason
-        problems = [Problem(Reason.BUG, f"dns check failed: {type(error).__name__}: {error}")]
-    return Observation(
-        target=target,
-        resources=(resource,) if resource is not None else (),
-        problems=tuple(problems),
-        duration_s=time.monotonic() - started,
-    )
+        problem = Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")
+        return Observation(target, problems=(problem,))
+    resources = (resource,) if resource is not None else ()
+    return Observation(target, resources, tuple(problems))
 
 
 def _reason(answer: Answer) -> Reason:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import time
 import weakref
 from collections.abc import Awaitable, Mapping
 from concurrent.futures import Future
@@ -95,12 +94,7 @@ def collect(target: Target, ctx: CheckContext) -> Observation:
     """Entry point of the family: never raises, problems are data."""
     from checks.tls import probe
 
-    started = time.monotonic()
-    try:
-        return probe.run(observed(target, ctx), ctx.timeout + BACKSTOP)
-    except TimeoutError:  # the loop did not get the observation done (a check blocked it)
-        problem = Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")
-        return Observation(target, problems=(problem,), duration_s=time.monotonic() - started)
+    return probe.collect_on_loop(observed, target, ctx, BACKSTOP)
 
 
 def start(target: Target, ctx: CheckContext) -> Future[Observation]:
@@ -111,14 +105,10 @@ def start(target: Target, ctx: CheckContext) -> Future[Observation]:
 
 
 async def observed(target: Target, ctx: CheckContext) -> Observation:
-    """The domain's observation within ``ctx.timeout``; a bug is a problem, not a raise."""
-    started = time.monotonic()
-    try:
-        observation = await _bounded(target, ctx)
-    except Exception as error:  # a bug must not kill the scan
-        problem = Problem(Reason.BUG, f"mail check failed: {error.__class__.__name__}: {error}")
-        observation = Observation(target, problems=(problem,))
-    return replace(observation, duration_s=time.monotonic() - started)
+    """The domain's observation within ``ctx.timeout``."""
+    from checks.tls import probe
+
+    return await probe.guarded("mail", target, _bounded(target, ctx))
 
 
 async def _bounded(target: Target, ctx: CheckContext) -> Observation:

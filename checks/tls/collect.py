@@ -15,7 +15,6 @@ enumeration cut short by a server that stopped answering (:func:`cut_facts`).
 from __future__ import annotations
 
 import asyncio
-import time
 from concurrent.futures import Future
 from typing import Any
 
@@ -42,12 +41,7 @@ observation (a timeout of the target) rather than one fact."""
 
 def collect(target: Target, ctx: CheckContext) -> Observation:
     """Entry point of the family: never raises, problems are data."""
-    started = time.monotonic()
-    try:
-        return probe.run(observed(target, ctx), ctx.timeout + BACKSTOP)
-    except TimeoutError:  # the loop did not get the observation done (a check blocked it)
-        problem = Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")
-        return Observation(target, problems=(problem,), duration_s=time.monotonic() - started)
+    return probe.collect_on_loop(observed, target, ctx, BACKSTOP)
 
 
 def start(target: Target, ctx: CheckContext) -> Future[Observation]:
@@ -56,16 +50,8 @@ def start(target: Target, ctx: CheckContext) -> Future[Observation]:
 
 
 async def observed(target: Target, ctx: CheckContext) -> Observation:
-    """The endpoint's observation within ``ctx.timeout``; a bug is a problem, not a raise."""
-    started = time.monotonic()
-    try:
-        observation = await _collect_within(target, ctx)
-    except Exception as error:  # a bug must not kill the scan
-        problem = Problem(Reason.BUG, f"tls check failed: {error.__class__.__name__}: {error}")
-        observation = Observation(target, problems=(problem,))
-    return Observation(
-        observation.target, observation.resources, observation.problems, time.monotonic() - started
-    )
+    """The endpoint's observation within ``ctx.timeout``."""
+    return await probe.guarded("tls", target, _collect_within(target, ctx))
 
 
 async def _collect_within(target: Target, ctx: CheckContext) -> Observation:

@@ -40,10 +40,13 @@ import secrets
 import socket
 import struct
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from audit.models import Observation, Problem, Reason, Target
+from audit.plugins import CheckContext
 from checks.tls import wire
 from checks.tls.starttls import STARTTLS, StartTlsError
 
@@ -115,6 +118,35 @@ def run(coroutine: Coroutine[Any, Any, _T], limit: float) -> _T:
     except TimeoutError:
         future.cancel()
         raise
+
+
+def collect_on_loop(
+    observed: Callable[[Target, CheckContext], Coroutine[Any, Any, Observation]],
+    target: Target,
+    ctx: CheckContext,
+    backstop: float,
+) -> Observation:
+    """A family's ``collect`` for an observation made on the probe loop: waits for it, at
+    most ``ctx.timeout + backstop``; past that (the loop did not get it done, a check
+    blocked it) the target has a timeout problem, never a raise."""
+    started = time.monotonic()
+    try:
+        return run(observed(target, ctx), ctx.timeout + backstop)
+    except TimeoutError:
+        problem = Problem(Reason.TIMEOUT, f"no complete observation within {ctx.timeout:g} s")
+        return Observation(target, problems=(problem,), duration_s=time.monotonic() - started)
+
+
+async def guarded(family: str, target: Target, work: Awaitable[Observation]) -> Observation:
+    """``work``'s observation, timed; a bug in it is the target's problem, not a raise (it
+    must not end the scan)."""
+    started = time.monotonic()
+    try:
+        observation = await work
+    except Exception as error:
+        message = f"{family} check failed: {error.__class__.__name__}: {error}"
+        observation = Observation(target, problems=(Problem(Reason.BUG, message),))
+    return replace(observation, duration_s=time.monotonic() - started)
 
 
 # --------------------------------------------------------------------------- probes
