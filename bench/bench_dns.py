@@ -6,8 +6,8 @@ Builds N lab domains under the lab's ``test.`` (a third unsigned, the rest signe
 ECDSA P-256; one in ten with expired signatures), served with the lab root and TLD by
 one NSD on loopback (:class:`checks.dns.lab.DnsLab`). Then measures, in this process:
 
-* rempart: the family's collection of every ``dns://`` domain in a thread pool of
-  ``--concurrency`` (each target one asyncio loop, as the engine runs them): SOA, NS and
+* rempart: the family's observation of every ``dns://`` domain, started on the probe loop
+  ``--concurrency`` at a time (as the engine runs them on its own threads): SOA, NS and
   addresses, CAA climbing, the DNSSEC walk from the lab anchor, AXFR and recursion probes
   of both nameservers;
 * delv: ``delv -a ANCHOR +root=. @127.0.0.1 -p PORT DOMAIN SOA`` per domain (validation
@@ -20,17 +20,19 @@ domains the two validators agree on (secure, insecure, bogus). Nothing leaves lo
 from __future__ import annotations
 
 import argparse
+import itertools
 import resource
 import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from audit.models import Observation
 from audit.plugins import CheckContext, Scope
 from checks.dns import FAMILY
 from checks.dns.lab import DnsLab, Domain
@@ -59,16 +61,25 @@ def expected(domain: Domain) -> str:
 
 def rempart(lab: DnsLab, names: list[str], concurrency: int) -> dict[str, str]:
     ctx = CheckContext(timeout=20, scope=Scope(networks=("127.0.0.0/8",)), options=lab.options)
+    targets = iter([FAMILY.parse(urlsplit(f"dns://{n}"), f"dns://{n}") for n in names])
+    assert FAMILY.start is not None
+    verdicts: dict[str, str] = {}
+    pending: set[Future[Observation]] = set()
+    while True:  # as the engine on its own threads: at most N started on the probe loop
+        more = itertools.islice(targets, concurrency - len(pending))
+        pending.update(FAMILY.start(target, ctx) for target in more)
+        if not pending:
+            return verdicts
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            observation = future.result()
+            verdicts[observation.target.host] = _verdict(observation)
 
-    def one(name: str) -> tuple[str, str]:
-        uri = f"dns://{name}"
-        observation = FAMILY.collect(FAMILY.parse(urlsplit(uri), uri), ctx)
-        if observation.problems or not observation.resources:
-            return name, f"problem: {observation.problems}"
-        return name, str(observation.resources[0].facts.get("dnssec", {}).get("status"))
 
-    with ThreadPoolExecutor(concurrency) as pool:
-        return dict(pool.map(one, names))
+def _verdict(observation: Observation) -> str:
+    if observation.problems or not observation.resources:
+        return f"problem: {observation.problems}"
+    return str(observation.resources[0].facts.get("dnssec", {}).get("status"))
 
 
 def delv(lab: DnsLab, names: list[str], workers: int) -> dict[str, str]:
