@@ -25,6 +25,7 @@ import functools
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -366,7 +367,7 @@ def connect(path: str, migrations: tuple[Migration, ...], *, readonly: bool) -> 
 def _open(path: str, mode: str) -> sqlite3.Connection:
     """Connect, distrust the schema, and read it once (SQLite opens lazily)."""
     conn = sqlite3.connect(
-        uri(path, mode), uri=True, timeout=30, isolation_level=None, check_same_thread=False
+        uri(path, mode), uri=True, timeout=BUSY_S, isolation_level=None, check_same_thread=False
     )
     try:
         conn.execute("PRAGMA trusted_schema = OFF")
@@ -377,10 +378,40 @@ def _open(path: str, mode: str) -> sqlite3.Connection:
     return conn
 
 
+BUSY_S = 30.0
+"""How long a connection waits for another's lock before it gives up."""
+READ_RETRY_S = 2.0
+"""How long a read-only open is tried again in a directory that can be written."""
+
+
 def _open_read_only(path: str) -> sqlite3.Connection:
-    """Open for reading; on read-only media, where SQLite cannot create the WAL index,
-    open the file as immutable (a store that was closed has no pending WAL)."""
+    """Open for reading.
+
+    Only on read-only media, where SQLite cannot create the WAL index and no writer can
+    be at work, is the file opened as immutable (a store that was closed has no pending
+    WAL). Anywhere else a failed open is tried again for READ_RETRY_S, then raised: a
+    read-only connection can meet a WAL index that a writer is still building (SQLite's
+    READONLY_RECOVERY, READONLY_CANTINIT), and an immutable reader beside a writer does
+    not see its WAL and reads pages as they are checkpointed: a stale report, or
+    "database disk image is malformed".
+    """
+    deadline = time.monotonic() + READ_RETRY_S
+    while True:
+        try:
+            return _open(path, "ro")
+        except sqlite3.OperationalError:
+            if _read_only_media(path):
+                return _open(path, "ro&immutable=1")
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _read_only_media(path: str) -> bool:
+    """The store's directory cannot be written: a read-only file system, or no right to."""
+    directory = os.path.dirname(os.path.abspath(path))
     try:
-        return _open(path, "ro")
-    except sqlite3.OperationalError:
-        return _open(path, "ro&immutable=1")
+        mounted_read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        mounted_read_only = False
+    return mounted_read_only or not os.access(directory, os.W_OK)

@@ -451,3 +451,31 @@ def test_a_read_command_reads_a_store_a_scan_is_writing(tmp_path: Path, policy: 
     # Then they are read (what was committed), and the scan completes
     assert run.code == 0 and run.out.strip(), run.err
     assert writer.returncode == 0
+
+
+def test_a_reader_that_cannot_open_the_store_errs_rather_than_read_a_stale_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a store whose newest scan is in the WAL of a writer that holds it exclusively
+    db = tmp_path / "r.db"
+    Store(db).close()  # the schema is in the file itself
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("PRAGMA locking_mode = EXCLUSIVE")
+    writer.execute("INSERT INTO scans (started_at, status) VALUES ('2026-12-04', 'running')")
+    immutable = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
+    stale = immutable.execute("SELECT COUNT(*) FROM scans").fetchone()[0]
+    immutable.close()
+    assert stale == 0  # what reading the file as immutable reports: not the scan
+    # When the store is opened for reading, in a directory that can be written
+    monkeypatch.setattr("audit.store.file.BUSY_S", 0.1)
+    monkeypatch.setattr("audit.store.file.READ_RETRY_S", 0.5)
+    started = time.monotonic()
+    # Then it tries again for a while, then says it cannot: never a report of nothing
+    with pytest.raises(StoreError, match="cannot open the store: database is locked"):
+        Store(db, readonly=True)
+    assert 0.5 <= time.monotonic() - started < 5
+    writer.close()
+    # And once the writer is gone it reads the scan
+    reader = Store(db, readonly=True)
+    assert len(reader.scans()) == 1
+    reader.close()
