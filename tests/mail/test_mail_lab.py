@@ -318,8 +318,11 @@ def test_an_observation_cut_by_its_budget_keeps_every_fact_unknown(lab: MailLab)
             assert resource.facts["mta_sts"]["mode"] == "enforce", budget
         if "dane" in resource.facts:
             assert resource.facts["dane"]["usable_mx"] == 1, budget
-    resource = domain_of(observe(lab.uri("mailgood.test"), context(lab, timeout=0.001)))
-    assert "spf" in resource.unknown and resource.unknown["spf"].reason is Reason.TIMEOUT
+    # A budget spent before any answer can come back (1 ms was not: on an idle machine the
+    # lab's NSD answers the two questions SPF needs within it, and SPF was rightly known)
+    resource = domain_of(observe(lab.uri("mailgood.test"), context(lab, timeout=0)))
+    assert set(resource.unknown) == TOP - {"domain"} and set(resource.facts) == {"domain"}
+    assert resource.unknown["spf"].reason is Reason.TIMEOUT
 
 
 def test_an_mx_without_an_address_is_not_probed_and_its_endpoint_is_unknown(
