@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import weakref
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -165,15 +165,16 @@ async def observe(target: Target, ctx: CheckContext, draft: Draft | None = None)
     domain = target.host
     draft = draft if draft is not None else Draft(facts={"domain": domain})
     draft.pending.update(MX_DEPENDENT)  # complete only once the MX set has been followed
+    # Each part gets a function that makes its coroutine, not the coroutine: a part
+    # cancelled before it starts (the budget spent at once, the scan stopped) then leaves
+    # no coroutine that was never awaited, which Python reports on stderr.
     await asyncio.gather(
-        _part(draft, ("mx", "mx_records", "null_mx"), _mx(domain, client)),
-        _part(draft, ("spf",), _wrap(spf.check_domain(domain, client.query), spf.SpfUnknown)),
-        _part(
-            draft, ("dmarc",), _wrap(dmarc.check_domain(domain, client.query), dmarc.DmarcUnknown)
-        ),
-        _part(draft, ("dkim",), _wrap(_dkim(target, ctx, client), dkim.DkimUnknown)),
-        _part(draft, ("mta_sts",), _mta_sts_txt(domain, client), settled=False),
-        _part(draft, ("tls_rpt",), _tls_rpt(domain, client)),
+        _part(draft, ("mx", "mx_records", "null_mx"), lambda: _mx(domain, client)),
+        _part(draft, ("spf",), lambda: _wrap(spf.check_domain(domain, client.query), "spf")),
+        _part(draft, ("dmarc",), lambda: _wrap(dmarc.check_domain(domain, client.query), "dmarc")),
+        _part(draft, ("dkim",), lambda: _wrap(_dkim(target, ctx, client), "dkim")),
+        _part(draft, ("mta_sts",), lambda: _mta_sts_txt(domain, client), settled=False),
+        _part(draft, ("tls_rpt",), lambda: _tls_rpt(domain, client)),
     )
     if "mx" in draft.unknown:
         # Without the MX set, DANE, the derived targets and the policy's coverage are
@@ -182,7 +183,7 @@ async def observe(target: Target, ctx: CheckContext, draft: Draft | None = None)
     else:
         hosts = list(draft.facts.get("mx") or [])[:MAX_MX]
         await asyncio.gather(
-            _part(draft, ("dane",), _dane(hosts, client, ctx)),
+            _part(draft, ("dane",), lambda: _dane(hosts, client, ctx)),
             _policy(draft, target, ctx, client),
             _smtp(draft, target, ctx, client, hosts),
         )
@@ -200,7 +201,7 @@ def _observation(target: Target, draft: Draft) -> Observation:
 async def _part(
     draft: Draft,
     names: tuple[str, ...],
-    work: Awaitable[Mapping[str, JSONValue]],
+    work: Callable[[], Awaitable[Mapping[str, JSONValue]]],
     *,
     settled: bool = True,
 ) -> None:
@@ -208,7 +209,7 @@ async def _part(
     ``settled`` false: a later stage completes them (they stay pending)."""
     draft.pending.update(names)
     try:
-        found = await work
+        found = await work()
     except Unknown as exc:
         draft.set_unknown(names, Problem(exc.reason, str(exc), RESOURCE_TYPE, facts=names))
         return
@@ -217,13 +218,21 @@ async def _part(
         draft.pending.difference_update(names)
 
 
-async def _wrap(work: Awaitable[dict[str, Any]], kind: type[Exception]) -> dict[str, Any]:
-    """A parser's own "no answer" exception as :class:`Unknown`, its facts under its name."""
+_NO_ANSWER: dict[str, type[Exception]] = {
+    "spf": spf.SpfUnknown,
+    "dmarc": dmarc.DmarcUnknown,
+    "dkim": dkim.DkimUnknown,
+}
+"""Each parser's own "no answer" exception."""
+
+
+async def _wrap(work: Awaitable[dict[str, Any]], name: str) -> dict[str, Any]:
+    """A parser's own "no answer" exception as :class:`Unknown`, its facts under its name
+    (``work`` is awaited at once: it is made by the caller's function, as it starts)."""
     try:
         facts = await work
-    except kind as exc:
+    except _NO_ANSWER[name] as exc:
         raise Unknown(str(exc), _reason(str(exc))) from None
-    name = {spf.SpfUnknown: "spf", dmarc.DmarcUnknown: "dmarc", dkim.DkimUnknown: "dkim"}[kind]
     return {name: facts}
 
 
