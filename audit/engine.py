@@ -262,7 +262,8 @@ class _Window:
         self.bound, self.concurrency = in_flight_bound(concurrency), max(1, concurrency)
         self.pending: dict[Future[Observation], _Running] = {}
         self.held: deque[Target] = deque()
-        self.on_loop = self.in_pool = 0
+        self.on_loop = 0
+        """How many of ``pending`` run on the probe loop (the others are the pool's)."""
         self.contexts: dict[str, CheckContext] = {}
         self.last_done = time.monotonic()
 
@@ -274,8 +275,6 @@ class _Window:
         running = self.pending.pop(future)
         if running.on_loop:
             self.on_loop -= 1
-        else:
-            self.in_pool -= 1
         return running
 
     def _fits(self, target: Target) -> bool:
@@ -284,7 +283,7 @@ class _Window:
             return False
         if not self.here:
             return True
-        started = self.on_loop + self.in_pool
+        started = len(self.pending)  # running or queued, on the loop or the pool
         if self.families.by_scheme[target.scheme].start is not None:
             return started < self.concurrency
         return started < self.concurrency or self.on_loop == 0
@@ -301,26 +300,25 @@ class _Window:
             self.on_loop += 1
             future = family.start(target, ctx)
         else:
-            self.in_pool += 1
             future = self.pool.submit(_timed_observe, family, target, ctx, running)
         self.pending[future] = running
 
     def refill(self, queue: Iterator[Target]) -> None:
-        if self.held:
-            waiting, self.held = self.held, deque()
-            for target in waiting:
-                if self._fits(target):
-                    self.submit(target)
-                else:
-                    self.held.append(target)
+        waiting, self.held = self.held, deque()
+        for target in waiting:
+            self._place(target)
         while len(self.pending) < self.bound and len(self.held) < self.bound:
             following = next(queue, None)
             if following is None:
                 return
-            if self._fits(following):
-                self.submit(following)
-            else:
-                self.held.append(following)
+            self._place(following)
+
+    def _place(self, target: Target) -> None:
+        """Submit ``target`` if it fits now, else hold it (in order)."""
+        if self._fits(target):
+            self.submit(target)
+        else:
+            self.held.append(target)
 
     def cancel_all(self) -> None:
         """Cancel what is still pending (a coroutine on the loop stops at once)."""
