@@ -20,17 +20,18 @@ domains the two validators agree on (secure, insecure, bogus). Nothing leaves lo
 from __future__ import annotations
 
 import argparse
-import itertools
 import resource
 import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import benchkit
 
 from audit.models import Observation
 from audit.plugins import CheckContext, Scope
@@ -61,19 +62,9 @@ def expected(domain: Domain) -> str:
 
 def rempart(lab: DnsLab, names: list[str], concurrency: int) -> dict[str, str]:
     ctx = CheckContext(timeout=20, scope=Scope(networks=("127.0.0.0/8",)), options=lab.options)
-    targets = iter([FAMILY.parse(urlsplit(f"dns://{n}"), f"dns://{n}") for n in names])
-    assert FAMILY.start is not None
-    verdicts: dict[str, str] = {}
-    pending: set[Future[Observation]] = set()
-    while True:  # as the engine on its own threads: at most N started on the probe loop
-        more = itertools.islice(targets, concurrency - len(pending))
-        pending.update(FAMILY.start(target, ctx) for target in more)
-        if not pending:
-            return verdicts
-        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-        for future in done:
-            observation = future.result()
-            verdicts[observation.target.host] = _verdict(observation)
+    targets = [FAMILY.parse(urlsplit(f"dns://{n}"), f"dns://{n}") for n in names]
+    observations = benchkit.observe_on_loop(FAMILY, targets, ctx, concurrency)
+    return {o.target.host: _verdict(o) for o in observations}
 
 
 def _verdict(observation: Observation) -> str:

@@ -49,6 +49,7 @@ from typing import Any
 
 import benchkit
 
+HERE = Path(__file__).resolve().parent
 ADDRESS = "127.0.9.53"
 KINDS = 15
 QUALIFIERS = {"pass": "+all", "fail": "-all", "softfail": "~all", "neutral": "?all"}
@@ -123,23 +124,18 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, 
 
 
 FAMILY_ONLY = """
-import itertools, json, sys
-from concurrent.futures import FIRST_COMPLETED, wait
+import json, sys
+sys.path.insert(0, sys.argv[5])
 from urllib.parse import urlsplit
+import benchkit
 from audit.plugins import CheckContext
 from checks.mail import FAMILY
 from audit.plugins import Scope
 scope = Scope(networks=("127.0.0.2/32",))
 ctx = CheckContext(timeout=30, scope=scope, options={"dns": {"resolvers": [sys.argv[2]]}})
 uris = [f"mail://{d}" for d in open(sys.argv[1]).read().split()]
-targets = iter([FAMILY.parse(urlsplit(u), u) for u in uris])
-observations, pending = [], set()
-while True:  # as the engine on its own threads: at most N started on the probe loop
-    pending.update(FAMILY.start(t, ctx) for t in itertools.islice(targets, int(sys.argv[4]) - len(pending)))
-    if not pending:
-        break
-    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-    observations.extend(f.result() for f in done)
+targets = [FAMILY.parse(urlsplit(u), u) for u in uris]
+observations = benchkit.observe_on_loop(FAMILY, targets, ctx, int(sys.argv[4]))
 out = {}
 for o in observations:
     for r in o.resources:
@@ -261,7 +257,7 @@ def run_all(
     for _ in range(args.runs):
         family_out = work / "family.json"
         runs["family"].append(measure(
-            [python, "-c", FAMILY_ONLY, str(work / "domains.txt"), resolver, str(family_out), str(args.concurrency)]
+            [python, "-c", FAMILY_ONLY, str(work / "domains.txt"), resolver, str(family_out), str(args.concurrency), str(HERE)]
         ))  # fmt: skip
         cd_out = work / "checkdmarc.json"
         runs["checkdmarc"].append(measure(
@@ -301,7 +297,7 @@ def rate_limited(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     out = work / "limited.json"
     figures = measure([
         sys.executable, "-c", FAMILY_ONLY, str(work / "domains.txt"), f"{ADDRESS}:53",
-        str(out), str(args.concurrency),
+        str(out), str(args.concurrency), str(HERE),
     ])  # fmt: skip
     free = json.loads((work / "family.json").read_text())
     limited = json.loads(out.read_text())

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import compileall
 import functools
+import itertools
 import os
 import subprocess
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,3 +59,19 @@ def compiled() -> None:
     bytecode."""
     for package in ("audit", "checks", "reports"):
         compileall.compile_dir(ROOT / package, quiet=1)
+
+
+def observe_on_loop(family: Any, targets: Iterable[Any], ctx: Any, concurrency: int) -> list[Any]:
+    """Every target's observation by ``family`` alone, started on the probe loop at most
+    ``concurrency`` at a time: as the engine runs a family that has ``start`` on its own
+    threads, without the engine, store or report."""
+    queue = iter(targets)
+    observations: list[Any] = []
+    pending: set[Future[Any]] = set()
+    while True:
+        more = itertools.islice(queue, concurrency - len(pending))
+        pending.update(family.start(target, ctx) for target in more)
+        if not pending:
+            return observations
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        observations.extend(future.result() for future in done)
