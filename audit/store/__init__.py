@@ -232,8 +232,10 @@ class Store:
         return self.scan(scan_id)
 
     def set_scores(self, scan_id: int, scores: Mapping[str, Any]) -> None:
-        """Store the score snapshot of a scan (trends read it back cheaply)."""
-        self._writer.set_scores(scan_id, scores)
+        """Store the score snapshot of a scan (trends read it back cheaply); the scan's
+        findings, just read for it, stay kept for its reports."""
+        with self._reader.findings_kept():
+            self._writer.set_scores(scan_id, scores)
 
     def set_scan_times(
         self, scan_id: int, *, started: str | None = None, finished: str | None = None

@@ -13,6 +13,7 @@ import os
 import socket
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -63,6 +64,7 @@ class Reader:
         self.readonly = readonly
         self.texts = texts
         self.live = live
+        self._memo: tuple[tuple[object, ...], tuple[Finding, ...]] | None = None
 
     # --- scans ---------------------------------------------------------------------------
 
@@ -130,7 +132,40 @@ class Reader:
     # --- findings ------------------------------------------------------------------------
 
     def findings(self, scan_id: int, filters: Sequence[tuple[str, object]]) -> list[Finding]:
-        """Findings of a scan, filtered by (column, value or values), acceptances overlaid."""
+        """Findings of a scan, filtered by (column, value or values), acceptances overlaid.
+
+        The last answer is kept while the file is unchanged: a scan's close reads its
+        findings for the scores, then for each report and the gate, 15,000 rows each time
+        on a large inventory. Unchanged means no row written on this connection
+        (``total_changes``) and no commit by any other (``PRAGMA data_version``), so an
+        acceptance recorded in between, here or by another process, is always seen.
+        """
+        key = (scan_id, _hashable(filters), *self._file_state())
+        if self._memo is not None and self._memo[0] == key:
+            return list(self._memo[1])
+        found = self._findings(scan_id, filters)
+        self._memo = (key, tuple(found))
+        return found
+
+    @contextmanager
+    def findings_kept(self) -> Iterator[None]:
+        """Around a write that changes no finding, acceptance or rule text (a scan's score
+        snapshot): the findings kept stay kept. Only when no other connection committed
+        meanwhile; otherwise the next read goes to the file."""
+        before = self._file_state()
+        yield
+        after = self._file_state()
+        if self._memo is not None and self._memo[0][2:] == before and after[1] == before[1]:
+            self._memo = ((*self._memo[0][:2], *after), self._memo[1])
+
+    def _file_state(self) -> tuple[int, int]:
+        """What changes whenever the file's rows may have: this connection's row changes,
+        and SQLite's count of commits made by other connections."""
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        return self.conn.total_changes, int(version)
+
+    def _findings(self, scan_id: int, filters: Sequence[tuple[str, object]]) -> list[Finding]:
+        """The query behind :meth:`findings`."""
         where, args = "m.scan_id = ?", list[object]([scan_id])
         for column, value in filters:
             if isinstance(value, (list, tuple)):
@@ -364,3 +399,11 @@ def _json_dict(text: str) -> dict[str, Any]:
 
     value = json.loads(text)
     return value if isinstance(value, dict) else {}
+
+
+def _hashable(filters: Sequence[tuple[str, object]]) -> tuple[tuple[str, object], ...]:
+    """Filters as a memo key: lists of values become tuples."""
+    return tuple(
+        (column, tuple(value) if isinstance(value, (list, tuple)) else value)
+        for column, value in filters
+    )

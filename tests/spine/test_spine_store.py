@@ -22,7 +22,7 @@ from audit.models import fingerprint as fingerprint_of
 from audit.plugins import CheckContext
 from audit.policy import load_policy
 from audit.registry import Families
-from audit.store import MIGRATIONS, Store
+from audit.store import MIGRATIONS, Store, rows
 
 HERE = Path(__file__).parent
 
@@ -94,6 +94,43 @@ def test_acceptance_then_expiry(tmp_path: Path, policy_file: Path, families: Fam
     assert store.findings(scan_id, rule="DEMO-PORT-001")[0].lifecycle is Lifecycle.EXPIRED
     store.unaccept(acc.id)
     assert store.findings(scan_id, rule="DEMO-PORT-001")[0].lifecycle is Lifecycle.NEW
+
+
+def test_findings_read_again_are_kept_until_the_file_changes(
+    tmp_path: Path, policy_file: Path, families: Families
+) -> None:
+    # Given a scan whose findings were read once, and a second connection to the file
+    store = Store(tmp_path / "r.db")
+    spec = {"a": {"resources": [item("item://1", 22)]}}
+    scan_id = run_scan(plan_for(policy_file, spec), families, store).id
+    first = store.findings(scan_id)
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    # When they are read again with nothing written: the kept answer, no findings query
+    assert store.findings(scan_id) == first
+    # nor after the scan's scores are stored (a write that changes no finding)
+    store.set_scores(scan_id, {"index": 50})
+    assert store.findings(scan_id) == first
+    assert not [s for s in statements if rows.FINDINGS_JOIN in s]
+    # When another process accepts the risk, even during such a write: the next read sees it
+    finding = next(f for f in first if f.status is Status.FAIL)
+    other = Store(tmp_path / "r.db")
+    with store._reader.findings_kept():
+        other.accept(
+            fingerprint_=finding.fingerprint,
+            rule_id=finding.rule_id,
+            resource_key=finding.resource_key,
+            owner="Mme Durand (RSSI)",
+            reason="legacy admin access, closed in Q3",
+            until=datetime.now(UTC).date(),
+        )
+    other.close()
+    again = {f.fingerprint: f for f in store.findings(scan_id)}
+    assert again[finding.fingerprint].lifecycle is Lifecycle.ACCEPTED
+    # And a write on this connection is seen as well
+    store.conn.execute("UPDATE acceptances SET revoked_at = '2026-01-01T00:00:00+00:00'")
+    revoked = {f.fingerprint: f for f in store.findings(scan_id)}
+    assert revoked[finding.fingerprint].lifecycle is Lifecycle.NEW
 
 
 @pytest.mark.parametrize(("days", "message"), [(-1, "in the past"), (3 * 366 + 1, "3 years")])
