@@ -240,3 +240,32 @@ def test_renderers_register_as_entry_points():
 
     names = {ep.name for ep in entry_points(group="rempart.reports")}
     assert {"html", "pdf", "sarif", "junit", "csv", "md", "ocsf"} <= names
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [
+        {"subject": "Hôpital de Besançon", "ratio": 0.1, "ports": (25, 587)},
+        {"serial": 2**80 + 1, "subject": "Hôpital de Besançon"},  # past 64 bits
+        {"banner": "SSH-2.0-\udcff\udcfe", "subject": "Hôpital"},  # lone surrogates
+    ],
+    ids=["plain", "long-integer", "lone-surrogate"],
+)
+def test_json_report_is_the_document_in_utf8(facts, report_data):
+    # Given a report whose resource holds non-ASCII text, and a value orjson refuses
+    from dataclasses import replace
+
+    from reports import json as json_report
+
+    first = replace(report_data.resources[0], facts=facts)
+    data = replace(report_data, resources=(first, *report_data.resources[1:]))
+    # When it is rendered
+    out = json_report.RENDERER.render(data, RenderOptions())
+    # Then it is strict UTF-8 JSON holding the document exactly, non-ASCII written as is
+    document = json.loads(out.decode("utf-8"))
+    assert document["resources"][0]["facts"] == json.loads(
+        json.dumps(json_report.report_dict(data)["resources"][0]["facts"])
+    )
+    assert "Hôpital".encode() in out and out.endswith(b"}\n")
+    if "serial" in facts:
+        assert document["resources"][0]["facts"]["serial"] == 2**80 + 1
