@@ -63,7 +63,8 @@ class Answer:
     joined, unquoted. ``rrsigs`` are the RRSIG rdatas covering them. ``message`` is the
     whole response (authority section included, for denial-of-existence proofs). Both
     are read from ``wire`` by dnspython when first asked for: most answers (a TXT, an MX)
-    never need them.
+    never need them, and an answer the plain reader saw no RRSIG in has no signatures to
+    read.
     """
 
     name: str
@@ -79,6 +80,9 @@ class Answer:
     """The response as received (None when there is none)."""
     parsed: Any = field(default=None, compare=False, repr=False)
     """The response already read by dnspython, when it was (else read from ``wire``)."""
+    signed: bool | None = field(default=None, compare=False, repr=False)
+    """Whether the answer section holds an RRSIG, when the plain reader saw (None: not
+    known, ask the message)."""
 
     @cached_property
     def message(self) -> Any:
@@ -92,11 +96,13 @@ class Answer:
     @cached_property
     def rrsigs(self) -> tuple[Any, ...]:
         """The RRSIG rdatas of the answer section covering the asked type."""
-        import dns.rdatatype
-
-        message = self.message if self.records else None  # no record, no signature of it
+        if not self.records or self.signed is False:
+            return ()  # no record, or no RRSIG at all: no signature of them
+        message = self.message
         if message is None:
             return ()
+        import dns.rdatatype
+
         covered = dns.rdatatype.from_text(self.rdtype)
         found = [
             rd
@@ -681,6 +687,7 @@ def _reply(
                 server=where,
                 flags=_flags_text(reply.flags),
                 wire=data,
+                signed=reply.signed,
             )
             return answer, reply.ttl
     return _parsed(qname, kind, code, data, where)

@@ -162,6 +162,10 @@ _NS_FACTS = (
 def _soa(answer: Answer, domain: str) -> tuple[str, dict[str, Any] | None]:
     """The zone apex and its SOA fields (from the answer, or the authority section when
     ``domain`` is a name inside a zone)."""
+    if answer.parsed is None and answer.records:
+        # Read plainly (checks.dns.wire): the first SOA of the answer section, owned by
+        # the name asked, in dnspython's presentation form; the same facts as below.
+        return _soa_text(answer.records[0], answer.name)
     import dns.rdatatype
 
     for section in (answer.message.answer, answer.message.authority):
@@ -179,6 +183,24 @@ def _soa(answer: Answer, domain: str) -> tuple[str, dict[str, Any] | None]:
                     "minimum": int(rdata.minimum),
                 }
     return domain, None
+
+
+def _soa_text(text: str, owner: str) -> tuple[str, dict[str, Any]]:
+    mname, rname, serial, refresh, retry, expire, minimum = text.split(" ")
+    return _apex(owner), {
+        "mname": _apex(mname),
+        "rname": _apex(rname),
+        "serial": int(serial),
+        "refresh": int(refresh),
+        "retry": int(retry),
+        "expire": int(expire),
+        "minimum": int(minimum),
+    }
+
+
+def _apex(name: str) -> str:
+    """A name as dnspython's ``to_text(omit_final_dot=True).lower()`` writes it."""
+    return name.lower().removesuffix(".") or "."
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""A lean DNS wire codec for the plain questions (A, AAAA, TXT, MX, NS, CNAME, PTR) and
+"""A lean DNS wire codec for the plain questions (A, AAAA, TXT, MX, NS, CNAME, PTR, SOA) and
 for every answer that holds no record of the type asked (the negative answers that most
 CAA, DS, DNSKEY and NSEC3PARAM questions of a scan get).
 
@@ -26,15 +26,21 @@ import socket
 import struct
 from dataclasses import dataclass
 
-TYPES = {"A": 1, "NS": 2, "CNAME": 5, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28}
+TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28}
 """The types read here; every other type is read by dnspython."""
 NAME_TYPES = frozenset({2, 5, 12})
+SINGLETONS = frozenset({5, 6})
+"""CNAME and SOA: dnspython keeps the last of a name's records of these types (RFC 2181
+§10.1, RFC 1035 §5.2); a second one is unusual, left to it."""
+SOA = 6
 OPT = 41
+RRSIG = 46
 CLASS_IN = 1
 RD, CD = 0x0100, 0x0010
 DO = 0x8000
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
+_SOA_NUMBERS = struct.Struct("!IIIII")
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*/")
 """Bytes a label may hold for its text to be itself (dnspython escapes the others)."""
 MAX_POINTERS = 64
@@ -118,6 +124,9 @@ class Reply:
     records: tuple[str, ...]
     ttl: int | None
     """The smallest TTL of the answer and authority records (None when there are none)."""
+    signed: bool = False
+    """Whether the answer section holds an RRSIG record (if not, no signature covers the
+    records read, and nobody need ask dnspython for them)."""
 
 
 def read(data: bytes, qtype: int, limit: int) -> Reply:
@@ -133,12 +142,14 @@ def read(data: bytes, qtype: int, limit: int) -> Reply:
 def _read(data: bytes, qtype: int, limit: int) -> Reply:
     _, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data)
     pos = 12
+    asked = _owner_key(data, pos) if qdcount else None
     for _ in range(qdcount):
         pos = _skip_name(data, pos) + 4
     groups: dict[bytes, list[str]] = {}
     seen: set[tuple[bytes, str | bytes]] = set()
     ttl: int | None = None
     extended = 0
+    signed = False
     for index in range(ancount + nscount + arcount):
         owner_end = _skip_name(data, pos)
         rtype, rclass, rttl, rdlength = _RR.unpack_from(data, owner_end)
@@ -152,10 +163,12 @@ def _read(data: bytes, qtype: int, limit: int) -> Reply:
             extended = rttl >> 24
         elif index < ancount + nscount:
             ttl = rttl if ttl is None else min(ttl, rttl)
+        if index < ancount and rtype == RRSIG:
+            signed = True
         if index < ancount and rtype == qtype:
             if rclass != CLASS_IN:
                 raise Unusual(f"class {rclass}")
-            owner = _owner_key(data, pos)
+            owner = _owner(data, pos, qtype, asked, groups)
             text = _rdata_text(data, qtype, start, end)
             # dnspython's rdataset is a set: a repeated record counts once (names in
             # MX, NS, CNAME and PTR compared without case, RFC 4034 §6.2).
@@ -165,7 +178,24 @@ def _read(data: bytes, qtype: int, limit: int) -> Reply:
                 groups.setdefault(owner, []).append(text)
         pos = end
     records = [text for texts in groups.values() for text in texts]
-    return Reply(flags, (extended << 4) | (flags & 0xF), tuple(records[:limit]), ttl)
+    rcode = (extended << 4) | (flags & 0xF)
+    return Reply(flags, rcode, tuple(records[:limit]), ttl, signed)
+
+
+def _owner(
+    data: bytes, pos: int, qtype: int, asked: bytes | None, groups: dict[bytes, list[str]]
+) -> bytes:
+    """The owner of an answer record of the asked type, as a key; :class:`Unusual` for an
+    SOA not of the name asked (its name is the zone's, read from the question) or a
+    second record of a type a name holds once."""
+    owner = _owner_key(data, pos)
+    if qtype == SOA:
+        if owner != asked:
+            raise Unusual("an SOA record of another name than the one asked")
+        _name_text(data, pos)  # the zone's name is the one asked, written plainly
+    if qtype in SINGLETONS and owner in groups:
+        raise Unusual("a second record of a type a name holds once")
+    return owner
 
 
 def _skip_name(data: bytes, pos: int) -> int:
@@ -243,7 +273,19 @@ def _rdata_text(data: bytes, rtype: int, start: int, end: int) -> str:
         return f"{int.from_bytes(data[start : start + 2], 'big')} {_name_text(data, start + 2)}"
     if rtype in NAME_TYPES:
         return _name_text(data, start)
+    if rtype == SOA:
+        return _soa_text(data, start, end)
     raise Unusual(f"type {rtype}")
+
+
+def _soa_text(data: bytes, start: int, end: int) -> str:
+    """``MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM``, as dnspython writes an SOA."""
+    rname = _skip_name(data, start)
+    numbers = _skip_name(data, rname)
+    if numbers + _SOA_NUMBERS.size != end:
+        raise Unusual("SOA record of the wrong length")
+    values = " ".join(str(n) for n in _SOA_NUMBERS.unpack_from(data, numbers))
+    return f"{_name_text(data, start)} {_name_text(data, rname)} {values}"
 
 
 def _txt(data: bytes, start: int, end: int) -> str:

@@ -1,6 +1,6 @@
 """The lean wire reader against dnspython's, on NSD's real answers and on hostile bytes.
 
-The plain questions (A, AAAA, TXT, MX, NS, CNAME, PTR) are read by :mod:`checks.dns.wire`;
+The plain questions (A, AAAA, TXT, MX, NS, CNAME, PTR, SOA) are read by :mod:`checks.dns.wire`;
 everything else, and anything unusual, by dnspython. Facts must not depend on which
 reader read an answer: every answer here is read both ways and must come out the same.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import time
 from collections.abc import Iterator
 
@@ -23,7 +24,8 @@ from fakes import Served
 
 from checks.dns import wire
 from checks.dns.client import Answer, DnsClient, DnsSession, _parsed, _reply
-from checks.dns.lab import NsdServer, Zone, zone_text
+from checks.dns.collect import _soa
+from checks.dns.lab import NsdServer, Zone, sign, zone_text
 
 pytestmark = pytest.mark.skipif(
     __import__("shutil").which("nsd") is None, reason="nsd is not installed"
@@ -76,13 +78,26 @@ QUESTIONS = [
     ("nowhere.wire.test", "CAA"),
     ("mx.wire.test", "NSEC3PARAM"),
     ("mx.wire.test", "TLSA"),
+    ("inside.wire.test", "SOA"),
+    ("signed.test", "SOA"),
+    ("SIGNED.test", "SOA"),
+    ("signed.test", "TXT"),
+    ("signed.test", "MX"),
+    ("www.signed.test", "A"),
+    ("nowhere.signed.test", "SOA"),
 ]
+SIGNED = ['@ IN TXT "v=spf1 -all"', "@ IN MX 10 mx.signed.test.", "www IN A 127.0.0.1"]
 
 
 @pytest.fixture(scope="module")
-def nsd() -> Iterator[NsdServer]:
+def nsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NsdServer]:
     zone = Zone("wire.test", zone_text("wire.test", RECORDS, ns={"ns1.wire.test.": "127.0.0.1"}))
-    with NsdServer([zone], addresses=("127.0.0.1",)) as server:
+    if __import__("shutil").which("ldns-signzone") is None:
+        pytest.skip("ldnsutils is not installed")
+    text = zone_text("signed.test", SIGNED, ns={"ns1.signed.test.": "127.0.0.1"})
+    signed, _ = sign(tmp_path_factory.mktemp("keys"), "signed.test", text)
+    zones = [zone, Zone("signed.test", signed)]
+    with NsdServer(zones, addresses=("127.0.0.1",)) as server:
         yield server
 
 
@@ -113,6 +128,21 @@ def test_both_readers_agree_on_nsd_answers(nsd: NsdServer, name: str, rdtype: st
         full.error,
     )
     assert lean_ttl == full_ttl
+    # and what is read from them later: the signatures, and a zone's SOA facts
+    assert lean.rrsigs == full.rrsigs
+    if rdtype == "SOA":
+        assert _soa(lean, name) == _soa(full, name)
+
+
+def test_signatures_are_read_only_where_there_are_some(nsd: NsdServer) -> None:
+    # Given a signed answer, its RRSIG is read (by dnspython) from the bytes kept
+    signed, _ = _reply("signed.test", "TXT", 16, raw_answer(nsd.port, "signed.test", "TXT"), "ns")
+    assert signed.parsed is None and signed.signed is True
+    assert [int(s.type_covered) for s in signed.rrsigs] == [16]
+    # while an unsigned one says at once that no signature covers it: no message is built
+    plain, _ = _reply("wire.test", "TXT", 16, raw_answer(nsd.port, "wire.test", "TXT"), "ns")
+    assert plain.records and plain.signed is False
+    assert plain.rrsigs == () and "message" not in vars(plain)
 
 
 def test_the_lean_reader_reads_the_plain_answers_itself(nsd: NsdServer) -> None:
@@ -130,7 +160,9 @@ def test_the_lean_reader_reads_the_plain_answers_itself(nsd: NsdServer) -> None:
     answer, _ = _reply("wire.test", "MX", 15, mx, "ns")
     assert "30 we\\.ird.wire.test." in answer.records and answer.parsed is not None
     assert "20 mx2.wire.test." in answer.records
-    # a negative answer of any type is read plainly; a CAA or SOA record, by dnspython
+    soa, _ = _reply("wire.test", "SOA", 6, raw_answer(nsd.port, "wire.test", "SOA"), "ns")
+    assert soa.parsed is None and soa.records[0].startswith("ns1.wire.test. ")
+    # a negative answer of any type is read plainly; a CAA record, by dnspython
     for name, rdtype in [("wire.test", "DS"), ("nowhere.wire.test", "CAA")]:
         data = raw_answer(nsd.port, name, rdtype)
         answer, _ = _reply(name, rdtype, rdtype_code(rdtype), data, "ns")
@@ -172,6 +204,57 @@ def test_hostile_bytes_never_read_differently_nor_crash() -> None:
         assert (answer.known, answer.records) == (full.known, full.records), why
         if not answer.known:
             assert answer.error is not None and ttl is None, why
+
+
+def soa_rrset(owner: str, rdata: str) -> dns.rrset.RRset:
+    return dns.rrset.from_text(owner, 60, "IN", "SOA", rdata)
+
+
+def soa_bytes(numbers: bytes) -> bytes:
+    """An answer to ``x.test SOA`` whose record ends in ``numbers``, written by hand."""
+    question = wire.encode_name("x.test") + b"\x00\x06\x00\x01"
+    rdata = wire.encode_name("ns.x.test") + wire.encode_name("h.x.test") + numbers
+    record = b"\xc0\x0c" + struct.pack("!HHIH", 6, 1, 60, len(rdata)) + rdata
+    return struct.pack("!HHHHHH", 0, 0x8180, 1, 1, 0, 0) + question + record
+
+
+def test_an_unusual_soa_is_read_as_dnspython_reads_it() -> None:
+    plain = "NS1.X.test. Host.X.test. 7 3600 900 604800 300"
+    other = response_to("x.test.", "SOA", [soa_rrset("other.test.", plain)])
+    cases = {
+        "root names": response_to("x.test.", "SOA", [soa_rrset("x.test.", ". . 1 2 3 4 5")]),
+        "names in capitals": response_to("x.test.", "SOA", [soa_rrset("X.Test.", plain)]),
+        "two records": response_to(
+            "x.test.", "SOA", [soa_rrset("x.test.", plain), soa_rrset("x.test.", ". . 9 9 9 9 9")]
+        ),
+        # an SOA owned by another name than the one asked goes to dnspython
+        "another owner": other,
+        "an escaped name": response_to(
+            "x.test.", "SOA", [soa_rrset("x.test.", r"a\.b. c. 1 2 3 4 5")]
+        ),
+        "one byte too many": soa_bytes(struct.pack("!IIIII", 1, 2, 3, 4, 5) + b"\x00"),
+        "one byte short": soa_bytes(struct.pack("!IIII", 1, 2, 3, 4) + b"\x00\x00\x00"),
+    }
+    for why, data in cases.items():
+        lean, _ = _reply("x.test", "SOA", 6, data, "ns")
+        full, _ = _parsed("x.test", "SOA", 6, data, "ns")
+        assert (lean.known, lean.records) == (full.known, full.records), why
+        if lean.known:
+            assert _soa(lean, "x.test") == _soa(full, "x.test"), why
+    lean, _ = _reply("x.test", "SOA", 6, cases["names in capitals"], "ns")
+    assert lean.parsed is None
+    assert _soa(lean, "x.test") == (
+        "x.test",
+        {"mname": "ns1.x.test", "rname": "host.x.test", "serial": 7, "refresh": 3600}
+        | {"retry": 900, "expire": 604800, "minimum": 300},
+    )
+    for unusual in ("another owner", "an escaped name", "two records"):
+        with pytest.raises(wire.Unusual):
+            wire.read(cases[unusual], 6, 100)
+    # dnspython keeps a name's last CNAME as it keeps its last SOA: so does the lean path
+    cnames = [dns.rrset.from_text("x.test.", 60, "IN", "CNAME", t) for t in ("a.test.", "b.test.")]
+    data = response_to("x.test.", "CNAME", cnames)
+    assert _reply("x.test", "CNAME", 5, data, "ns")[0].records == ("b.test.",)
 
 
 def test_an_answer_that_does_not_echo_the_question_is_not_ours() -> None:
