@@ -164,28 +164,20 @@ def _soa(answer: Answer, domain: str) -> tuple[str, dict[str, Any] | None]:
     ``domain`` is a name inside a zone)."""
     if answer.parsed is None and answer.records:
         # Read plainly (checks.dns.wire): the first SOA of the answer section, owned by
-        # the name asked, in dnspython's presentation form; the same facts as below.
-        return _soa_text(answer.records[0], answer.name)
+        # the name asked, in the presentation form dnspython gives below.
+        return _soa_facts(answer.records[0], answer.name)
     import dns.rdatatype
 
     for section in (answer.message.answer, answer.message.authority):
         for rrset in section:
             if rrset.rdtype == dns.rdatatype.SOA:
-                rdata = rrset[0]
-                zone = rrset.name.to_text(omit_final_dot=True).lower() or "."
-                return zone, {
-                    "mname": rdata.mname.to_text(omit_final_dot=True).lower(),
-                    "rname": rdata.rname.to_text(omit_final_dot=True).lower(),
-                    "serial": int(rdata.serial),
-                    "refresh": int(rdata.refresh),
-                    "retry": int(rdata.retry),
-                    "expire": int(rdata.expire),
-                    "minimum": int(rdata.minimum),
-                }
+                return _soa_facts(rrset[0].to_text(), rrset.name.to_text())
     return domain, None
 
 
-def _soa_text(text: str, owner: str) -> tuple[str, dict[str, Any]]:
+def _soa_facts(text: str, owner: str) -> tuple[str, dict[str, Any]]:
+    """The zone and the fields of an SOA record in presentation form (``MNAME RNAME
+    SERIAL REFRESH RETRY EXPIRE MINIMUM``; names escaped, so never holding a space)."""
     mname, rname, serial, refresh, retry, expire, minimum = text.split(" ")
     return _apex(owner), {
         "mname": _apex(mname),

@@ -142,7 +142,7 @@ def read(data: bytes, qtype: int, limit: int) -> Reply:
 def _read(data: bytes, qtype: int, limit: int) -> Reply:
     _, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data)
     pos = 12
-    asked = _owner_key(data, pos) if qdcount else None
+    asked = _owner_key(data, pos) if qtype == SOA and qdcount else None  # an SOA's zone
     for _ in range(qdcount):
         pos = _skip_name(data, pos) + 4
     groups: dict[bytes, list[str]] = {}
