@@ -303,7 +303,7 @@ def test_the_jobs_of_a_scan_sent_to_a_worker_share_one_session_and_leave_no_sock
     # go, and its session closes its sockets
     links = copies[0].shared["dns.session"].links.values()
     channels = [link.channel for link in links if link.channel is not None]
-    assert channels and not any(c.transport.is_closing() for c in channels)
+    assert channels and not any(c.closed for c in channels)
     for _ in range(WORKER_SCANS_KEPT):
         other = pickle.loads(pickle.dumps(context(dns_lab)))
         assert other.shared is not copies[0].shared
@@ -311,7 +311,7 @@ def test_the_jobs_of_a_scan_sent_to_a_worker_share_one_session_and_leave_no_sock
     del copies, other, observation, copy
     gc.collect()
     time.sleep(0.2)  # the close runs on the probe loop
-    assert all(c.transport.is_closing() for c in channels)
+    assert all(c.closed for c in channels)
 
 
 def test_worker_processes_judge_the_lab_as_threads_do(dns_lab: DnsLab, tmp_path: Path) -> None:

@@ -275,15 +275,17 @@ class SpoofingServer(Served):
     """Answers every question twice: first a forged answer to another question with the
     same ID (what an off-path spoofer hopes to land), then the true answer. With
     ``lossy``, it ignores the first copy of each question (a datagram lost on the way)
-    and forges nothing."""
+    and forges nothing. With ``strings``, the true answer holds that many 255-byte TXT
+    strings, in one datagram whatever the size the question advertised."""
 
-    def __init__(self, *, lossy: bool = False) -> None:
+    def __init__(self, *, lossy: bool = False, strings: int = 0) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.port = int(self.sock.getsockname()[1])
         self.questions = 0
         self.lossy = lossy
+        self.strings = strings
         self.seen: set[bytes] = set()
         self.start()
 
@@ -298,8 +300,9 @@ class SpoofingServer(Served):
         if not self.lossy:
             self._forge(query, peer)
         true = dns.message.make_response(query)
-        true.answer.append(dns.rrset.from_text(name, 300, "IN", "TXT", '"true"'))
-        self.sock.sendto(true.to_wire(), peer)
+        text = " ".join(['"true"'] + [f'"{"x" * 255}"'] * self.strings)
+        true.answer.append(dns.rrset.from_text(name, 300, "IN", "TXT", text))
+        self.sock.sendto(true.to_wire(max_size=65535), peer)
 
     def _forge(self, query: dns.message.Message, peer: tuple[str, int]) -> None:
         forged_query = dns.message.make_query("evil.test.", "TXT")
@@ -336,6 +339,19 @@ def test_a_lost_question_is_sent_again_within_its_timeout() -> None:
     # the first datagram was lost; the same question went again and was answered
     assert answer.known and answer.records == ("true",)
     assert server.questions == 2
+
+
+def test_an_answer_past_the_advertised_size_comes_whole() -> None:
+    """A server may answer over UDP with more than the 1,232 bytes the question offered
+    (a bigger buffer than ours, or a hostile one): the datagram is read whole, and its
+    records are what dnspython reads in it, not a cut-off copy."""
+    server = SpoofingServer(strings=200)  # ~51 KB in one datagram
+    try:
+        answer = asyncio.run(DnsClient([("127.0.0.1", server.port)], 3.0).query("a.test", "TXT"))
+    finally:
+        server.close()
+    assert answer.known and answer.rcode == "NOERROR"
+    assert answer.records == ("true" + "x" * 255 * 200,)
 
 
 def test_a_burst_of_questions_at_one_server_loses_none(nsd: NsdServer) -> None:
