@@ -404,28 +404,53 @@ class _Channel:
         future: asyncio.Future[bytes] = self.loop.create_future()
         self.pending[qid] = (question, future)
         self.sent += 1
-        again = self.loop.call_later(RESEND_S, self._resend, future, message, RESEND_S)
-        # The deadline fails the future itself: no asyncio.timeout (a context object, the
-        # task's cancellation and its undoing) for each of a scan's ten thousand questions.
-        expire = self.loop.call_later(timeout, _expire, future)
+        # One timer per question, for its resends and its deadline: the deadline fails the
+        # future itself (no asyncio.timeout, a context object, the task's cancellation and
+        # its undoing, for each of a scan's ten thousand questions).
+        deadline = self.loop.time() + timeout
+        plan: list[asyncio.TimerHandle] = []
+        self._plan(future, message, RESEND_S, deadline, plan)
         try:
             self._send(message)
             return await future
         finally:
-            again.cancel()
-            expire.cancel()
+            plan[0].cancel()
             del self.pending[qid]
             if self.sent >= ROTATE and not self.pending:
                 self.close()
 
-    def _resend(self, future: asyncio.Future[bytes], message: bytes, waited: float) -> None:
-        """Send an unanswered question again, and plan the next time after twice as long
-        (the caller's timeout cancels the plan)."""
-        if future.done() or self.closed:
+    def _plan(
+        self,
+        future: asyncio.Future[bytes],
+        message: bytes,
+        wait: float,
+        deadline: float,
+        plan: list[asyncio.TimerHandle],
+    ) -> None:
+        """Set the question's one timer: a resend in ``wait`` seconds, or its deadline if
+        that comes first."""
+        resend = self.loop.time() + wait
+        if resend < deadline:
+            handle = self.loop.call_at(resend, self._resend, future, message, wait, deadline, plan)
+        else:
+            handle = self.loop.call_at(deadline, _expire, future)
+        plan[:] = [handle]
+
+    def _resend(
+        self,
+        future: asyncio.Future[bytes],
+        message: bytes,
+        waited: float,
+        deadline: float,
+        plan: list[asyncio.TimerHandle],
+    ) -> None:
+        """Send an unanswered question again (same ID), and plan the next time after
+        twice as long."""
+        if future.done():
             return
-        self._send(message)
-        later = self.loop.call_later(2 * waited, self._resend, future, message, 2 * waited)
-        future.add_done_callback(lambda _: later.cancel())
+        if not self.closed:
+            self._send(message)
+        self._plan(future, message, 2 * waited, deadline, plan)
 
 
 def _expire(future: asyncio.Future[bytes]) -> None:

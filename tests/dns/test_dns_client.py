@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -80,6 +81,25 @@ def test_silence_is_unknown_with_its_reason() -> None:
         answer = ask(DnsClient([("127.0.0.1", silent.port)], 0.3), "client.test", "TXT")
     assert not answer.known and not answer.exists and answer.rcode is None
     assert answer.error == f"timeout after 0.3 s from 127.0.0.1:{silent.port}"
+
+
+def test_a_silent_server_is_asked_again_then_given_up_at_the_deadline() -> None:
+    """One timer per question sends it again after 1 s (a lost datagram) and fails it
+    at its deadline, not later: the same question twice, then a timeout at 1.5 s."""
+    with SilentUdp() as silent:
+        started = time.monotonic()
+        answer = ask(DnsClient([("127.0.0.1", silent.port)], 1.5), "client.test", "TXT")
+        took = time.monotonic() - started
+        silent.sock.setblocking(False)
+        copies = []
+        while True:
+            try:
+                copies.append(silent.sock.recv(4096))
+            except BlockingIOError:
+                break
+    assert answer.error == f"timeout after 1.5 s from 127.0.0.1:{silent.port}"
+    assert 1.5 <= took < 2.2
+    assert len(copies) == 2 and copies[0] == copies[1]
 
 
 def test_a_closed_port_is_unknown_without_waiting_for_the_timeout() -> None:
