@@ -229,6 +229,9 @@ class DnsSession:
       the ``dns`` and ``mail`` families of one scan ask a domain's MX once. A question
       that got no answer is not kept: the next domain asks again.
     * The questions in flight: a second asker awaits the first one's answer.
+    * The signature checks that held on its answers (:attr:`proven`): a thousand domains
+      under one TLD, or whose MX is one host, have the root's and the TLD's keys checked
+      once, not once each.
     * One connected UDP socket per server and event loop (a :class:`_Link`), renewed
       every :data:`ROTATE` questions, queries told apart by their random ID and question;
       at most :data:`IN_FLIGHT` questions awaiting an answer on it.
@@ -238,6 +241,9 @@ class DnsSession:
         self.answers: dict[tuple[Any, ...], tuple[float, Answer]] = {}
         self.flight: dict[tuple[Any, ...], asyncio.Future[Answer]] = {}
         self.links: dict[tuple[int, tuple[str, int]], _Link] = {}
+        self.proven: dict[tuple[str, str], Any] = {}
+        """What a validator proved from this session's answers (see
+        :mod:`checks.dns.dnssec`): reused only for the very same answer objects."""
         # a session let go (a scan over, a worker's old scan) closes its sockets: they
         # live on the process's loop, which outlives it
         weakref.finalize(self, _close_all, self.links)

@@ -35,7 +35,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from checks.dns.client import Answer, DnsClient
 
@@ -210,7 +210,7 @@ async def _walk(
             raise _Stop("indeterminate", f"{name} does not exist (NXDOMAIN)")
         rrset = _rrset(answer, dns.rdatatype.DS)
         if rrset is not None:
-            _check(rrset, answer, keys, zone, f"the DS RRset of {name}")
+            _check(client, rrset, answer, keys, zone, f"the DS RRset of {name}")
             supported = [ds for ds in rrset if _supported(ds.algorithm)]
             if not supported:
                 raise _Stop("insecure", f"the DS of {name} names only unsupported algorithms")
@@ -285,12 +285,16 @@ def _sigs(section: Iterable[Any], owner: Any, covers: int) -> Any:
     return None
 
 
-def _check(rrset: Any, answer: Answer, keys: _Keys, zone: str, what: str) -> None:
+def _check(
+    client: DnsClient, rrset: Any, answer: Answer, keys: _Keys, zone: str, what: str
+) -> None:
     """``rrset`` is signed, validly and now, by a key of ``zone``; else bogus."""
     import dns.dnssec
     import dns.exception
     import dns.name
 
+    if _reused(client, ("signed", what), answer, keys) is not None:
+        return
     sigs = _sigs(answer.message.answer, rrset.name, rrset.rdtype)
     if sigs is None:
         raise _Stop("bogus", f"{what} is not signed")
@@ -298,6 +302,45 @@ def _check(rrset: Any, answer: Answer, keys: _Keys, zone: str, what: str) -> Non
         dns.dnssec.validate(rrset, sigs, {dns.name.from_text(_fqdn(zone)): keys.rrset})
     except dns.exception.ValidationFailure as exc:
         raise _Stop("bogus", f"{what}: {_failure(sigs, exc)}") from None
+    _remember(client, ("signed", what), answer, keys, sigs, True)
+
+
+@dataclass
+class _Proof:
+    """A signature check that held: the answer it was made on, what it was checked
+    against, and until when (the first expiry among the answer's signatures: a check
+    that held stays true while every signature it may have rested on is still valid)."""
+
+    answer: Answer
+    basis: Any
+    until: float
+    result: Any
+
+
+PROOFS_KEPT = 50_000
+"""Proofs kept per session (a scan): past it, they are forgotten and made again."""
+
+
+def _reused(client: DnsClient, key: tuple[str, str], answer: Answer, basis: Any) -> Any:
+    """What an earlier check proved on this very answer object (the session's cache
+    hands out the same object while the answer lives, a new one once it is asked
+    again) against the same basis, still before its signatures expire; else None."""
+    proof = client.session.proven.get(key)
+    if proof is None or proof.answer is not answer or time.time() >= proof.until:
+        return None
+    if proof.basis is not basis and proof.basis != basis:
+        return None
+    return proof.result
+
+
+def _remember(
+    client: DnsClient, key: tuple[str, str], answer: Answer, basis: Any, sigs: Any, result: Any
+) -> None:
+    proven = client.session.proven
+    if len(proven) >= PROOFS_KEPT:
+        proven.clear()
+    until = min((int(s.expiration) for s in sigs), default=0)
+    proven[key] = _Proof(answer, basis, until, result)
 
 
 def _failure(sigs: Any, exc: Exception) -> str:
@@ -320,6 +363,10 @@ async def _zone_keys(
     import dns.rrset
 
     answer = await _ask(client, zone, "DNSKEY")
+    basis = (ds, anchors)
+    known = _reused(client, ("keys", zone), answer, basis)
+    if known is not None:
+        return cast(_Keys, known)
     rrset = _rrset(answer, dns.rdatatype.DNSKEY)
     if rrset is None:
         raise _Stop("bogus", f"{_fqdn(zone)} should be signed but has no DNSKEY")
@@ -335,7 +382,9 @@ async def _zone_keys(
         dns.dnssec.validate(rrset, sigs, {owner: entry_set})
     except dns.exception.ValidationFailure as exc:
         raise _Stop("bogus", f"the DNSKEY RRset of {_fqdn(zone)}: {_failure(sigs, exc)}") from None
-    return _Keys(rrset, tuple(sigs))
+    keys = _Keys(rrset, tuple(sigs))
+    _remember(client, ("keys", zone), answer, basis, sigs, keys)
+    return keys
 
 
 def _designated(owner: Any, key: Any, ds: tuple[Any, ...], anchors: tuple[Any, ...]) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import pickle
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -110,6 +112,49 @@ def test_insecure_delegation_expired_signatures_nsec3_and_legacy_algorithms(
         [5],
         [1],
     )
+
+
+def test_the_checks_of_a_shared_chain_are_made_once_per_answer(
+    dns_lab: DnsLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Domains under one TLD share the root's and the TLD's keys: their signatures are
+    checked for the first domain and reused for the next while the session hands out the
+    same answers; never for a new answer, never past a signature's expiry; and a chain
+    broken lower down is still found broken."""
+    import dns.dnssec
+
+    from checks.dns import dnssec
+    from checks.dns.client import DnsClient, DnsSession
+
+    checked: list[str] = []
+    real = dns.dnssec.validate
+
+    def counting(rrset: Any, *args: Any, **kwargs: Any) -> None:
+        checked.append(rrset.name.to_text())
+        real(rrset, *args, **kwargs)
+
+    monkeypatch.setattr(dns.dnssec, "validate", counting)
+    anchors = dnssec.load_anchors(str(dns_lab.anchors_file))
+    session = DnsSession()
+    client = DnsClient([dns_lab.resolver], 5.0, session=session)
+
+    def walk(domain: str) -> tuple[str | None, set[str]]:
+        checked.clear()
+        result = asyncio.run(dnssec.validate_domain(client, domain, anchors))
+        return result.status, set(checked)
+
+    assert walk("secure.test") == ("secure", {".", "test.", "secure.test."})
+    # the root's keys and the TLD's DS and keys: proven on the same answers already
+    assert walk("nsec3.test") == ("secure", {"nsec3.test."})
+    status, names = walk("expired.test")
+    assert status == "bogus" and names == {"expired.test."}
+    # past the first expiry among the signatures of a proof, it is made again
+    for proof in session.proven.values():
+        proof.until = time.time() - 1
+    assert walk("secure.test") == ("secure", {".", "test.", "secure.test."})
+    # and on a new answer (the cached one gone), as well
+    session.answers.clear()
+    assert walk("nsec3.test") == ("secure", {".", "test.", "nsec3.test."})
 
 
 def test_a_name_inside_a_zone_reports_its_zone_and_climbs_for_caa(dns_lab: DnsLab) -> None:
