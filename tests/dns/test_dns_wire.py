@@ -278,9 +278,10 @@ class SpoofingServer(Served):
     and forges nothing. With ``strings``, the true answer holds that many 255-byte TXT
     strings, in one datagram whatever the size the question advertised."""
 
-    def __init__(self, *, lossy: bool = False, strings: int = 0) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+    def __init__(self, *, lossy: bool = False, strings: int = 0, host: str = "127.0.0.1") -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
         self.sock.settimeout(0.2)
         self.port = int(self.sock.getsockname()[1])
         self.questions = 0
@@ -328,6 +329,15 @@ def test_a_forged_answer_is_dropped_and_a_repeated_question_asked_once() -> None
     assert set(records) == {("true",)}
     # twenty askers at once and one later: one question on the wire (in flight, then cached)
     assert server.questions == 1
+
+
+def test_an_ipv6_resolver_is_asked_over_ipv6() -> None:
+    server = SpoofingServer(host="::1")
+    try:
+        answer = asyncio.run(DnsClient([("::1", server.port)], 2.0).query("a.test", "TXT"))
+    finally:
+        server.close()
+    assert answer.known and answer.records == ("true",) and answer.server == f"::1:{server.port}"
 
 
 def test_a_lost_question_is_sent_again_within_its_timeout() -> None:
