@@ -265,9 +265,15 @@ def _refuse_unscoped(target: Target, is_loopback: bool) -> None:
         )
 
 
+_ADDRESS_CHARACTERS = frozenset("0123456789abcdefABCDEF.:")
+"""Every character an IP address is written with (a zone index after ``%`` aside)."""
+
+
 def _is_name(host: str) -> bool:
     if "/" in host:
         return False
+    if "%" not in host and not _ADDRESS_CHARACTERS.issuperset(host):
+        return True  # a character no address has: said without raising a ValueError
     try:
         ipaddress.ip_address(host)
     except ValueError:

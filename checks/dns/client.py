@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import socket
 import time
@@ -123,11 +124,13 @@ class Answer:
         return self.error is None and self.rcode == "NOERROR"
 
 
+@functools.lru_cache(maxsize=256)
 def parse_server(text: str) -> tuple[str, int]:
     """``HOST[:PORT]``, ``[v6]:PORT`` or a bare IPv6 address, as (address, port).
 
     Resolvers are addresses, not names: resolving a resolver's name would need a
-    resolver. Raises ValueError with a one-line message.
+    resolver. Raises ValueError with a one-line message. Kept per text: each target
+    reads the scan's resolvers again.
     """
     raw = text.strip()
     host, port = raw, DEFAULT_PORT

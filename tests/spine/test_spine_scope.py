@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -10,13 +11,15 @@ from typing import Any
 
 import pytest
 from fakes import FACTS_FAMILY
+from hypothesis import given
+from hypothesis import strategies as st
 
 from audit import registry
 from audit.errors import ScopeError
 from audit.models import Target
 from audit.plugins import Reach, Scope
 from audit.registry import Families
-from audit.scope import ScopeGuard
+from audit.scope import ScopeGuard, _is_name
 
 
 def target(host: str, cli: bool = False) -> Target:
@@ -276,3 +279,23 @@ def test_a_domain_target_is_judged_by_its_name_without_a_lookup(
     assert ScopeGuard(Scope()).admit([domain("localhost")], families)
     with pytest.raises(ScopeError, match="no scope declared"):
         ScopeGuard(Scope()).admit([domain("example.org")], families)
+
+
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789abcdefABCDEFgxz.:%/-", max_size=40),
+        st.ip_addresses().map(str),
+        st.sampled_from(
+            ["fe80::1%eth0", "::ffff:127.0.0.1", "2001:DB8::A", "cafe.de", "1.2.3", "", "::"]
+        ),
+    )
+)
+def test_a_host_is_a_name_exactly_when_it_is_no_address(host: str) -> None:
+    """The guard's quick reading of a host (no exception raised for a plain name) says
+    what ``ipaddress`` says: an address is not a name, anything else without ``/`` is."""
+    try:
+        ipaddress.ip_address(host)
+        address = True
+    except ValueError:
+        address = False
+    assert _is_name(host) == ("/" not in host and not address)
