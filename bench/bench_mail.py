@@ -124,7 +124,7 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> dict[str, 
 
 
 FAMILY_ONLY = """
-import json, sys
+import sys
 sys.path.insert(0, sys.argv[5])
 from urllib.parse import urlsplit
 import benchkit
@@ -141,7 +141,8 @@ for o in observations:
     for r in o.resources:
         if r.type == "mail.domain":
             out[r.facts["domain"]] = {"facts": dict(r.facts), "unknown": {k: p.message for k, p in r.unknown.items()}}
-json.dump(out, open(sys.argv[3], "w"))
+from audit.jsontext import dumps_bytes
+open(sys.argv[3], "wb").write(dumps_bytes(out))
 """
 
 
