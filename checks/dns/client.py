@@ -416,50 +416,46 @@ class _Channel:
         # One timer per question, for its resends and its deadline: the deadline fails the
         # future itself (no asyncio.timeout, a context object, the task's cancellation and
         # its undoing, for each of a scan's ten thousand questions).
-        deadline = self.loop.time() + timeout
-        plan: list[asyncio.TimerHandle] = []
-        self._plan(future, message, RESEND_S, deadline, plan)
+        waiting = _Waiting(future, message, self.loop.time() + timeout)
+        self._plan(waiting, RESEND_S)
         try:
             self._send(message)
             return await future
         finally:
-            plan[0].cancel()
+            if waiting.timer is not None:
+                waiting.timer.cancel()
             del self.pending[qid]
             if self.sent >= ROTATE and not self.pending:
                 self.close()
 
-    def _plan(
-        self,
-        future: asyncio.Future[bytes],
-        message: bytes,
-        wait: float,
-        deadline: float,
-        plan: list[asyncio.TimerHandle],
-    ) -> None:
+    def _plan(self, waiting: _Waiting, wait: float) -> None:
         """Set the question's one timer: a resend in ``wait`` seconds, or its deadline if
         that comes first."""
         resend = self.loop.time() + wait
-        if resend < deadline:
-            handle = self.loop.call_at(resend, self._resend, future, message, wait, deadline, plan)
+        if resend < waiting.deadline:
+            waiting.timer = self.loop.call_at(resend, self._resend, waiting, wait)
         else:
-            handle = self.loop.call_at(deadline, _expire, future)
-        plan[:] = [handle]
+            waiting.timer = self.loop.call_at(waiting.deadline, _expire, waiting.future)
 
-    def _resend(
-        self,
-        future: asyncio.Future[bytes],
-        message: bytes,
-        waited: float,
-        deadline: float,
-        plan: list[asyncio.TimerHandle],
-    ) -> None:
+    def _resend(self, waiting: _Waiting, waited: float) -> None:
         """Send an unanswered question again (same ID), and plan the next time after
         twice as long."""
-        if future.done():
+        if waiting.future.done():
             return
         if not self.closed:
-            self._send(message)
-        self._plan(future, message, 2 * waited, deadline, plan)
+            self._send(waiting.message)
+        self._plan(waiting, 2 * waited)
+
+
+class _Waiting:
+    """A question awaiting its answer: what is sent again, until when, and its one timer
+    (for its resends and its deadline)."""
+
+    __slots__ = ("deadline", "future", "message", "timer")
+
+    def __init__(self, future: asyncio.Future[bytes], message: bytes, deadline: float) -> None:
+        self.future, self.message, self.deadline = future, message, deadline
+        self.timer: asyncio.TimerHandle | None = None
 
 
 def _expire(future: asyncio.Future[bytes]) -> None:
