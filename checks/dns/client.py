@@ -34,14 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import ipaddress
 import socket
 import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -124,7 +123,7 @@ class Answer:
         return self.error is None and self.rcode == "NOERROR"
 
 
-@functools.lru_cache(maxsize=256)
+@lru_cache(maxsize=256)
 def parse_server(text: str) -> tuple[str, int]:
     """``HOST[:PORT]``, ``[v6]:PORT`` or a bare IPv6 address, as (address, port).
 
